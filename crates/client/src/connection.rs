@@ -1,0 +1,353 @@
+//! One authenticated WebSocket connection.
+//!
+//! A reader task parses server frames: replies complete the matching request, events go to a
+//! bounded channel the app drains with [`Connection::next_event`]. If the app stops draining,
+//! the reader stops reading and the server eventually closes the connection as a slow consumer,
+//! exactly as for any other slow client.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use banter_protocol::{
+    ClientFrame, ClientRequest, ConversationsResult, ErrorBody, Hello, Message, MessagePage,
+    ReadResult, SUBPROTOCOL, SendAck, ServerFrame,
+};
+use bytes::Bytes;
+use futures_util::{SinkExt as _, StreamExt as _};
+use http_body_util::{BodyExt as _, Full};
+use hyper::Method;
+use hyper::header::{
+    CONNECTION, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL, SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
+use tokio_websockets::Message as WsMessage;
+
+use crate::api::api_error;
+use crate::{Api, ClientError};
+
+/// Events buffered for the app before the reader stops reading.
+const EVENT_BUFFER: usize = 8192;
+/// Frames buffered for the writer task.
+const OUTBOUND_BUFFER: usize = 1024;
+/// How long a request waits for its reply.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Something the server pushed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new message.
+    Message(Message),
+    /// A read cursor moved.
+    Read {
+        /// Conversation id.
+        conversation: String,
+        /// Reader.
+        user: String,
+        /// New cursor.
+        seq: u64,
+    },
+    /// The connection ended; `code` is the server's close code, if it sent one.
+    Closed {
+        /// Close code.
+        code: Option<u16>,
+    },
+}
+
+/// Where a message goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A user (direct conversation).
+    User(String),
+    /// An existing conversation.
+    Conversation(String),
+}
+
+type Reply = Result<serde_json::Value, ErrorBody>;
+type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
+
+/// An authenticated WebSocket session.
+pub struct Connection {
+    out: mpsc::Sender<WsMessage>,
+    events: mpsc::Receiver<Event>,
+    pending: Pending,
+    next_id: AtomicU64,
+    hello: Hello,
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`) with a bearer token.
+    pub async fn connect(addr: &str, token: &str) -> Result<Self, ClientError> {
+        let api = Api::new(addr);
+        let req = api
+            .builder(Method::GET, "/v1/ws", Some(token))
+            .header(UPGRADE, "websocket")
+            .header(CONNECTION, "Upgrade")
+            .header(SEC_WEBSOCKET_VERSION, "13")
+            .header(SEC_WEBSOCKET_KEY, crate::new_client_msg_id())
+            .header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
+            .body(Full::new(Bytes::new()))
+            .map_err(ClientError::protocol)?;
+        let response = api.raw(req).await?;
+        if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(ClientError::protocol)?
+                .to_bytes();
+            return Err(api_error(status, &body));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(ClientError::protocol)?;
+        let ws = tokio_websockets::ClientBuilder::new().take_over(TokioIo::new(upgraded));
+        let (mut sink, mut stream) = ws.split();
+        let hello = match stream.next().await {
+            Some(Ok(msg)) => match parse(&msg)? {
+                Some(ServerFrame::Hello(hello)) => hello,
+                other => {
+                    return Err(ClientError::Protocol(format!(
+                        "expected hello, got {other:?}"
+                    )));
+                }
+            },
+            Some(Err(e)) => return Err(ClientError::protocol(e)),
+            None => return Err(ClientError::Closed { code: None }),
+        };
+        let (out, mut out_rx) = mpsc::channel::<WsMessage>(OUTBOUND_BUFFER);
+        let (events_tx, events) = mpsc::channel(EVENT_BUFFER);
+        let pending: Pending = Arc::default();
+        tokio::spawn(async move {
+            while let Some(msg) = out_rx.recv().await {
+                let close = msg.is_close();
+                if sink.send(msg).await.is_err() || close {
+                    break;
+                }
+            }
+        });
+        tokio::spawn(read_loop(stream, events_tx, Arc::clone(&pending)));
+        Ok(Self {
+            out,
+            events,
+            pending,
+            next_id: AtomicU64::new(1),
+            hello,
+        })
+    }
+
+    /// The server's `hello`.
+    pub fn hello(&self) -> &Hello {
+        &self.hello
+    }
+
+    /// The next pushed event; `None` after `Closed` was returned.
+    pub async fn next_event(&mut self) -> Option<Event> {
+        self.events.recv().await
+    }
+
+    /// Sends a request and waits for its result.
+    pub async fn request(&self, request: ClientRequest) -> Result<serde_json::Value, ClientError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
+        let text = serde_json::to_string(&ClientFrame {
+            id: id.clone(),
+            request,
+        })
+        .map_err(ClientError::protocol)?;
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .expect("pending lock")
+            .insert(id.clone(), tx);
+        if self.out.send(WsMessage::text(text)).await.is_err() {
+            self.pending.lock().expect("pending lock").remove(&id);
+            return Err(ClientError::Closed { code: None });
+        }
+        match tokio::time::timeout(REQUEST_TIMEOUT, rx).await {
+            Ok(Ok(Ok(value))) => Ok(value),
+            Ok(Ok(Err(body))) => Err(ClientError::Api { status: 0, body }),
+            Ok(Err(_)) => Err(ClientError::Closed { code: None }),
+            Err(_) => {
+                self.pending.lock().expect("pending lock").remove(&id);
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    async fn typed<T: DeserializeOwned>(&self, request: ClientRequest) -> Result<T, ClientError> {
+        let value = self.request(request).await?;
+        serde_json::from_value(value).map_err(ClientError::protocol)
+    }
+
+    /// Sends a text message with the given idempotency key.
+    pub async fn send_text(
+        &self,
+        target: &Target,
+        client_msg_id: &str,
+        text: &str,
+    ) -> Result<SendAck, ClientError> {
+        let (to, conversation) = match target {
+            Target::User(u) => (Some(u.clone()), None),
+            Target::Conversation(c) => (None, Some(c.clone())),
+        };
+        self.typed(ClientRequest::Send {
+            to,
+            conversation,
+            client_msg_id: client_msg_id.to_owned(),
+            text: text.to_owned(),
+        })
+        .await
+    }
+
+    /// Messages after `after_seq`.
+    pub async fn sync(
+        &self,
+        conversation: &str,
+        after_seq: u64,
+        limit: Option<u32>,
+    ) -> Result<MessagePage, ClientError> {
+        self.typed(ClientRequest::Sync {
+            conversation: conversation.to_owned(),
+            after_seq,
+            limit,
+        })
+        .await
+    }
+
+    /// Messages before `before_seq`.
+    pub async fn history(
+        &self,
+        conversation: &str,
+        before_seq: Option<u64>,
+        limit: Option<u32>,
+    ) -> Result<MessagePage, ClientError> {
+        self.typed(ClientRequest::History {
+            conversation: conversation.to_owned(),
+            before_seq,
+            limit,
+        })
+        .await
+    }
+
+    /// The conversation list.
+    pub async fn conversations(
+        &self,
+        since_ts: Option<i64>,
+    ) -> Result<ConversationsResult, ClientError> {
+        self.typed(ClientRequest::Conversations { since_ts }).await
+    }
+
+    /// Moves the read cursor.
+    pub async fn read(&self, conversation: &str, seq: u64) -> Result<ReadResult, ClientError> {
+        self.typed(ClientRequest::Read {
+            conversation: conversation.to_owned(),
+            seq,
+        })
+        .await
+    }
+
+    /// Sends a raw text frame (for tests of malformed input).
+    pub async fn send_raw(&self, text: impl Into<String>) -> Result<(), ClientError> {
+        self.out
+            .send(WsMessage::text(text.into()))
+            .await
+            .map_err(|_| ClientError::Closed { code: None })
+    }
+
+    /// Sends a raw binary frame (for tests of protocol violations).
+    pub async fn send_binary(&self, data: Vec<u8>) -> Result<(), ClientError> {
+        self.out
+            .send(WsMessage::binary(data))
+            .await
+            .map_err(|_| ClientError::Closed { code: None })
+    }
+
+    /// Closes the connection normally.
+    pub async fn close(self) {
+        _ = self
+            .out
+            .send(WsMessage::close(
+                Some(tokio_websockets::CloseCode::NORMAL_CLOSURE),
+                "bye",
+            ))
+            .await;
+    }
+}
+
+fn parse(msg: &WsMessage) -> Result<Option<ServerFrame>, ClientError> {
+    match msg.as_text() {
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| ClientError::Protocol(format!("bad server frame {text:?}: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// Reads frames until the connection ends.
+async fn read_loop<S>(
+    mut stream: futures_util::stream::SplitStream<tokio_websockets::WebSocketStream<S>>,
+    events: mpsc::Sender<Event>,
+    pending: Pending,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let mut code = None;
+    while let Some(Ok(msg)) = stream.next().await {
+        if let Some((c, _)) = msg.as_close() {
+            code = Some(u16::from(c));
+            continue;
+        }
+        let frame = match parse(&msg) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "dropping unparseable frame");
+                continue;
+            }
+        };
+        let event = match frame {
+            ServerFrame::Ok { id, result } => {
+                complete(&pending, &id, Ok(result));
+                continue;
+            }
+            ServerFrame::Error {
+                id: Some(id),
+                error,
+            } => {
+                complete(&pending, &id, Err(error));
+                continue;
+            }
+            ServerFrame::Error { id: None, error } => {
+                tracing::warn!(?error, "server error without request id");
+                continue;
+            }
+            ServerFrame::Hello(_) => continue,
+            ServerFrame::Message { message } => Event::Message(message),
+            ServerFrame::Read {
+                conversation,
+                user,
+                seq,
+            } => Event::Read {
+                conversation,
+                user,
+                seq,
+            },
+        };
+        if events.send(event).await.is_err() {
+            break;
+        }
+    }
+    // Fail every waiting request: their replies will never come.
+    pending.lock().expect("pending lock").clear();
+    _ = events.send(Event::Closed { code }).await;
+}
+
+fn complete(pending: &Pending, id: &str, reply: Reply) {
+    if let Some(tx) = pending.lock().expect("pending lock").remove(id) {
+        _ = tx.send(reply);
+    }
+}

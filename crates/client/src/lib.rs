@@ -1,0 +1,27 @@
+//! Banter's Rust SDK.
+//!
+//! - [`Api`]: the HTTP account calls (register, login, sessions, password, user search).
+//! - [`Connection`]: one authenticated WebSocket: typed requests with replies matched by id,
+//!   and a stream of server events.
+//! - [`Messenger`]: what an app wants: a connection that reconnects with backoff, catches up with
+//!   `conversations` + `sync` after every (re)connect, fills gaps, delivers each conversation's
+//!   messages exactly once and in `seq` order, and retries sends with the same `client_msg_id`.
+
+mod api;
+mod connection;
+mod error;
+mod messenger;
+
+pub use api::Api;
+pub use banter_protocol as protocol;
+pub use connection::{Connection, Event, Target};
+pub use error::ClientError;
+pub use messenger::Messenger;
+
+/// A fresh random `client_msg_id`.
+pub fn new_client_msg_id() -> String {
+    use rand::RngCore as _;
+    let mut raw = [0u8; 12];
+    rand::rng().fill_bytes(&mut raw);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,277 @@
+//! A reconnecting, ordered messaging client.
+//!
+//! Pushes are an optimisation; `sync` is the source of truth (DESIGN.md invariant 5). The
+//! messenger keeps, per conversation, the highest seq it has delivered to the app. A pushed
+//! message with the next seq is delivered at once; one further ahead means a gap, which is filled
+//! with `sync` before anything later is delivered; one at or below the cursor is a duplicate and
+//! dropped. After every (re)connect it asks which conversations moved (`conversations`) and pages
+//! through each with `sync`.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
+
+use banter_protocol::{CloseCode, Message, SendAck};
+
+use crate::{ClientError, Connection, Event, Target};
+
+/// First reconnect delay; doubles up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(50);
+/// Longest reconnect delay.
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Attempts a send makes across reconnects before giving up.
+const SEND_ATTEMPTS: u32 = 8;
+/// Page size for catch-up.
+const SYNC_PAGE: u32 = 200;
+
+/// A reconnecting client that delivers every conversation's messages exactly once, in order.
+pub struct Messenger {
+    addr: String,
+    token: String,
+    conn: Option<Connection>,
+    /// Highest seq delivered (or queued for delivery) per conversation.
+    cursors: HashMap<String, u64>,
+    /// Pushed messages waiting for a gap before them to fill, per conversation.
+    early: HashMap<String, BTreeMap<u64, Message>>,
+    ready: VecDeque<Message>,
+    backoff: Duration,
+    /// Reconnects performed, for tests and diagnostics.
+    reconnects: u64,
+}
+
+impl Messenger {
+    /// Connects and catches up on everything not yet seen (all history on first use).
+    pub async fn connect(addr: &str, token: &str) -> Result<Self, ClientError> {
+        Self::resume(addr, token, HashMap::new()).await
+    }
+
+    /// Connects, assuming the app already holds each conversation up to the given seq.
+    pub async fn resume(
+        addr: &str,
+        token: &str,
+        cursors: HashMap<String, u64>,
+    ) -> Result<Self, ClientError> {
+        let mut m = Self {
+            addr: addr.to_owned(),
+            token: token.to_owned(),
+            conn: None,
+            cursors,
+            early: HashMap::new(),
+            ready: VecDeque::new(),
+            backoff: BACKOFF_START,
+            reconnects: 0,
+        };
+        m.open().await?;
+        Ok(m)
+    }
+
+    /// The live connection, if any (for requests the messenger does not wrap).
+    pub fn connection(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
+    /// The per-conversation cursors (highest seq handed to the app or queued for it).
+    pub fn cursors(&self) -> &HashMap<String, u64> {
+        &self.cursors
+    }
+
+    /// How many times the messenger reconnected.
+    pub fn reconnects(&self) -> u64 {
+        self.reconnects
+    }
+
+    /// Drops the current connection (the next call reconnects), as a network failure would.
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    /// Connects and catches up.
+    async fn open(&mut self) -> Result<(), ClientError> {
+        let conn = Connection::connect(&self.addr, &self.token).await?;
+        self.conn = Some(conn);
+        self.catch_up().await
+    }
+
+    /// Connects with exponential backoff until it works or fails for good.
+    async fn reconnect(&mut self) -> Result<(), ClientError> {
+        loop {
+            self.reconnects += 1;
+            match self.open().await {
+                Ok(()) => {
+                    self.backoff = BACKOFF_START;
+                    return Ok(());
+                }
+                Err(e) if e.is_transient() => {
+                    self.conn = None;
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn ensure_connected(&mut self) -> Result<&Connection, ClientError> {
+        if self.conn.is_none() {
+            self.reconnect().await?;
+        }
+        self.conn.as_ref().ok_or(ClientError::Closed { code: None })
+    }
+
+    /// Pages through every conversation that moved past our cursor.
+    async fn catch_up(&mut self) -> Result<(), ClientError> {
+        let list = self
+            .conn
+            .as_ref()
+            .ok_or(ClientError::Closed { code: None })?
+            .conversations(None)
+            .await?;
+        for c in list.conversations {
+            if c.last_seq > self.cursors.get(&c.id).copied().unwrap_or(0) {
+                self.fill(&c.id).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Syncs `conv` from its cursor until the server has nothing more.
+    async fn fill(&mut self, conv: &str) -> Result<(), ClientError> {
+        loop {
+            let after = self.cursors.get(conv).copied().unwrap_or(0);
+            let page = self
+                .conn
+                .as_ref()
+                .ok_or(ClientError::Closed { code: None })?
+                .sync(conv, after, Some(SYNC_PAGE))
+                .await?;
+            for m in page.messages {
+                self.accept(m);
+            }
+            if !page.has_more {
+                break;
+            }
+        }
+        // Anything still early after a full sync is beyond what the server has: drop it; it
+        // cannot be (a later push or sync brings it again).
+        let cursor = self.cursors.get(conv).copied().unwrap_or(0);
+        if let Some(early) = self.early.get_mut(conv) {
+            early.retain(|seq, _| *seq > cursor);
+        }
+        Ok(())
+    }
+
+    /// Takes a message from a push or a sync; returns true when it revealed a gap.
+    fn accept(&mut self, m: Message) -> bool {
+        let cursor = self.cursors.entry(m.conversation.clone()).or_insert(0);
+        if m.seq <= *cursor {
+            return false;
+        }
+        if m.seq > *cursor + 1 {
+            self.early
+                .entry(m.conversation.clone())
+                .or_default()
+                .insert(m.seq, m);
+            return true;
+        }
+        *cursor = m.seq;
+        let conv = m.conversation.clone();
+        self.ready.push_back(m);
+        if let Some(early) = self.early.get_mut(&conv) {
+            while let Some(next) = early.remove(&(*cursor + 1)) {
+                *cursor = next.seq;
+                self.ready.push_back(next);
+            }
+        }
+        false
+    }
+
+    /// The next message, in seq order within its conversation. Reconnects as needed; fails only
+    /// when the session is revoked or the server refuses to let us back in.
+    pub async fn next_message(&mut self) -> Result<Message, ClientError> {
+        loop {
+            if let Some(m) = self.ready.pop_front() {
+                return Ok(m);
+            }
+            self.ensure_connected().await?;
+            let event = match self.conn.as_mut() {
+                Some(conn) => conn.next_event().await,
+                None => continue,
+            };
+            match event {
+                Some(Event::Message(m)) => {
+                    let conv = m.conversation.clone();
+                    if self.accept(m) {
+                        self.fill_or_drop(&conv).await?;
+                    }
+                }
+                Some(Event::Read { .. }) => {}
+                Some(Event::Closed { code }) => {
+                    self.conn = None;
+                    if code == Some(CloseCode::AuthRevoked.code()) {
+                        return Err(ClientError::Closed { code });
+                    }
+                }
+                None => self.conn = None,
+            }
+        }
+    }
+
+    async fn fill_or_drop(&mut self, conv: &str) -> Result<(), ClientError> {
+        match self.fill(conv).await {
+            Err(e) if e.is_transient() => {
+                // Reconnecting catches up anyway.
+                self.conn = None;
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Sends text with a fresh `client_msg_id`, retrying across reconnects.
+    pub async fn send(&mut self, target: &Target, text: &str) -> Result<SendAck, ClientError> {
+        self.send_with_id(target, &crate::new_client_msg_id(), text)
+            .await
+    }
+
+    /// Sends text with the given `client_msg_id`, retrying across reconnects; a retry of a
+    /// message that was stored returns its original acknowledgement.
+    pub async fn send_with_id(
+        &mut self,
+        target: &Target,
+        client_msg_id: &str,
+        text: &str,
+    ) -> Result<SendAck, ClientError> {
+        let mut last = ClientError::Closed { code: None };
+        for _ in 0..SEND_ATTEMPTS {
+            let conn = match self.ensure_connected().await {
+                Ok(conn) => conn,
+                Err(e) => return Err(e),
+            };
+            let me = conn.hello().user.clone();
+            match conn.send_text(target, client_msg_id, text).await {
+                Ok(ack) => {
+                    // Our own message joins the ordered stream like any other, so the next
+                    // push in this conversation is not mistaken for a gap.
+                    let own = Message {
+                        id: ack.message_id.clone(),
+                        conversation: ack.conversation.clone(),
+                        seq: ack.seq,
+                        sender: me,
+                        client_msg_id: client_msg_id.to_owned(),
+                        text: text.to_owned(),
+                        ts: ack.ts,
+                    };
+                    if self.accept(own) {
+                        self.fill_or_drop(&ack.conversation).await?;
+                    }
+                    return Ok(ack);
+                }
+                Err(e) if e.is_transient() => {
+                    self.conn = None;
+                    last = e;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last)
+    }
+}

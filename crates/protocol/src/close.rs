@@ -1,0 +1,65 @@
+//! WebSocket close codes the server uses. Application codes live in 4000–4999.
+
+/// Why the server closed a WebSocket. `docs/PROTOCOL.md` lists each with its meaning and what a
+/// client should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseCode {
+    /// 1000: the client asked to close, or the exchange ended normally.
+    Normal,
+    /// 1001: the server is shutting down; reconnect (to another node) with backoff.
+    GoingAway,
+    /// 1009: a frame exceeded the configured maximum size.
+    TooBig,
+    /// 4000: the peer broke the protocol (binary frame, invalid UTF-8).
+    ProtocolViolation,
+    /// 4001: the session's token was revoked (logout, revoke, password change). Do not reconnect
+    /// with the same token.
+    AuthRevoked,
+    /// 4002: nothing was received within the heartbeat timeout.
+    HeartbeatTimeout,
+    /// 4003: the connection's outbound queue stayed full (slow consumer). Reconnect and `sync`.
+    SlowConsumer,
+}
+
+impl CloseCode {
+    /// The numeric code sent in the close frame.
+    pub fn code(self) -> u16 {
+        match self {
+            Self::Normal => 1000,
+            Self::GoingAway => 1001,
+            Self::TooBig => 1009,
+            Self::ProtocolViolation => 4000,
+            Self::AuthRevoked => 4001,
+            Self::HeartbeatTimeout => 4002,
+            Self::SlowConsumer => 4003,
+        }
+    }
+
+    /// The reason text sent with the code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::GoingAway => "server shutting down",
+            Self::TooBig => "frame too big",
+            Self::ProtocolViolation => "protocol violation",
+            Self::AuthRevoked => "auth revoked",
+            Self::HeartbeatTimeout => "heartbeat timeout",
+            Self::SlowConsumer => "slow consumer",
+        }
+    }
+
+    /// Maps a received numeric code back to a known close code.
+    pub fn from_code(code: u16) -> Option<Self> {
+        [
+            Self::Normal,
+            Self::GoingAway,
+            Self::TooBig,
+            Self::ProtocolViolation,
+            Self::AuthRevoked,
+            Self::HeartbeatTimeout,
+            Self::SlowConsumer,
+        ]
+        .into_iter()
+        .find(|c| c.code() == code)
+    }
+}

@@ -1,0 +1,126 @@
+//! Typed error codes shared by the HTTP API and the WebSocket protocol.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Every error a client can receive. The string form (`snake_case`) is what goes on the wire;
+/// `docs/PROTOCOL.md` has one entry per variant and a test produces each of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame or body is not valid JSON, or lacks a required field.
+    BadRequest,
+    /// The frame's `type` is not one this server knows.
+    UnknownType,
+    /// No token, an unknown token, or a revoked one.
+    Unauthorized,
+    /// The token is past its expiry.
+    TokenExpired,
+    /// Username too short, too long, or with characters outside `[a-z0-9_.-]`.
+    InvalidUsername,
+    /// Password too short or too long.
+    InvalidPassword,
+    /// The username is already registered.
+    UsernameTaken,
+    /// Unknown username or wrong password (deliberately not told apart).
+    BadCredentials,
+    /// The message text is empty.
+    EmptyMessage,
+    /// The message text exceeds the configured maximum length.
+    TextTooLong,
+    /// `client_msg_id` is empty or longer than 64 bytes.
+    InvalidClientMsgId,
+    /// The sender exceeded the per-user send rate.
+    RateLimited,
+    /// The user already holds the maximum number of connections.
+    TooManyConnections,
+    /// The named user does not exist.
+    UnknownUser,
+    /// The named conversation does not exist, or the caller is not a member of it.
+    UnknownConversation,
+    /// The named session does not exist or belongs to someone else.
+    UnknownSession,
+    /// Sending a direct message to yourself is not supported.
+    CannotMessageSelf,
+    /// A `seq` beyond the conversation's last message.
+    InvalidSeq,
+    /// The HTTP body exceeds the configured maximum.
+    PayloadTooLarge,
+    /// No such HTTP route.
+    NotFound,
+    /// The server is shutting down and accepts no new work.
+    ShuttingDown,
+    /// Something failed inside the server; details are in its log, never on the wire.
+    Internal,
+}
+
+impl ErrorCode {
+    /// Every code, in declaration order.
+    pub const ALL: [ErrorCode; 22] = [
+        Self::BadRequest,
+        Self::UnknownType,
+        Self::Unauthorized,
+        Self::TokenExpired,
+        Self::InvalidUsername,
+        Self::InvalidPassword,
+        Self::UsernameTaken,
+        Self::BadCredentials,
+        Self::EmptyMessage,
+        Self::TextTooLong,
+        Self::InvalidClientMsgId,
+        Self::RateLimited,
+        Self::TooManyConnections,
+        Self::UnknownUser,
+        Self::UnknownConversation,
+        Self::UnknownSession,
+        Self::CannotMessageSelf,
+        Self::InvalidSeq,
+        Self::PayloadTooLarge,
+        Self::NotFound,
+        Self::ShuttingDown,
+        Self::Internal,
+    ];
+
+    /// The wire string of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownType => "unknown_type",
+            Self::Unauthorized => "unauthorized",
+            Self::TokenExpired => "token_expired",
+            Self::InvalidUsername => "invalid_username",
+            Self::InvalidPassword => "invalid_password",
+            Self::UsernameTaken => "username_taken",
+            Self::BadCredentials => "bad_credentials",
+            Self::EmptyMessage => "empty_message",
+            Self::TextTooLong => "text_too_long",
+            Self::InvalidClientMsgId => "invalid_client_msg_id",
+            Self::RateLimited => "rate_limited",
+            Self::TooManyConnections => "too_many_connections",
+            Self::UnknownUser => "unknown_user",
+            Self::UnknownConversation => "unknown_conversation",
+            Self::UnknownSession => "unknown_session",
+            Self::CannotMessageSelf => "cannot_message_self",
+            Self::InvalidSeq => "invalid_seq",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound => "not_found",
+            Self::ShuttingDown => "shutting_down",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `{code, message}`: the body of every error, over HTTP and WebSocket alike.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Machine-readable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation; never contains server internals.
+    pub message: String,
+}

@@ -1,0 +1,215 @@
+//! Wiring: builds the store, bus, registry and services from a [`Config`], serves them, and
+//! shuts them down in order.
+//!
+//! Shutdown by ownership: [`Server::run`] takes the shutdown future; when it resolves, new
+//! requests are refused with 503 `shutting_down`, every session is told to close with 1001, and
+//! the server waits (up to the grace period) for sessions, then stops the listener, waits for
+//! in-flight requests, and closes the store, which commits what is queued.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::Bus;
+use crate::bus::local::LocalBus;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::registry::{ConnId, Registry};
+use crate::services::accounts::Accounts;
+use crate::services::messaging::{Messaging, MessagingLimits};
+use crate::store::Store;
+use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::transport;
+
+/// How often idle rate-limiter state is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Shared state of a running server, handed to every handler and session.
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// Accounts service.
+    pub accounts: Accounts,
+    /// Messaging service.
+    pub messaging: Messaging,
+    /// Connections on this node.
+    pub registry: Arc<Registry>,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when shutdown begins.
+    pub shutdown: CancellationToken,
+    /// Tracks upgraded WebSocket sessions, which outlive their HTTP request.
+    pub sessions: TaskTracker,
+    next_conn: AtomicU64,
+}
+
+impl App {
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The store could not be opened.
+    #[error("cannot open store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    /// The listener could not bind.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A bound, not yet running server.
+pub struct Server {
+    listener: TcpListener,
+    app: Arc<App>,
+    store: Arc<dyn Store>,
+}
+
+impl Server {
+    /// Opens the store and binds the listener.
+    pub async fn bind(config: Config) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
+            &config.data_dir,
+            &SqliteOptions {
+                write_batch_max: config.write_batch_max,
+                synchronous: config.sqlite_synchronous,
+                readers: config.sqlite_readers,
+            },
+            Arc::clone(&metrics),
+        )?);
+        let registry = Arc::new(Registry::new(
+            config.max_connections_per_user,
+            Arc::clone(&metrics),
+        ));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&registry)));
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let app = Arc::new(App {
+            accounts: Accounts::new(
+                Arc::clone(&store),
+                Arc::clone(&bus),
+                config.password_memory_kib,
+                config.password_iterations,
+                config.token_ttl_secs,
+            ),
+            messaging: Messaging::new(
+                Arc::clone(&store),
+                Arc::clone(&bus),
+                Arc::clone(&metrics),
+                MessagingLimits {
+                    max_text_bytes: config.max_text_bytes,
+                    max_page: config.max_page,
+                    send_rate_per_sec: config.send_rate_per_sec,
+                    send_burst: config.send_burst,
+                },
+            ),
+            config,
+            registry,
+            metrics,
+            shutdown: CancellationToken::new(),
+            sessions: TaskTracker::new(),
+            next_conn: AtomicU64::new(0),
+        });
+        Ok(Self {
+            listener,
+            app,
+            store,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    /// The store, for tests that assert on what was persisted.
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.store)
+    }
+
+    /// Serves until `shutdown` resolves, then shuts down gracefully.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let Self {
+            listener,
+            app,
+            store,
+        } = self;
+        let grace = app.config.shutdown_grace();
+        let token = app.shutdown.clone();
+        tokio::spawn({
+            let token = token.clone();
+            async move {
+                shutdown.await;
+                token.cancel();
+            }
+        });
+        let pruner = tokio::spawn({
+            let app = Arc::clone(&app);
+            async move {
+                let mut every = tokio::time::interval(PRUNE_EVERY);
+                loop {
+                    every.tick().await;
+                    app.messaging.prune();
+                }
+            }
+        });
+        tracing::info!(addr = %listener.local_addr()?, "banter listening");
+        // The listener keeps accepting while sessions drain, so that new requests get a typed
+        // 503 (`shutting_down`) instead of a refused connection; it stops once they are done.
+        let drained = CancellationToken::new();
+        let router = transport::router(Arc::clone(&app));
+        let serve = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(drained.clone().cancelled_owned());
+        let served = tokio::spawn(async move { serve.await });
+        token.cancelled().await;
+        tracing::info!("shutting down");
+        app.sessions.close();
+        if tokio::time::timeout(grace, app.sessions.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("sessions still open after the grace period");
+        }
+        drained.cancel();
+        let http = match tokio::time::timeout(grace, served).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(std::io::Error::other(join)),
+            Err(_) => {
+                tracing::warn!("HTTP requests still running after the grace period");
+                Ok(())
+            }
+        };
+        pruner.abort();
+        store.close().await;
+        tracing::info!("stopped");
+        http
+    }
+}

@@ -1,0 +1,23 @@
+//! The `Bus` seam: carries events to whichever node holds a user's connections.
+//!
+//! In embedded mode ([`local::LocalBus`]) that is this process, so the bus hands frames straight
+//! to the [`Registry`](crate::registry::Registry). A clustered implementation publishes to the
+//! other nodes as well. Frames travel already encoded: fan-out never re-serializes.
+
+pub mod local;
+
+use async_trait::async_trait;
+use banter_protocol::CloseCode;
+use bytes::Bytes;
+
+use crate::registry::ConnId;
+use crate::store::{SessionId, UserId};
+
+/// Cross-node delivery of events to users' connections.
+#[async_trait]
+pub trait Bus: Send + Sync + 'static {
+    /// Delivers `frame` to every connection of `users`, except the connection `except`.
+    async fn publish(&self, users: &[UserId], frame: Bytes, except: Option<ConnId>);
+    /// Closes every connection of `user`'s `session` with `code`, wherever it is.
+    async fn kick_session(&self, user: UserId, session: SessionId, code: CloseCode);
+}

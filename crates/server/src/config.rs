@@ -1,0 +1,332 @@
+//! The one configuration type, and how it is assembled.
+//!
+//! Order of precedence, lowest first: the defaults in [`Config::default`] (each written once,
+//! here), an optional TOML file, `BANTER_*` environment variables, command-line flags. The
+//! environment and flags are parsed together by clap into [`Overrides`]; the TOML file is parsed
+//! into the same type, so every option has exactly one name in every source.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the server can be told. Field docs are the reference; `docs/banter.example.toml` is
+/// generated from [`Config::default`] and checked by a test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP and WebSocket listener binds.
+    pub listen: SocketAddr,
+    /// Directory holding the SQLite database.
+    pub data_dir: PathBuf,
+    /// Lifetime of a login token, in seconds.
+    pub token_ttl_secs: u64,
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
+    pub password_memory_kib: u32,
+    /// Argon2id iterations.
+    pub password_iterations: u32,
+    /// How often the server pings each WebSocket, in milliseconds.
+    pub heartbeat_interval_ms: u64,
+    /// A connection from which nothing arrived for this long is closed (4002), in milliseconds.
+    pub heartbeat_timeout_ms: u64,
+    /// A connection must finish the WebSocket handshake within this many milliseconds.
+    pub handshake_timeout_ms: u64,
+    /// Largest WebSocket frame payload accepted, in bytes (larger: close 1009).
+    pub max_frame_bytes: usize,
+    /// Largest message text, in bytes.
+    pub max_text_bytes: usize,
+    /// Largest HTTP request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Sustained message sends per second per user (all devices together).
+    pub send_rate_per_sec: u32,
+    /// Sends a user may burst above the sustained rate.
+    pub send_burst: u32,
+    /// Concurrent WebSocket connections per user.
+    pub max_connections_per_user: usize,
+    /// Frames queued for one connection before it counts as a slow consumer (closed with 4003).
+    pub outbound_queue_frames: usize,
+    /// Largest page returned by `sync` and `history`.
+    pub max_page: u32,
+    /// Most write operations committed in one SQLite transaction (group commit).
+    pub write_batch_max: usize,
+    /// SQLite `synchronous` pragma: `full` (fsync every commit) or `normal` (survives process
+    /// crashes, may lose the last commits on power loss).
+    pub sqlite_synchronous: SqliteSync,
+    /// Read-only SQLite connections serving queries.
+    pub sqlite_readers: usize,
+    /// How long shutdown waits for connections and commits to finish, in milliseconds.
+    pub shutdown_grace_ms: u64,
+}
+
+/// SQLite durability mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum SqliteSync {
+    /// fsync on every commit.
+    Full,
+    /// fsync at checkpoints only.
+    Normal,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("banter-data"),
+            token_ttl_secs: 30 * 24 * 3600,
+            password_memory_kib: 19_456,
+            password_iterations: 2,
+            heartbeat_interval_ms: 20_000,
+            heartbeat_timeout_ms: 60_000,
+            handshake_timeout_ms: 10_000,
+            max_frame_bytes: 64 * 1024,
+            max_text_bytes: 16 * 1024,
+            max_body_bytes: 64 * 1024,
+            send_rate_per_sec: 50,
+            send_burst: 200,
+            max_connections_per_user: 10,
+            outbound_queue_frames: 1024,
+            max_page: 500,
+            write_batch_max: 2048,
+            sqlite_synchronous: SqliteSync::Full,
+            sqlite_readers: 4,
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+impl Config {
+    /// The heartbeat ping period.
+    pub fn heartbeat_interval(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_interval_ms)
+    }
+
+    /// Silence after which a connection is closed.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    /// The shutdown grace period.
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
+    /// Builds the configuration from defaults, an optional TOML file and the overrides gathered
+    /// from the environment and the command line.
+    pub fn load(cli: Overrides) -> Result<Self, ConfigError> {
+        let mut config = Self::default();
+        if let Some(path) = &cli.config {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let file: Overrides = toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+            config.apply(file);
+        }
+        config.apply(cli);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The defaults as TOML: the body of `docs/banter.example.toml`.
+    pub fn default_toml() -> String {
+        toml::to_string(&Self::default()).expect("the default config serializes")
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let checks = [
+            (
+                self.heartbeat_interval_ms > 0,
+                "heartbeat_interval_ms must be > 0",
+            ),
+            (
+                self.heartbeat_timeout_ms > self.heartbeat_interval_ms,
+                "heartbeat_timeout_ms must exceed heartbeat_interval_ms",
+            ),
+            (self.send_rate_per_sec > 0, "send_rate_per_sec must be > 0"),
+            (self.send_burst > 0, "send_burst must be > 0"),
+            (
+                self.outbound_queue_frames > 0,
+                "outbound_queue_frames must be > 0",
+            ),
+            (self.max_page > 0, "max_page must be > 0"),
+            (self.write_batch_max > 0, "write_batch_max must be > 0"),
+            (self.sqlite_readers > 0, "sqlite_readers must be > 0"),
+            (
+                self.max_connections_per_user > 0,
+                "max_connections_per_user must be > 0",
+            ),
+            (
+                self.password_memory_kib >= 8,
+                "password_memory_kib must be >= 8",
+            ),
+            (
+                self.password_iterations >= 1,
+                "password_iterations must be >= 1",
+            ),
+            (
+                self.max_text_bytes < self.max_frame_bytes,
+                "max_text_bytes must be below max_frame_bytes",
+            ),
+        ];
+        match checks.iter().find(|(ok, _)| !ok) {
+            Some((_, why)) => Err(ConfigError::Invalid(why)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why the configuration could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML for this type.
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parse error.
+        source: toml::de::Error,
+    },
+    /// A value is out of range.
+    #[error("invalid configuration: {0}")]
+    Invalid(&'static str),
+}
+
+/// Declares [`Overrides`] (every field optional, one clap flag and `BANTER_*` variable each) and
+/// [`Config::apply`], from one list, so a new option cannot be forgotten in one of the places.
+macro_rules! overrides {
+    ($( $(#[doc = $doc:literal])* $field:ident : $ty:ty, $env:literal; )*) => {
+        /// Options given on the command line, in `BANTER_*` variables, or in the TOML file. Each
+        /// unset field keeps the value from the layer below. Defaults: see `Config::default`.
+        #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Overrides {
+            /// TOML configuration file (values in it sit below environment and flags).
+            #[arg(long, env = "BANTER_CONFIG")]
+            #[serde(skip)]
+            pub config: Option<PathBuf>,
+            $(
+                $(#[doc = $doc])*
+                #[arg(long, env = $env)]
+                pub $field: Option<$ty>,
+            )*
+        }
+
+        impl Config {
+            /// Replaces every field that `o` sets.
+            pub fn apply(&mut self, o: Overrides) {
+                $( if let Some(v) = o.$field { self.$field = v; } )*
+            }
+        }
+    };
+}
+
+overrides! {
+    /// Address to listen on.
+    listen: SocketAddr, "BANTER_LISTEN";
+    /// Data directory (SQLite database).
+    data_dir: PathBuf, "BANTER_DATA_DIR";
+    /// Login token lifetime in seconds.
+    token_ttl_secs: u64, "BANTER_TOKEN_TTL_SECS";
+    /// Argon2id memory cost in KiB.
+    password_memory_kib: u32, "BANTER_PASSWORD_MEMORY_KIB";
+    /// Argon2id iterations.
+    password_iterations: u32, "BANTER_PASSWORD_ITERATIONS";
+    /// Server ping period in ms.
+    heartbeat_interval_ms: u64, "BANTER_HEARTBEAT_INTERVAL_MS";
+    /// Close a connection silent for this many ms (close code 4002).
+    heartbeat_timeout_ms: u64, "BANTER_HEARTBEAT_TIMEOUT_MS";
+    /// WebSocket handshake deadline in ms.
+    handshake_timeout_ms: u64, "BANTER_HANDSHAKE_TIMEOUT_MS";
+    /// Largest WebSocket frame payload in bytes (larger: close 1009).
+    max_frame_bytes: usize, "BANTER_MAX_FRAME_BYTES";
+    /// Largest message text in bytes.
+    max_text_bytes: usize, "BANTER_MAX_TEXT_BYTES";
+    /// Largest HTTP body in bytes.
+    max_body_bytes: usize, "BANTER_MAX_BODY_BYTES";
+    /// Sustained sends per second per user.
+    send_rate_per_sec: u32, "BANTER_SEND_RATE_PER_SEC";
+    /// Burst of sends above the sustained rate.
+    send_burst: u32, "BANTER_SEND_BURST";
+    /// Concurrent WebSocket connections per user.
+    max_connections_per_user: usize, "BANTER_MAX_CONNECTIONS_PER_USER";
+    /// Outbound frames queued per connection before it is closed as a slow consumer (4003).
+    outbound_queue_frames: usize, "BANTER_OUTBOUND_QUEUE_FRAMES";
+    /// Largest sync/history page.
+    max_page: u32, "BANTER_MAX_PAGE";
+    /// Most write operations per SQLite transaction (group commit).
+    write_batch_max: usize, "BANTER_WRITE_BATCH_MAX";
+    /// SQLite synchronous mode: full or normal.
+    sqlite_synchronous: SqliteSync, "BANTER_SQLITE_SYNCHRONOUS";
+    /// Read-only SQLite connections.
+    sqlite_readers: usize, "BANTER_SQLITE_READERS";
+    /// Shutdown grace period in ms.
+    shutdown_grace_ms: u64, "BANTER_SHUTDOWN_GRACE_MS";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banter.toml");
+        std::fs::write(&path, "max_page = 7\nsend_burst = 3\n").unwrap();
+        let cli = Overrides {
+            config: Some(path),
+            send_burst: Some(9),
+            ..Overrides::default()
+        };
+        let config = Config::load(cli).unwrap();
+        assert_eq!(config.max_page, 7, "file overrides default");
+        assert_eq!(config.send_burst, 9, "flag overrides file");
+        assert_eq!(config.max_text_bytes, Config::default().max_text_bytes);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("banter.toml");
+        std::fs::write(&path, "max_pages = 7\n").unwrap();
+        let err = Config::load(Overrides {
+            config: Some(path),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_are_rejected() {
+        let err = Config::load(Overrides {
+            heartbeat_timeout_ms: Some(1),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+    }
+
+    #[test]
+    fn example_config_matches_defaults() {
+        let example = include_str!("../../../docs/banter.example.toml");
+        let body: String = example
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(body.trim(), Config::default_toml().trim());
+    }
+}

@@ -1,0 +1,204 @@
+//! Prometheus metrics of one server instance, rendered as text at `/metrics`.
+//!
+//! Plain atomics rather than the `metrics` facade: the facade installs a process-global recorder,
+//! and our tests run several servers in one process that must not share counters (see
+//! ARCHITECTURE.md). Every update is a relaxed atomic add: no lock on any hot path.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
+
+use banter_protocol::ErrorCode;
+
+/// Upper bounds (µs) of the commit latency histogram buckets.
+const LATENCY_BUCKETS_US: [u64; 12] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+/// Upper bounds of the commit batch size histogram buckets.
+const BATCH_BUCKETS: [u64; 12] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096];
+
+/// A fixed-bucket Prometheus histogram.
+struct Histogram<const N: usize> {
+    bounds: [u64; N],
+    /// Cumulative is computed at render; each slot counts its own bucket, the last one +Inf.
+    counts: [AtomicU64; N],
+    inf: AtomicU64,
+    sum: AtomicU64,
+}
+
+impl<const N: usize> Histogram<N> {
+    fn new(bounds: [u64; N]) -> Self {
+        Self {
+            bounds,
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            inf: AtomicU64::new(0),
+            sum: AtomicU64::new(0),
+        }
+    }
+
+    fn observe(&self, value: u64) {
+        match self.bounds.iter().position(|b| value <= *b) {
+            Some(i) => self.counts[i].fetch_add(1, Relaxed),
+            None => self.inf.fetch_add(1, Relaxed),
+        };
+        self.sum.fetch_add(value, Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
+        _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut total = 0;
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            total += count.load(Relaxed);
+            _ = writeln!(
+                out,
+                "{name}_bucket{{le=\"{}\"}} {total}",
+                *bound as f64 / scale
+            );
+        }
+        total += self.inf.load(Relaxed);
+        _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
+        _ = writeln!(out, "{name}_sum {}", self.sum.load(Relaxed) as f64 / scale);
+        _ = writeln!(out, "{name}_count {total}");
+    }
+}
+
+/// All counters of one server.
+pub struct Metrics {
+    connections: AtomicI64,
+    connections_total: AtomicU64,
+    messages_in: AtomicU64,
+    deliveries: AtomicU64,
+    queue_overflows: AtomicU64,
+    commit_latency: Histogram<12>,
+    commit_batch: Histogram<12>,
+    errors: [AtomicU64; ErrorCode::ALL.len()],
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            connections: AtomicI64::new(0),
+            connections_total: AtomicU64::new(0),
+            messages_in: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            queue_overflows: AtomicU64::new(0),
+            commit_latency: Histogram::new(LATENCY_BUCKETS_US),
+            commit_batch: Histogram::new(BATCH_BUCKETS),
+            errors: std::array::from_fn(|_| AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Metrics {
+    /// A WebSocket connection opened.
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Relaxed);
+        self.connections_total.fetch_add(1, Relaxed);
+    }
+
+    /// A WebSocket connection closed.
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Relaxed);
+    }
+
+    /// A message was accepted from a client (new, not a duplicate).
+    pub fn message_in(&self) {
+        self.messages_in.fetch_add(1, Relaxed);
+    }
+
+    /// `n` frames were queued to recipient connections.
+    pub fn delivered(&self, n: u64) {
+        self.deliveries.fetch_add(n, Relaxed);
+    }
+
+    /// A connection's outbound queue overflowed.
+    pub fn queue_overflow(&self) {
+        self.queue_overflows.fetch_add(1, Relaxed);
+    }
+
+    /// A store transaction of `ops` writes committed in `took`.
+    pub fn record_commit(&self, ops: usize, took: Duration) {
+        self.commit_batch.observe(ops as u64);
+        self.commit_latency
+            .observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// An error with `code` was returned to a client.
+    pub fn error(&self, code: ErrorCode) {
+        if let Some(i) = ErrorCode::ALL.iter().position(|c| *c == code) {
+            self.errors[i].fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Current open connections.
+    pub fn open_connections(&self) -> i64 {
+        self.connections.load(Relaxed)
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauges: [(&str, &str, &str, i64); 1] = [(
+            "banter_connections",
+            "gauge",
+            "Open WebSocket connections.",
+            self.connections.load(Relaxed),
+        )];
+        let counters = [
+            (
+                "banter_connections_total",
+                "WebSocket connections accepted.",
+                &self.connections_total,
+            ),
+            (
+                "banter_messages_in_total",
+                "Messages accepted from clients.",
+                &self.messages_in,
+            ),
+            (
+                "banter_deliveries_total",
+                "Frames queued to recipient connections.",
+                &self.deliveries,
+            ),
+            (
+                "banter_queue_overflows_total",
+                "Connections closed as slow consumers.",
+                &self.queue_overflows,
+            ),
+        ];
+        for (name, kind, help, value) in gauges {
+            _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+        for (name, help, value) in counters {
+            let v = value.load(Relaxed);
+            _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        self.commit_latency.render(
+            &mut out,
+            "banter_commit_seconds",
+            "Store transaction latency.",
+            1e6,
+        );
+        self.commit_batch.render(
+            &mut out,
+            "banter_commit_batch_size",
+            "Writes per store transaction (group commit).",
+            1.0,
+        );
+        let name = "banter_errors_total";
+        _ = writeln!(
+            out,
+            "# HELP {name} Errors returned to clients, by code.\n# TYPE {name} counter"
+        );
+        for (code, count) in ErrorCode::ALL.iter().zip(&self.errors) {
+            _ = writeln!(out, "{name}{{code=\"{code}\"}} {}", count.load(Relaxed));
+        }
+        out
+    }
+}

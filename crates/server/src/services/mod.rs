@@ -1,0 +1,34 @@
+//! Services: the domain logic. Every authorization decision is made here.
+//!
+//! Services know no sockets and no SQL: they take an authenticated [`Caller`], talk to the
+//! [`Store`](crate::store::Store) and the [`Bus`](crate::bus::Bus), and return wire types or an
+//! [`Error`](crate::error::Error).
+
+pub mod accounts;
+pub mod messaging;
+mod password;
+
+use banter_protocol::ErrorCode;
+
+use crate::error::Error;
+use crate::registry::ConnId;
+use crate::store::{SessionId, UserId};
+
+/// Who is asking: an authenticated session, and (over WebSocket) the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The user.
+    pub user: UserId,
+    /// The login session (device).
+    pub session: SessionId,
+    /// The WebSocket connection, when the request came over one.
+    pub conn: Option<ConnId>,
+}
+
+/// Parses an opaque wire id; a malformed id is reported with `code`, as if it did not exist.
+pub(crate) fn parse_id(raw: &str, code: ErrorCode, what: &str) -> Result<i64, Error> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| Error::with(code, format!("no such {what}: {raw:?}")))
+}

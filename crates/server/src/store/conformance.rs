@@ -1,0 +1,284 @@
+//! The store conformance suite: what every [`Store`] implementation must do, written against the
+//! trait only so that each backend runs it unchanged (see `tests/store_sqlite.rs`).
+//!
+//! Each check takes a fresh, empty store and panics with a message on a violation.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{NewMessage, NewSession, Store, StoreError, UserId};
+
+/// Names of every check, for backends' test lists.
+pub const CHECKS: &[&str] = &[
+    "users",
+    "sessions",
+    "direct_conversations",
+    "append_assigns_gap_free_seq",
+    "append_is_idempotent",
+    "concurrent_appends",
+    "paging",
+    "conversation_list_and_read_cursor",
+];
+
+/// Runs the check named `name` (one of [`CHECKS`]) on `store`.
+pub async fn run(name: &str, store: Arc<dyn Store>) {
+    match name {
+        "users" => users(&*store).await,
+        "sessions" => sessions(&*store).await,
+        "direct_conversations" => direct_conversations(&*store).await,
+        "append_assigns_gap_free_seq" => append_assigns_gap_free_seq(&*store).await,
+        "append_is_idempotent" => append_is_idempotent(&*store).await,
+        "concurrent_appends" => concurrent_appends(store).await,
+        "paging" => paging(&*store).await,
+        "conversation_list_and_read_cursor" => conversation_list_and_read_cursor(&*store).await,
+        other => panic!("no conformance check named {other}"),
+    }
+}
+
+async fn user(store: &dyn Store, name: &str) -> UserId {
+    store
+        .create_user(name, "hash")
+        .await
+        .expect("create user")
+        .id
+}
+
+fn text(conv: i64, sender: UserId, id: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        sender,
+        client_msg_id: id.to_owned(),
+        text: format!("text of {id}"),
+    }
+}
+
+async fn users(store: &dyn Store) {
+    let alice = store.create_user("alice", "h1").await.unwrap();
+    assert_eq!(alice.username, "alice");
+    assert!(matches!(
+        store.create_user("alice", "h2").await,
+        Err(StoreError::UsernameTaken)
+    ));
+    for name in ["alan", "bob", "al", "balance"] {
+        store.create_user(name, "h").await.unwrap();
+    }
+    let found = store.user_by_name("alice").await.unwrap().unwrap();
+    assert_eq!(found, alice);
+    assert_eq!(store.user_by_id(alice.id).await.unwrap().unwrap(), alice);
+    assert!(store.user_by_name("nobody").await.unwrap().is_none());
+    assert!(store.user_by_id(alice.id + 1000).await.unwrap().is_none());
+    let names: Vec<String> = store
+        .users_by_prefix("al", 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.username)
+        .collect();
+    assert_eq!(names, ["al", "alan", "alice"]);
+    assert_eq!(store.users_by_prefix("al", 2).await.unwrap().len(), 2);
+    store.set_password(alice.id, "h3").await.unwrap();
+    let changed = store.user_by_id(alice.id).await.unwrap().unwrap();
+    assert_eq!(changed.password_hash, "h3");
+    assert!(matches!(
+        store.set_password(alice.id + 1000, "x").await,
+        Err(StoreError::NotFound)
+    ));
+}
+
+async fn sessions(store: &dyn Store) {
+    let alice = user(store, "alice").await;
+    let bob = user(store, "bob").await;
+    let mut ids = Vec::new();
+    for i in 0..3u8 {
+        let s = store
+            .create_session(NewSession {
+                user_id: alice,
+                token_hash: [i; 32],
+                device: format!("device {i}"),
+                created_at: 1,
+                expires_at: 2,
+            })
+            .await
+            .unwrap();
+        assert_eq!(s.device, format!("device {i}"));
+        ids.push(s.id);
+    }
+    let by_token = store.session_by_token([1; 32]).await.unwrap().unwrap();
+    assert_eq!((by_token.id, by_token.user_id), (ids[1], alice));
+    assert!(store.session_by_token([9; 32]).await.unwrap().is_none());
+    assert_eq!(store.sessions_of(alice).await.unwrap().len(), 3);
+    assert!(matches!(
+        store.revoke_session(bob, ids[0]).await,
+        Err(StoreError::NotFound)
+    ));
+    store.revoke_session(alice, ids[0]).await.unwrap();
+    assert!(matches!(
+        store.revoke_session(alice, ids[0]).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.session_by_token([0; 32]).await.unwrap().is_none());
+    let revoked = store.revoke_other_sessions(alice, ids[2]).await.unwrap();
+    assert_eq!(revoked, vec![ids[1]]);
+    let left: Vec<_> = store
+        .sessions_of(alice)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(left, vec![ids[2]]);
+}
+
+async fn direct_conversations(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let c = user(store, "carol").await;
+    let ab = store.direct_conversation(a, b).await.unwrap();
+    assert_eq!(store.direct_conversation(b, a).await.unwrap(), ab);
+    let ac = store.direct_conversation(a, c).await.unwrap();
+    assert_ne!(ab, ac);
+    let mut expected = vec![a, b];
+    expected.sort_unstable();
+    assert_eq!(store.members(ab).await.unwrap(), expected);
+    assert!(matches!(
+        store.direct_conversation(a, c + 1000).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(store.members(ab + 1000).await.unwrap().is_empty());
+}
+
+async fn append_assigns_gap_free_seq(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let other = store
+        .direct_conversation(a, user(store, "carol").await)
+        .await
+        .unwrap();
+    let mut last_id = 0;
+    for i in 1..=20u64 {
+        let sender = if i % 2 == 0 { a } else { b };
+        let got = store
+            .append(text(conv, sender, &format!("m{i}")))
+            .await
+            .unwrap();
+        assert!(!got.duplicate);
+        assert_eq!(got.message.seq, i, "seq is gap-free from 1");
+        assert!(got.message.id > last_id, "ids increase");
+        assert!(got.message.ts > 0);
+        last_id = got.message.id;
+    }
+    let first_other = store.append(text(other, a, "o1")).await.unwrap();
+    assert_eq!(first_other.message.seq, 1, "seq is per conversation");
+    assert_eq!(store.last_seq(conv).await.unwrap(), 20);
+    assert_eq!(store.last_seq(other).await.unwrap(), 1);
+}
+
+async fn append_is_idempotent(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let first = store.append(text(conv, a, "same")).await.unwrap();
+    let again = store.append(text(conv, a, "same")).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message, "the original is returned");
+    let other_sender = store.append(text(conv, b, "same")).await.unwrap();
+    assert!(!other_sender.duplicate, "keys are per sender");
+    assert_eq!(other_sender.message.seq, 2);
+    assert_eq!(store.count_messages(conv).await.unwrap(), 2);
+}
+
+async fn concurrent_appends(store: Arc<dyn Store>) {
+    let a = user(&*store, "alice").await;
+    let b = user(&*store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..50 {
+                // Every fifth send is a retry of the previous one.
+                let key = format!("t{t}-{}", i - usize::from(i % 5 == 4));
+                let got = store.append(text(conv, a, &key)).await.unwrap();
+                assert_eq!(got.duplicate, i % 5 == 4);
+                seqs.push(got.message.seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = HashSet::new();
+    for task in tasks {
+        for seq in task.await.unwrap() {
+            all.insert(seq);
+        }
+    }
+    let expected: HashSet<u64> = (1..=8 * 40).collect();
+    assert_eq!(all, expected, "seqs are exactly 1..=N with no gap");
+    assert_eq!(store.count_messages(conv).await.unwrap(), 8 * 40);
+}
+
+async fn paging(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    for i in 1..=25 {
+        store.append(text(conv, a, &format!("m{i}"))).await.unwrap();
+    }
+    let seqs = |page: Vec<super::StoredMessage>| page.iter().map(|m| m.seq).collect::<Vec<_>>();
+    assert_eq!(
+        seqs(store.messages_after(conv, 0, 10).await.unwrap()),
+        (1..=10).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store.messages_after(conv, 20, 10).await.unwrap()),
+        (21..=25).collect::<Vec<_>>()
+    );
+    assert!(store.messages_after(conv, 25, 10).await.unwrap().is_empty());
+    assert_eq!(
+        seqs(store.messages_before(conv, None, 5).await.unwrap()),
+        (21..=25).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store.messages_before(conv, Some(21), 5).await.unwrap()),
+        (16..=20).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seqs(store.messages_before(conv, Some(3), 5).await.unwrap()),
+        vec![1, 2]
+    );
+    let m = &store.messages_after(conv, 4, 1).await.unwrap()[0];
+    assert_eq!((m.seq, m.sender, m.text.as_str()), (5, a, "text of m5"));
+}
+
+async fn conversation_list_and_read_cursor(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let c = user(store, "carol").await;
+    let ab = store.direct_conversation(a, b).await.unwrap();
+    let ac = store.direct_conversation(a, c).await.unwrap();
+    store.append(text(ab, a, "1")).await.unwrap();
+    store.append(text(ab, b, "2")).await.unwrap();
+    store.append(text(ac, c, "3")).await.unwrap();
+    let list = store.conversations_of(a).await.unwrap();
+    assert_eq!(list.len(), 2);
+    let ab_entry = list.iter().find(|x| x.id == ab).unwrap();
+    assert_eq!(ab_entry.peer, Some((b, "bob".to_owned())));
+    assert_eq!(ab_entry.last_message.as_ref().unwrap().seq, 2);
+    assert_eq!(ab_entry.read_seq, 0);
+    assert!(list[0].updated_at >= list[1].updated_at, "newest first");
+    assert_eq!(store.set_read_cursor(a, ab, 1).await.unwrap(), 1);
+    assert_eq!(
+        store.set_read_cursor(a, ab, 0).await.unwrap(),
+        1,
+        "cursors never move back"
+    );
+    assert_eq!(store.set_read_cursor(a, ab, 2).await.unwrap(), 2);
+    assert!(matches!(
+        store.set_read_cursor(c, ab, 1).await,
+        Err(StoreError::NotFound)
+    ));
+    let list = store.conversations_of(a).await.unwrap();
+    assert_eq!(list.iter().find(|x| x.id == ab).unwrap().read_seq, 2);
+    assert_eq!(store.conversations_of(b).await.unwrap().len(), 1);
+}

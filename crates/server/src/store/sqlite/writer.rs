@@ -1,0 +1,230 @@
+//! The single SQLite writer thread and its group commit.
+//!
+//! Every write in the process goes through one thread that owns the only read-write connection.
+//! It takes whatever jobs are queued (up to `write_batch_max`), runs each inside its own
+//! savepoint of ONE transaction, commits once, and only then answers each job: a message is
+//! acknowledged only after the commit that holds it (DESIGN.md invariant 1), and a thousand
+//! concurrent senders cost one fsync, not a thousand.
+//!
+//! The writer also owns the per-conversation `last seq` cache and the message-id generator: as
+//! the only writer it can keep them exact without reading the database on every append.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
+use crate::store::{ConvId, StoreError, StoreResult};
+
+/// Jobs waiting for the writer before `write` callers wait for room (backpressure on senders).
+pub(super) const WRITE_QUEUE: usize = 16 * 1024;
+
+/// State a write job may use besides the connection.
+pub(super) struct WriteCtx<'a> {
+    /// The read-write connection, inside the batch's transaction.
+    pub(super) conn: &'a Connection,
+    /// Commit time of this batch (UTC ms).
+    pub(super) now: i64,
+    seqs: &'a mut HashMap<ConvId, u64>,
+    last_id: &'a mut i64,
+}
+
+impl WriteCtx<'_> {
+    /// The newest seq of `conv`, from the cache or the database.
+    pub(super) fn last_seq(&mut self, conv: ConvId) -> rusqlite::Result<u64> {
+        if let Some(seq) = self.seqs.get(&conv) {
+            return Ok(*seq);
+        }
+        let seq: u64 = self
+            .conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
+            .query_row([conv], |r| r.get(0))?;
+        self.seqs.insert(conv, seq);
+        Ok(seq)
+    }
+
+    /// Records that `conv` now ends at `seq`. Call only after the row is inserted.
+    pub(super) fn set_last_seq(&mut self, conv: ConvId, seq: u64) {
+        self.seqs.insert(conv, seq);
+    }
+
+    /// A new message id: unique and increasing, derived from the commit time so ids from
+    /// different runs never collide.
+    pub(super) fn next_message_id(&mut self) -> i64 {
+        *self.last_id = (*self.last_id + 1).max(self.now << 16);
+        *self.last_id
+    }
+}
+
+/// What to do once the batch's commit outcome is known.
+type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
+/// A write: runs inside the batch's transaction, returns its completion.
+type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
+
+/// What the writer thread receives.
+enum Command {
+    Write(Job),
+    /// Commit what came before, answer, and exit. Jobs queued behind it are dropped, so their
+    /// callers see `StoreError::Closed`.
+    Stop(oneshot::Sender<()>),
+}
+
+/// Handle to the writer thread.
+pub(super) struct Writer {
+    commands: mpsc::Sender<Command>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`.
+    pub(super) fn start(conn: Connection, batch_max: usize, metrics: Arc<Metrics>) -> Self {
+        let (commands, rx) = mpsc::channel(WRITE_QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("banter-sqlite-writer".into())
+            .spawn(move || run(conn, rx, batch_max, &metrics))
+            .expect("spawn sqlite writer thread");
+        Self {
+            commands,
+            thread: std::sync::Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Runs `f` in the next batch and returns its result once that batch has committed.
+    pub(super) async fn write<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: Job = Box::new(move |ctx| {
+            let result = in_savepoint(ctx, f);
+            Box::new(move |committed: StoreResult<()>| {
+                // The caller may have gone away (timeout, disconnect); the write stands.
+                _ = tx.send(committed.and(result));
+            })
+        });
+        self.commands
+            .send(Command::Write(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits everything queued so far, stops the thread and waits for it.
+    pub(super) async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Stop(tx)).await.is_ok() {
+            _ = rx.await;
+        }
+        let thread = self.thread.lock().expect("writer thread lock").take();
+        if let Some(thread) = thread {
+            _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Runs `f` inside a savepoint so that its failure undoes only its own writes.
+fn in_savepoint<R>(
+    ctx: &mut WriteCtx<'_>,
+    f: impl FnOnce(&mut WriteCtx<'_>) -> StoreResult<R>,
+) -> StoreResult<R> {
+    exec(ctx.conn, "SAVEPOINT job")?;
+    let result = f(ctx);
+    match &result {
+        Ok(_) => exec(ctx.conn, "RELEASE job")?,
+        Err(_) => {
+            exec(ctx.conn, "ROLLBACK TO job")?;
+            exec(ctx.conn, "RELEASE job")?;
+        }
+    }
+    result
+}
+
+fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(backend)
+}
+
+/// Maps a SQLite error to the store's opaque backend error.
+pub(super) fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, batch_max: usize, metrics: &Metrics) {
+    let mut seqs = HashMap::new();
+    let mut last_id: i64 = conn
+        .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .ok()
+        .flatten()
+        .unwrap_or(0);
+    let mut batch = Vec::with_capacity(batch_max);
+    let mut stop = None;
+    while stop.is_none() {
+        match rx.blocking_recv() {
+            Some(Command::Write(job)) => batch.push(job),
+            Some(Command::Stop(ack)) => stop = Some(ack),
+            None => break,
+        }
+        while stop.is_none() && batch.len() < batch_max {
+            match rx.try_recv() {
+                Ok(Command::Write(job)) => batch.push(job),
+                Ok(Command::Stop(ack)) => stop = Some(ack),
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            commit_batch(&conn, &mut batch, &mut seqs, &mut last_id, metrics);
+        }
+    }
+    if let Some(ack) = stop {
+        _ = ack.send(());
+    }
+}
+
+/// Runs `batch` in one transaction, commits, then completes every job with the outcome.
+fn commit_batch(
+    conn: &Connection,
+    batch: &mut Vec<Job>,
+    seqs: &mut HashMap<ConvId, u64>,
+    last_id: &mut i64,
+    metrics: &Metrics,
+) {
+    let started = Instant::now();
+    let size = batch.len();
+    let mut completions = Vec::with_capacity(size);
+    let outcome = exec(conn, "BEGIN IMMEDIATE").and_then(|()| {
+        let mut ctx = WriteCtx {
+            conn,
+            now: crate::clock::now_ms(),
+            seqs: &mut *seqs,
+            last_id: &mut *last_id,
+        };
+        for job in batch.drain(..) {
+            completions.push(job(&mut ctx));
+        }
+        exec(conn, "COMMIT")
+    });
+    // Jobs not run (BEGIN failed) are dropped here: their callers see `Closed`.
+    batch.clear();
+    if let Err(e) = &outcome {
+        // The transaction is gone: forget cached seqs so they are re-read from disk.
+        _ = exec(conn, "ROLLBACK");
+        seqs.clear();
+        tracing::error!(error = %e, batch = size, "sqlite commit failed");
+    }
+    metrics.record_commit(size, started.elapsed());
+    for complete in completions {
+        complete(match &outcome {
+            Ok(()) => Ok(()),
+            Err(e) => Err(StoreError::Backend(e.to_string())),
+        });
+    }
+}

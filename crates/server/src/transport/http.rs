@@ -1,0 +1,187 @@
+//! Handlers of the JSON HTTP API. Each is documented for the OpenAPI document.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use banter_protocol::{
+    ChangePasswordRequest, ErrorCode, ErrorResponse, LoginRequest, LoginResponse, RegisterRequest,
+    SessionInfo, User,
+};
+use serde::Deserialize;
+use utoipa::OpenApi as _;
+
+use super::ApiError;
+use super::extract::{Authed, JsonBody, QueryParams};
+use crate::app::App;
+use crate::error::Error;
+
+type Shared = State<Arc<App>>;
+
+/// Registers an account.
+#[utoipa::path(post, path = "/v1/accounts", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Registered", body = User),
+        (status = 400, description = "invalid_username, invalid_password, bad_request", body = ErrorResponse),
+        (status = 409, description = "username_taken", body = ErrorResponse),
+        (status = 413, description = "payload_too_large", body = ErrorResponse),
+    ))]
+pub(super) async fn register(
+    State(app): Shared,
+    JsonBody(req): JsonBody<RegisterRequest>,
+) -> Result<(StatusCode, Json<User>), ApiError> {
+    let user = app.accounts.register(&req.username, &req.password).await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Logs in: returns a bearer token for a new session (device).
+#[utoipa::path(post, path = "/v1/sessions", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 401, description = "bad_credentials", body = ErrorResponse),
+    ))]
+pub(super) async fn login(
+    State(app): Shared,
+    JsonBody(req): JsonBody<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let res = app
+        .accounts
+        .login(&req.username, &req.password, req.device.as_deref())
+        .await?;
+    Ok(Json(res))
+}
+
+/// Lists the caller's live sessions.
+#[utoipa::path(get, path = "/v1/sessions", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Sessions", body = Vec<SessionInfo>),
+        (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+    ))]
+pub(super) async fn sessions(
+    State(app): Shared,
+    Authed(caller): Authed,
+) -> Result<Json<Vec<SessionInfo>>, ApiError> {
+    Ok(Json(app.accounts.sessions(&caller).await?))
+}
+
+/// Logs out: revokes the caller's own token and closes its sockets.
+#[utoipa::path(delete, path = "/v1/sessions/current", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+    ))]
+pub(super) async fn logout(
+    State(app): Shared,
+    Authed(caller): Authed,
+) -> Result<StatusCode, ApiError> {
+    app.accounts.logout(&caller).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes one of the caller's sessions and closes its sockets (close code 4001).
+#[utoipa::path(delete, path = "/v1/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Session id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "unknown_session", body = ErrorResponse),
+    ))]
+pub(super) async fn revoke(
+    State(app): Shared,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    app.accounts.revoke(&caller, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/v1/me", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The account", body = User),
+        (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+    ))]
+pub(super) async fn me(State(app): Shared, Authed(caller): Authed) -> Result<Json<User>, ApiError> {
+    Ok(Json(app.accounts.me(&caller).await?))
+}
+
+/// Changes the password; every other session is revoked.
+#[utoipa::path(put, path = "/v1/me/password", security(("bearer" = [])),
+    request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 400, description = "invalid_password", body = ErrorResponse),
+        (status = 401, description = "bad_credentials, unauthorized", body = ErrorResponse),
+    ))]
+pub(super) async fn change_password(
+    State(app): Shared,
+    Authed(caller): Authed,
+    JsonBody(req): JsonBody<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    app.accounts
+        .change_password(&caller, &req.old_password, &req.new_password)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /v1/users`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub(super) struct SearchQuery {
+    /// Username prefix (case-insensitive).
+    prefix: String,
+    /// At most this many users (1–50, default 20).
+    limit: Option<u32>,
+}
+
+/// Finds users by username prefix.
+#[utoipa::path(get, path = "/v1/users", security(("bearer" = [])), params(SearchQuery),
+    responses(
+        (status = 200, description = "Matching users", body = Vec<User>),
+        (status = 400, description = "bad_request", body = ErrorResponse),
+    ))]
+pub(super) async fn search_users(
+    State(app): Shared,
+    Authed(_caller): Authed,
+    QueryParams(q): QueryParams<SearchQuery>,
+) -> Result<Json<Vec<User>>, ApiError> {
+    Ok(Json(app.accounts.search(&q.prefix, q.limit).await?))
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive")))]
+pub(super) async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: accepting new work (503 while shutting down).
+#[utoipa::path(get, path = "/readyz", responses(
+    (status = 200, description = "Ready"),
+    (status = 503, description = "shutting_down", body = ErrorResponse)))]
+pub(super) async fn readyz(State(app): Shared) -> Result<&'static str, ApiError> {
+    if app.shutdown.is_cancelled() {
+        Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into())
+    } else {
+        Ok("ready")
+    }
+}
+
+/// Prometheus metrics.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text")))]
+pub(super) async fn metrics(State(app): Shared) -> impl IntoResponse {
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        app.metrics.render(),
+    )
+}
+
+/// This document.
+pub(super) async fn openapi() -> impl IntoResponse {
+    Json(super::ApiDoc::openapi())
+}
+
+/// Any other route.
+pub(super) async fn not_found() -> ApiError {
+    Error::new(ErrorCode::NotFound, "no such route").into()
+}

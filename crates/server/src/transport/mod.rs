@@ -1,0 +1,131 @@
+//! Transport: the HTTP API, the WebSocket upgrade, health, metrics and the OpenAPI document.
+//!
+//! Handlers here only translate: they extract and validate the request's shape, call a service,
+//! and turn its result or [`Error`] into a response. The HTTP status of each error code is
+//! decided in [`status_of`] and nowhere else.
+
+mod extract;
+mod http;
+mod openapi;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post, put};
+use banter_protocol::{ErrorCode, ErrorResponse};
+
+use crate::app::App;
+use crate::error::Error;
+
+pub use openapi::ApiDoc;
+
+/// The whole HTTP surface of the server.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/accounts", post(http::register))
+        .route("/v1/sessions", post(http::login).get(http::sessions))
+        .route("/v1/sessions/current", delete(http::logout))
+        .route("/v1/sessions/{id}", delete(http::revoke))
+        .route("/v1/me", get(http::me))
+        .route("/v1/me/password", put(http::change_password))
+        .route("/v1/users", get(http::search_users))
+        .route("/v1/ws", get(ws::upgrade))
+        .route("/healthz", get(http::healthz))
+        .route("/readyz", get(http::readyz))
+        .route("/metrics", get(http::metrics))
+        .route("/openapi.json", get(http::openapi))
+        .fallback(http::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&app),
+            refuse_while_draining,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            Arc::clone(&app),
+            count_errors,
+        ))
+        .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
+        .with_state(app)
+}
+
+/// The HTTP status for each error code.
+pub fn status_of(code: ErrorCode) -> StatusCode {
+    use ErrorCode as C;
+    match code {
+        C::BadRequest
+        | C::UnknownType
+        | C::InvalidUsername
+        | C::InvalidPassword
+        | C::EmptyMessage
+        | C::TextTooLong
+        | C::InvalidClientMsgId
+        | C::CannotMessageSelf
+        | C::InvalidSeq => StatusCode::BAD_REQUEST,
+        C::Unauthorized | C::TokenExpired | C::BadCredentials => StatusCode::UNAUTHORIZED,
+        C::UsernameTaken => StatusCode::CONFLICT,
+        C::RateLimited | C::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
+        C::UnknownUser | C::UnknownConversation | C::UnknownSession | C::NotFound => {
+            StatusCode::NOT_FOUND
+        }
+        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A service error on its way out as an HTTP response.
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) Error);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.0.code;
+        let mut response = (
+            status_of(code),
+            axum::Json(ErrorResponse {
+                error: self.0.body(),
+            }),
+        )
+            .into_response();
+        response.extensions_mut().insert(code);
+        response
+    }
+}
+
+/// Counts every error response by code (the code rides in the response's extensions).
+async fn count_errors(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    response: Response,
+) -> Response {
+    if let Some(code) = response.extensions().get::<ErrorCode>() {
+        app.metrics.error(*code);
+    }
+    response
+}
+
+/// While shutting down, refuses new work with 503 `shutting_down`; health, readiness and metrics
+/// still answer (readiness with 503 itself).
+async fn refuse_while_draining(
+    axum::extract::State(app): axum::extract::State<Arc<App>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let exempt = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    if app.shutdown.is_cancelled() && !exempt {
+        return ApiError(Error::new(
+            ErrorCode::ShuttingDown,
+            "the server is shutting down",
+        ))
+        .into_response();
+    }
+    next.run(request).await
+}

@@ -1,0 +1,167 @@
+//! The WebSocket endpoint: authenticates, checks limits, performs the RFC 6455 handshake on
+//! top of hyper's upgrade, and hands the stream to a session.
+//!
+//! Authentication happens before the upgrade, so a bad token is a plain HTTP 401 with a typed
+//! body. Browsers, which cannot set headers on a WebSocket, pass the token as the subprotocol
+//! `banter.auth.<token>` next to `banter.v1`; other clients may use `Authorization: Bearer`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::header::{
+    CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
+    SEC_WEBSOCKET_VERSION, UPGRADE,
+};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use banter_protocol::{AUTH_SUBPROTOCOL_PREFIX, ErrorCode, SUBPROTOCOL};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use super::ApiError;
+use super::extract::bearer;
+use crate::app::App;
+use crate::error::Error;
+use crate::session;
+
+/// The GUID RFC 6455 appends to the client's key.
+const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Opens a WebSocket session.
+#[utoipa::path(get, path = "/v1/ws",
+    responses(
+        (status = 101, description = "Switching to the Banter WebSocket protocol (docs/PROTOCOL.md)"),
+        (status = 400, description = "bad_request: not a WebSocket upgrade", body = banter_protocol::ErrorResponse),
+        (status = 401, description = "unauthorized, token_expired", body = banter_protocol::ErrorResponse),
+        (status = 429, description = "too_many_connections", body = banter_protocol::ErrorResponse),
+        (status = 503, description = "shutting_down", body = banter_protocol::ErrorResponse),
+    ))]
+pub(super) async fn upgrade(
+    State(app): State<Arc<App>>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    if app.shutdown.is_cancelled() {
+        return Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into());
+    }
+    let headers = req.headers();
+    let offered = offered_protocols(headers);
+    let token = bearer(headers)
+        .map(str::to_owned)
+        .or_else(|| {
+            offered
+                .iter()
+                .find_map(|p| p.strip_prefix(AUTH_SUBPROTOCOL_PREFIX).map(str::to_owned))
+        })
+        .ok_or(Error::new(
+            ErrorCode::Unauthorized,
+            "missing token: send `Authorization: Bearer <token>` or the subprotocol banter.auth.<token>",
+        ))?;
+    let caller = app.accounts.authenticate(&token).await?;
+    let key = handshake_key(headers)?;
+    if !app.registry.has_room(caller.user) {
+        return Err(Error::with(
+            ErrorCode::TooManyConnections,
+            format!(
+                "at most {} connections per user",
+                app.config.max_connections_per_user
+            ),
+        )
+        .into());
+    }
+    let select_protocol = offered.iter().any(|p| p == SUBPROTOCOL);
+    let on_upgrade = req
+        .extensions_mut()
+        .remove::<OnUpgrade>()
+        .ok_or(Error::new(
+            ErrorCode::BadRequest,
+            "connection cannot be upgraded",
+        ))?;
+    let conn = app.next_conn_id();
+    let handshake = Duration::from_millis(app.config.handshake_timeout_ms);
+    let max_frame = app.config.max_frame_bytes;
+    let session_app = Arc::clone(&app);
+    app.sessions.spawn(async move {
+        match tokio::time::timeout(handshake, on_upgrade).await {
+            Ok(Ok(upgraded)) => {
+                let ws = tokio_websockets::ServerBuilder::new()
+                    .limits(tokio_websockets::Limits::default().max_payload_len(Some(max_frame)))
+                    .serve(TokioIo::new(upgraded));
+                session::run(session_app, ws, caller, conn).await;
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "websocket upgrade failed"),
+            Err(_) => tracing::debug!("websocket upgrade timed out"),
+        }
+    });
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(UPGRADE, "websocket")
+        .header(CONNECTION, "Upgrade")
+        .header(SEC_WEBSOCKET_ACCEPT, accept_key(&key));
+    if select_protocol {
+        response = response.header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL);
+    }
+    Ok(response
+        .body(Body::empty())
+        .expect("static response parts are valid"))
+}
+
+/// The subprotocols the client offered.
+fn offered_protocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+fn header_has(headers: &HeaderMap, name: axum::http::HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// Validates the upgrade request and returns its `Sec-WebSocket-Key`.
+fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, Error> {
+    let upgrade =
+        header_has(headers, UPGRADE, "websocket") && header_has(headers, CONNECTION, "upgrade");
+    let version = headers
+        .get(SEC_WEBSOCKET_VERSION)
+        .map(HeaderValue::as_bytes)
+        == Some(b"13");
+    match headers.get(SEC_WEBSOCKET_KEY) {
+        Some(key) if upgrade && version => Ok(key.clone()),
+        _ => Err(Error::new(
+            ErrorCode::BadRequest,
+            "not a WebSocket upgrade (need Upgrade: websocket, Sec-WebSocket-Version: 13 and a key)",
+        )),
+    }
+}
+
+/// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
+fn accept_key(key: &HeaderValue) -> String {
+    let mut sha = sha1_smol::Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(WS_GUID.as_bytes());
+    STANDARD.encode(sha.digest().bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_key_matches_rfc_example() {
+        let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
+        assert_eq!(accept_key(&key), "s3pPLMBiTxaQ9kxGzzhZRbK+xOo=");
+    }
+}

@@ -1,0 +1,262 @@
+//! The one helper every integration test uses: start a real server on `127.0.0.1:0` with a
+//! fresh SQLite store, make users, and open raw sockets for misbehaving-client tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::Arc;
+
+use banter_client::{Api, Connection, Messenger};
+use banter_server::store::Store;
+use banter_server::{Config, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Password every test user gets.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A running server and what is needed to talk to it.
+pub struct TestServer {
+    pub addr: String,
+    pub api: Api,
+    pub store: Arc<dyn Store>,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+/// A registered, logged-in user.
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub id: String,
+    pub username: String,
+    pub token: String,
+    pub session: String,
+}
+
+/// The configuration tests start from: cheap password hashing, generous rates.
+pub fn test_config(dir: &std::path::Path) -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        password_memory_kib: 64,
+        password_iterations: 1,
+        send_rate_per_sec: 100_000,
+        send_burst: 100_000,
+        ..Config::default()
+    }
+}
+
+/// Starts a server with the test configuration.
+pub async fn start_server() -> TestServer {
+    start_with(|_| {}).await
+}
+
+/// Starts a server with the test configuration adjusted by `adjust`.
+pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(dir.path());
+    adjust(&mut config);
+    let server = Server::bind(config.clone()).await.expect("server binds");
+    let addr = server.local_addr().to_string();
+    let store = server.store();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async {
+        _ = stopped.await;
+    }));
+    TestServer {
+        api: Api::new(addr.clone()),
+        addr,
+        store,
+        config,
+        stop: Some(stop),
+        task: Some(task),
+        _dir: dir,
+    }
+}
+
+impl TestServer {
+    /// Registers and logs in `name`.
+    pub async fn user(&self, name: &str) -> TestUser {
+        let user = self.api.register(name, PASSWORD).await.expect("register");
+        let mut u = self.login(name).await;
+        u.id = user.id;
+        u
+    }
+
+    /// Logs `name` in as another device.
+    pub async fn login(&self, name: &str) -> TestUser {
+        let login = self
+            .api
+            .login(name, PASSWORD, Some("test device"))
+            .await
+            .expect("login");
+        TestUser {
+            id: login.user.id,
+            username: login.user.username,
+            token: login.token,
+            session: login.session_id,
+        }
+    }
+
+    /// Opens a WebSocket connection for `user`.
+    pub async fn connect(&self, user: &TestUser) -> Connection {
+        Connection::connect(&self.addr, &user.token)
+            .await
+            .expect("connect")
+    }
+
+    /// Opens a reconnecting messenger for `user`.
+    pub async fn messenger(&self, user: &TestUser) -> Messenger {
+        Messenger::connect(&self.addr, &user.token)
+            .await
+            .expect("messenger connects")
+    }
+
+    /// Begins graceful shutdown without waiting for it.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            _ = stop.send(());
+        }
+    }
+
+    /// Shuts down and waits for the server to finish.
+    pub async fn stop(mut self) {
+        self.begin_shutdown();
+        if let Some(task) = self.task.take() {
+            task.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// A WebSocket opened by hand, for clients that misbehave (never answer pings, never read).
+/// Frames are parsed here without answering anything.
+pub struct RawSocket {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// A server frame as read off a [`RawSocket`].
+#[derive(Debug)]
+pub struct RawFrame {
+    pub opcode: u8,
+    pub payload: Vec<u8>,
+}
+
+impl RawFrame {
+    /// The close code, for a close frame.
+    pub fn close_code(&self) -> Option<u16> {
+        (self.opcode == 8 && self.payload.len() >= 2)
+            .then(|| u16::from_be_bytes([self.payload[0], self.payload[1]]))
+    }
+}
+
+impl RawSocket {
+    /// Performs the upgrade on `stream` with `token`; panics unless the server switches.
+    pub async fn open_on(mut stream: TcpStream, addr: &str, token: &str) -> Self {
+        let request = format!(
+            "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Authorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            let mut chunk = [0u8; 1024];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "server closed during handshake");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+        Self {
+            stream,
+            buf: buf[end..].to_vec(),
+        }
+    }
+
+    /// Connects to `addr` and upgrades.
+    pub async fn open(addr: &str, token: &str) -> Self {
+        Self::open_on(TcpStream::connect(addr).await.unwrap(), addr, token).await
+    }
+
+    /// Reads the next frame; `None` at end of stream.
+    pub async fn next_frame(&mut self) -> Option<RawFrame> {
+        loop {
+            if let Some((frame, used)) = parse_frame(&self.buf) {
+                self.buf.drain(..used);
+                return Some(frame);
+            }
+            let mut chunk = vec![0u8; 64 * 1024];
+            match self.stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Reads frames until a close frame and returns its code, counting the text frames before.
+    pub async fn close_code(&mut self) -> (Option<u16>, usize) {
+        let mut texts = 0;
+        while let Some(frame) = self.next_frame().await {
+            match frame.opcode {
+                1 => texts += 1,
+                8 => return (frame.close_code(), texts),
+                _ => {}
+            }
+        }
+        (None, texts)
+    }
+
+    /// Sends a masked client frame.
+    pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
+        let mut out = vec![0x80 | opcode];
+        let len = payload.len();
+        if len < 126 {
+            out.push(0x80 | len as u8);
+        } else if len <= u16::MAX as usize {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        } else {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+        let mask = [1u8, 2, 3, 4];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        self.stream.write_all(&out).await.unwrap();
+    }
+}
+
+fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+    if buf.len() < 2 {
+        return None;
+    }
+    let opcode = buf[0] & 0x0f;
+    let (len, mut at) = match buf[1] & 0x7f {
+        126 if buf.len() >= 4 => (u16::from_be_bytes([buf[2], buf[3]]) as usize, 4),
+        127 if buf.len() >= 10 => (
+            u64::from_be_bytes(buf[2..10].try_into().unwrap()) as usize,
+            10,
+        ),
+        126 | 127 => return None,
+        n => (n as usize, 2),
+    };
+    if buf[1] & 0x80 != 0 {
+        at += 4; // servers never mask, but be tolerant
+    }
+    if buf.len() < at + len {
+        return None;
+    }
+    Some((
+        RawFrame {
+            opcode,
+            payload: buf[at..at + len].to_vec(),
+        },
+        at + len,
+    ))
+}
