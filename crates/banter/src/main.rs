@@ -15,7 +15,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite store by default; no setup needed).
-    Serve(Overrides),
+    Serve(Box<Overrides>),
     /// Print the default configuration as TOML.
     DefaultConfig,
 }
@@ -34,12 +34,13 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Command::Serve(overrides) => serve(overrides),
+        Command::Serve(overrides) => serve(*overrides),
     }
 }
 
 fn serve(overrides: Overrides) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )

@@ -162,6 +162,6 @@ mod tests {
     #[test]
     fn accept_key_matches_rfc_example() {
         let key = HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ==");
-        assert_eq!(accept_key(&key), "s3pPLMBiTxaQ9kxGzzhZRbK+xOo=");
+        assert_eq!(accept_key(&key), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     }
 }

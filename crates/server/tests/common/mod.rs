@@ -172,7 +172,10 @@ impl RawSocket {
             }
         };
         let head = String::from_utf8_lossy(&buf[..end]).to_string();
-        assert!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+        assert!(
+            head.starts_with("HTTP/1.1 101"),
+            "handshake refused: {head}"
+        );
         Self {
             stream,
             buf: buf[end..].to_vec(),

@@ -1,0 +1,270 @@
+//! The HTTP account API against a real server: the good paths and every refusal.
+
+mod common;
+
+use banter_client::protocol::ErrorCode;
+use banter_client::{ClientError, Connection, Event};
+use common::{PASSWORD, start_server, start_with};
+
+fn code(e: &ClientError) -> (u16, ErrorCode) {
+    match e {
+        ClientError::Api { status, body } => (*status, body.code),
+        other => panic!("expected a typed API error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn register_login_me_and_search() {
+    let server = start_server().await;
+    let alice = server.user("Alice").await;
+    assert_eq!(alice.username, "alice", "usernames are lower-cased");
+    server.user("alan").await;
+    server.user("bob").await;
+    let me = server.api.me(&alice.token).await.unwrap();
+    assert_eq!(
+        (me.id.as_str(), me.username.as_str()),
+        (alice.id.as_str(), "alice")
+    );
+    let found = server.api.search_users(&alice.token, "AL").await.unwrap();
+    let names: Vec<_> = found.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["alan", "alice"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn registration_refusals() {
+    let server = start_server().await;
+    server.user("carol").await;
+    let taken = server.api.register("CAROL", PASSWORD).await.unwrap_err();
+    assert_eq!(code(&taken), (409, ErrorCode::UsernameTaken));
+    let bad_name = server
+        .api
+        .register("no spaces", PASSWORD)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&bad_name), (400, ErrorCode::InvalidUsername));
+    let short = server.api.register("dave", "short").await.unwrap_err();
+    assert_eq!(code(&short), (400, ErrorCode::InvalidPassword));
+    let long = server
+        .api
+        .register("dave", &"p".repeat(129))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&long), (400, ErrorCode::InvalidPassword));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn login_refusals_and_bad_tokens() {
+    let server = start_server().await;
+    let erin = server.user("erin").await;
+    let wrong = server
+        .api
+        .login("erin", "wrong password", None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong), (401, ErrorCode::BadCredentials));
+    let nobody = server
+        .api
+        .login("nobody", PASSWORD, None)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&nobody), (401, ErrorCode::BadCredentials));
+    let forged = server.api.me("not-a-token").await.unwrap_err();
+    assert_eq!(code(&forged), (401, ErrorCode::Unauthorized));
+    let (status, body) = server.api.get_text("/v1/me").await.unwrap();
+    assert_eq!(status, 401, "missing header: {body}");
+    assert!(body.contains("\"unauthorized\""), "{body}");
+    // The same refusals apply to the WebSocket endpoint, before any upgrade.
+    let ws = Connection::connect(&server.addr, "not-a-token")
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&ws), (401, ErrorCode::Unauthorized));
+    assert!(server.api.me(&erin.token).await.is_ok());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn expired_tokens_are_refused() {
+    let server = start_with(|c| c.token_ttl_secs = 0).await;
+    let frank = server.user("frank").await;
+    let err = server.api.me(&frank.token).await.unwrap_err();
+    assert_eq!(code(&err), (401, ErrorCode::TokenExpired));
+    let ws = Connection::connect(&server.addr, &frank.token)
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(code(&ws), (401, ErrorCode::TokenExpired));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn sessions_list_revoke_and_logout() {
+    let server = start_server().await;
+    let phone = server.user("gina").await;
+    let laptop = server.login("gina").await;
+    let sessions = server.api.sessions(&phone.token).await.unwrap();
+    assert_eq!(sessions.len(), 2);
+    assert!(sessions.iter().any(|s| s.id == phone.session && s.current));
+    assert!(
+        sessions
+            .iter()
+            .any(|s| s.id == laptop.session && !s.current)
+    );
+
+    // Revoking the laptop closes its open socket at once, with 4001.
+    let mut socket = server.connect(&laptop).await;
+    server
+        .api
+        .revoke(&phone.token, &laptop.session)
+        .await
+        .unwrap();
+    assert_eq!(
+        socket.next_event().await,
+        Some(Event::Closed { code: Some(4001) })
+    );
+    let err = server.api.me(&laptop.token).await.unwrap_err();
+    assert_eq!(code(&err), (401, ErrorCode::Unauthorized));
+
+    let unknown = server
+        .api
+        .revoke(&phone.token, &laptop.session)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&unknown), (404, ErrorCode::UnknownSession));
+    let garbage = server.api.revoke(&phone.token, "xyz").await.unwrap_err();
+    assert_eq!(code(&garbage), (404, ErrorCode::UnknownSession));
+    // Someone else's session is as unknown as a missing one.
+    let other = server.user("hank").await;
+    let foreign = server
+        .api
+        .revoke(&phone.token, &other.session)
+        .await
+        .unwrap_err();
+    assert_eq!(code(&foreign), (404, ErrorCode::UnknownSession));
+
+    server.api.logout(&phone.token).await.unwrap();
+    let err = server.api.sessions(&phone.token).await.unwrap_err();
+    assert_eq!(code(&err), (401, ErrorCode::Unauthorized));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn change_password_revokes_other_sessions() {
+    let server = start_server().await;
+    let main = server.user("ivy").await;
+    let other = server.login("ivy").await;
+    let mut socket = server.connect(&other).await;
+    let wrong = server
+        .api
+        .change_password(&main.token, "not it at all", "new password 1")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&wrong), (401, ErrorCode::BadCredentials));
+    let weak = server
+        .api
+        .change_password(&main.token, PASSWORD, "short")
+        .await
+        .unwrap_err();
+    assert_eq!(code(&weak), (400, ErrorCode::InvalidPassword));
+    server
+        .api
+        .change_password(&main.token, PASSWORD, "new password 1")
+        .await
+        .unwrap();
+    assert_eq!(
+        socket.next_event().await,
+        Some(Event::Closed { code: Some(4001) })
+    );
+    assert!(
+        server.api.me(&main.token).await.is_ok(),
+        "the caller's session stays"
+    );
+    assert!(server.api.me(&other.token).await.is_err());
+    let old = server.api.login("ivy", PASSWORD, None).await.unwrap_err();
+    assert_eq!(code(&old), (401, ErrorCode::BadCredentials));
+    assert!(
+        server
+            .api
+            .login("ivy", "new password 1", None)
+            .await
+            .is_ok()
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_oversized_and_unknown_requests() {
+    let server = start_with(|c| c.max_body_bytes = 1024).await;
+    let user = server.user("jack").await;
+    // Malformed JSON body.
+    let (status, body) = raw_post(&server.addr, "/v1/accounts", "{not json").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("\"bad_request\""), "{body}");
+    // Oversized body.
+    let big = format!(r#"{{"username":"kate","password":"{}"}}"#, "x".repeat(2000));
+    let (status, body) = raw_post(&server.addr, "/v1/accounts", &big).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("\"payload_too_large\""), "{body}");
+    // Unknown route.
+    let (status, body) = server.api.get_text("/v1/nope").await.unwrap();
+    assert_eq!(status, 404);
+    assert!(body.contains("\"not_found\""), "{body}");
+    // Bad search prefix.
+    let err = server.api.search_users(&user.token, "").await.unwrap_err();
+    assert_eq!(code(&err), (400, ErrorCode::BadRequest));
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_metrics_and_openapi() {
+    let server = start_server().await;
+    assert_eq!(server.api.get_text("/healthz").await.unwrap().0, 200);
+    assert_eq!(server.api.get_text("/readyz").await.unwrap().0, 200);
+    server
+        .api
+        .login("nobody", PASSWORD, None)
+        .await
+        .unwrap_err();
+    let (status, metrics) = server.api.get_text("/metrics").await.unwrap();
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("banter_errors_total{code=\"bad_credentials\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("banter_commit_seconds_bucket"),
+        "{metrics}"
+    );
+    let (status, doc) = server.api.get_text("/openapi.json").await.unwrap();
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/v1/accounts",
+        "/v1/sessions",
+        "/v1/me/password",
+        "/v1/users",
+        "/v1/ws",
+    ] {
+        assert!(doc["paths"][path].is_object(), "OpenAPI lacks {path}");
+    }
+    server.stop().await;
+}
+
+/// POSTs a raw body (the SDK only sends well-formed JSON).
+async fn raw_post(addr: &str, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    let status = out[9..12].parse().unwrap();
+    let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
+}

@@ -1,0 +1,303 @@
+//! 1:1 messaging against a real server through the SDK: delivery to every device, offline
+//! catch-up, idempotent retries, ordering under interleaving, conversation list, read cursors
+//! and history.
+
+mod common;
+
+use std::collections::HashMap;
+
+use banter_client::protocol::Message;
+use banter_client::{Connection, Event, Target};
+use common::start_server;
+
+/// The next pushed message on `conn` (panics on anything else).
+async fn next_message(conn: &mut Connection) -> Message {
+    match conn.next_event().await {
+        Some(Event::Message(m)) => m,
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_chat_and_every_device_sees_it() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let alice2 = server.login("alice").await;
+    let bob = server.user("bob").await;
+    let bob2 = server.login("bob").await;
+    let a1 = server.connect(&alice).await;
+    let mut a2 = server.connect(&alice2).await;
+    let mut b1 = server.connect(&bob).await;
+    let mut b2 = server.connect(&bob2).await;
+    assert_eq!(a1.hello().user, alice.id);
+
+    let ack = a1
+        .send_text(&Target::User(bob.id.clone()), "c1", "hello bob")
+        .await
+        .unwrap();
+    assert_eq!((ack.seq, ack.duplicate), (1, false));
+    for conn in [&mut b1, &mut b2, &mut a2] {
+        let m = next_message(conn).await;
+        assert_eq!(
+            (
+                m.text.as_str(),
+                m.seq,
+                m.sender.as_str(),
+                m.conversation.as_str()
+            ),
+            ("hello bob", 1, alice.id.as_str(), ack.conversation.as_str())
+        );
+        assert_eq!(m.id, ack.message_id);
+    }
+    // Bob answers into the conversation by id; Alice's devices and Bob's other device see it.
+    let reply = b1
+        .send_text(
+            &Target::Conversation(ack.conversation.clone()),
+            "r1",
+            "hi alice",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.seq, 2);
+    for conn in [&mut a2, &mut b2] {
+        let m = next_message(conn).await;
+        assert_eq!((m.text.as_str(), m.seq), ("hi alice", 2));
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_recipient_gets_500_messages_in_order_via_sync() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let a = server.connect(&alice).await;
+    let to_bob = Target::User(bob.id.clone());
+    for i in 0..500 {
+        a.send_text(&to_bob, &format!("m{i}"), &format!("message {i}"))
+            .await
+            .unwrap();
+    }
+    // Bob was never online: he logs in as a new device and the messenger catches up.
+    let bob_phone = server.login("bob").await;
+    let mut messenger = server.messenger(&bob_phone).await;
+    for i in 0..500u64 {
+        let m = messenger.next_message().await.unwrap();
+        assert_eq!((m.seq, m.text.clone()), (i + 1, format!("message {i}")));
+    }
+    let conn = messenger.connection().unwrap();
+    let list = conn.conversations(None).await.unwrap().conversations;
+    assert_eq!(list.len(), 1);
+    assert_eq!((list[0].last_seq, list[0].unread), (500, 500));
+    assert_eq!(list[0].peer.as_deref(), Some(alice.id.as_str()));
+    assert_eq!(list[0].peer_username.as_deref(), Some("alice"));
+    // Raw paging: pages of 200 with has_more.
+    let page = conn.sync(&list[0].id, 0, Some(200)).await.unwrap();
+    assert_eq!((page.messages.len(), page.has_more), (200, true));
+    let page = conn.sync(&list[0].id, 400, Some(200)).await.unwrap();
+    assert_eq!((page.messages.len(), page.has_more), (100, false));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_dropped_connection_stores_and_delivers_once() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut b = server.connect(&bob).await;
+    let to_bob = Target::User(bob.id.clone());
+
+    let first = server.connect(&alice).await;
+    let original = first
+        .send_text(&to_bob, "retry-me", "only once")
+        .await
+        .unwrap();
+    // The connection drops before the client trusts the ack; it reconnects and retries.
+    first.close().await;
+    let second = server.connect(&alice).await;
+    let retried = second
+        .send_text(&to_bob, "retry-me", "only once")
+        .await
+        .unwrap();
+    assert!(retried.duplicate);
+    assert_eq!(
+        (retried.seq, &retried.message_id, retried.ts),
+        (original.seq, &original.message_id, original.ts),
+        "the original acknowledgement"
+    );
+    // Also through the messenger, which retries with the same id across reconnects.
+    let mut messenger = server.messenger(&alice).await;
+    messenger.disconnect();
+    let again = messenger
+        .send_with_id(&to_bob, "retry-me", "only once")
+        .await
+        .unwrap();
+    assert_eq!((again.seq, again.duplicate), (1, true));
+    let next = second.send_text(&to_bob, "next", "second").await.unwrap();
+    assert_eq!(next.seq, 2);
+
+    // Bob received exactly one copy, then the next message.
+    assert_eq!(next_message(&mut b).await.text, "only once");
+    assert_eq!(next_message(&mut b).await.text, "second");
+    let conv: i64 = original.conversation.parse().unwrap();
+    assert_eq!(server.store.count_messages(conv).await.unwrap(), 2);
+    let page = b.sync(&original.conversation, 0, None).await.unwrap();
+    assert_eq!(page.messages.len(), 2);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interleaved_messages_arrive_complete_and_ordered_on_six_devices() {
+    const PER_DEVICE: usize = 1000 / 6 + 1; // 6 senders × 167 = 1,002 messages
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut logins = vec![alice.clone(), bob.clone()];
+    for _ in 0..2 {
+        logins.push(server.login("alice").await);
+        logins.push(server.login("bob").await);
+    }
+    let mut devices = Vec::new();
+    for login in &logins {
+        devices.push(server.messenger(login).await);
+    }
+    // Open the conversation so every device can address it.
+    let conv = devices[0]
+        .send(&Target::User(bob.id.clone()), "opening")
+        .await
+        .unwrap()
+        .conversation;
+    let total = 1 + PER_DEVICE * devices.len();
+    let mut tasks = Vec::new();
+    for (d, mut device) in devices.into_iter().enumerate() {
+        let target = Target::Conversation(conv.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seen = Vec::with_capacity(total);
+            let mut sent = 0;
+            // Each device alternates sending and receiving, so sends from all six interleave.
+            while seen.len() < total {
+                if sent < PER_DEVICE {
+                    device
+                        .send(&target, &format!("d{d} #{sent}"))
+                        .await
+                        .unwrap();
+                    sent += 1;
+                }
+                while let Ok(Ok(m)) = tokio::time::timeout(
+                    std::time::Duration::from_millis(if sent < PER_DEVICE { 1 } else { 5_000 }),
+                    device.next_message(),
+                )
+                .await
+                {
+                    seen.push(m);
+                    if sent < PER_DEVICE || seen.len() == total {
+                        break;
+                    }
+                }
+            }
+            seen
+        }));
+    }
+    let mut reference: Option<Vec<(u64, String)>> = None;
+    for task in tasks {
+        let seen: Vec<(u64, String)> = task
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.seq, m.text))
+            .collect();
+        let seqs: Vec<u64> = seen.iter().map(|(s, _)| *s).collect();
+        assert_eq!(
+            seqs,
+            (1..=total as u64).collect::<Vec<_>>(),
+            "complete, in order, once"
+        );
+        match &reference {
+            None => reference = Some(seen),
+            Some(r) => assert_eq!(r, &seen, "every device sees the same conversation"),
+        }
+    }
+    let texts: HashMap<String, ()> = reference
+        .unwrap()
+        .into_iter()
+        .map(|(_, t)| (t, ()))
+        .collect();
+    assert_eq!(texts.len(), total, "every message is distinct");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_cursor_unread_counts_and_history() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let bob2 = server.login("bob").await;
+    let a = server.connect(&alice).await;
+    let b = server.connect(&bob).await;
+    let mut b2 = server.connect(&bob2).await;
+    let mut conv = String::new();
+    for i in 0..10 {
+        conv = a
+            .send_text(
+                &Target::User(bob.id.clone()),
+                &format!("m{i}"),
+                &format!("{i}"),
+            )
+            .await
+            .unwrap()
+            .conversation;
+    }
+    let before = b.conversations(None).await.unwrap().conversations;
+    assert_eq!((before[0].unread, before[0].read_seq), (10, 0));
+    assert_eq!(before[0].last_message.as_ref().unwrap().text, "9");
+
+    assert_eq!(b.read(&conv, 7).await.unwrap().read_seq, 7);
+    assert_eq!(
+        b.read(&conv, 3).await.unwrap().read_seq,
+        7,
+        "never moves back"
+    );
+    // Bob's other device is told.
+    loop {
+        match b2.next_event().await.unwrap() {
+            Event::Read {
+                conversation,
+                user,
+                seq,
+            } => {
+                assert_eq!((conversation, user, seq), (conv.clone(), bob.id.clone(), 7));
+                break;
+            }
+            Event::Message(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let after = b.conversations(None).await.unwrap().conversations;
+    assert_eq!((after[0].unread, after[0].read_seq), (3, 7));
+    // Alice's cursor is her own.
+    assert_eq!(
+        a.conversations(None).await.unwrap().conversations[0].unread,
+        10
+    );
+    // Only conversations changed since a timestamp.
+    let since = after[0].updated_at;
+    assert!(
+        b.conversations(Some(since))
+            .await
+            .unwrap()
+            .conversations
+            .is_empty()
+    );
+
+    // History pages backwards, each page oldest first.
+    let newest = b.history(&conv, None, Some(4)).await.unwrap();
+    let seqs: Vec<u64> = newest.messages.iter().map(|m| m.seq).collect();
+    assert_eq!((seqs, newest.has_more), (vec![7, 8, 9, 10], true));
+    let older = b.history(&conv, Some(7), Some(4)).await.unwrap();
+    let seqs: Vec<u64> = older.messages.iter().map(|m| m.seq).collect();
+    assert_eq!((seqs, older.has_more), (vec![3, 4, 5, 6], true));
+    let oldest = b.history(&conv, Some(3), Some(4)).await.unwrap();
+    let seqs: Vec<u64> = oldest.messages.iter().map(|m| m.seq).collect();
+    assert_eq!((seqs, oldest.has_more), (vec![1, 2], false));
+    server.stop().await;
+}

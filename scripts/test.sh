@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project. This is the README's test command, and .ci/run
+# calls exactly this. It installs or starts whatever the tests need, and fails loudly when it
+# cannot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== formatting"
+cargo fmt --all -- --check
+
+echo "== lints"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== tests"
+cargo test --workspace --locked
