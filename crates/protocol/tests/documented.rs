@@ -20,7 +20,10 @@ fn every_close_code_is_documented() {
     for code in 0..=u16::MAX {
         if let Some(close) = CloseCode::from_code(code) {
             let row = format!("| {} |", close.code());
-            assert!(DOC.contains(&row), "PROTOCOL.md has no row for close {code}");
+            assert!(
+                DOC.contains(&row),
+                "PROTOCOL.md has no row for close {code}"
+            );
         }
     }
 }
