@@ -50,6 +50,51 @@ pub enum Event {
         /// New cursor.
         seq: u64,
     },
+    /// A friendship changed.
+    Friend {
+        /// What happened.
+        event: banter_protocol::FriendEvent,
+        /// Who acted.
+        from: String,
+        /// The other party.
+        to: String,
+    },
+    /// A contact's profile changed.
+    Profile(banter_protocol::Profile),
+    /// A friend came online or went offline.
+    Presence {
+        /// The user.
+        user: String,
+        /// Online now.
+        online: bool,
+        /// Last seen (UTC ms).
+        last_seen: Option<i64>,
+    },
+    /// Someone is typing.
+    Typing {
+        /// Conversation.
+        conversation: String,
+        /// Who.
+        user: String,
+    },
+    /// A chatroom message.
+    RoomMessage {
+        /// Room.
+        room: String,
+        /// Message.
+        message: banter_protocol::RoomMessage,
+    },
+    /// A chatroom's occupancy changed.
+    RoomOccupancy {
+        /// Room.
+        room: String,
+        /// Connections in the room.
+        count: usize,
+        /// Users who entered.
+        joined: Vec<String>,
+        /// Users who left.
+        left: Vec<String>,
+    },
     /// The connection ended; `code` is the server's close code, if it sent one.
     Closed {
         /// Close code.
@@ -178,7 +223,11 @@ impl Connection {
         }
     }
 
-    async fn typed<T: DeserializeOwned>(&self, request: ClientRequest) -> Result<T, ClientError> {
+    /// Sends a request and decodes its result.
+    pub async fn typed<T: DeserializeOwned>(
+        &self,
+        request: ClientRequest,
+    ) -> Result<T, ClientError> {
         let value = self.request(request).await?;
         serde_json::from_value(value).map_err(ClientError::protocol)
     }
@@ -335,6 +384,30 @@ async fn read_loop<S>(
                 conversation,
                 user,
                 seq,
+            },
+            ServerFrame::Friend { event, from, to } => Event::Friend { event, from, to },
+            ServerFrame::Profile { profile } => Event::Profile(profile),
+            ServerFrame::Presence {
+                user,
+                online,
+                last_seen,
+            } => Event::Presence {
+                user,
+                online,
+                last_seen,
+            },
+            ServerFrame::Typing { conversation, user } => Event::Typing { conversation, user },
+            ServerFrame::RoomMessage { room, message } => Event::RoomMessage { room, message },
+            ServerFrame::RoomOccupancy {
+                room,
+                count,
+                joined,
+                left,
+            } => Event::RoomOccupancy {
+                room,
+                count,
+                joined,
+                left,
             },
         };
         if events.send(event).await.is_err() {

@@ -203,7 +203,16 @@ impl Messenger {
                         self.fill_or_drop(&conv).await?;
                     }
                 }
-                Some(Event::Read { .. }) => {}
+                // Events other than messages are for apps that use a `Connection` directly.
+                Some(
+                    Event::Read { .. }
+                    | Event::Friend { .. }
+                    | Event::Profile(_)
+                    | Event::Presence { .. }
+                    | Event::Typing { .. }
+                    | Event::RoomMessage { .. }
+                    | Event::RoomOccupancy { .. },
+                ) => {}
                 Some(Event::Closed { code }) => {
                     self.conn = None;
                     if code == Some(CloseCode::AuthRevoked.code()) {
@@ -257,7 +266,12 @@ impl Messenger {
                         seq: ack.seq,
                         sender: me,
                         client_msg_id: client_msg_id.to_owned(),
+                        kind: banter_protocol::MessageKind::Text,
                         text: text.to_owned(),
+                        ref_seq: None,
+                        event: None,
+                        edited_at: None,
+                        recalled: false,
                         ts: ack.ts,
                     };
                     if self.accept(own) {

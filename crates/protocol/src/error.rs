@@ -44,6 +44,34 @@ pub enum ErrorCode {
     CannotMessageSelf,
     /// A `seq` beyond the conversation's last message.
     InvalidSeq,
+    /// The caller's role (or not being the sender) does not allow this.
+    Forbidden,
+    /// One of the two users blocked the other.
+    Blocked,
+    /// The server's policy allows direct messages between friends only.
+    NotFriends,
+    /// The two users are friends already.
+    AlreadyFriends,
+    /// No such pending friend request.
+    UnknownRequest,
+    /// The group would exceed the configured maximum size.
+    GroupFull,
+    /// The user is a member already.
+    AlreadyMember,
+    /// The named user is not a member of the group.
+    NotMember,
+    /// The group was dissolved and accepts no changes or messages.
+    GroupDissolved,
+    /// No recallable or editable message of the caller at that seq.
+    UnknownMessage,
+    /// The message is older than the recall window.
+    RecallWindowPassed,
+    /// A name, description, URL or status is empty where required, too long, or malformed.
+    InvalidField,
+    /// A room name that is not 1–64 of `a-z0-9_-`.
+    InvalidRoom,
+    /// The connection has not joined that room.
+    NotInRoom,
     /// The HTTP body exceeds the configured maximum.
     PayloadTooLarge,
     /// No such HTTP route.
@@ -56,7 +84,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -75,6 +103,20 @@ impl ErrorCode {
         Self::UnknownSession,
         Self::CannotMessageSelf,
         Self::InvalidSeq,
+        Self::Forbidden,
+        Self::Blocked,
+        Self::NotFriends,
+        Self::AlreadyFriends,
+        Self::UnknownRequest,
+        Self::GroupFull,
+        Self::AlreadyMember,
+        Self::NotMember,
+        Self::GroupDissolved,
+        Self::UnknownMessage,
+        Self::RecallWindowPassed,
+        Self::InvalidField,
+        Self::InvalidRoom,
+        Self::NotInRoom,
         Self::PayloadTooLarge,
         Self::NotFound,
         Self::ShuttingDown,
@@ -102,6 +144,20 @@ impl ErrorCode {
             Self::UnknownSession => "unknown_session",
             Self::CannotMessageSelf => "cannot_message_self",
             Self::InvalidSeq => "invalid_seq",
+            Self::Forbidden => "forbidden",
+            Self::Blocked => "blocked",
+            Self::NotFriends => "not_friends",
+            Self::AlreadyFriends => "already_friends",
+            Self::UnknownRequest => "unknown_request",
+            Self::GroupFull => "group_full",
+            Self::AlreadyMember => "already_member",
+            Self::NotMember => "not_member",
+            Self::GroupDissolved => "group_dissolved",
+            Self::UnknownMessage => "unknown_message",
+            Self::RecallWindowPassed => "recall_window_passed",
+            Self::InvalidField => "invalid_field",
+            Self::InvalidRoom => "invalid_room",
+            Self::NotInRoom => "not_in_room",
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",

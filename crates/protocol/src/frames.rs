@@ -1,12 +1,12 @@
 //! WebSocket frames: one JSON envelope per text frame, tagged by `type`.
 //!
 //! Client requests carry an `id` that the server's `ok` or `error` reply echoes. Server events
-//! (`hello`, `message`, `read`) carry no request id. Unknown fields are ignored.
+//! carry no request id. Unknown fields are ignored.
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use crate::ErrorBody;
+use crate::model::{Hello, Message, Profile, Role, RoomMessage};
 
 /// A request from the client: the `id` to echo and the typed request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -18,17 +18,17 @@ pub struct ClientFrame {
     pub request: ClientRequest,
 }
 
-/// The requests a client can make over the WebSocket.
+/// The requests a client can make over the WebSocket. Each variant's doc names its result type
+/// (in [`crate::model`]); `docs/PROTOCOL.md` has an example of each.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientRequest {
-    /// Send a text message, to a user (`to`, opening the direct conversation) or into an existing
-    /// conversation (`conversation`). Replied to with a [`SendAck`].
+    /// Send a text message to a user (`to`) or into a conversation. → `SendAck`.
     Send {
         /// Recipient user id, for a direct message.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         to: Option<String>,
-        /// Conversation id, when the conversation is already known.
+        /// Conversation id (direct or group).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         conversation: Option<String>,
         /// Idempotency key chosen by the client, unique per sender.
@@ -36,60 +36,283 @@ pub enum ClientRequest {
         /// The message text.
         text: String,
     },
-    /// Messages of one conversation with `seq > after_seq`, oldest first. Replied to with a
-    /// [`MessagePage`].
+    /// Messages with `seq > after_seq`, oldest first. → `MessagePage`.
     Sync {
         /// Conversation id.
         conversation: String,
         /// The last seq the client holds (0 for none).
         #[serde(default)]
         after_seq: u64,
-        /// Page size; the server clamps it to its maximum.
+        /// Page size; clamped to the server's maximum.
         #[serde(default)]
         limit: Option<u32>,
     },
-    /// Messages with `seq < before_seq` (or the newest when absent), returned oldest first.
-    /// Replied to with a [`MessagePage`] whose `has_more` says older ones exist.
+    /// Messages with `seq < before_seq` (the newest when absent), oldest first. → `MessagePage`.
     History {
         /// Conversation id.
         conversation: String,
-        /// Exclusive upper bound; absent for the newest page.
+        /// Exclusive upper bound.
         #[serde(default)]
         before_seq: Option<u64>,
-        /// Page size; the server clamps it to its maximum.
+        /// Page size; clamped to the server's maximum.
         #[serde(default)]
         limit: Option<u32>,
     },
-    /// The caller's conversations, most recently active first, optionally only those with
-    /// activity after `since_ts`. Replied to with [`ConversationsResult`].
+    /// The caller's conversations, newest activity first. → `ConversationsResult`.
     Conversations {
-        /// Server timestamp (ms); only conversations updated after it are listed.
+        /// Only conversations updated after this server time (ms).
         #[serde(default)]
         since_ts: Option<i64>,
     },
-    /// Move the caller's read cursor forward. Replied to with [`ReadResult`].
+    /// Move the caller's read cursor forward. → `ReadResult`.
     Read {
         /// Conversation id.
         conversation: String,
-        /// The highest seq the caller has read.
+        /// The highest seq read.
         seq: u64,
     },
-    /// Application-level round trip; replied to with an empty result.
+    /// Per-member read cursors of a conversation. → `ReceiptsResult`.
+    Receipts {
+        /// Conversation id.
+        conversation: String,
+    },
+    /// Recall one of the caller's messages (within the recall window). → `SendAck` of the event.
+    Recall {
+        /// Conversation id.
+        conversation: String,
+        /// Seq of the message to recall.
+        seq: u64,
+    },
+    /// Replace the text of one of the caller's messages. → `SendAck` of the event.
+    Edit {
+        /// Conversation id.
+        conversation: String,
+        /// Seq of the message to edit.
+        seq: u64,
+        /// The new text.
+        text: String,
+    },
+    /// Tell the other members the caller is typing (never stored). → empty.
+    Typing {
+        /// Conversation id.
+        conversation: String,
+    },
+    /// Online state and last-seen of friends and fellow group members. → `PresenceResult`.
+    Presence {
+        /// User ids.
+        users: Vec<String>,
+    },
+    /// Change the caller's profile; absent fields stay. → `Profile`.
+    ProfileUpdate {
+        /// Display name (at most 64 bytes).
+        #[serde(default)]
+        display_name: Option<String>,
+        /// Avatar URL (http or https, at most 512 bytes).
+        #[serde(default)]
+        avatar_url: Option<String>,
+        /// Status text (at most 140 bytes).
+        #[serde(default)]
+        status_text: Option<String>,
+    },
+    /// Profiles of users; full for the caller, friends and fellow group members, the public part
+    /// (id, username) for others. → `ProfilesResult`.
+    Profiles {
+        /// User ids.
+        users: Vec<String>,
+    },
+    /// Ask a user to be friends (accepts at once if they asked first). → `FriendResult`.
+    FriendRequest {
+        /// The user.
+        user: String,
+    },
+    /// Accept a user's friend request. → empty.
+    FriendAccept {
+        /// The requester.
+        user: String,
+    },
+    /// Decline a user's friend request. → empty.
+    FriendDecline {
+        /// The requester.
+        user: String,
+    },
+    /// Withdraw the caller's request to a user. → empty.
+    FriendCancel {
+        /// The user asked.
+        user: String,
+    },
+    /// End a friendship. → empty.
+    FriendRemove {
+        /// The friend.
+        user: String,
+    },
+    /// Block a user: ends friendship and requests; they can no longer message or befriend the
+    /// caller. → empty.
+    Block {
+        /// The user.
+        user: String,
+    },
+    /// Lift a block. → empty.
+    Unblock {
+        /// The user.
+        user: String,
+    },
+    /// Friends, pending requests both ways, and blocked users. → `SocialResult`.
+    Friends,
+    /// Create a group with the caller as owner. → `GroupInfo`.
+    GroupCreate {
+        /// Name (1–64 bytes).
+        name: String,
+        /// Description (at most 512 bytes).
+        #[serde(default)]
+        description: Option<String>,
+        /// Whether anyone may join without an invitation.
+        #[serde(default)]
+        public: bool,
+        /// Initial members besides the caller.
+        #[serde(default)]
+        members: Vec<String>,
+    },
+    /// Add (invite) users to a group; any member may. → `GroupAddResult`.
+    GroupAdd {
+        /// Group (conversation) id.
+        group: String,
+        /// Users to add.
+        users: Vec<String>,
+    },
+    /// Join a public group. → `GroupInfo`.
+    GroupJoin {
+        /// Group id.
+        group: String,
+    },
+    /// Leave a group (an owner must transfer ownership first). → empty.
+    GroupLeave {
+        /// Group id.
+        group: String,
+    },
+    /// Remove a member (owner: anyone; admin: plain members). → empty.
+    GroupRemove {
+        /// Group id.
+        group: String,
+        /// The member.
+        user: String,
+    },
+    /// Make a member an admin or a plain member (owner only). → empty.
+    GroupRole {
+        /// Group id.
+        group: String,
+        /// The member.
+        user: String,
+        /// `admin` or `member`.
+        role: Role,
+    },
+    /// Hand ownership to another member; the old owner becomes admin. → empty.
+    GroupTransfer {
+        /// Group id.
+        group: String,
+        /// The new owner.
+        user: String,
+    },
+    /// Rename or describe a group (owner or admin). → `GroupInfo`.
+    GroupUpdate {
+        /// Group id.
+        group: String,
+        /// New name.
+        #[serde(default)]
+        name: Option<String>,
+        /// New description.
+        #[serde(default)]
+        description: Option<String>,
+    },
+    /// End a group for good (owner only): no more messages; history stays readable. → empty.
+    GroupDissolve {
+        /// Group id.
+        group: String,
+    },
+    /// The caller's groups. → `GroupsResult`.
+    Groups,
+    /// A group's members with roles and read cursors. → `MembersResult`.
+    GroupMembers {
+        /// Group id.
+        group: String,
+    },
+    /// Enter a chatroom (created on first use). → `RoomJoined`.
+    RoomJoin {
+        /// Room name: 1–64 of `a-z 0-9 _ -`.
+        room: String,
+    },
+    /// Leave a chatroom. → empty.
+    RoomLeave {
+        /// Room name.
+        room: String,
+    },
+    /// Broadcast text to a chatroom's occupants. → `RoomAck`.
+    RoomSend {
+        /// Room name.
+        room: String,
+        /// Idempotency key (deduplicated while it is in the room's recent history).
+        client_msg_id: String,
+        /// The text.
+        text: String,
+    },
+    /// Application-level round trip. → empty.
     Ping,
 }
 
 impl ClientRequest {
-    /// The wire `type` of the request.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Send { .. } => "send",
-            Self::Sync { .. } => "sync",
-            Self::History { .. } => "history",
-            Self::Conversations { .. } => "conversations",
-            Self::Read { .. } => "read",
-            Self::Ping => "ping",
-        }
-    }
+    /// Every request `type`, for telling unknown types from malformed requests.
+    pub const TYPES: &'static [&'static str] = &[
+        "send",
+        "sync",
+        "history",
+        "conversations",
+        "read",
+        "receipts",
+        "recall",
+        "edit",
+        "typing",
+        "presence",
+        "profile_update",
+        "profiles",
+        "friend_request",
+        "friend_accept",
+        "friend_decline",
+        "friend_cancel",
+        "friend_remove",
+        "block",
+        "unblock",
+        "friends",
+        "group_create",
+        "group_add",
+        "group_join",
+        "group_leave",
+        "group_remove",
+        "group_role",
+        "group_transfer",
+        "group_update",
+        "group_dissolve",
+        "groups",
+        "group_members",
+        "room_join",
+        "room_leave",
+        "room_send",
+        "ping",
+    ];
+}
+
+/// What happened to a friendship, in a `friend` event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FriendEvent {
+    /// `from` asked `to`.
+    Requested,
+    /// `to` accepted `from`'s request: they are friends.
+    Accepted,
+    /// `to` declined `from`'s request.
+    Declined,
+    /// `from` withdrew the request to `to`.
+    Cancelled,
+    /// `from` ended the friendship with `to`.
+    Removed,
 }
 
 /// A frame from the server.
@@ -113,12 +336,14 @@ pub enum ServerFrame {
         /// What went wrong.
         error: ErrorBody,
     },
-    /// A new message in one of the user's conversations.
+    /// A new entry in one of the user's conversations: a message, a system event, a recall or
+    /// an edit.
     Message {
-        /// The message.
+        /// The entry.
         message: Message,
     },
-    /// A read cursor moved (the user's own, from another device).
+    /// A read cursor moved: the user's own (from another device), or the peer's in a direct
+    /// conversation.
     Read {
         /// Conversation id.
         conversation: String,
@@ -127,122 +352,52 @@ pub enum ServerFrame {
         /// The new read cursor.
         seq: u64,
     },
-}
-
-/// Sent once when the connection is established.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Hello {
-    /// Protocol version (see `PROTOCOL_VERSION`).
-    pub protocol: u32,
-    /// The authenticated user's id.
-    pub user: String,
-    /// The session (device) this connection belongs to.
-    pub session: String,
-    /// This connection's id, for support and logs.
-    pub connection: String,
-    /// Server time (UTC ms).
-    pub server_time: i64,
-    /// Limits the client should respect.
-    pub limits: Limits,
-}
-
-/// Server limits announced in `hello`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Limits {
-    /// Maximum WebSocket frame payload in bytes.
-    pub max_frame_bytes: usize,
-    /// Maximum message text length in bytes.
-    pub max_text_bytes: usize,
-    /// Sustained sends per second per user.
-    pub send_rate_per_sec: u32,
-    /// Largest page `sync` and `history` return.
-    pub max_page: u32,
-}
-
-/// A stored message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct Message {
-    /// Globally unique message id.
-    pub id: String,
-    /// Conversation id.
-    pub conversation: String,
-    /// Position in the conversation: gap-free, strictly increasing from 1.
-    pub seq: u64,
-    /// Sender's user id.
-    pub sender: String,
-    /// The sender's idempotency key.
-    pub client_msg_id: String,
-    /// Message text.
-    pub text: String,
-    /// Server commit time (UTC ms).
-    pub ts: i64,
-}
-
-/// Result of `send`: where the message landed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SendAck {
-    /// Conversation id.
-    pub conversation: String,
-    /// The message's seq in the conversation.
-    pub seq: u64,
-    /// The message id.
-    pub message_id: String,
-    /// Server commit time (UTC ms).
-    pub ts: i64,
-    /// True when this `client_msg_id` was already stored: this is the original acknowledgement.
-    pub duplicate: bool,
-}
-
-/// Result of `sync` and `history`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessagePage {
-    /// Messages in ascending seq order.
-    pub messages: Vec<Message>,
-    /// More messages exist beyond this page in the direction asked.
-    pub has_more: bool,
-}
-
-/// What kind of conversation this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConversationKind {
-    /// A 1:1 conversation between two users.
-    Direct,
-}
-
-/// One entry of the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationSummary {
-    /// Conversation id.
-    pub id: String,
-    /// Kind of conversation.
-    pub kind: ConversationKind,
-    /// For a direct conversation, the other user's id.
-    pub peer: Option<String>,
-    /// For a direct conversation, the other user's username.
-    pub peer_username: Option<String>,
-    /// Seq of the newest message (0 when empty).
-    pub last_seq: u64,
-    /// The caller's read cursor.
-    pub read_seq: u64,
-    /// `last_seq - read_seq`.
-    pub unread: u64,
-    /// Time of the last activity (UTC ms).
-    pub updated_at: i64,
-    /// The newest message, if any.
-    pub last_message: Option<Message>,
-}
-
-/// Result of `conversations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationsResult {
-    /// Conversations, most recently active first.
-    pub conversations: Vec<ConversationSummary>,
-}
-
-/// Result of `read`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReadResult {
-    /// The read cursor after the update (never moves backwards).
-    pub read_seq: u64,
+    /// A friendship changed; sent to both parties.
+    Friend {
+        /// What happened.
+        event: FriendEvent,
+        /// Who acted.
+        from: String,
+        /// The other party.
+        to: String,
+    },
+    /// A friend or fellow member changed their profile.
+    Profile {
+        /// The new profile.
+        profile: Profile,
+    },
+    /// A friend came online or went offline.
+    Presence {
+        /// The user.
+        user: String,
+        /// Any device connected.
+        online: bool,
+        /// When the last device disconnected (UTC ms), if ever.
+        last_seen: Option<i64>,
+    },
+    /// Someone is typing in a conversation.
+    Typing {
+        /// Conversation id.
+        conversation: String,
+        /// Who.
+        user: String,
+    },
+    /// A message broadcast in a chatroom the connection occupies.
+    RoomMessage {
+        /// Room name.
+        room: String,
+        /// The message.
+        message: RoomMessage,
+    },
+    /// A chatroom's occupancy changed (coalesced: at most one per room per interval).
+    RoomOccupancy {
+        /// Room name.
+        room: String,
+        /// Connections in the room now.
+        count: usize,
+        /// Users who entered since the last update (at most 50 listed).
+        joined: Vec<String>,
+        /// Users who left since the last update (at most 50 listed).
+        left: Vec<String>,
+    },
 }

@@ -9,16 +9,21 @@ mod close;
 mod error;
 mod frames;
 mod http;
+pub mod model;
 
 pub use close::CloseCode;
 pub use error::{ErrorBody, ErrorCode};
-pub use frames::{
-    ClientFrame, ClientRequest, ConversationKind, ConversationSummary, ConversationsResult, Hello,
-    Limits, Message, MessagePage, ReadResult, SendAck, ServerFrame,
-};
+pub use frames::{ClientFrame, ClientRequest, FriendEvent, ServerFrame};
 pub use http::{
     ChangePasswordRequest, ErrorResponse, LoginRequest, LoginResponse, RegisterRequest,
     SessionInfo, User,
+};
+pub use model::{
+    ConversationKind, ConversationSummary, ConversationsResult, FriendResult, FriendStatus,
+    GroupAddResult, GroupInfo, GroupsResult, Hello, Limits, MemberInfo, MembersResult, Message,
+    MessageKind, MessagePage, PresenceInfo, PresenceResult, Profile, ProfilesResult, ReadResult,
+    Receipt, ReceiptsResult, Role, RoomAck, RoomJoined, RoomMessage, SendAck, SocialResult,
+    SystemEvent,
 };
 
 /// The WebSocket subprotocol that names this version of the protocol. A client offers it (and

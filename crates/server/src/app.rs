@@ -22,7 +22,11 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::services::accounts::Accounts;
+use crate::services::directory::Directory;
+use crate::services::groups::Groups;
 use crate::services::messaging::{Messaging, MessagingLimits};
+use crate::services::rooms::{RoomLimits, Rooms};
+use crate::services::social::Social;
 use crate::store::Store;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::transport;
@@ -37,7 +41,13 @@ pub struct App {
     /// Accounts service.
     pub accounts: Accounts,
     /// Messaging service.
-    pub messaging: Messaging,
+    pub messaging: Arc<Messaging>,
+    /// Friends, profiles, presence.
+    pub social: Social,
+    /// Groups.
+    pub groups: Groups,
+    /// Chatrooms.
+    pub rooms: Arc<Rooms>,
     /// Connections on this node.
     pub registry: Arc<Registry>,
     /// Counters.
@@ -104,6 +114,22 @@ impl Server {
                     addr: config.listen,
                     source,
                 })?;
+        let directory = Arc::new(Directory::new(Arc::clone(&store)));
+        let messaging = Arc::new(Messaging::new(
+            Arc::clone(&store),
+            Arc::clone(&bus),
+            Arc::clone(&metrics),
+            Arc::clone(&directory),
+            MessagingLimits {
+                max_text_bytes: config.max_text_bytes,
+                max_page: config.max_page,
+                send_rate_per_sec: config.send_rate_per_sec,
+                send_burst: config.send_burst,
+                direct_policy: config.direct_message_policy,
+                recall_window_ms: i64::try_from(config.recall_window_secs.saturating_mul(1000))
+                    .unwrap_or(i64::MAX),
+            },
+        ));
         let app = Arc::new(App {
             accounts: Accounts::new(
                 Arc::clone(&store),
@@ -112,17 +138,28 @@ impl Server {
                 config.password_iterations,
                 config.token_ttl_secs,
             ),
-            messaging: Messaging::new(
+            social: Social::new(
                 Arc::clone(&store),
                 Arc::clone(&bus),
-                Arc::clone(&metrics),
-                MessagingLimits {
-                    max_text_bytes: config.max_text_bytes,
-                    max_page: config.max_page,
-                    send_rate_per_sec: config.send_rate_per_sec,
-                    send_burst: config.send_burst,
-                },
+                Arc::clone(&registry),
+                Arc::clone(&directory),
             ),
+            groups: Groups::new(
+                Arc::clone(&store),
+                Arc::clone(&directory),
+                Arc::clone(&messaging),
+                config.max_group_members,
+            ),
+            rooms: Arc::new(Rooms::new(
+                RoomLimits {
+                    history: config.room_history,
+                    occupancy_interval: Duration::from_millis(config.room_occupancy_interval_ms),
+                    max_text_bytes: config.max_text_bytes,
+                    max_rooms: config.max_rooms,
+                },
+                Arc::clone(&metrics),
+            )),
+            messaging,
             config,
             registry,
             metrics,

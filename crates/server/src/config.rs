@@ -57,6 +57,28 @@ pub struct Config {
     pub sqlite_readers: usize,
     /// How long shutdown waits for connections and commits to finish, in milliseconds.
     pub shutdown_grace_ms: u64,
+    /// Who may open a direct conversation: `anyone` (blocks still apply) or `friends`.
+    pub direct_message_policy: DirectMessagePolicy,
+    /// Seconds after sending during which the sender may recall a message.
+    pub recall_window_secs: u64,
+    /// Largest group, owner included.
+    pub max_group_members: usize,
+    /// Messages of recent history each chatroom keeps (in memory).
+    pub room_history: usize,
+    /// Chatroom occupancy changes are broadcast at most this often, in milliseconds.
+    pub room_occupancy_interval_ms: u64,
+    /// Empty chatrooms are forgotten once more than this many rooms exist.
+    pub max_rooms: usize,
+}
+
+/// Who may open a direct conversation with whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum DirectMessagePolicy {
+    /// Any user may message any other, unless one blocked the other.
+    Anyone,
+    /// Only friends may message each other.
+    Friends,
 }
 
 /// SQLite durability mode.
@@ -92,6 +114,12 @@ impl Default for Config {
             sqlite_synchronous: SqliteSync::Full,
             sqlite_readers: 4,
             shutdown_grace_ms: 10_000,
+            direct_message_policy: DirectMessagePolicy::Anyone,
+            recall_window_secs: 120,
+            max_group_members: 1_000,
+            room_history: 100,
+            room_occupancy_interval_ms: 500,
+            max_rooms: 10_000,
         }
     }
 }
@@ -154,6 +182,11 @@ impl Config {
                 "outbound_queue_frames must be > 0",
             ),
             (self.max_page > 0, "max_page must be > 0"),
+            (
+                self.max_group_members >= 2,
+                "max_group_members must be >= 2",
+            ),
+            (self.max_rooms > 0, "max_rooms must be > 0"),
             (self.write_batch_max > 0, "write_batch_max must be > 0"),
             (self.sqlite_readers > 0, "sqlite_readers must be > 0"),
             (
@@ -274,6 +307,18 @@ overrides! {
     sqlite_readers: usize, "BANTER_SQLITE_READERS";
     /// Shutdown grace period in ms.
     shutdown_grace_ms: u64, "BANTER_SHUTDOWN_GRACE_MS";
+    /// Who may open direct conversations: anyone or friends.
+    direct_message_policy: DirectMessagePolicy, "BANTER_DIRECT_MESSAGE_POLICY";
+    /// Seconds during which a message may be recalled.
+    recall_window_secs: u64, "BANTER_RECALL_WINDOW_SECS";
+    /// Largest group.
+    max_group_members: usize, "BANTER_MAX_GROUP_MEMBERS";
+    /// Recent messages kept per chatroom.
+    room_history: usize, "BANTER_ROOM_HISTORY";
+    /// Chatroom occupancy broadcast interval in ms.
+    room_occupancy_interval_ms: u64, "BANTER_ROOM_OCCUPANCY_INTERVAL_MS";
+    /// Empty chatrooms are forgotten beyond this many rooms.
+    max_rooms: usize, "BANTER_MAX_ROOMS";
 }
 
 #[cfg(test)]

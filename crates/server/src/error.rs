@@ -56,6 +56,7 @@ impl From<StoreError> for Error {
                 Self::new(ErrorCode::UsernameTaken, "that username is taken")
             }
             StoreError::Closed => Self::new(ErrorCode::ShuttingDown, "the server is shutting down"),
+            StoreError::GroupFull => Self::new(ErrorCode::GroupFull, "the group is full"),
             StoreError::NotFound | StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store failure");
                 Self::new(ErrorCode::Internal, "internal error")

@@ -1,30 +1,34 @@
 //! Messaging: send (idempotent, acknowledged after commit), sync, history, the conversation
-//! list and read cursors.
+//! list, read cursors and receipts, recall, edit and typing.
 //!
 //! Fan-out encodes each event once into shared bytes and hands them to the bus; the sender's own
 //! connection gets the acknowledgement instead of the event.
 
-use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use banter_protocol::{
-    ConversationKind, ConversationSummary, ErrorCode, Message, MessagePage, ReadResult, SendAck,
-    ServerFrame,
+    ConversationKind, ConversationSummary, ErrorCode, Message, MessageKind, MessagePage,
+    ReadResult, Receipt, ReceiptsResult, SendAck, ServerFrame,
 };
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::directory::Directory;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
+use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::store::{ConvId, NewMessage, Store, StoreError, StoredMessage, UserId};
+use crate::store::{
+    Amendment, Appended, ConvId, EntryKind, MemberRecord, NewMessage, Store, StoreError,
+    StoredMessage, UserId,
+};
 
-/// `client_msg_id` length bounds in bytes.
+/// `client_msg_id` length bound in bytes.
 const CLIENT_MSG_ID_MAX: usize = 64;
-/// Entries kept in each lookup cache before it is cleared (a crude but bounded policy).
-const CACHE_MAX: usize = 100_000;
+/// Typing notices per second per user and conversation (burst 2).
+const TYPING_PER_SEC: u32 = 1;
 
 /// Limits the messaging service enforces.
 #[derive(Debug, Clone, Copy)]
@@ -37,6 +41,10 @@ pub struct MessagingLimits {
     pub send_rate_per_sec: u32,
     /// Burst above the sustained rate.
     pub send_burst: u32,
+    /// Who may open a direct conversation.
+    pub direct_policy: DirectMessagePolicy,
+    /// How long after sending a message may be recalled, in ms.
+    pub recall_window_ms: i64,
 }
 
 /// The messaging service.
@@ -44,14 +52,10 @@ pub struct Messaging {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
+    directory: Arc<Directory>,
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
-    /// Direct conversation of each ordered user pair. Direct pairs never change, so entries
-    /// never go stale.
-    direct: Mutex<HashMap<(UserId, UserId), ConvId>>,
-    /// Members of each conversation. Direct memberships never change; group memberships will
-    /// invalidate their entry when they change.
-    members: Mutex<HashMap<ConvId, Arc<[UserId]>>>,
+    typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
 }
 
 /// What to send: text to a user or into a conversation.
@@ -67,15 +71,38 @@ pub struct SendRequest {
     pub text: String,
 }
 
-/// The wire form of a stored message.
+/// The wire form of a stored entry.
 pub fn message_view(m: &StoredMessage) -> Message {
+    let system = m.kind == EntryKind::System;
     Message {
         id: m.id.to_string(),
         conversation: m.conv.to_string(),
         seq: m.seq,
         sender: m.sender.to_string(),
-        client_msg_id: m.client_msg_id.clone(),
-        text: m.text.clone(),
+        client_msg_id: if system {
+            String::new()
+        } else {
+            m.client_msg_id.clone()
+        },
+        kind: match m.kind {
+            EntryKind::Text => MessageKind::Text,
+            EntryKind::System => MessageKind::System,
+            EntryKind::Recall => MessageKind::Recall,
+            EntryKind::Edit => MessageKind::Edit,
+        },
+        text: if system {
+            String::new()
+        } else {
+            m.text.clone()
+        },
+        ref_seq: m.ref_seq,
+        event: if system {
+            serde_json::from_str(&m.text).ok()
+        } else {
+            None
+        },
+        edited_at: m.edited_at,
+        recalled: m.recalled,
         ts: m.ts,
     }
 }
@@ -85,19 +112,47 @@ pub fn encode(frame: &ServerFrame) -> Bytes {
     Bytes::from(serde_json::to_vec(frame).expect("server frames always serialize"))
 }
 
-fn cache_put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, V>>, key: K, value: V) {
-    let mut map = map.lock().expect("cache lock");
-    if map.len() >= CACHE_MAX {
-        map.clear();
+/// The acknowledgement of an appended entry.
+fn ack(appended: &Appended) -> SendAck {
+    let m = &appended.message;
+    SendAck {
+        conversation: m.conv.to_string(),
+        seq: m.seq,
+        message_id: m.id.to_string(),
+        ts: m.ts,
+        duplicate: appended.duplicate,
     }
-    map.insert(key, value);
 }
 
-fn unknown_conversation() -> Error {
+pub(crate) fn unknown_conversation() -> Error {
     Error::new(
         ErrorCode::UnknownConversation,
         "no such conversation, or you are not a member",
     )
+}
+
+fn check_text(text: &str, max: usize) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(Error::new(ErrorCode::EmptyMessage, "the message is empty"));
+    }
+    if text.len() > max {
+        return Err(Error::with(
+            ErrorCode::TextTooLong,
+            format!("text exceeds {max} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks an idempotency key.
+pub(crate) fn check_client_msg_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > CLIENT_MSG_ID_MAX {
+        return Err(Error::new(
+            ErrorCode::InvalidClientMsgId,
+            "client_msg_id must be 1 to 64 bytes",
+        ));
+    }
+    Ok(())
 }
 
 impl Messaging {
@@ -106,18 +161,22 @@ impl Messaging {
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
+        directory: Arc<Directory>,
         limits: MessagingLimits,
     ) -> Self {
         let rate = NonZeroU32::new(limits.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN);
+        let typing = NonZeroU32::new(TYPING_PER_SEC).unwrap_or(NonZeroU32::MIN);
         Self {
             store,
             bus,
             metrics,
+            directory,
             limits,
             send_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            direct: Mutex::default(),
-            members: Mutex::default(),
+            typing_limiter: RateLimiter::keyed(
+                Quota::per_second(typing).allow_burst(NonZeroU32::new(2).unwrap_or(typing)),
+            ),
         }
     }
 
@@ -125,32 +184,34 @@ impl Messaging {
     pub fn prune(&self) {
         self.send_limiter.retain_recent();
         self.send_limiter.shrink_to_fit();
+        self.typing_limiter.retain_recent();
+        self.typing_limiter.shrink_to_fit();
+    }
+
+    /// Takes one send from the user's budget (shared with chatroom sends).
+    pub fn check_send_rate(&self, user: UserId) -> Result<()> {
+        self.send_limiter.check_key(&user).map_err(|_| {
+            Error::new(
+                ErrorCode::RateLimited,
+                "sending too fast; slow down and retry",
+            )
+        })
+    }
+
+    /// Publishes an entry to the members of its conversation (and `extra` users).
+    pub async fn publish(&self, caller: &Caller, m: &StoredMessage, users: &[UserId]) {
+        let frame = encode(&ServerFrame::Message {
+            message: message_view(m),
+        });
+        self.bus.publish(users, frame, caller.conn).await;
     }
 
     /// Stores a message and delivers it; returns the acknowledgement (the original one for a
     /// retried `client_msg_id`).
     pub async fn send(&self, caller: &Caller, req: SendRequest) -> Result<SendAck> {
-        if req.client_msg_id.is_empty() || req.client_msg_id.len() > CLIENT_MSG_ID_MAX {
-            return Err(Error::new(
-                ErrorCode::InvalidClientMsgId,
-                "client_msg_id must be 1 to 64 bytes",
-            ));
-        }
-        if req.text.trim().is_empty() {
-            return Err(Error::new(ErrorCode::EmptyMessage, "the message is empty"));
-        }
-        if req.text.len() > self.limits.max_text_bytes {
-            return Err(Error::with(
-                ErrorCode::TextTooLong,
-                format!("text exceeds {} bytes", self.limits.max_text_bytes),
-            ));
-        }
-        if self.send_limiter.check_key(&caller.user).is_err() {
-            return Err(Error::new(
-                ErrorCode::RateLimited,
-                "sending too fast; slow down and retry",
-            ));
-        }
+        check_client_msg_id(&req.client_msg_id)?;
+        check_text(&req.text, self.limits.max_text_bytes)?;
+        self.check_send_rate(caller.user)?;
         let (conv, members) = self.resolve_target(caller, &req).await?;
         let appended = self
             .store
@@ -161,21 +222,11 @@ impl Messaging {
                 text: req.text,
             })
             .await?;
-        let m = &appended.message;
         if !appended.duplicate {
             self.metrics.message_in();
-            let frame = encode(&ServerFrame::Message {
-                message: message_view(m),
-            });
-            self.bus.publish(&members, frame, caller.conn).await;
+            self.publish(caller, &appended.message, &members).await;
         }
-        Ok(SendAck {
-            conversation: m.conv.to_string(),
-            seq: m.seq,
-            message_id: m.id.to_string(),
-            ts: m.ts,
-            duplicate: appended.duplicate,
-        })
+        Ok(ack(&appended))
     }
 
     /// The conversation a send goes to, and its members (the caller among them).
@@ -201,6 +252,15 @@ impl Messaging {
             (None, Some(conv)) => {
                 let conv = parse_id(conv, ErrorCode::UnknownConversation, "conversation")?;
                 let members = self.member_check(caller, conv).await?;
+                let info = self.directory.info(conv).await?;
+                if info.dissolved {
+                    return Err(dissolved());
+                }
+                if !info.group
+                    && let Some(peer) = members.iter().find(|u| **u != caller.user)
+                {
+                    self.check_direct_allowed(caller.user, *peer).await?;
+                }
                 Ok((conv, members))
             }
             _ => Err(Error::new(
@@ -210,39 +270,66 @@ impl Messaging {
         }
     }
 
-    async fn direct_conversation(&self, a: UserId, b: UserId) -> Result<ConvId> {
-        let key = (a.min(b), a.max(b));
-        if let Some(conv) = self.direct.lock().expect("cache lock").get(&key) {
-            return Ok(*conv);
+    /// Refuses a direct message that a block or the server policy forbids.
+    async fn check_direct_allowed(&self, from: UserId, to: UserId) -> Result<()> {
+        let rel = self.directory.relation(from, to).await?;
+        if rel.a_blocked || rel.b_blocked {
+            return Err(Error::new(
+                ErrorCode::Blocked,
+                "one of you has blocked the other",
+            ));
         }
+        if self.limits.direct_policy == DirectMessagePolicy::Friends && !rel.friends {
+            return Err(Error::new(
+                ErrorCode::NotFriends,
+                "direct messages are open to friends only",
+            ));
+        }
+        Ok(())
+    }
+
+    async fn direct_conversation(&self, a: UserId, b: UserId) -> Result<ConvId> {
+        if let Some(conv) = self.directory.direct(a, b) {
+            self.check_direct_allowed(a, b).await?;
+            return Ok(conv);
+        }
+        if self.store.user_by_id(b).await?.is_none() {
+            return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
+        }
+        self.check_direct_allowed(a, b).await?;
         let conv = match self.store.direct_conversation(a, b).await {
             Err(StoreError::NotFound) => {
                 return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
             }
             other => other?,
         };
-        cache_put(&self.direct, key, conv);
+        self.directory.put_direct(a, b, conv);
         Ok(conv)
     }
 
     /// The members of `conv`, if the caller is one of them.
     async fn member_check(&self, caller: &Caller, conv: ConvId) -> Result<Arc<[UserId]>> {
-        let cached = self.members.lock().expect("cache lock").get(&conv).cloned();
-        let members = match cached {
-            Some(m) => m,
-            None => {
-                let m: Arc<[UserId]> = self.store.members(conv).await?.into();
-                if !m.is_empty() {
-                    cache_put(&self.members, conv, Arc::clone(&m));
-                }
-                m
-            }
-        };
+        let members = self.directory.members(conv).await?;
         if members.binary_search(&caller.user).is_ok() {
             Ok(members)
         } else {
             Err(unknown_conversation())
         }
+    }
+
+    /// The caller's membership of `conv` (with the point their history starts).
+    async fn membership(
+        &self,
+        caller: &Caller,
+        conversation: &str,
+    ) -> Result<(ConvId, MemberRecord)> {
+        let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
+        let member = self
+            .store
+            .member(conv, caller.user)
+            .await?
+            .ok_or_else(unknown_conversation)?;
+        Ok((conv, member))
     }
 
     fn page_size(&self, limit: Option<u32>) -> u32 {
@@ -251,7 +338,7 @@ impl Messaging {
             .clamp(1, self.limits.max_page)
     }
 
-    /// Messages after `after_seq`, oldest first.
+    /// Entries after `after_seq` that the caller may see, oldest first.
     pub async fn sync(
         &self,
         caller: &Caller,
@@ -259,13 +346,10 @@ impl Messaging {
         after_seq: u64,
         limit: Option<u32>,
     ) -> Result<MessagePage> {
-        let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
-        self.member_check(caller, conv).await?;
+        let (conv, member) = self.membership(caller, conversation).await?;
         let limit = self.page_size(limit);
-        let mut page = self
-            .store
-            .messages_after(conv, after_seq, limit + 1)
-            .await?;
+        let from = after_seq.max(member.joined_seq.saturating_sub(1));
+        let mut page = self.store.messages_after(conv, from, limit + 1).await?;
         let has_more = page.len() > limit as usize;
         page.truncate(limit as usize);
         Ok(MessagePage {
@@ -274,7 +358,7 @@ impl Messaging {
         })
     }
 
-    /// Messages before `before_seq` (the newest when absent), oldest first.
+    /// Entries before `before_seq` (the newest when absent) that the caller may see.
     pub async fn history(
         &self,
         caller: &Caller,
@@ -282,12 +366,11 @@ impl Messaging {
         before_seq: Option<u64>,
         limit: Option<u32>,
     ) -> Result<MessagePage> {
-        let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
-        self.member_check(caller, conv).await?;
+        let (conv, member) = self.membership(caller, conversation).await?;
         let limit = self.page_size(limit);
         let page = self
             .store
-            .messages_before(conv, before_seq, limit + 1)
+            .messages_before(conv, before_seq, member.joined_seq, limit + 1)
             .await?;
         let has_more = page.len() > limit as usize;
         let skip = usize::from(has_more);
@@ -297,8 +380,7 @@ impl Messaging {
         })
     }
 
-    /// The caller's conversations, newest activity first, optionally only those updated after
-    /// `since_ts`.
+    /// The caller's conversations, newest activity first.
     pub async fn conversations(
         &self,
         caller: &Caller,
@@ -312,7 +394,12 @@ impl Messaging {
                 let last_seq = c.last_message.as_ref().map_or(0, |m| m.seq);
                 ConversationSummary {
                     id: c.id.to_string(),
-                    kind: ConversationKind::Direct,
+                    kind: if c.group_name.is_some() {
+                        ConversationKind::Group
+                    } else {
+                        ConversationKind::Direct
+                    },
+                    name: c.group_name,
                     peer: c.peer.as_ref().map(|(id, _)| id.to_string()),
                     peer_username: c.peer.map(|(_, name)| name),
                     last_seq,
@@ -325,10 +412,10 @@ impl Messaging {
             .collect())
     }
 
-    /// Moves the caller's read cursor and tells the caller's other devices.
+    /// Moves the caller's read cursor; the caller's other devices are told, and in a direct
+    /// conversation so is the peer (a read receipt).
     pub async fn read(&self, caller: &Caller, conversation: &str, seq: u64) -> Result<ReadResult> {
-        let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
-        self.member_check(caller, conv).await?;
+        let (conv, _) = self.membership(caller, conversation).await?;
         let last = self.store.last_seq(conv).await?;
         if seq > last {
             return Err(Error::with(
@@ -345,7 +432,112 @@ impl Messaging {
             user: caller.user.to_string(),
             seq: read_seq,
         });
-        self.bus.publish(&[caller.user], frame, caller.conn).await;
+        let members = self.directory.members(conv).await?;
+        let is_direct = !self.directory.info(conv).await?.group;
+        let audience: &[UserId] = if is_direct { &members } else { &[caller.user] };
+        self.bus.publish(audience, frame, caller.conn).await;
         Ok(ReadResult { read_seq })
     }
+
+    /// Every member's read cursor.
+    pub async fn receipts(&self, caller: &Caller, conversation: &str) -> Result<ReceiptsResult> {
+        let (conv, _) = self.membership(caller, conversation).await?;
+        let members = self.store.member_records(conv).await?;
+        Ok(ReceiptsResult {
+            receipts: members
+                .iter()
+                .map(|m| Receipt {
+                    user: m.user.to_string(),
+                    read_seq: m.read_seq,
+                })
+                .collect(),
+        })
+    }
+
+    /// Recalls (within the window) or edits one of the caller's text messages.
+    pub async fn amend(
+        &self,
+        caller: &Caller,
+        conversation: &str,
+        seq: u64,
+        amendment: Amendment,
+    ) -> Result<SendAck> {
+        let (conv, _) = self.membership(caller, conversation).await?;
+        if let Amendment::Edit(text) = &amendment {
+            check_text(text, self.limits.max_text_bytes)?;
+        }
+        let unknown = || {
+            Error::new(
+                ErrorCode::UnknownMessage,
+                "no message of yours at that seq that can be changed",
+            )
+        };
+        let target = self.store.message(conv, seq).await?.ok_or_else(unknown)?;
+        if target.sender != caller.user || target.kind != EntryKind::Text || target.recalled {
+            return Err(unknown());
+        }
+        if matches!(amendment, Amendment::Recall)
+            && crate::clock::now_ms() - target.ts > self.limits.recall_window_ms
+        {
+            return Err(Error::new(
+                ErrorCode::RecallWindowPassed,
+                "the message is too old to recall",
+            ));
+        }
+        if self.directory.info(conv).await?.dissolved {
+            return Err(dissolved());
+        }
+        // One key per target and action: retrying the same recall is idempotent.
+        let key = match &amendment {
+            Amendment::Recall => format!("recall:{}", target.id),
+            Amendment::Edit(text) => format!("edit:{}:{:x}", target.id, fnv(text)),
+        };
+        let appended = match self
+            .store
+            .amend(conv, seq, caller.user, key, amendment)
+            .await
+        {
+            Err(StoreError::NotFound) => return Err(unknown()),
+            other => other?,
+        };
+        if !appended.duplicate {
+            let members = self.directory.members(conv).await?;
+            self.publish(caller, &appended.message, &members).await;
+        }
+        Ok(ack(&appended))
+    }
+
+    /// Tells the conversation's other members the caller is typing.
+    pub async fn typing(&self, caller: &Caller, conversation: &str) -> Result<()> {
+        let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
+        let members = self.member_check(caller, conv).await?;
+        if self.typing_limiter.check_key(&(caller.user, conv)).is_err() {
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                "typing notices are limited to one per second",
+            ));
+        }
+        let frame = encode(&ServerFrame::Typing {
+            conversation: conv.to_string(),
+            user: caller.user.to_string(),
+        });
+        let others: Vec<UserId> = members
+            .iter()
+            .copied()
+            .filter(|u| *u != caller.user)
+            .collect();
+        self.bus.publish(&others, frame, caller.conn).await;
+        Ok(())
+    }
+}
+
+pub(crate) fn dissolved() -> Error {
+    Error::new(ErrorCode::GroupDissolved, "the group was dissolved")
+}
+
+/// A small stable hash for idempotency keys (FNV-1a).
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }

@@ -5,8 +5,12 @@
 //! [`Error`](crate::error::Error).
 
 pub mod accounts;
+pub mod directory;
+pub mod groups;
 pub mod messaging;
 mod password;
+pub mod rooms;
+pub mod social;
 
 use banter_protocol::ErrorCode;
 

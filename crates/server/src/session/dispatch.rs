@@ -4,90 +4,214 @@
 //! `bad_request`; a `type` we do not know is `unknown_type`; a known type with bad fields is
 //! `bad_request` again. The request id is echoed whenever it could be read.
 
-use banter_protocol::{ClientFrame, ClientRequest, ConversationsResult, ErrorCode, ServerFrame};
+use std::sync::Arc;
+
+use banter_protocol::{
+    ClientFrame, ClientRequest as R, ConversationsResult, ErrorCode, GroupAddResult, GroupsResult,
+    MembersResult, PresenceResult, ProfilesResult, ServerFrame,
+};
 use bytes::Bytes;
 use serde::Deserialize;
+use serde_json::Value;
 
 use crate::app::App;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::registry::ConnHandle;
 use crate::services::Caller;
 use crate::services::messaging::{SendRequest, encode};
-
-/// Request types this server understands (for telling unknown types from malformed ones).
-const KNOWN_TYPES: &[&str] = &["send", "sync", "history", "conversations", "read", "ping"];
+use crate::services::rooms::ROOMS_PER_CONNECTION;
+use crate::store::{Amendment, ProfilePatch};
 
 /// The envelope alone, read when the full parse failed.
 #[derive(Deserialize)]
 struct Envelope {
     #[serde(rename = "type")]
-    kind: Option<serde_json::Value>,
-    id: Option<serde_json::Value>,
+    kind: Option<Value>,
+    id: Option<Value>,
 }
 
 /// Handles one frame and returns the encoded reply.
-pub(super) async fn handle(app: &App, caller: &Caller, text: &str) -> Bytes {
+pub(super) async fn handle(
+    app: &Arc<App>,
+    caller: &Caller,
+    conn: &ConnHandle,
+    rooms: &mut Vec<String>,
+    text: &str,
+) -> Bytes {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => frame,
         Err(e) => return reject(app, text, &e),
     };
     let id = frame.id;
-    let result = match frame.request {
-        ClientRequest::Send {
-            to,
-            conversation,
-            client_msg_id,
-            text,
-        } => app
-            .messaging
-            .send(
-                caller,
-                SendRequest {
-                    to,
-                    conversation,
-                    client_msg_id,
-                    text,
-                },
-            )
-            .await
-            .map(to_value),
-        ClientRequest::Sync {
-            conversation,
-            after_seq,
-            limit,
-        } => app
-            .messaging
-            .sync(caller, &conversation, after_seq, limit)
-            .await
-            .map(to_value),
-        ClientRequest::History {
-            conversation,
-            before_seq,
-            limit,
-        } => app
-            .messaging
-            .history(caller, &conversation, before_seq, limit)
-            .await
-            .map(to_value),
-        ClientRequest::Conversations { since_ts } => app
-            .messaging
-            .conversations(caller, since_ts)
-            .await
-            .map(|conversations| to_value(ConversationsResult { conversations })),
-        ClientRequest::Read { conversation, seq } => app
-            .messaging
-            .read(caller, &conversation, seq)
-            .await
-            .map(to_value),
-        ClientRequest::Ping => Ok(serde_json::Value::Object(serde_json::Map::new())),
-    };
-    match result {
+    match run(app, caller, conn, rooms, frame.request).await {
         Ok(result) => encode(&ServerFrame::Ok { id, result }),
         Err(e) => error_frame(app, Some(id), &e),
     }
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> serde_json::Value {
+fn to_value<T: serde::Serialize>(v: T) -> Value {
     serde_json::to_value(v).expect("result types always serialize")
+}
+
+fn empty() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// Calls the service behind a request.
+async fn run(
+    app: &Arc<App>,
+    caller: &Caller,
+    conn: &ConnHandle,
+    rooms: &mut Vec<String>,
+    request: R,
+) -> Result<Value> {
+    let (m, s, g) = (&app.messaging, &app.social, &app.groups);
+    Ok(match request {
+        R::Send {
+            to,
+            conversation,
+            client_msg_id,
+            text,
+        } => {
+            let req = SendRequest {
+                to,
+                conversation,
+                client_msg_id,
+                text,
+            };
+            to_value(m.send(caller, req).await?)
+        }
+        R::Sync {
+            conversation,
+            after_seq,
+            limit,
+        } => to_value(m.sync(caller, &conversation, after_seq, limit).await?),
+        R::History {
+            conversation,
+            before_seq,
+            limit,
+        } => to_value(m.history(caller, &conversation, before_seq, limit).await?),
+        R::Conversations { since_ts } => to_value(ConversationsResult {
+            conversations: m.conversations(caller, since_ts).await?,
+        }),
+        R::Read { conversation, seq } => to_value(m.read(caller, &conversation, seq).await?),
+        R::Receipts { conversation } => to_value(m.receipts(caller, &conversation).await?),
+        R::Recall { conversation, seq } => to_value(
+            m.amend(caller, &conversation, seq, Amendment::Recall)
+                .await?,
+        ),
+        R::Edit {
+            conversation,
+            seq,
+            text,
+        } => to_value(
+            m.amend(caller, &conversation, seq, Amendment::Edit(text))
+                .await?,
+        ),
+        R::Typing { conversation } => {
+            m.typing(caller, &conversation).await?;
+            empty()
+        }
+        R::Presence { users } => to_value(PresenceResult {
+            presence: s.presence(caller, &users).await?,
+        }),
+        R::ProfileUpdate {
+            display_name,
+            avatar_url,
+            status_text,
+        } => {
+            let patch = ProfilePatch {
+                display_name,
+                avatar_url,
+                status_text,
+            };
+            to_value(s.update_profile(caller, patch).await?)
+        }
+        R::Profiles { users } => to_value(ProfilesResult {
+            profiles: s.profiles(caller, &users).await?,
+        }),
+        R::FriendRequest { user } => to_value(s.request(caller, &user).await?),
+        R::FriendAccept { user } => s.accept(caller, &user).await.map(|()| empty())?,
+        R::FriendDecline { user } => s
+            .drop_request(caller, &user, true)
+            .await
+            .map(|()| empty())?,
+        R::FriendCancel { user } => s
+            .drop_request(caller, &user, false)
+            .await
+            .map(|()| empty())?,
+        R::FriendRemove { user } => s.remove(caller, &user).await.map(|()| empty())?,
+        R::Block { user } => s.block(caller, &user).await.map(|()| empty())?,
+        R::Unblock { user } => s.unblock(caller, &user).await.map(|()| empty())?,
+        R::Friends => to_value(s.social(caller).await?),
+        R::GroupCreate {
+            name,
+            description,
+            public,
+            members,
+        } => to_value(
+            g.create(caller, name, description, public, &members)
+                .await?,
+        ),
+        R::GroupAdd { group, users } => to_value(GroupAddResult {
+            added: g.add(caller, &group, &users).await?,
+        }),
+        R::GroupJoin { group } => to_value(g.join(caller, &group).await?),
+        R::GroupLeave { group } => g.leave(caller, &group).await.map(|()| empty())?,
+        R::GroupRemove { group, user } => {
+            g.remove(caller, &group, &user).await.map(|()| empty())?
+        }
+        R::GroupRole { group, user, role } => {
+            g.set_role(caller, &group, &user, role).await?;
+            empty()
+        }
+        R::GroupTransfer { group, user } => {
+            g.transfer(caller, &group, &user).await?;
+            empty()
+        }
+        R::GroupUpdate {
+            group,
+            name,
+            description,
+        } => to_value(g.update(caller, &group, name, description).await?),
+        R::GroupDissolve { group } => g.dissolve(caller, &group).await.map(|()| empty())?,
+        R::Groups => to_value(GroupsResult {
+            groups: g.mine(caller).await?,
+        }),
+        R::GroupMembers { group } => to_value(MembersResult {
+            members: g.members(caller, &group).await?,
+        }),
+        R::RoomJoin { room } => {
+            if !rooms.contains(&room) && rooms.len() >= ROOMS_PER_CONNECTION {
+                return Err(Error::with(
+                    ErrorCode::InvalidRoom,
+                    format!("a connection may occupy at most {ROOMS_PER_CONNECTION} rooms"),
+                ));
+            }
+            let joined = app.rooms.join(caller.user, conn, &room)?;
+            if !rooms.contains(&room) {
+                rooms.push(room);
+            }
+            to_value(joined)
+        }
+        R::RoomLeave { room } => {
+            app.rooms.leave(conn.conn, &room)?;
+            rooms.retain(|r| *r != room);
+            empty()
+        }
+        R::RoomSend {
+            room,
+            client_msg_id,
+            text,
+        } => {
+            app.messaging.check_send_rate(caller.user)?;
+            to_value(
+                app.rooms
+                    .send(caller.user, conn.conn, &room, client_msg_id, text)?,
+            )
+        }
+        R::Ping => empty(),
+    })
 }
 
 /// The reply to a frame that did not parse.
@@ -102,7 +226,7 @@ fn reject(app: &App, text: &str, e: &serde_json::Error) -> Bytes {
         .and_then(|env| env.kind.as_ref())
         .and_then(|k| k.as_str().map(str::to_owned));
     let error = match kind {
-        Some(kind) if !KNOWN_TYPES.contains(&kind.as_str()) => Error::with(
+        Some(kind) if !R::TYPES.contains(&kind.as_str()) => Error::with(
             ErrorCode::UnknownType,
             format!("unknown frame type {kind:?}"),
         ),

@@ -51,6 +51,8 @@ where
             max_text_bytes: config.max_text_bytes,
             send_rate_per_sec: config.send_rate_per_sec,
             max_page: config.max_page,
+            max_group_members: config.max_group_members,
+            recall_window_secs: config.recall_window_secs,
         },
     }));
     // The queue is fresh, so the hello always fits and goes out first.
@@ -61,12 +63,15 @@ where
         queue: queue.clone(),
         kick: Arc::clone(&kick),
     };
-    if app.registry.register(caller.user, handle).is_err() {
+    if app.registry.register(caller.user, handle.clone()).is_err() {
         // Lost a race with another connection of the same user after the handshake check.
         tracing::debug!(user = caller.user, "connection limit reached after upgrade");
         return;
     }
     app.metrics.connection_opened();
+    if app.registry.connections_of(caller.user) == 1 {
+        app.social.presence_changed(caller.user, true).await;
+    }
     let (sink, mut stream) = ws.split();
     let writer = tokio::spawn(writer::run(
         sink,
@@ -77,14 +82,20 @@ where
     let mut reader = Reader {
         app: &app,
         caller,
-        queue,
-        kick: &kick,
+        handle,
+        rooms: Vec::new(),
     };
     let code = reader.read_until_closed(&mut stream).await;
     // Ends the writer too (a no-op when the close was a kick already).
     kick.kick(code);
+    for room in reader.rooms.drain(..) {
+        _ = app.rooms.leave(conn, &room);
+    }
     app.registry.unregister(caller.user, conn);
     app.metrics.connection_closed();
+    if app.registry.connections_of(caller.user) == 0 {
+        app.social.presence_changed(caller.user, false).await;
+    }
     // Let the writer send the close frame while we read until the peer answers it.
     let drain = async { while let Some(Ok(_)) = stream.next().await {} };
     let finish = async {
@@ -101,10 +112,12 @@ where
 
 /// The reading half of a connection.
 struct Reader<'a> {
-    app: &'a App,
+    app: &'a Arc<App>,
     caller: Caller,
-    queue: mpsc::Sender<Bytes>,
-    kick: &'a Kick,
+    /// This connection as the registry and rooms know it.
+    handle: ConnHandle,
+    /// Chatrooms this connection occupies.
+    rooms: Vec<String>,
 }
 
 impl Reader<'_> {
@@ -123,11 +136,11 @@ impl Reader<'_> {
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                code = self.kick.kicked() => return code,
-                () = self.app.shutdown.cancelled() => self.kick.kick(CloseCode::GoingAway),
+                code = self.handle.kick.kicked() => return code,
+                () = self.app.shutdown.cancelled() => self.handle.kick.kick(CloseCode::GoingAway),
                 _ = check.tick() => {
                     if last_seen.elapsed() >= timeout {
-                        self.kick.kick(CloseCode::HeartbeatTimeout);
+                        self.handle.kick.kick(CloseCode::HeartbeatTimeout);
                     }
                 }
                 frame = stream.next() => {
@@ -149,16 +162,17 @@ impl Reader<'_> {
 
     async fn on_message(&mut self, msg: Message) {
         if let Some(text) = msg.as_text() {
-            let reply = dispatch::handle(self.app, &self.caller, text).await;
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.queue.try_send(reply) {
+            let reply =
+                dispatch::handle(self.app, &self.caller, &self.handle, &mut self.rooms, text).await;
+            if let Err(mpsc::error::TrySendError::Full(_)) = self.handle.queue.try_send(reply) {
                 self.app.metrics.queue_overflow();
-                self.kick.kick(CloseCode::SlowConsumer);
+                self.handle.kick.kick(CloseCode::SlowConsumer);
             }
         } else if msg.is_binary() {
             self.app.metrics.error(ErrorCode::BadRequest);
-            self.kick.kick(CloseCode::ProtocolViolation);
+            self.handle.kick.kick(CloseCode::ProtocolViolation);
         } else if msg.is_close() {
-            self.kick.kick(CloseCode::Normal);
+            self.handle.kick.kick(CloseCode::Normal);
         }
         // Pings are answered by the library; pongs only refresh `last_seen`.
     }

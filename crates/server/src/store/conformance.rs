@@ -236,16 +236,17 @@ async fn paging(store: &dyn Store) {
     );
     assert!(store.messages_after(conv, 25, 10).await.unwrap().is_empty());
     assert_eq!(
-        seqs(store.messages_before(conv, None, 5).await.unwrap()),
+        seqs(store.messages_before(conv, None, 0, 5).await.unwrap()),
         (21..=25).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(21), 5).await.unwrap()),
+        seqs(store.messages_before(conv, Some(21), 0, 5).await.unwrap()),
         (16..=20).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(3), 5).await.unwrap()),
-        vec![1, 2]
+        seqs(store.messages_before(conv, Some(3), 2, 5).await.unwrap()),
+        vec![2],
+        "min_seq bounds the page from below"
     );
     let m = &store.messages_after(conv, 4, 1).await.unwrap()[0];
     assert_eq!((m.seq, m.sender, m.text.as_str()), (5, a, "text of m5"));

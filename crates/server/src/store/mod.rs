@@ -9,135 +9,11 @@
 
 pub mod conformance;
 pub mod sqlite;
+mod types;
 
 use async_trait::async_trait;
 
-/// A user's numeric id.
-pub type UserId = i64;
-/// A conversation's numeric id.
-pub type ConvId = i64;
-/// A login session's numeric id.
-pub type SessionId = i64;
-
-/// A registered account, with its password hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserRecord {
-    /// Id.
-    pub id: UserId,
-    /// Unique, lower-case username.
-    pub username: String,
-    /// Argon2id PHC string.
-    pub password_hash: String,
-    /// Registration time (UTC ms).
-    pub created_at: i64,
-}
-
-/// A login session (one device's token).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionRecord {
-    /// Id.
-    pub id: SessionId,
-    /// Owner.
-    pub user_id: UserId,
-    /// Device label.
-    pub device: String,
-    /// Login time (UTC ms).
-    pub created_at: i64,
-    /// Expiry (UTC ms).
-    pub expires_at: i64,
-}
-
-/// A new login session to store.
-#[derive(Debug, Clone)]
-pub struct NewSession {
-    /// Owner.
-    pub user_id: UserId,
-    /// SHA-256 of the bearer token; the token itself is never stored.
-    pub token_hash: [u8; 32],
-    /// Device label.
-    pub device: String,
-    /// Login time (UTC ms).
-    pub created_at: i64,
-    /// Expiry (UTC ms).
-    pub expires_at: i64,
-}
-
-/// A message to append.
-#[derive(Debug, Clone)]
-pub struct NewMessage {
-    /// Conversation.
-    pub conv: ConvId,
-    /// Sender.
-    pub sender: UserId,
-    /// Sender's idempotency key.
-    pub client_msg_id: String,
-    /// Text.
-    pub text: String,
-}
-
-/// A committed message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Globally unique id.
-    pub id: i64,
-    /// Conversation.
-    pub conv: ConvId,
-    /// Gap-free position in the conversation, from 1.
-    pub seq: u64,
-    /// Sender.
-    pub sender: UserId,
-    /// Sender's idempotency key.
-    pub client_msg_id: String,
-    /// Text.
-    pub text: String,
-    /// Commit time (UTC ms), assigned by the store.
-    pub ts: i64,
-}
-
-/// Result of [`Store::append`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Appended {
-    /// The stored message (the original one when `duplicate`).
-    pub message: StoredMessage,
-    /// True when `(sender, client_msg_id)` had been stored before.
-    pub duplicate: bool,
-}
-
-/// One of a user's conversations, for the conversation list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConversationRecord {
-    /// Conversation.
-    pub id: ConvId,
-    /// For a direct conversation: the other member's id and username.
-    pub peer: Option<(UserId, String)>,
-    /// The newest message, if any.
-    pub last_message: Option<StoredMessage>,
-    /// The user's read cursor.
-    pub read_seq: u64,
-    /// Last activity (UTC ms): the newest message's time, else creation time.
-    pub updated_at: i64,
-}
-
-/// What a store can fail with. Services map these to wire errors; `Backend` is never shown to
-/// clients.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The username is already registered.
-    #[error("username taken")]
-    UsernameTaken,
-    /// The referenced row does not exist.
-    #[error("not found")]
-    NotFound,
-    /// The store is shutting down.
-    #[error("store closed")]
-    Closed,
-    /// The database failed.
-    #[error("storage backend: {0}")]
-    Backend(String),
-}
-
-/// Result alias for store calls.
-pub type StoreResult<T> = Result<T, StoreError>;
+pub use types::*;
 
 /// The persistence seam. See the module docs for the invariants every implementation keeps.
 #[async_trait]
@@ -182,13 +58,28 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<StoredMessage>>;
-    /// Messages with `seq < before` (all when `None`), the newest `limit` of them, ascending.
+    /// Messages with `min_seq <= seq < before` (no upper bound when `None`), the newest `limit`
+    /// of them, ascending.
     async fn messages_before(
         &self,
         conv: ConvId,
         before: Option<u64>,
+        min_seq: u64,
         limit: u32,
     ) -> StoreResult<Vec<StoredMessage>>;
+    /// The entry at `seq`.
+    async fn message(&self, conv: ConvId, seq: u64) -> StoreResult<Option<StoredMessage>>;
+    /// Appends a recall or edit entry for the text message `seq` sent by `sender`, and applies it
+    /// to that message, in one transaction. `NotFound` if there is no such live text message.
+    /// Idempotent on `(sender, client_msg_id)` like [`Store::append`].
+    async fn amend(
+        &self,
+        conv: ConvId,
+        seq: u64,
+        sender: UserId,
+        client_msg_id: String,
+        amendment: Amendment,
+    ) -> StoreResult<Appended>;
     /// Seq of the newest message (0 when empty).
     async fn last_seq(&self, conv: ConvId) -> StoreResult<u64>;
 
@@ -197,6 +88,51 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the user's read cursor to `max(current, seq)` and returns the result.
     /// `NotFound` if the user is not a member.
     async fn set_read_cursor(&self, user: UserId, conv: ConvId, seq: u64) -> StoreResult<u64>;
+
+    /// Profiles of the given users (unknown ids are left out).
+    async fn profiles(&self, users: &[UserId]) -> StoreResult<Vec<ProfileRecord>>;
+    /// Changes a user's profile and returns it.
+    async fn update_profile(&self, user: UserId, patch: ProfilePatch)
+    -> StoreResult<ProfileRecord>;
+    /// Records when the user's last connection closed.
+    async fn set_last_seen(&self, user: UserId, ts: i64) -> StoreResult<()>;
+
+    /// How `a` and `b` stand towards each other.
+    async fn relation(&self, a: UserId, b: UserId) -> StoreResult<Relation>;
+    /// A user's friends, requests and blocks.
+    async fn social(&self, user: UserId) -> StoreResult<Social>;
+    /// Friends and fellow group members of a user (who see their profile and presence).
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>>;
+    /// Records a request from `from` to `to` (no-op if pending).
+    async fn create_friend_request(&self, from: UserId, to: UserId) -> StoreResult<()>;
+    /// Deletes the request from `from` to `to`; `NotFound` if none.
+    async fn delete_friend_request(&self, from: UserId, to: UserId) -> StoreResult<()>;
+    /// Makes `a` and `b` friends and clears requests between them.
+    async fn make_friends(&self, a: UserId, b: UserId) -> StoreResult<()>;
+    /// Ends a friendship; `NotFound` if they are not friends.
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<()>;
+    /// `blocker` blocks `blocked`: friendship and requests between them end.
+    async fn block(&self, blocker: UserId, blocked: UserId) -> StoreResult<()>;
+    /// Lifts a block; `NotFound` if there is none.
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<()>;
+
+    /// Creates a group, its members and its creation entry.
+    async fn create_group(&self, group: NewGroup) -> StoreResult<(GroupRecord, StoredMessage)>;
+    /// A group by id (`None` for unknown ids and direct conversations).
+    async fn group(&self, conv: ConvId) -> StoreResult<Option<GroupRecord>>;
+    /// The groups a user is a member of.
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<GroupRecord>>;
+    /// One member of a conversation.
+    async fn member(&self, conv: ConvId, user: UserId) -> StoreResult<Option<MemberRecord>>;
+    /// Every member of a conversation with role, join point and read cursor.
+    async fn member_records(&self, conv: ConvId) -> StoreResult<Vec<MemberRecord>>;
+    /// Applies a group change and appends its system entry, in one transaction.
+    async fn change_group(
+        &self,
+        conv: ConvId,
+        change: GroupChange,
+        entry: SystemEntry,
+    ) -> StoreResult<StoredMessage>;
 
     /// Counts stored rows holding messages of `conv` (for tests of read diffusion and
     /// idempotency; not used on hot paths).

@@ -63,7 +63,15 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::TextTooLong
         | C::InvalidClientMsgId
         | C::CannotMessageSelf
-        | C::InvalidSeq => StatusCode::BAD_REQUEST,
+        | C::InvalidSeq
+        | C::InvalidField
+        | C::InvalidRoom => StatusCode::BAD_REQUEST,
+        C::Forbidden | C::Blocked | C::NotFriends | C::RecallWindowPassed => StatusCode::FORBIDDEN,
+        C::AlreadyFriends | C::GroupFull | C::AlreadyMember => StatusCode::CONFLICT,
+        C::GroupDissolved => StatusCode::GONE,
+        C::UnknownRequest | C::NotMember | C::UnknownMessage | C::NotInRoom => {
+            StatusCode::NOT_FOUND
+        }
         C::Unauthorized | C::TokenExpired | C::BadCredentials => StatusCode::UNAUTHORIZED,
         C::UsernameTaken => StatusCode::CONFLICT,
         C::RateLimited | C::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,

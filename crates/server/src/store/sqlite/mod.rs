@@ -3,20 +3,27 @@
 //!
 //! Readers never block the writer and see only committed data (WAL snapshot isolation).
 
+mod accounts;
+mod groups;
+mod messages;
+mod rows;
 mod schema;
+mod social;
 mod writer;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use self::writer::{WriteCtx, Writer, backend};
 use super::{
-    Appended, ConvId, ConversationRecord, NewMessage, NewSession, SessionId, SessionRecord, Store,
-    StoreError, StoreResult, StoredMessage, UserId, UserRecord,
+    Amendment, Appended, ConvId, ConversationRecord, GroupChange, GroupRecord, MemberRecord,
+    NewGroup, NewMessage, NewSession, ProfilePatch, ProfileRecord, Relation, SessionId,
+    SessionRecord, Social, Store, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
+    UserRecord,
 };
 use crate::config::SqliteSync;
 use crate::metrics::Metrics;
@@ -114,303 +121,52 @@ impl SqliteStore {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, password_hash, created_at";
-const SESSION_COLUMNS: &str = "id, user_id, device, created_at, expires_at";
-const MESSAGE_COLUMNS: &str = "id, conv_id, seq, sender, client_msg_id, body, ts";
-
-fn user_row(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
-    Ok(UserRecord {
-        id: r.get(0)?,
-        username: r.get(1)?,
-        password_hash: r.get(2)?,
-        created_at: r.get(3)?,
-    })
-}
-
-fn session_row(r: &Row<'_>) -> rusqlite::Result<SessionRecord> {
-    Ok(SessionRecord {
-        id: r.get(0)?,
-        user_id: r.get(1)?,
-        device: r.get(2)?,
-        created_at: r.get(3)?,
-        expires_at: r.get(4)?,
-    })
-}
-
-fn message_row(r: &Row<'_>) -> rusqlite::Result<StoredMessage> {
-    Ok(StoredMessage {
-        id: r.get(0)?,
-        conv: r.get(1)?,
-        seq: r.get(2)?,
-        sender: r.get(3)?,
-        client_msg_id: r.get(4)?,
-        text: r.get(5)?,
-        ts: r.get(6)?,
-    })
-}
-
-fn is_unique_violation(e: &rusqlite::Error) -> bool {
-    matches!(
-        e,
-        rusqlite::Error::SqliteFailure(f, _)
-            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-    )
-}
-
-/// The message `(sender, client_msg_id)` already stored, if any.
-fn find_by_client_id(
-    conn: &Connection,
-    sender: UserId,
-    client_msg_id: &str,
-) -> rusqlite::Result<Option<StoredMessage>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_msg_id = ?2"
-    ))?
-    .query_row(params![sender, client_msg_id], message_row)
-    .optional()
-}
-
-fn append_in(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appended> {
-    if let Some(message) =
-        find_by_client_id(ctx.conn, m.sender, &m.client_msg_id).map_err(backend)?
-    {
-        return Ok(Appended {
-            message,
-            duplicate: true,
-        });
-    }
-    let seq = ctx.last_seq(m.conv).map_err(backend)? + 1;
-    let id = ctx.next_message_id();
-    let ts = ctx.now;
-    ctx.conn
-        .prepare_cached(
-            "INSERT INTO messages (conv_id, seq, id, sender, client_msg_id, body, ts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                m.conv,
-                seq,
-                id,
-                m.sender,
-                m.client_msg_id,
-                m.text,
-                ts
-            ])
-        })
-        .map_err(backend)?;
-    ctx.set_last_seq(m.conv, seq);
-    Ok(Appended {
-        message: StoredMessage {
-            id,
-            conv: m.conv,
-            seq,
-            sender: m.sender,
-            client_msg_id: m.client_msg_id,
-            text: m.text,
-            ts,
-        },
-        duplicate: false,
-    })
-}
-
-fn last_message(conn: &Connection, conv: ConvId) -> rusqlite::Result<Option<StoredMessage>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 ORDER BY seq DESC LIMIT 1"
-    ))?
-    .query_row([conv], message_row)
-    .optional()
-}
-
-fn conversations_of(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<ConversationRecord>> {
-    let mut list = conn.prepare_cached(
-        "SELECT c.id, c.kind, c.created_at, m.read_seq FROM members m
-         JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?1",
-    )?;
-    let mut peer = conn.prepare_cached(
-        "SELECT u.id, u.username FROM members m JOIN users u ON u.id = m.user_id
-         WHERE m.conv_id = ?1 AND m.user_id <> ?2 LIMIT 1",
-    )?;
-    let rows = list
-        .query_map([user], |r| {
-            Ok((
-                r.get::<_, ConvId>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, u64>(3)?,
-            ))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, kind, created_at, read_seq) in rows {
-        let peer = if kind == "direct" {
-            peer.query_row(params![id, user], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
-        } else {
-            None
-        };
-        let last_message = last_message(conn, id)?;
-        let updated_at = last_message.as_ref().map_or(created_at, |m| m.ts);
-        out.push(ConversationRecord {
-            id,
-            peer,
-            last_message,
-            read_seq,
-            updated_at,
-        });
-    }
-    out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
-    Ok(out)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord> {
-        let (username, password_hash) = (username.to_owned(), password_hash.to_owned());
-        self.write(move |ctx| {
-            let inserted = ctx
-                .conn
-                .prepare_cached(
-                    "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
-                )
-                .and_then(|mut s| s.execute(params![username, password_hash, ctx.now]));
-            match inserted {
-                Ok(_) => Ok(UserRecord {
-                    id: ctx.conn.last_insert_rowid(),
-                    username,
-                    password_hash,
-                    created_at: ctx.now,
-                }),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::UsernameTaken),
-                Err(e) => Err(backend(e)),
-            }
-        })
-        .await
+        let (name, hash) = (username.to_owned(), password_hash.to_owned());
+        self.write(move |ctx| accounts::create_user(ctx, name, hash))
+            .await
     }
 
     async fn user_by_name(&self, username: &str) -> StoreResult<Option<UserRecord>> {
-        let username = username.to_owned();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE username = ?1"
-            ))?
-            .query_row([username], user_row)
-            .optional()
-        })
-        .await
+        let name = username.to_owned();
+        self.read(move |c| accounts::user_by_name(c, &name)).await
     }
 
     async fn user_by_id(&self, id: UserId) -> StoreResult<Option<UserRecord>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
-                .query_row([id], user_row)
-                .optional()
-        })
-        .await
+        self.read(move |c| accounts::user_by_id(c, id)).await
     }
 
     async fn users_by_prefix(&self, prefix: &str, limit: u32) -> StoreResult<Vec<UserRecord>> {
-        // Range scan on the unique index instead of LIKE, which would need escaping and
-        // could not use the index with a bound parameter.
-        let low = prefix.to_owned();
-        let high = format!("{prefix}\u{10FFFF}");
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE username >= ?1 AND username < ?2
-                 ORDER BY username LIMIT ?3"
-            ))?
-            .query_map(params![low, high, limit], user_row)?
-            .collect()
-        })
-        .await
+        let prefix = prefix.to_owned();
+        self.read(move |c| accounts::users_by_prefix(c, &prefix, limit))
+            .await
     }
 
     async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()> {
         let hash = password_hash.to_owned();
-        self.write(move |ctx| {
-            let n = ctx
-                .conn
-                .prepare_cached("UPDATE users SET password_hash = ?1 WHERE id = ?2")
-                .and_then(|mut s| s.execute(params![hash, user]))
-                .map_err(backend)?;
-            if n == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
-            }
-        })
-        .await
+        self.write(move |ctx| accounts::set_password(ctx, user, hash))
+            .await
     }
 
-    async fn create_session(&self, s: NewSession) -> StoreResult<SessionRecord> {
-        self.write(move |ctx| {
-            ctx.conn
-                .prepare_cached(
-                    "INSERT INTO sessions (user_id, token_hash, device, created_at, expires_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        s.user_id,
-                        &s.token_hash[..],
-                        s.device,
-                        s.created_at,
-                        s.expires_at
-                    ])
-                })
-                .map_err(backend)?;
-            Ok(SessionRecord {
-                id: ctx.conn.last_insert_rowid(),
-                user_id: s.user_id,
-                device: s.device,
-                created_at: s.created_at,
-                expires_at: s.expires_at,
-            })
-        })
-        .await
+    async fn create_session(&self, session: NewSession) -> StoreResult<SessionRecord> {
+        self.write(move |ctx| accounts::create_session(ctx, session))
+            .await
     }
 
     async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions
-                 WHERE token_hash = ?1 AND revoked_at IS NULL"
-            ))?
-            .query_row([&token_hash[..]], session_row)
-            .optional()
-        })
-        .await
+        self.read(move |c| accounts::session_by_token(c, &token_hash))
+            .await
     }
 
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions
-                 WHERE user_id = ?1 AND revoked_at IS NULL ORDER BY id"
-            ))?
-            .query_map([user], session_row)?
-            .collect()
-        })
-        .await
+        self.read(move |c| accounts::sessions_of(c, user)).await
     }
 
     async fn revoke_session(&self, user: UserId, session: SessionId) -> StoreResult<()> {
-        self.write(move |ctx| {
-            let n = ctx
-                .conn
-                .prepare_cached(
-                    "UPDATE sessions SET revoked_at = ?1
-                     WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
-                )
-                .and_then(|mut s| s.execute(params![ctx.now, session, user]))
-                .map_err(backend)?;
-            if n == 0 {
-                Err(StoreError::NotFound)
-            } else {
-                Ok(())
-            }
-        })
-        .await
+        self.write(move |ctx| accounts::revoke_session(ctx, user, session))
+            .await
     }
 
     async fn revoke_other_sessions(
@@ -418,83 +174,29 @@ impl Store for SqliteStore {
         user: UserId,
         keep: SessionId,
     ) -> StoreResult<Vec<SessionId>> {
-        self.write(move |ctx| {
-            ctx.conn
-                .prepare_cached(
-                    "UPDATE sessions SET revoked_at = ?1
-                     WHERE user_id = ?2 AND id <> ?3 AND revoked_at IS NULL RETURNING id",
-                )
-                .and_then(|mut s| {
-                    s.query_map(params![ctx.now, user, keep], |r| r.get(0))?
-                        .collect()
-                })
-                .map_err(backend)
-        })
-        .await
+        self.write(move |ctx| accounts::revoke_other_sessions(ctx, user, keep))
+            .await
     }
 
     async fn direct_conversation(&self, a: UserId, b: UserId) -> StoreResult<ConvId> {
         let key = format!("{}:{}", a.min(b), a.max(b));
         let probe = key.clone();
-        let existing = self
-            .read(move |c| {
-                c.prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")?
-                    .query_row([probe], |r| r.get(0))
-                    .optional()
-            })
-            .await?;
-        if let Some(id) = existing {
+        if let Some(id) = self
+            .read(move |c| accounts::direct_by_key(c, &probe))
+            .await?
+        {
             return Ok(id);
         }
-        self.write(move |ctx| {
-            let c = ctx.conn;
-            // Re-check inside the writer: another request may have created it meanwhile.
-            let found: Option<ConvId> = c
-                .prepare_cached("SELECT id FROM conversations WHERE direct_key = ?1")
-                .and_then(|mut s| s.query_row([&key], |r| r.get(0)).optional())
-                .map_err(backend)?;
-            if let Some(id) = found {
-                return Ok(id);
-            }
-            for user in [a, b] {
-                let known: Option<i64> = c
-                    .prepare_cached("SELECT id FROM users WHERE id = ?1")
-                    .and_then(|mut s| s.query_row([user], |r| r.get(0)).optional())
-                    .map_err(backend)?;
-                if known.is_none() {
-                    return Err(StoreError::NotFound);
-                }
-            }
-            c.prepare_cached(
-                "INSERT INTO conversations (kind, direct_key, created_at) VALUES ('direct', ?1, ?2)",
-            )
-            .and_then(|mut s| s.execute(params![key, ctx.now]))
-            .map_err(backend)?;
-            let id = c.last_insert_rowid();
-            let mut add = c
-                .prepare_cached(
-                    "INSERT INTO members (conv_id, user_id, joined_at) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(backend)?;
-            for user in [a, b] {
-                add.execute(params![id, user, ctx.now]).map_err(backend)?;
-            }
-            Ok(id)
-        })
-        .await
+        self.write(move |ctx| accounts::create_direct(ctx, &key, a, b))
+            .await
     }
 
     async fn members(&self, conv: ConvId) -> StoreResult<Vec<UserId>> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT user_id FROM members WHERE conv_id = ?1 ORDER BY user_id")?
-                .query_map([conv], |r| r.get(0))?
-                .collect()
-        })
-        .await
+        self.read(move |c| accounts::member_ids(c, conv)).await
     }
 
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
-        self.write(move |ctx| append_in(ctx, message)).await
+        self.write(move |ctx| messages::append(ctx, message)).await
     }
 
     async fn messages_after(
@@ -503,65 +205,139 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<StoredMessage>> {
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq > ?2
-                 ORDER BY seq LIMIT ?3"
-            ))?
-            .query_map(params![conv, after, limit], message_row)?
-            .collect()
-        })
-        .await
+        self.read(move |c| messages::after(c, conv, after, limit))
+            .await
     }
 
     async fn messages_before(
         &self,
         conv: ConvId,
         before: Option<u64>,
+        min_seq: u64,
         limit: u32,
     ) -> StoreResult<Vec<StoredMessage>> {
-        let before = before.unwrap_or(u64::MAX >> 1);
-        let mut page: Vec<StoredMessage> = self
-            .read(move |c| {
-                c.prepare_cached(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq < ?2
-                     ORDER BY seq DESC LIMIT ?3"
-                ))?
-                .query_map(params![conv, before, limit], message_row)?
-                .collect()
-            })
-            .await?;
-        page.reverse();
-        Ok(page)
+        self.read(move |c| messages::before(c, conv, before, min_seq, limit))
+            .await
+    }
+
+    async fn message(&self, conv: ConvId, seq: u64) -> StoreResult<Option<StoredMessage>> {
+        self.read(move |c| messages::by_seq(c, conv, seq)).await
+    }
+
+    async fn amend(
+        &self,
+        conv: ConvId,
+        seq: u64,
+        sender: UserId,
+        client_msg_id: String,
+        amendment: Amendment,
+    ) -> StoreResult<Appended> {
+        self.write(move |ctx| messages::amend(ctx, conv, seq, sender, client_msg_id, amendment))
+            .await
     }
 
     async fn last_seq(&self, conv: ConvId) -> StoreResult<u64> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
-                .query_row([conv], |r| r.get(0))
-        })
-        .await
+        self.read(move |c| messages::last_seq(c, conv)).await
     }
 
     async fn conversations_of(&self, user: UserId) -> StoreResult<Vec<ConversationRecord>> {
-        self.read(move |c| conversations_of(c, user)).await
+        self.read(move |c| messages::conversations_of(c, user))
+            .await
     }
 
     async fn set_read_cursor(&self, user: UserId, conv: ConvId, seq: u64) -> StoreResult<u64> {
-        self.write(move |ctx| {
-            ctx.conn
-                .prepare_cached(
-                    "UPDATE members SET read_seq = MAX(read_seq, ?1)
-                     WHERE conv_id = ?2 AND user_id = ?3 RETURNING read_seq",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![seq, conv, user], |r| r.get(0))
-                        .optional()
-                })
-                .map_err(backend)?
-                .ok_or(StoreError::NotFound)
-        })
-        .await
+        self.write(move |ctx| accounts::set_read_cursor(ctx, user, conv, seq))
+            .await
+    }
+
+    async fn profiles(&self, users: &[UserId]) -> StoreResult<Vec<ProfileRecord>> {
+        let users = users.to_vec();
+        self.read(move |c| social::profiles(c, &users)).await
+    }
+
+    async fn update_profile(
+        &self,
+        user: UserId,
+        patch: ProfilePatch,
+    ) -> StoreResult<ProfileRecord> {
+        self.write(move |ctx| social::update_profile(ctx, user, patch))
+            .await
+    }
+
+    async fn set_last_seen(&self, user: UserId, ts: i64) -> StoreResult<()> {
+        self.write(move |ctx| accounts::set_last_seen(ctx, user, ts))
+            .await
+    }
+
+    async fn relation(&self, a: UserId, b: UserId) -> StoreResult<Relation> {
+        self.read(move |c| social::relation(c, a, b)).await
+    }
+
+    async fn social(&self, user: UserId) -> StoreResult<Social> {
+        self.read(move |c| social::social(c, user)).await
+    }
+
+    async fn contacts(&self, user: UserId) -> StoreResult<Vec<UserId>> {
+        self.read(move |c| social::contacts(c, user)).await
+    }
+
+    async fn create_friend_request(&self, from: UserId, to: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::create_request(ctx, from, to))
+            .await
+    }
+
+    async fn delete_friend_request(&self, from: UserId, to: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::delete_request(ctx, from, to))
+            .await
+    }
+
+    async fn make_friends(&self, a: UserId, b: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::make_friends(ctx, a, b)).await
+    }
+
+    async fn remove_friend(&self, a: UserId, b: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::remove_friend(ctx, a, b))
+            .await
+    }
+
+    async fn block(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::block(ctx, blocker, blocked))
+            .await
+    }
+
+    async fn unblock(&self, blocker: UserId, blocked: UserId) -> StoreResult<()> {
+        self.write(move |ctx| social::unblock(ctx, blocker, blocked))
+            .await
+    }
+
+    async fn create_group(&self, group: NewGroup) -> StoreResult<(GroupRecord, StoredMessage)> {
+        self.write(move |ctx| groups::create(ctx, group)).await
+    }
+
+    async fn group(&self, conv: ConvId) -> StoreResult<Option<GroupRecord>> {
+        self.read(move |c| rows::group_by_id(c, conv)).await
+    }
+
+    async fn groups_of(&self, user: UserId) -> StoreResult<Vec<GroupRecord>> {
+        self.read(move |c| groups::groups_of(c, user)).await
+    }
+
+    async fn member(&self, conv: ConvId, user: UserId) -> StoreResult<Option<MemberRecord>> {
+        self.read(move |c| groups::member(c, conv, user)).await
+    }
+
+    async fn member_records(&self, conv: ConvId) -> StoreResult<Vec<MemberRecord>> {
+        self.read(move |c| groups::members(c, conv)).await
+    }
+
+    async fn change_group(
+        &self,
+        conv: ConvId,
+        change: GroupChange,
+        entry: SystemEntry,
+    ) -> StoreResult<StoredMessage> {
+        self.write(move |ctx| groups::change(ctx, conv, change, entry))
+            .await
     }
 
     async fn count_messages(&self, conv: ConvId) -> StoreResult<u64> {

@@ -4,7 +4,8 @@ use rusqlite::Connection;
 
 /// Each entry moves the schema from version `i` to `i + 1`. Append only: never edit a shipped
 /// migration.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE users (
     id            INTEGER PRIMARY KEY,
     username      TEXT    NOT NULL UNIQUE,
@@ -47,7 +48,45 @@ CREATE TABLE messages (
     PRIMARY KEY (conv_id, seq)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX messages_by_client_id ON messages(sender, client_msg_id);
-"];
+",
+    r"
+-- Social graph, profiles, groups, recall and edit.
+ALTER TABLE users ADD COLUMN display_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN avatar_url   TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN status_text  TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN last_seen_at INTEGER;
+ALTER TABLE conversations ADD COLUMN name         TEXT;
+ALTER TABLE conversations ADD COLUMN description  TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN public       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN dissolved_at INTEGER;
+ALTER TABLE members ADD COLUMN role       INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN joined_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN kind      INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN ref_seq   INTEGER;
+ALTER TABLE messages ADD COLUMN edited_at INTEGER;
+ALTER TABLE messages ADD COLUMN recalled  INTEGER NOT NULL DEFAULT 0;
+-- Both directions are stored, so 'friends of X' is one index range.
+CREATE TABLE friendships (
+    user_id    INTEGER NOT NULL,
+    friend_id  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, friend_id)
+) WITHOUT ROWID;
+CREATE TABLE friend_requests (
+    from_id    INTEGER NOT NULL,
+    to_id      INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (from_id, to_id)
+) WITHOUT ROWID;
+CREATE INDEX friend_requests_by_recipient ON friend_requests(to_id, from_id);
+CREATE TABLE blocks (
+    blocker    INTEGER NOT NULL,
+    blocked    INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (blocker, blocked)
+) WITHOUT ROWID;
+",
+];
 
 /// Brings the database up to the newest schema.
 pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {

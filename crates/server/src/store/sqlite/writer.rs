@@ -138,6 +138,8 @@ fn in_savepoint<R>(
         Err(_) => {
             exec(ctx.conn, "ROLLBACK TO job")?;
             exec(ctx.conn, "RELEASE job")?;
+            // The job may have advanced cached seqs for rows now rolled back: re-read them.
+            ctx.seqs.clear();
         }
     }
     result

@@ -1,0 +1,469 @@
+//! Groups: creation, membership and roles, rename, dissolve.
+//!
+//! Authorization (decided here): any member may add (invite) users; anyone may join a public
+//! group; owners and admins rename and describe; owners remove anyone, admins remove plain
+//! members; only the owner sets roles, transfers ownership and dissolves; an owner must transfer
+//! ownership before leaving. Every change is stored together with a system entry that takes its
+//! own seq, and is pushed to the members (and to whoever was removed).
+//!
+//! History policy: a member sees entries from the one that made them a member; a removed member
+//! loses access to the whole conversation at once.
+
+use std::sync::Arc;
+
+use banter_protocol::{ErrorCode, GroupInfo, MemberInfo, Role, SystemEvent};
+
+use super::directory::Directory;
+use super::messaging::{Messaging, dissolved, unknown_conversation};
+use super::{Caller, parse_id};
+use crate::error::{Error, Result};
+use crate::store::{
+    ConvId, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, Store, StoreError,
+    SystemEntry, UserId,
+};
+
+const NAME_MAX: usize = 64;
+const DESCRIPTION_MAX: usize = 512;
+
+/// The groups service.
+pub struct Groups {
+    store: Arc<dyn Store>,
+    directory: Arc<Directory>,
+    messaging: Arc<Messaging>,
+    max_members: usize,
+}
+
+/// The wire form of a group.
+fn group_view(g: &GroupRecord) -> GroupInfo {
+    GroupInfo {
+        id: g.id.to_string(),
+        name: g.name.clone(),
+        description: g.description.clone(),
+        public: g.public,
+        owner: g.owner.to_string(),
+        member_count: g.member_count,
+        dissolved: g.dissolved,
+        created_at: g.created_at,
+    }
+}
+
+fn role_view(r: MemberRole) -> Role {
+    match r {
+        MemberRole::Member => Role::Member,
+        MemberRole::Admin => Role::Admin,
+        MemberRole::Owner => Role::Owner,
+    }
+}
+
+fn forbidden(why: &'static str) -> Error {
+    Error::new(ErrorCode::Forbidden, why)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.trim().is_empty() || name.len() > NAME_MAX || name.chars().any(char::is_control) {
+        return Err(Error::new(
+            ErrorCode::InvalidField,
+            "a group name is 1 to 64 bytes of printable text",
+        ));
+    }
+    Ok(())
+}
+
+fn check_description(d: &str) -> Result<()> {
+    if d.len() > DESCRIPTION_MAX {
+        return Err(Error::new(
+            ErrorCode::InvalidField,
+            "a description is at most 512 bytes",
+        ));
+    }
+    Ok(())
+}
+
+fn entry(actor: UserId, event: &SystemEvent) -> SystemEntry {
+    SystemEntry {
+        actor,
+        body: serde_json::to_string(event).expect("system events serialize"),
+    }
+}
+
+fn ids(users: &[UserId]) -> Vec<String> {
+    users.iter().map(ToString::to_string).collect()
+}
+
+impl Groups {
+    /// A service over `store`; publishes entries through `messaging`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        messaging: Arc<Messaging>,
+        max_members: usize,
+    ) -> Self {
+        Self {
+            store,
+            directory,
+            messaging,
+            max_members,
+        }
+    }
+
+    fn full(&self) -> Error {
+        Error::with(
+            ErrorCode::GroupFull,
+            format!("a group holds at most {} members", self.max_members),
+        )
+    }
+
+    async fn parse_users(&self, raw: &[String]) -> Result<Vec<UserId>> {
+        let mut users = Vec::with_capacity(raw.len());
+        for r in raw {
+            let id = parse_id(r, ErrorCode::UnknownUser, "user")?;
+            if !users.contains(&id) {
+                users.push(id);
+            }
+        }
+        Ok(users)
+    }
+
+    /// The live group `raw`, and the caller's membership in it (if any).
+    async fn load(
+        &self,
+        caller: &Caller,
+        raw: &str,
+    ) -> Result<(GroupRecord, Option<MemberRecord>)> {
+        let conv = parse_id(raw, ErrorCode::UnknownConversation, "group")?;
+        let group = self
+            .store
+            .group(conv)
+            .await?
+            .ok_or_else(unknown_conversation)?;
+        let me = self.store.member(conv, caller.user).await?;
+        if me.is_none() && !group.public {
+            return Err(unknown_conversation());
+        }
+        if group.dissolved {
+            return Err(dissolved());
+        }
+        Ok((group, me))
+    }
+
+    /// The group and the caller's membership, which must exist.
+    async fn load_member(&self, caller: &Caller, raw: &str) -> Result<(GroupRecord, MemberRecord)> {
+        match self.load(caller, raw).await? {
+            (group, Some(me)) => Ok((group, me)),
+            _ => Err(unknown_conversation()),
+        }
+    }
+
+    /// Applies a change, then tells the members (and `also`, e.g. a removed user).
+    async fn apply(
+        &self,
+        caller: &Caller,
+        conv: ConvId,
+        change: GroupChange,
+        event: &SystemEvent,
+        also: Option<UserId>,
+    ) -> Result<()> {
+        let stored = match self
+            .store
+            .change_group(conv, change, entry(caller.user, event))
+            .await
+        {
+            Err(StoreError::GroupFull) => return Err(self.full()),
+            Err(StoreError::NotFound) => {
+                return Err(Error::new(
+                    ErrorCode::NotMember,
+                    "not a member of the group",
+                ));
+            }
+            other => other?,
+        };
+        self.directory.invalidate_conversation(conv);
+        self.directory.invalidate_relations();
+        let mut audience = self.directory.members(conv).await?.to_vec();
+        audience.extend(also);
+        self.messaging.publish(caller, &stored, &audience).await;
+        Ok(())
+    }
+
+    /// Creates a group owned by the caller.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        name: String,
+        description: Option<String>,
+        public: bool,
+        members: &[String],
+    ) -> Result<GroupInfo> {
+        check_name(&name)?;
+        let description = description.unwrap_or_default();
+        check_description(&description)?;
+        let mut members = self.parse_users(members).await?;
+        members.retain(|u| *u != caller.user);
+        if members.len() + 1 > self.max_members {
+            return Err(self.full());
+        }
+        let mut everyone = vec![caller.user];
+        everyone.extend(&members);
+        let event = SystemEvent::GroupCreated {
+            by: caller.user.to_string(),
+            name: name.clone(),
+            members: ids(&everyone),
+        };
+        let (group, created) = match self
+            .store
+            .create_group(NewGroup {
+                owner: caller.user,
+                name,
+                description,
+                public,
+                members,
+                event: entry(caller.user, &event),
+            })
+            .await
+        {
+            Err(StoreError::NotFound) => {
+                return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
+            }
+            other => other?,
+        };
+        self.directory.invalidate_relations();
+        self.messaging.publish(caller, &created, &everyone).await;
+        Ok(group_view(&group))
+    }
+
+    /// Adds users to a group the caller is a member of.
+    pub async fn add(&self, caller: &Caller, group: &str, users: &[String]) -> Result<Vec<String>> {
+        let (g, _) = self.load_member(caller, group).await?;
+        let mut users = self.parse_users(users).await?;
+        let current = self.directory.members(g.id).await?;
+        users.retain(|u| current.binary_search(u).is_err());
+        if users.is_empty() {
+            return Err(Error::new(
+                ErrorCode::AlreadyMember,
+                "everyone named is a member already",
+            ));
+        }
+        for u in &users {
+            if self.store.user_by_id(*u).await?.is_none() {
+                return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
+            }
+        }
+        let event = SystemEvent::MembersAdded {
+            by: caller.user.to_string(),
+            users: ids(&users),
+        };
+        let change = GroupChange::Add {
+            users: users.clone(),
+            max: self.max_members,
+        };
+        self.apply(caller, g.id, change, &event, None).await?;
+        Ok(ids(&users))
+    }
+
+    /// Joins a public group.
+    pub async fn join(&self, caller: &Caller, group: &str) -> Result<GroupInfo> {
+        let (g, me) = self.load(caller, group).await?;
+        if me.is_some() {
+            return Err(Error::new(
+                ErrorCode::AlreadyMember,
+                "you are a member already",
+            ));
+        }
+        if !g.public {
+            return Err(unknown_conversation());
+        }
+        let event = SystemEvent::MemberJoined {
+            user: caller.user.to_string(),
+        };
+        let change = GroupChange::Add {
+            users: vec![caller.user],
+            max: self.max_members,
+        };
+        self.apply(caller, g.id, change, &event, None).await?;
+        self.info(g.id).await
+    }
+
+    async fn info(&self, conv: ConvId) -> Result<GroupInfo> {
+        let g = self
+            .store
+            .group(conv)
+            .await?
+            .ok_or_else(unknown_conversation)?;
+        Ok(group_view(&g))
+    }
+
+    /// Leaves a group.
+    pub async fn leave(&self, caller: &Caller, group: &str) -> Result<()> {
+        let (g, me) = self.load_member(caller, group).await?;
+        if me.role == MemberRole::Owner {
+            return Err(forbidden(
+                "the owner must transfer ownership before leaving",
+            ));
+        }
+        let event = SystemEvent::MemberLeft {
+            user: caller.user.to_string(),
+        };
+        let change = GroupChange::Remove { user: caller.user };
+        self.apply(caller, g.id, change, &event, Some(caller.user))
+            .await
+    }
+
+    /// The target member of a role-changing action.
+    async fn target(&self, conv: ConvId, raw: &str) -> Result<MemberRecord> {
+        let user = parse_id(raw, ErrorCode::NotMember, "member")?;
+        self.store.member(conv, user).await?.ok_or(Error::new(
+            ErrorCode::NotMember,
+            "not a member of the group",
+        ))
+    }
+
+    /// Removes a member.
+    pub async fn remove(&self, caller: &Caller, group: &str, user: &str) -> Result<()> {
+        let (g, me) = self.load_member(caller, group).await?;
+        let target = self.target(g.id, user).await?;
+        if target.user == caller.user {
+            return Err(forbidden("use group_leave to leave"));
+        }
+        if me.role < MemberRole::Admin || target.role >= me.role {
+            return Err(forbidden(
+                "only the owner, or an admin for plain members, may remove",
+            ));
+        }
+        let event = SystemEvent::MemberRemoved {
+            by: caller.user.to_string(),
+            user: target.user.to_string(),
+        };
+        let change = GroupChange::Remove { user: target.user };
+        self.apply(caller, g.id, change, &event, Some(target.user))
+            .await
+    }
+
+    /// Sets a member's role (owner only).
+    pub async fn set_role(
+        &self,
+        caller: &Caller,
+        group: &str,
+        user: &str,
+        role: Role,
+    ) -> Result<()> {
+        let (g, me) = self.load_member(caller, group).await?;
+        if me.role != MemberRole::Owner {
+            return Err(forbidden("only the owner sets roles"));
+        }
+        let role = match role {
+            Role::Admin => MemberRole::Admin,
+            Role::Member => MemberRole::Member,
+            Role::Owner => {
+                return Err(Error::new(
+                    ErrorCode::BadRequest,
+                    "use group_transfer to change the owner",
+                ));
+            }
+        };
+        let target = self.target(g.id, user).await?;
+        if target.user == caller.user {
+            return Err(forbidden("the owner's role changes only by transfer"));
+        }
+        let event = SystemEvent::RoleChanged {
+            by: caller.user.to_string(),
+            user: target.user.to_string(),
+            role: role_view(role),
+        };
+        let change = GroupChange::SetRole {
+            user: target.user,
+            role,
+        };
+        self.apply(caller, g.id, change, &event, None).await
+    }
+
+    /// Hands ownership to another member.
+    pub async fn transfer(&self, caller: &Caller, group: &str, user: &str) -> Result<()> {
+        let (g, me) = self.load_member(caller, group).await?;
+        if me.role != MemberRole::Owner {
+            return Err(forbidden("only the owner transfers ownership"));
+        }
+        let target = self.target(g.id, user).await?;
+        if target.user == caller.user {
+            return Err(forbidden("you are the owner already"));
+        }
+        let event = SystemEvent::OwnerTransferred {
+            from: caller.user.to_string(),
+            to: target.user.to_string(),
+        };
+        let change = GroupChange::Transfer {
+            from: caller.user,
+            to: target.user,
+        };
+        self.apply(caller, g.id, change, &event, None).await
+    }
+
+    /// Renames or describes a group (owner or admin).
+    pub async fn update(
+        &self,
+        caller: &Caller,
+        group: &str,
+        name: Option<String>,
+        description: Option<String>,
+    ) -> Result<GroupInfo> {
+        let (g, me) = self.load_member(caller, group).await?;
+        if me.role < MemberRole::Admin {
+            return Err(forbidden("only the owner and admins rename or describe"));
+        }
+        if let Some(n) = &name {
+            check_name(n)?;
+        }
+        if let Some(d) = &description {
+            check_description(d)?;
+        }
+        if name.is_none() && description.is_none() {
+            return Err(Error::new(ErrorCode::BadRequest, "nothing to change"));
+        }
+        let event = SystemEvent::GroupUpdated {
+            by: caller.user.to_string(),
+            name: name.clone(),
+            description: description.clone(),
+        };
+        let change = GroupChange::Update { name, description };
+        self.apply(caller, g.id, change, &event, None).await?;
+        self.info(g.id).await
+    }
+
+    /// Dissolves a group (owner only).
+    pub async fn dissolve(&self, caller: &Caller, group: &str) -> Result<()> {
+        let (g, me) = self.load_member(caller, group).await?;
+        if me.role != MemberRole::Owner {
+            return Err(forbidden("only the owner dissolves the group"));
+        }
+        let event = SystemEvent::GroupDissolved {
+            by: caller.user.to_string(),
+        };
+        self.apply(caller, g.id, GroupChange::Dissolve, &event, None)
+            .await
+    }
+
+    /// The caller's groups.
+    pub async fn mine(&self, caller: &Caller) -> Result<Vec<GroupInfo>> {
+        let groups = self.store.groups_of(caller.user).await?;
+        Ok(groups.iter().map(group_view).collect())
+    }
+
+    /// A group's members (members only; dissolved groups too).
+    pub async fn members(&self, caller: &Caller, group: &str) -> Result<Vec<MemberInfo>> {
+        let conv = parse_id(group, ErrorCode::UnknownConversation, "group")?;
+        if self.store.group(conv).await?.is_none()
+            || self.store.member(conv, caller.user).await?.is_none()
+        {
+            return Err(unknown_conversation());
+        }
+        let members = self.store.member_records(conv).await?;
+        Ok(members
+            .iter()
+            .map(|m| MemberInfo {
+                user: m.user.to_string(),
+                role: role_view(m.role),
+                joined_seq: m.joined_seq,
+                read_seq: m.read_seq,
+            })
+            .collect())
+    }
+}

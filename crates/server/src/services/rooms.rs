@@ -1,0 +1,284 @@
+//! Chatrooms: public rooms entered by name, without membership records.
+//!
+//! A room lives in memory on this node: its occupants (connections), a per-room `seq`, and the
+//! last `room_history` messages. It is deliberately not a group: nothing is stored on disk, and a
+//! reconnecting client gets the recent window, not a complete catch-up (PROTOCOL.md says so).
+//!
+//! Fan-out happens under the room's lock, so every occupant receives a room's messages in `seq`
+//! order, each once. The lock is held only for non-blocking `try_send`s of one shared encoded
+//! frame; a full queue kicks that connection (slow consumer), as everywhere else. Occupancy
+//! changes are coalesced: at most one `room_occupancy` frame per room per interval, so ten
+//! thousand joins do not cost ten thousand broadcasts to ten thousand occupants.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use banter_protocol::{CloseCode, ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::messaging::{check_client_msg_id, encode};
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::registry::{ConnHandle, ConnId};
+use crate::store::UserId;
+
+/// Users named in one occupancy frame; beyond this only the count changes.
+const OCCUPANCY_NAMES_MAX: usize = 50;
+/// Rooms one connection may occupy at once.
+pub const ROOMS_PER_CONNECTION: usize = 32;
+
+/// Room settings.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    /// Messages of recent history kept per room.
+    pub history: usize,
+    /// How often occupancy changes are broadcast, at most.
+    pub occupancy_interval: Duration,
+    /// Largest text in bytes.
+    pub max_text_bytes: usize,
+    /// Empty rooms are forgotten once there are more rooms than this.
+    pub max_rooms: usize,
+}
+
+struct Occupant {
+    user: UserId,
+    queue: mpsc::Sender<Bytes>,
+    kick: Arc<crate::registry::Kick>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    seq: u64,
+    recent: VecDeque<RoomMessage>,
+    occupants: HashMap<ConnId, Occupant>,
+    joined: Vec<UserId>,
+    left: Vec<UserId>,
+    flush_pending: bool,
+}
+
+/// One room.
+struct Room {
+    name: String,
+    state: Mutex<RoomState>,
+}
+
+/// Every room on this node.
+pub struct Rooms {
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    limits: RoomLimits,
+    metrics: Arc<Metrics>,
+    next_id: AtomicU64,
+}
+
+fn valid_name(name: &str) -> Result<()> {
+    let ok = (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorCode::InvalidRoom,
+            "a room name is 1 to 64 of a-z, 0-9, '_', '-'",
+        ))
+    }
+}
+
+impl RoomState {
+    /// Queues `frame` on every occupant but `except`; kicks the ones whose queue is full.
+    fn broadcast(&self, frame: &Bytes, except: Option<ConnId>, metrics: &Metrics) {
+        let mut queued = 0;
+        for (conn, o) in &self.occupants {
+            if Some(*conn) == except {
+                continue;
+            }
+            match o.queue.try_send(frame.clone()) {
+                Ok(()) => queued += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    metrics.queue_overflow();
+                    o.kick.kick(CloseCode::SlowConsumer);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {}
+            }
+        }
+        metrics.delivered(queued);
+    }
+}
+
+impl Rooms {
+    /// No rooms yet.
+    pub fn new(limits: RoomLimits, metrics: Arc<Metrics>) -> Self {
+        Self {
+            rooms: Mutex::default(),
+            limits,
+            metrics,
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    fn room(&self, name: &str) -> Arc<Room> {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        if let Some(room) = rooms.get(name) {
+            return Arc::clone(room);
+        }
+        if rooms.len() >= self.limits.max_rooms {
+            rooms.retain(|_, r| !r.state.lock().expect("room lock").occupants.is_empty());
+        }
+        let room = Arc::new(Room {
+            name: name.to_owned(),
+            state: Mutex::default(),
+        });
+        rooms.insert(name.to_owned(), Arc::clone(&room));
+        room
+    }
+
+    fn existing(&self, name: &str) -> Option<Arc<Room>> {
+        self.rooms.lock().expect("rooms lock").get(name).cloned()
+    }
+
+    /// Schedules a coalesced occupancy broadcast for `room`, unless one is pending.
+    fn schedule_occupancy(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
+        if state.flush_pending {
+            return;
+        }
+        state.flush_pending = true;
+        let (rooms, room) = (Arc::clone(self), Arc::clone(room));
+        tokio::spawn(async move {
+            tokio::time::sleep(rooms.limits.occupancy_interval).await;
+            let mut state = room.state.lock().expect("room lock");
+            state.flush_pending = false;
+            let names = |v: &mut Vec<UserId>| {
+                let out: Vec<String> = v
+                    .iter()
+                    .take(OCCUPANCY_NAMES_MAX)
+                    .map(ToString::to_string)
+                    .collect();
+                v.clear();
+                out
+            };
+            let frame = encode(&ServerFrame::RoomOccupancy {
+                room: room.name.clone(),
+                count: state.occupants.len(),
+                joined: names(&mut state.joined),
+                left: names(&mut state.left),
+            });
+            state.broadcast(&frame, None, &rooms.metrics);
+        });
+    }
+
+    /// Puts a connection in a room and returns the recent window.
+    pub fn join(
+        self: &Arc<Self>,
+        user: UserId,
+        conn: &ConnHandle,
+        name: &str,
+    ) -> Result<RoomJoined> {
+        valid_name(name)?;
+        let room = self.room(name);
+        let mut state = room.state.lock().expect("room lock");
+        let fresh = state
+            .occupants
+            .insert(
+                conn.conn,
+                Occupant {
+                    user,
+                    queue: conn.queue.clone(),
+                    kick: Arc::clone(&conn.kick),
+                },
+            )
+            .is_none();
+        if fresh {
+            state.joined.push(user);
+            self.schedule_occupancy(&room, &mut state);
+        }
+        Ok(RoomJoined {
+            room: name.to_owned(),
+            count: state.occupants.len(),
+            recent: state.recent.iter().cloned().collect(),
+        })
+    }
+
+    /// Takes a connection out of a room.
+    pub fn leave(self: &Arc<Self>, conn: ConnId, name: &str) -> Result<()> {
+        let room = self.existing(name).ok_or_else(not_in_room)?;
+        let mut state = room.state.lock().expect("room lock");
+        let occupant = state.occupants.remove(&conn).ok_or_else(not_in_room)?;
+        state.left.push(occupant.user);
+        self.schedule_occupancy(&room, &mut state);
+        Ok(())
+    }
+
+    /// Broadcasts a message to a room the connection occupies.
+    pub fn send(
+        &self,
+        user: UserId,
+        conn: ConnId,
+        name: &str,
+        client_msg_id: String,
+        text: String,
+    ) -> Result<RoomAck> {
+        check_client_msg_id(&client_msg_id)?;
+        if text.trim().is_empty() {
+            return Err(Error::new(ErrorCode::EmptyMessage, "the message is empty"));
+        }
+        if text.len() > self.limits.max_text_bytes {
+            return Err(Error::with(
+                ErrorCode::TextTooLong,
+                format!("text exceeds {} bytes", self.limits.max_text_bytes),
+            ));
+        }
+        let room = self.existing(name).ok_or_else(not_in_room)?;
+        let mut state = room.state.lock().expect("room lock");
+        if !state.occupants.contains_key(&conn) {
+            return Err(not_in_room());
+        }
+        let sender = user.to_string();
+        if let Some(m) = state
+            .recent
+            .iter()
+            .find(|m| m.sender == sender && m.client_msg_id == client_msg_id)
+        {
+            return Ok(RoomAck {
+                room: name.to_owned(),
+                seq: m.seq,
+                message_id: m.id.clone(),
+                ts: m.ts,
+                duplicate: true,
+            });
+        }
+        state.seq += 1;
+        let message = RoomMessage {
+            seq: state.seq,
+            id: format!("r{}", self.next_id.fetch_add(1, Ordering::Relaxed) + 1),
+            sender,
+            client_msg_id,
+            text,
+            ts: crate::clock::now_ms(),
+        };
+        let frame = encode(&ServerFrame::RoomMessage {
+            room: name.to_owned(),
+            message: message.clone(),
+        });
+        state.broadcast(&frame, Some(conn), &self.metrics);
+        let ack = RoomAck {
+            room: name.to_owned(),
+            seq: message.seq,
+            message_id: message.id.clone(),
+            ts: message.ts,
+            duplicate: false,
+        };
+        state.recent.push_back(message);
+        while state.recent.len() > self.limits.history {
+            state.recent.pop_front();
+        }
+        Ok(ack)
+    }
+}
+
+fn not_in_room() -> Error {
+    Error::new(ErrorCode::NotInRoom, "you have not joined that room")
+}

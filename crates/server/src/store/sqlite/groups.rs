@@ -1,0 +1,194 @@
+//! Groups: creation, membership changes with their system entries, and member queries.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::messages::{self, Entry};
+use super::rows::{self, GROUP_COLUMNS, MEMBER_COLUMNS};
+use super::writer::{WriteCtx, backend};
+use crate::store::{
+    ConvId, EntryKind, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, StoreError,
+    StoreResult, StoredMessage, SystemEntry, UserId,
+};
+
+fn add_member(
+    ctx: &WriteCtx<'_>,
+    conv: ConvId,
+    user: UserId,
+    role: MemberRole,
+    joined_seq: u64,
+) -> StoreResult<bool> {
+    ctx.conn
+        .prepare_cached(
+            "INSERT OR IGNORE INTO members (conv_id, user_id, role, joined_seq, read_seq, joined_at)
+             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+        )
+        .and_then(|mut s| s.execute(params![conv, user, role as i64, joined_seq, ctx.now]))
+        .map(|n| n > 0)
+        .map_err(backend)
+}
+
+fn user_exists(conn: &Connection, user: UserId) -> StoreResult<bool> {
+    conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")
+        .and_then(|mut s| s.exists([user]))
+        .map_err(backend)
+}
+
+fn system(ctx: &mut WriteCtx<'_>, conv: ConvId, entry: &SystemEntry) -> StoreResult<StoredMessage> {
+    messages::insert(
+        ctx,
+        Entry {
+            conv,
+            sender: entry.actor,
+            client_msg_id: None,
+            kind: EntryKind::System,
+            body: &entry.body,
+            ref_seq: None,
+        },
+    )
+}
+
+pub(super) fn create(
+    ctx: &mut WriteCtx<'_>,
+    g: NewGroup,
+) -> StoreResult<(GroupRecord, StoredMessage)> {
+    for user in std::iter::once(g.owner).chain(g.members.iter().copied()) {
+        if !user_exists(ctx.conn, user)? {
+            return Err(StoreError::NotFound);
+        }
+    }
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO conversations (kind, name, description, public, created_at)
+             VALUES ('group', ?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| s.execute(params![g.name, g.description, g.public, ctx.now]))
+        .map_err(backend)?;
+    let conv = ctx.conn.last_insert_rowid();
+    let created = system(ctx, conv, &g.event)?;
+    add_member(ctx, conv, g.owner, MemberRole::Owner, created.seq)?;
+    for user in &g.members {
+        add_member(ctx, conv, *user, MemberRole::Member, created.seq)?;
+    }
+    let group = rows::group_by_id(ctx.conn, conv)
+        .map_err(backend)?
+        .ok_or(StoreError::NotFound)?;
+    Ok((group, created))
+}
+
+fn member_count(conn: &Connection, conv: ConvId) -> StoreResult<usize> {
+    conn.prepare_cached("SELECT COUNT(*) FROM members WHERE conv_id = ?1")
+        .and_then(|mut s| s.query_row([conv], |r| r.get::<_, i64>(0)))
+        .map(|n| usize::try_from(n).unwrap_or(0))
+        .map_err(backend)
+}
+
+fn set_role(ctx: &WriteCtx<'_>, conv: ConvId, user: UserId, role: MemberRole) -> StoreResult<()> {
+    let n = ctx
+        .conn
+        .prepare_cached("UPDATE members SET role = ?3 WHERE conv_id = ?1 AND user_id = ?2")
+        .and_then(|mut s| s.execute(params![conv, user, role as i64]))
+        .map_err(backend)?;
+    if n == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn change(
+    ctx: &mut WriteCtx<'_>,
+    conv: ConvId,
+    change: GroupChange,
+    entry: SystemEntry,
+) -> StoreResult<StoredMessage> {
+    if rows::group_by_id(ctx.conn, conv)
+        .map_err(backend)?
+        .is_none()
+    {
+        return Err(StoreError::NotFound);
+    }
+    match change {
+        GroupChange::Add { users, max } => {
+            for user in &users {
+                if !user_exists(ctx.conn, *user)? {
+                    return Err(StoreError::NotFound);
+                }
+            }
+            // The entry comes first so that new members see it: their history starts there.
+            let event = system(ctx, conv, &entry)?;
+            for user in users {
+                add_member(ctx, conv, user, MemberRole::Member, event.seq)?;
+            }
+            if member_count(ctx.conn, conv)? > max {
+                return Err(StoreError::GroupFull);
+            }
+            Ok(event)
+        }
+        GroupChange::Remove { user } => {
+            let n = ctx
+                .conn
+                .prepare_cached("DELETE FROM members WHERE conv_id = ?1 AND user_id = ?2")
+                .and_then(|mut s| s.execute(params![conv, user]))
+                .map_err(backend)?;
+            if n == 0 {
+                return Err(StoreError::NotFound);
+            }
+            system(ctx, conv, &entry)
+        }
+        GroupChange::SetRole { user, role } => {
+            set_role(ctx, conv, user, role)?;
+            system(ctx, conv, &entry)
+        }
+        GroupChange::Transfer { from, to } => {
+            set_role(ctx, conv, to, MemberRole::Owner)?;
+            set_role(ctx, conv, from, MemberRole::Admin)?;
+            system(ctx, conv, &entry)
+        }
+        GroupChange::Update { name, description } => {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE conversations SET name = COALESCE(?2, name),
+                     description = COALESCE(?3, description) WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![conv, name, description]))
+                .map_err(backend)?;
+            system(ctx, conv, &entry)
+        }
+        GroupChange::Dissolve => {
+            ctx.conn
+                .prepare_cached("UPDATE conversations SET dissolved_at = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![conv, ctx.now]))
+                .map_err(backend)?;
+            system(ctx, conv, &entry)
+        }
+    }
+}
+
+pub(super) fn groups_of(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<GroupRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {GROUP_COLUMNS} FROM members m JOIN conversations c ON c.id = m.conv_id
+         WHERE m.user_id = ?1 AND c.kind = 'group' ORDER BY c.id"
+    ))?
+    .query_map([user], rows::group)?
+    .collect()
+}
+
+pub(super) fn member(
+    conn: &Connection,
+    conv: ConvId,
+    user: UserId,
+) -> rusqlite::Result<Option<MemberRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE conv_id = ?1 AND user_id = ?2"
+    ))?
+    .query_row(params![conv, user], rows::member)
+    .optional()
+}
+
+pub(super) fn members(conn: &Connection, conv: ConvId) -> rusqlite::Result<Vec<MemberRecord>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MEMBER_COLUMNS} FROM members WHERE conv_id = ?1 ORDER BY role DESC, user_id"
+    ))?
+    .query_map([conv], rows::member)?
+    .collect()
+}

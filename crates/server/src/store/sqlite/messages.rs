@@ -1,0 +1,260 @@
+//! Conversation entries: append (with idempotency), amend, paging and the conversation list.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::rows::{self, MESSAGE_COLUMNS};
+use super::writer::{WriteCtx, backend};
+use crate::store::{
+    Amendment, Appended, ConvId, ConversationRecord, EntryKind, NewMessage, StoreError,
+    StoreResult, StoredMessage, UserId,
+};
+
+/// The entry `(sender, client_msg_id)`, if stored.
+fn find_by_client_id(
+    conn: &Connection,
+    sender: UserId,
+    client_msg_id: &str,
+) -> rusqlite::Result<Option<StoredMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender = ?1 AND client_msg_id = ?2"
+    ))?
+    .query_row(params![sender, client_msg_id], rows::message)
+    .optional()
+}
+
+/// A new entry, before it has a seq.
+pub(super) struct Entry<'a> {
+    pub(super) conv: ConvId,
+    pub(super) sender: UserId,
+    /// `None` for system entries, which get a unique key derived from their id.
+    pub(super) client_msg_id: Option<String>,
+    pub(super) kind: EntryKind,
+    pub(super) body: &'a str,
+    pub(super) ref_seq: Option<u64>,
+}
+
+/// Inserts an entry at the next seq of its conversation.
+pub(super) fn insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> StoreResult<StoredMessage> {
+    let seq = ctx.last_seq(e.conv).map_err(backend)? + 1;
+    let id = ctx.next_message_id();
+    let client_msg_id = e.client_msg_id.unwrap_or_else(|| format!("sys:{id}"));
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO messages (conv_id, seq, id, sender, client_msg_id, kind, body, ref_seq, ts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                e.conv,
+                seq,
+                id,
+                e.sender,
+                client_msg_id,
+                e.kind as i64,
+                e.body,
+                e.ref_seq,
+                ctx.now
+            ])
+        })
+        .map_err(backend)?;
+    ctx.set_last_seq(e.conv, seq);
+    Ok(StoredMessage {
+        id,
+        conv: e.conv,
+        seq,
+        sender: e.sender,
+        client_msg_id,
+        kind: e.kind,
+        text: e.body.to_owned(),
+        ref_seq: e.ref_seq,
+        edited_at: None,
+        recalled: false,
+        ts: ctx.now,
+    })
+}
+
+pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appended> {
+    if let Some(message) =
+        find_by_client_id(ctx.conn, m.sender, &m.client_msg_id).map_err(backend)?
+    {
+        return Ok(Appended {
+            message,
+            duplicate: true,
+        });
+    }
+    let message = insert(
+        ctx,
+        Entry {
+            conv: m.conv,
+            sender: m.sender,
+            client_msg_id: Some(m.client_msg_id),
+            kind: EntryKind::Text,
+            body: &m.text,
+            ref_seq: None,
+        },
+    )?;
+    Ok(Appended {
+        message,
+        duplicate: false,
+    })
+}
+
+pub(super) fn amend(
+    ctx: &mut WriteCtx<'_>,
+    conv: ConvId,
+    seq: u64,
+    sender: UserId,
+    client_msg_id: String,
+    amendment: Amendment,
+) -> StoreResult<Appended> {
+    if let Some(message) = find_by_client_id(ctx.conn, sender, &client_msg_id).map_err(backend)? {
+        return Ok(Appended {
+            message,
+            duplicate: true,
+        });
+    }
+    let target = by_seq(ctx.conn, conv, seq).map_err(backend)?;
+    match target {
+        Some(t) if t.kind == EntryKind::Text && t.sender == sender && !t.recalled => {}
+        _ => return Err(StoreError::NotFound),
+    }
+    let (kind, body) = match &amendment {
+        Amendment::Recall => {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE messages SET body = '', recalled = 1 WHERE conv_id = ?1 AND seq = ?2",
+                )
+                .and_then(|mut s| s.execute(params![conv, seq]))
+                .map_err(backend)?;
+            (EntryKind::Recall, "")
+        }
+        Amendment::Edit(text) => {
+            ctx.conn
+                .prepare_cached(
+                    "UPDATE messages SET body = ?3, edited_at = ?4 WHERE conv_id = ?1 AND seq = ?2",
+                )
+                .and_then(|mut s| s.execute(params![conv, seq, text, ctx.now]))
+                .map_err(backend)?;
+            (EntryKind::Edit, text.as_str())
+        }
+    };
+    let message = insert(
+        ctx,
+        Entry {
+            conv,
+            sender,
+            client_msg_id: Some(client_msg_id),
+            kind,
+            body,
+            ref_seq: Some(seq),
+        },
+    )?;
+    Ok(Appended {
+        message,
+        duplicate: false,
+    })
+}
+
+pub(super) fn by_seq(
+    conn: &Connection,
+    conv: ConvId,
+    seq: u64,
+) -> rusqlite::Result<Option<StoredMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq = ?2"
+    ))?
+    .query_row(params![conv, seq], rows::message)
+    .optional()
+}
+
+pub(super) fn after(
+    conn: &Connection,
+    conv: ConvId,
+    after: u64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq > ?2
+         ORDER BY seq LIMIT ?3"
+    ))?
+    .query_map(params![conv, after, limit], rows::message)?
+    .collect()
+}
+
+pub(super) fn before(
+    conn: &Connection,
+    conv: ConvId,
+    before: Option<u64>,
+    min_seq: u64,
+    limit: u32,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let before = before.unwrap_or(i64::MAX as u64);
+    let mut page: Vec<StoredMessage> = conn
+        .prepare_cached(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq < ?2 AND seq >= ?3
+             ORDER BY seq DESC LIMIT ?4"
+        ))?
+        .query_map(params![conv, before, min_seq, limit], rows::message)?
+        .collect::<rusqlite::Result<_>>()?;
+    page.reverse();
+    Ok(page)
+}
+
+pub(super) fn last_seq(conn: &Connection, conv: ConvId) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
+        .query_row([conv], |r| r.get(0))
+}
+
+fn last_message(conn: &Connection, conv: ConvId) -> rusqlite::Result<Option<StoredMessage>> {
+    conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 ORDER BY seq DESC LIMIT 1"
+    ))?
+    .query_row([conv], rows::message)
+    .optional()
+}
+
+pub(super) fn conversations_of(
+    conn: &Connection,
+    user: UserId,
+) -> rusqlite::Result<Vec<ConversationRecord>> {
+    let mut list = conn.prepare_cached(
+        "SELECT c.id, c.kind, c.name, c.created_at, m.read_seq FROM members m
+         JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?1",
+    )?;
+    let mut peer = conn.prepare_cached(
+        "SELECT u.id, u.username FROM members m JOIN users u ON u.id = m.user_id
+         WHERE m.conv_id = ?1 AND m.user_id <> ?2 LIMIT 1",
+    )?;
+    let rows = list
+        .query_map([user], |r| {
+            Ok((
+                r.get::<_, ConvId>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, u64>(4)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, kind, name, created_at, read_seq) in rows {
+        let peer = if kind == "direct" {
+            peer.query_row(params![id, user], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+        } else {
+            None
+        };
+        let last_message = last_message(conn, id)?;
+        let updated_at = last_message.as_ref().map_or(created_at, |m| m.ts);
+        out.push(ConversationRecord {
+            id,
+            group_name: name,
+            peer,
+            last_message,
+            read_seq,
+            updated_at,
+        });
+    }
+    out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
+    Ok(out)
+}

@@ -1,0 +1,357 @@
+//! Records the store takes and returns. Plain data: no wire format, no SQL.
+
+/// A user's numeric id.
+pub type UserId = i64;
+/// A conversation's numeric id.
+pub type ConvId = i64;
+/// A login session's numeric id.
+pub type SessionId = i64;
+
+/// A registered account, with its password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Id.
+    pub id: UserId,
+    /// Unique, lower-case username.
+    pub username: String,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Registration time (UTC ms).
+    pub created_at: i64,
+}
+
+/// A login session (one device's token).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Id.
+    pub id: SessionId,
+    /// Owner.
+    pub user_id: UserId,
+    /// Device label.
+    pub device: String,
+    /// Login time (UTC ms).
+    pub created_at: i64,
+    /// Expiry (UTC ms).
+    pub expires_at: i64,
+}
+
+/// A new login session to store.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Owner.
+    pub user_id: UserId,
+    /// SHA-256 of the bearer token; the token itself is never stored.
+    pub token_hash: [u8; 32],
+    /// Device label.
+    pub device: String,
+    /// Login time (UTC ms).
+    pub created_at: i64,
+    /// Expiry (UTC ms).
+    pub expires_at: i64,
+}
+
+/// A message to append.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Conversation.
+    pub conv: ConvId,
+    /// Sender.
+    pub sender: UserId,
+    /// Sender's idempotency key.
+    pub client_msg_id: String,
+    /// Text.
+    pub text: String,
+}
+
+/// A committed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Globally unique id.
+    pub id: i64,
+    /// Conversation.
+    pub conv: ConvId,
+    /// Gap-free position in the conversation, from 1.
+    pub seq: u64,
+    /// Sender.
+    pub sender: UserId,
+    /// Sender's idempotency key (empty for system entries).
+    pub client_msg_id: String,
+    /// What the entry is.
+    pub kind: EntryKind,
+    /// Text, or the system event as JSON.
+    pub text: String,
+    /// For recall and edit entries: the seq concerned.
+    pub ref_seq: Option<u64>,
+    /// When the text was last edited.
+    pub edited_at: Option<i64>,
+    /// The sender recalled it.
+    pub recalled: bool,
+    /// Commit time (UTC ms), assigned by the store.
+    pub ts: i64,
+}
+
+/// Result of [`Store::append`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The stored message (the original one when `duplicate`).
+    pub message: StoredMessage,
+    /// True when `(sender, client_msg_id)` had been stored before.
+    pub duplicate: bool,
+}
+
+/// One of a user's conversations, for the conversation list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConversationRecord {
+    /// Conversation.
+    pub id: ConvId,
+    /// Group name; `None` for a direct conversation.
+    pub group_name: Option<String>,
+    /// For a direct conversation: the other member's id and username.
+    pub peer: Option<(UserId, String)>,
+    /// The newest message, if any.
+    pub last_message: Option<StoredMessage>,
+    /// The user's read cursor.
+    pub read_seq: u64,
+    /// Last activity (UTC ms): the newest message's time, else creation time.
+    pub updated_at: i64,
+}
+
+/// What a store can fail with. Services map these to wire errors; `Backend` is never shown to
+/// clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The username is already registered.
+    #[error("username taken")]
+    UsernameTaken,
+    /// The referenced row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// The group would exceed its size limit.
+    #[error("group full")]
+    GroupFull,
+    /// The store is shutting down.
+    #[error("store closed")]
+    Closed,
+    /// The database failed.
+    #[error("storage backend: {0}")]
+    Backend(String),
+}
+
+/// Result alias for store calls.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// What a conversation entry is (stored as a small integer).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A text message.
+    #[default]
+    Text = 0,
+    /// A group change; the body is the event as JSON, written by the service.
+    System = 1,
+    /// A recall of the message at `ref_seq`.
+    Recall = 2,
+    /// An edit of the message at `ref_seq`; the body is the new text.
+    Edit = 3,
+}
+
+impl EntryKind {
+    /// From the stored integer (unknown values read as text).
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            1 => Self::System,
+            2 => Self::Recall,
+            3 => Self::Edit,
+            _ => Self::Text,
+        }
+    }
+}
+
+/// A user's profile fields, as stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProfileRecord {
+    /// User id.
+    pub id: UserId,
+    /// Username.
+    pub username: String,
+    /// Display name.
+    pub display_name: String,
+    /// Avatar URL.
+    pub avatar_url: String,
+    /// Status text.
+    pub status_text: String,
+    /// When the user's last connection closed (UTC ms).
+    pub last_seen: Option<i64>,
+}
+
+/// Profile fields to change; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ProfilePatch {
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Avatar URL.
+    pub avatar_url: Option<String>,
+    /// Status text.
+    pub status_text: Option<String>,
+}
+
+/// How two users stand towards each other.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Relation {
+    /// They are friends.
+    pub friends: bool,
+    /// `a` asked `b`.
+    pub a_requested: bool,
+    /// `b` asked `a`.
+    pub b_requested: bool,
+    /// `a` blocked `b`.
+    pub a_blocked: bool,
+    /// `b` blocked `a`.
+    pub b_blocked: bool,
+    /// They are members of at least one common group.
+    pub share_group: bool,
+}
+
+/// A user's social graph.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Social {
+    /// Friends.
+    pub friends: Vec<UserId>,
+    /// Users who asked this user.
+    pub incoming: Vec<UserId>,
+    /// Users this user asked.
+    pub outgoing: Vec<UserId>,
+    /// Users this user blocked.
+    pub blocked: Vec<UserId>,
+}
+
+/// A member's role (stored as a small integer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MemberRole {
+    /// Plain member.
+    Member = 0,
+    /// Admin.
+    Admin = 1,
+    /// Owner.
+    Owner = 2,
+}
+
+impl MemberRole {
+    /// From the stored integer.
+    pub fn from_i64(v: i64) -> Self {
+        match v {
+            2 => Self::Owner,
+            1 => Self::Admin,
+            _ => Self::Member,
+        }
+    }
+}
+
+/// A conversation member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRecord {
+    /// User id.
+    pub user: UserId,
+    /// Role (always `Member` in direct conversations).
+    pub role: MemberRole,
+    /// Seq of the entry that made them a member (0 for direct conversations): they see entries
+    /// from there on.
+    pub joined_seq: u64,
+    /// Read cursor.
+    pub read_seq: u64,
+}
+
+/// A group conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// Conversation id.
+    pub id: ConvId,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Open to anyone.
+    pub public: bool,
+    /// Owner.
+    pub owner: UserId,
+    /// Member count.
+    pub member_count: usize,
+    /// Dissolved.
+    pub dissolved: bool,
+    /// Creation time (UTC ms).
+    pub created_at: i64,
+}
+
+/// A system entry to append with a group change.
+#[derive(Debug, Clone)]
+pub struct SystemEntry {
+    /// Who caused it.
+    pub actor: UserId,
+    /// The event, as JSON written by the service.
+    pub body: String,
+}
+
+/// A new group.
+#[derive(Debug, Clone)]
+pub struct NewGroup {
+    /// Creator, who becomes owner.
+    pub owner: UserId,
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Open to anyone.
+    pub public: bool,
+    /// Other initial members.
+    pub members: Vec<UserId>,
+    /// The creation event.
+    pub event: SystemEntry,
+}
+
+/// A change to a group, applied together with its system entry.
+#[derive(Debug, Clone)]
+pub enum GroupChange {
+    /// Add users (existing members are skipped); fails with `GroupFull` beyond `max`.
+    Add {
+        /// Users.
+        users: Vec<UserId>,
+        /// Size limit.
+        max: usize,
+    },
+    /// Remove a member (leave or removal).
+    Remove {
+        /// The member.
+        user: UserId,
+    },
+    /// Set a member's role.
+    SetRole {
+        /// The member.
+        user: UserId,
+        /// New role.
+        role: MemberRole,
+    },
+    /// Make `to` owner and the current owner `from` an admin.
+    Transfer {
+        /// Current owner.
+        from: UserId,
+        /// New owner.
+        to: UserId,
+    },
+    /// Rename and/or describe.
+    Update {
+        /// New name.
+        name: Option<String>,
+        /// New description.
+        description: Option<String>,
+    },
+    /// Dissolve.
+    Dissolve,
+}
+
+/// A recall or an edit of an earlier text message.
+#[derive(Debug, Clone)]
+pub enum Amendment {
+    /// Clear the text and mark the message recalled.
+    Recall,
+    /// Replace the text.
+    Edit(String),
+}
