@@ -473,10 +473,13 @@ impl Messaging {
             )
         };
         let target = self.store.message(conv, seq).await?.ok_or_else(unknown)?;
-        if target.sender != caller.user || target.kind != EntryKind::Text || target.recalled {
+        if target.sender != caller.user || target.kind != EntryKind::Text {
             return Err(unknown());
         }
+        // Whether a recalled message may be touched again is the store's call: a retried recall
+        // is idempotent, anything else is refused.
         if matches!(amendment, Amendment::Recall)
+            && !target.recalled
             && crate::clock::now_ms() - target.ts > self.limits.recall_window_ms
         {
             return Err(Error::new(

@@ -263,3 +263,42 @@ fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
         at + len,
     ))
 }
+
+/// Sends a request and decodes its result, panicking on an error.
+pub async fn ok<T: serde::de::DeserializeOwned>(
+    conn: &Connection,
+    request: banter_client::protocol::ClientRequest,
+) -> T {
+    let what = format!("{request:?}");
+    conn.typed(request)
+        .await
+        .unwrap_or_else(|e| panic!("{what} failed: {e}"))
+}
+
+/// Sends a request that must fail, and returns its error code.
+pub async fn refused(
+    conn: &Connection,
+    request: banter_client::protocol::ClientRequest,
+) -> banter_client::protocol::ErrorCode {
+    let what = format!("{request:?}");
+    match conn.request(request).await {
+        Err(banter_client::ClientError::Api { body, .. }) => body.code,
+        other => panic!("{what} should have been refused, got {other:?}"),
+    }
+}
+
+/// The next event on `conn` that `pick` accepts, skipping the others.
+pub async fn next_matching<T>(
+    conn: &mut Connection,
+    mut pick: impl FnMut(banter_client::Event) -> Option<T>,
+) -> T {
+    loop {
+        let event = tokio::time::timeout(std::time::Duration::from_secs(10), conn.next_event())
+            .await
+            .expect("an event within 10 s")
+            .expect("connection open");
+        if let Some(t) = pick(event) {
+            return t;
+        }
+    }
+}

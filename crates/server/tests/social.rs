@@ -1,0 +1,765 @@
+//! Friends, blocks, profiles, presence, typing, receipts, recall and edit, against a real server
+//! through the SDK, asserting what the other party sees.
+
+mod common;
+
+use std::time::Duration;
+
+use banter_client::protocol::{
+    ClientRequest as R, ErrorCode, FriendEvent, FriendResult, FriendStatus, GroupInfo, MessageKind,
+    MessagePage, PresenceResult, Profile, ProfilesResult, ReceiptsResult, SendAck, SocialResult,
+};
+use banter_client::{Connection, Event, Target};
+use common::{next_matching, ok, refused, start_server, start_with};
+use serde_json::Value;
+
+async fn friend_event(conn: &mut Connection) -> (FriendEvent, String, String) {
+    next_matching(conn, |e| match e {
+        Event::Friend { event, from, to } => Some((event, from, to)),
+        _ => None,
+    })
+    .await
+}
+
+fn ids(list: &[Profile]) -> Vec<String> {
+    list.iter().map(|p| p.id.clone()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friend_lifecycle_with_events_on_both_sides() {
+    let server = start_server().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, b) = (server.connect(&alice).await, server.connect(&bob).await);
+    // Second devices watch each side: every event must reach both users.
+    let mut a2 = server.connect(&server.login("alice").await).await;
+    let mut b2 = server.connect(&server.login("bob").await).await;
+    let ask = |user: &str| R::FriendRequest { user: user.into() };
+
+    // Request, then decline.
+    let r: FriendResult = ok(&a, ask(&bob.id)).await;
+    assert_eq!(r.status, FriendStatus::Pending);
+    for conn in [&mut a2, &mut b2] {
+        assert_eq!(
+            friend_event(conn).await,
+            (FriendEvent::Requested, alice.id.clone(), bob.id.clone())
+        );
+    }
+    let s: SocialResult = ok(&b, R::Friends).await;
+    assert_eq!(ids(&s.incoming), [alice.id.clone()]);
+    let _: Value = ok(
+        &b,
+        R::FriendDecline {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    for conn in [&mut a2, &mut b2] {
+        assert_eq!(
+            friend_event(conn).await,
+            (FriendEvent::Declined, bob.id.clone(), alice.id.clone())
+        );
+    }
+    assert_eq!(
+        refused(
+            &b,
+            R::FriendDecline {
+                user: alice.id.clone()
+            }
+        )
+        .await,
+        ErrorCode::UnknownRequest
+    );
+
+    // Request, then cancel.
+    let _: FriendResult = ok(&a, ask(&bob.id)).await;
+    let _: Value = ok(
+        &a,
+        R::FriendCancel {
+            user: bob.id.clone(),
+        },
+    )
+    .await;
+    for conn in [&mut a2, &mut b2] {
+        assert_eq!(friend_event(conn).await.0, FriendEvent::Requested);
+        assert_eq!(
+            friend_event(conn).await,
+            (FriendEvent::Cancelled, alice.id.clone(), bob.id.clone())
+        );
+    }
+    assert_eq!(
+        refused(
+            &a,
+            R::FriendAccept {
+                user: bob.id.clone()
+            }
+        )
+        .await,
+        ErrorCode::UnknownRequest
+    );
+
+    // Request, then accept.
+    let _: FriendResult = ok(&a, ask(&bob.id)).await;
+    let _: Value = ok(
+        &b,
+        R::FriendAccept {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    for conn in [&mut a2, &mut b2] {
+        assert_eq!(friend_event(conn).await.0, FriendEvent::Requested);
+        assert_eq!(
+            friend_event(conn).await,
+            (FriendEvent::Accepted, bob.id.clone(), alice.id.clone())
+        );
+    }
+    let s: SocialResult = ok(&a, R::Friends).await;
+    assert_eq!(
+        (ids(&s.friends), s.incoming.len(), s.outgoing.len()),
+        (vec![bob.id.clone()], 0, 0)
+    );
+    assert_eq!(refused(&a, ask(&bob.id)).await, ErrorCode::AlreadyFriends);
+    assert_eq!(
+        refused(&a, ask(&alice.id)).await,
+        ErrorCode::CannotMessageSelf
+    );
+    assert_eq!(refused(&a, ask("99999")).await, ErrorCode::UnknownUser);
+
+    // Remove.
+    let _: Value = ok(
+        &b,
+        R::FriendRemove {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    for conn in [&mut a2, &mut b2] {
+        assert_eq!(
+            friend_event(conn).await,
+            (FriendEvent::Removed, bob.id.clone(), alice.id.clone())
+        );
+    }
+    assert!(ok::<SocialResult>(&a, R::Friends).await.friends.is_empty());
+    assert_eq!(
+        refused(
+            &b,
+            R::FriendRemove {
+                user: alice.id.clone()
+            }
+        )
+        .await,
+        ErrorCode::UnknownUser
+    );
+
+    // Mutual requests become a friendship at once.
+    let _: FriendResult = ok(&a, ask(&bob.id)).await;
+    let r: FriendResult = ok(&b, ask(&alice.id)).await;
+    assert_eq!(r.status, FriendStatus::Friends);
+
+    // Block: the friendship ends, no requests or messages get through, in either direction.
+    let _: Value = ok(
+        &b,
+        R::Block {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    assert!(ok::<SocialResult>(&a, R::Friends).await.friends.is_empty());
+    assert_eq!(
+        ids(&ok::<SocialResult>(&b, R::Friends).await.blocked),
+        [alice.id.clone()]
+    );
+    assert_eq!(refused(&a, ask(&bob.id)).await, ErrorCode::Blocked);
+    let to_bob = Target::User(bob.id.clone());
+    let err = a
+        .send_text(&to_bob, "blocked-1", "hello?")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Blocked));
+    let err = b
+        .send_text(&Target::User(alice.id.clone()), "blocked-2", "hi")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Blocked));
+    // Unblock: messages flow again.
+    let _: Value = ok(
+        &b,
+        R::Unblock {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    assert_eq!(
+        refused(
+            &b,
+            R::Unblock {
+                user: alice.id.clone()
+            }
+        )
+        .await,
+        ErrorCode::UnknownUser
+    );
+    a.send_text(&to_bob, "after-unblock", "hi again")
+        .await
+        .unwrap();
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_user_cannot_reach_through_an_existing_conversation() {
+    let server = start_server().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, b) = (server.connect(&alice).await, server.connect(&bob).await);
+    let conv = a
+        .send_text(&Target::User(bob.id.clone()), "1", "hi")
+        .await
+        .unwrap()
+        .conversation;
+    let _: Value = ok(
+        &b,
+        R::Block {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    let err = a
+        .send_text(&Target::Conversation(conv.clone()), "2", "still?")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::Blocked));
+    let conv_id: i64 = conv.parse().unwrap();
+    assert_eq!(server.store.count_messages(conv_id).await.unwrap(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn friends_only_policy() {
+    let server = start_with(|c| {
+        c.direct_message_policy = banter_server::config::DirectMessagePolicy::Friends;
+    })
+    .await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, b) = (server.connect(&alice).await, server.connect(&bob).await);
+    let to_bob = Target::User(bob.id.clone());
+    let err = a.send_text(&to_bob, "1", "hi stranger").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFriends));
+    let _: FriendResult = ok(
+        &a,
+        R::FriendRequest {
+            user: bob.id.clone(),
+        },
+    )
+    .await;
+    let _: Value = ok(
+        &b,
+        R::FriendAccept {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    assert_eq!(a.send_text(&to_bob, "2", "hi friend").await.unwrap().seq, 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_are_visible_to_contacts_and_changes_are_pushed() {
+    let server = start_server().await;
+    let (alice, bob, eve) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("eve").await,
+    );
+    let (a, mut b, e) = (
+        server.connect(&alice).await,
+        server.connect(&bob).await,
+        server.connect(&eve).await,
+    );
+    let _: FriendResult = ok(
+        &a,
+        R::FriendRequest {
+            user: bob.id.clone(),
+        },
+    )
+    .await;
+    let _: Value = ok(
+        &b,
+        R::FriendAccept {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    let update = R::ProfileUpdate {
+        display_name: Some("Alice A.".into()),
+        avatar_url: Some("https://example.org/a.png".into()),
+        status_text: Some("on holiday".into()),
+    };
+    let mine: Profile = ok(&a, update).await;
+    assert_eq!(mine.display_name, "Alice A.");
+    let pushed = next_matching(&mut b, |ev| match ev {
+        Event::Profile(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(pushed, mine, "the friend is told");
+    let seen_by_bob: ProfilesResult = ok(
+        &b,
+        R::Profiles {
+            users: vec![alice.id.clone()],
+        },
+    )
+    .await;
+    assert_eq!(seen_by_bob.profiles, [mine.clone()]);
+    let seen_by_eve: ProfilesResult = ok(
+        &e,
+        R::Profiles {
+            users: vec![alice.id.clone()],
+        },
+    )
+    .await;
+    let p = &seen_by_eve.profiles[0];
+    assert_eq!(
+        (
+            p.username.as_str(),
+            p.display_name.as_str(),
+            p.status_text.as_str()
+        ),
+        ("alice", "", "")
+    );
+    // Partial updates keep the other fields; bad values are refused.
+    let partial: Profile = ok(
+        &a,
+        R::ProfileUpdate {
+            display_name: None,
+            avatar_url: None,
+            status_text: Some("back".into()),
+        },
+    )
+    .await;
+    assert_eq!(
+        (partial.display_name.as_str(), partial.status_text.as_str()),
+        ("Alice A.", "back")
+    );
+    for bad in [
+        R::ProfileUpdate {
+            display_name: Some("x".repeat(65)),
+            avatar_url: None,
+            status_text: None,
+        },
+        R::ProfileUpdate {
+            display_name: None,
+            avatar_url: Some("javascript:alert(1)".into()),
+            status_text: None,
+        },
+        R::ProfileUpdate {
+            display_name: None,
+            avatar_url: None,
+            status_text: Some("line\nbreak".into()),
+        },
+    ] {
+        assert_eq!(refused(&a, bad).await, ErrorCode::InvalidField);
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presence_is_pushed_to_friends_and_queryable_for_group_members() {
+    let server = start_server().await;
+    let (alice, bob, carol, eve) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("carol").await,
+        server.user("eve").await,
+    );
+    let mut a = server.connect(&alice).await;
+    let b = server.connect(&bob).await;
+    let _: FriendResult = ok(
+        &a,
+        R::FriendRequest {
+            user: bob.id.clone(),
+        },
+    )
+    .await;
+    let _: Value = ok(
+        &b,
+        R::FriendAccept {
+            user: alice.id.clone(),
+        },
+    )
+    .await;
+    let _: GroupInfo = ok(
+        &a,
+        R::GroupCreate {
+            name: "g".into(),
+            description: None,
+            public: false,
+            members: vec![carol.id.clone()],
+        },
+    )
+    .await;
+    // Bob goes offline: Alice is told, with a last-seen time.
+    b.close().await;
+    let (user, online, last_seen) = next_matching(&mut a, |e| match e {
+        Event::Presence {
+            user,
+            online,
+            last_seen,
+        } => Some((user, online, last_seen)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((user.as_str(), online), (bob.id.as_str(), false));
+    assert!(last_seen.is_some());
+    // And comes back.
+    let _b = server.connect(&bob).await;
+    let (user, online) = next_matching(&mut a, |e| match e {
+        Event::Presence { user, online, .. } => Some((user, online)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((user.as_str(), online), (bob.id.as_str(), true));
+    // Carol (fellow group member, offline) and Bob (friend, online) are visible; Eve is not.
+    let asked = vec![bob.id.clone(), carol.id.clone(), eve.id.clone()];
+    let p: PresenceResult = ok(&a, R::Presence { users: asked }).await;
+    let got: Vec<(String, bool)> = p
+        .presence
+        .iter()
+        .map(|x| (x.user.clone(), x.online))
+        .collect();
+    assert_eq!(got, [(bob.id.clone(), true), (carol.id.clone(), false)]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typing_is_ephemeral_and_rate_limited() {
+    let server = start_server().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, mut b) = (server.connect(&alice).await, server.connect(&bob).await);
+    let conv = a
+        .send_text(&Target::User(bob.id.clone()), "1", "hi")
+        .await
+        .unwrap()
+        .conversation;
+    let _: Value = ok(
+        &a,
+        R::Typing {
+            conversation: conv.clone(),
+        },
+    )
+    .await;
+    let (c, u) = next_matching(&mut b, |e| match e {
+        Event::Typing { conversation, user } => Some((conversation, user)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((c, u), (conv.clone(), alice.id.clone()));
+    let _: Value = ok(
+        &a,
+        R::Typing {
+            conversation: conv.clone(),
+        },
+    )
+    .await;
+    assert_eq!(
+        refused(
+            &a,
+            R::Typing {
+                conversation: conv.clone()
+            }
+        )
+        .await,
+        ErrorCode::RateLimited
+    );
+    let page: MessagePage = ok(
+        &b,
+        R::Sync {
+            conversation: conv.clone(),
+            after_seq: 0,
+            limit: None,
+        },
+    )
+    .await;
+    assert_eq!(page.messages.len(), 1, "typing is never stored");
+    let eve = server.user("eve").await;
+    let e = server.connect(&eve).await;
+    assert_eq!(
+        refused(&e, R::Typing { conversation: conv }).await,
+        ErrorCode::UnknownConversation
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_receipts_and_unread_counts() {
+    let server = start_server().await;
+    let (alice, bob, carol) = (
+        server.user("alice").await,
+        server.user("bob").await,
+        server.user("carol").await,
+    );
+    let (mut a, b, c) = (
+        server.connect(&alice).await,
+        server.connect(&bob).await,
+        server.connect(&carol).await,
+    );
+    let conv = a
+        .send_text(&Target::User(bob.id.clone()), "1", "one")
+        .await
+        .unwrap()
+        .conversation;
+    a.send_text(&Target::Conversation(conv.clone()), "2", "two")
+        .await
+        .unwrap();
+    let _: Value = ok(
+        &b,
+        R::Read {
+            conversation: conv.clone(),
+            seq: 2,
+        },
+    )
+    .await;
+    // The direct peer gets the receipt.
+    let (cv, user, seq) = next_matching(&mut a, |e| match e {
+        Event::Read {
+            conversation,
+            user,
+            seq,
+        } => Some((conversation, user, seq)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((cv, user, seq), (conv.clone(), bob.id.clone(), 2));
+    // In a group, cursors are available per member.
+    let g: GroupInfo = ok(
+        &a,
+        R::GroupCreate {
+            name: "team".into(),
+            description: None,
+            public: false,
+            members: vec![bob.id.clone(), carol.id.clone()],
+        },
+    )
+    .await;
+    for i in 0..3 {
+        a.send_text(
+            &Target::Conversation(g.id.clone()),
+            &format!("g{i}"),
+            "hello",
+        )
+        .await
+        .unwrap();
+    }
+    let _: Value = ok(
+        &c,
+        R::Read {
+            conversation: g.id.clone(),
+            seq: 3,
+        },
+    )
+    .await;
+    let r: ReceiptsResult = ok(
+        &a,
+        R::Receipts {
+            conversation: g.id.clone(),
+        },
+    )
+    .await;
+    let cursors: Vec<(String, u64)> = r
+        .receipts
+        .iter()
+        .map(|x| (x.user.clone(), x.read_seq))
+        .collect();
+    assert!(
+        cursors.contains(&(carol.id.clone(), 3)) && cursors.contains(&(bob.id.clone(), 0)),
+        "{cursors:?}"
+    );
+    // Unread counts in the conversation list: 4 entries (creation + 3), Carol read 3.
+    let list = c.conversations(None).await.unwrap().conversations;
+    let entry = list.iter().find(|x| x.id == g.id).unwrap();
+    assert_eq!(
+        (entry.last_seq, entry.unread, entry.name.as_deref()),
+        (4, 1, Some("team"))
+    );
+    let list = b.conversations(None).await.unwrap().conversations;
+    assert_eq!(list.iter().find(|x| x.id == g.id).unwrap().unread, 4);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
+    let server = start_server().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, mut b) = (server.connect(&alice).await, server.connect(&bob).await);
+    let to_bob = Target::User(bob.id.clone());
+    let first = a.send_text(&to_bob, "m1", "typo hree").await.unwrap();
+    let second = a
+        .send_text(&to_bob, "m2", "oops, wrong chat")
+        .await
+        .unwrap();
+    let conv = first.conversation.clone();
+
+    let edit: SendAck = ok(
+        &a,
+        R::Edit {
+            conversation: conv.clone(),
+            seq: 1,
+            text: "typo here".into(),
+        },
+    )
+    .await;
+    let recall: SendAck = ok(
+        &a,
+        R::Recall {
+            conversation: conv.clone(),
+            seq: second.seq,
+        },
+    )
+    .await;
+    assert_eq!(
+        (edit.seq, recall.seq),
+        (3, 4),
+        "each is an entry with its own seq"
+    );
+    let again: SendAck = ok(
+        &a,
+        R::Recall {
+            conversation: conv.clone(),
+            seq: second.seq,
+        },
+    )
+    .await;
+    assert!(
+        again.duplicate && again.seq == 4,
+        "recalling twice is idempotent"
+    );
+
+    // Live: Bob sees both messages, then the edit and the recall.
+    let mut live = Vec::new();
+    while live.len() < 4 {
+        live.push(
+            next_matching(&mut b, |e| match e {
+                Event::Message(m) => Some(m),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    assert_eq!(
+        (live[2].kind, live[2].ref_seq, live[2].text.as_str()),
+        (MessageKind::Edit, Some(1), "typo here")
+    );
+    assert_eq!(
+        (live[3].kind, live[3].ref_seq),
+        (MessageKind::Recall, Some(2))
+    );
+    // Synced later: the final state.
+    let page: MessagePage = ok(
+        &b,
+        R::Sync {
+            conversation: conv.clone(),
+            after_seq: 0,
+            limit: None,
+        },
+    )
+    .await;
+    let m = &page.messages;
+    assert_eq!(
+        (m[0].text.as_str(), m[0].edited_at.is_some()),
+        ("typo here", true)
+    );
+    assert_eq!((m[1].text.as_str(), m[1].recalled), ("", true));
+    assert_eq!(m.len(), 4);
+
+    // Refusals: someone else's message, a recalled one, a non-text entry, bad text.
+    assert_eq!(
+        refused(
+            &b,
+            R::Recall {
+                conversation: conv.clone(),
+                seq: 1
+            }
+        )
+        .await,
+        ErrorCode::UnknownMessage
+    );
+    assert_eq!(
+        refused(
+            &a,
+            R::Edit {
+                conversation: conv.clone(),
+                seq: 2,
+                text: "x".into()
+            }
+        )
+        .await,
+        ErrorCode::UnknownMessage
+    );
+    assert_eq!(
+        refused(
+            &a,
+            R::Recall {
+                conversation: conv.clone(),
+                seq: 3
+            }
+        )
+        .await,
+        ErrorCode::UnknownMessage
+    );
+    assert_eq!(
+        refused(
+            &a,
+            R::Edit {
+                conversation: conv.clone(),
+                seq: 99,
+                text: "x".into()
+            }
+        )
+        .await,
+        ErrorCode::UnknownMessage
+    );
+    assert_eq!(
+        refused(
+            &a,
+            R::Edit {
+                conversation: conv.clone(),
+                seq: 1,
+                text: " ".into()
+            }
+        )
+        .await,
+        ErrorCode::EmptyMessage
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recall_window_is_enforced() {
+    let server = start_with(|c| c.recall_window_secs = 0).await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let a = server.connect(&alice).await;
+    let sent = a
+        .send_text(&Target::User(bob.id.clone()), "m1", "hi")
+        .await
+        .unwrap();
+    // The window is zero: wall-clock time passing is the condition under test.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let code = refused(
+        &a,
+        R::Recall {
+            conversation: sent.conversation.clone(),
+            seq: 1,
+        },
+    )
+    .await;
+    assert_eq!(code, ErrorCode::RecallWindowPassed);
+    // Editing has no window.
+    let _: SendAck = ok(
+        &a,
+        R::Edit {
+            conversation: sent.conversation,
+            seq: 1,
+            text: "hello".into(),
+        },
+    )
+    .await;
+    server.stop().await;
+}
