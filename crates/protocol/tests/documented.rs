@@ -27,3 +27,30 @@ fn every_close_code_is_documented() {
         }
     }
 }
+
+#[test]
+fn request_types_list_matches_the_enum() {
+    use banter_protocol::{ClientFrame, ClientRequest};
+    // serde names every variant when it meets an unknown one.
+    let err = serde_json::from_str::<ClientFrame>(r#"{"id":"1","type":"zzz"}"#).unwrap_err();
+    let msg = err.to_string();
+    let listed: Vec<&str> = msg
+        .split("expected one of ")
+        .nth(1)
+        .expect("serde lists the variants")
+        .split(", ")
+        .map(|v| v.trim_matches(|c: char| c == '`' || c == ',' || c.is_whitespace()))
+        .map(|v| v.split('`').next().unwrap())
+        .collect();
+    let mut listed = listed;
+    let mut ours = ClientRequest::TYPES.to_vec();
+    listed.sort_unstable();
+    ours.sort_unstable();
+    assert_eq!(listed, ours);
+    for t in ClientRequest::TYPES {
+        assert!(
+            DOC.contains(&format!("`{t}`")),
+            "PROTOCOL.md does not mention `{t}`"
+        );
+    }
+}

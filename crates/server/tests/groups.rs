@@ -308,7 +308,7 @@ async fn authorization_matrix() {
         },
     )
     .await;
-    assert_eq!(added.added, [extra.id.clone()]);
+    assert_eq!(added.added, vec![extra.id.clone()]);
     let e = server.connect(&extra).await;
     let page: MessagePage = ok(
         &e,

@@ -179,6 +179,6 @@ async fn recent_window_ordering_and_refusals() {
     // Closing the connection leaves the room.
     a.close().await;
     let (_, left) = occupancy(&mut b, 1).await;
-    assert_eq!(left, [alice.id.clone()]);
+    assert_eq!(left, vec![alice.id.clone()]);
     server.stop().await;
 }

@@ -45,7 +45,7 @@ async fn friend_lifecycle_with_events_on_both_sides() {
         );
     }
     let s: SocialResult = ok(&b, R::Friends).await;
-    assert_eq!(ids(&s.incoming), [alice.id.clone()]);
+    assert_eq!(ids(&s.incoming), vec![alice.id.clone()]);
     let _: Value = ok(
         &b,
         R::FriendDecline {
@@ -167,7 +167,7 @@ async fn friend_lifecycle_with_events_on_both_sides() {
     assert!(ok::<SocialResult>(&a, R::Friends).await.friends.is_empty());
     assert_eq!(
         ids(&ok::<SocialResult>(&b, R::Friends).await.blocked),
-        [alice.id.clone()]
+        vec![alice.id.clone()]
     );
     assert_eq!(refused(&a, ask(&bob.id)).await, ErrorCode::Blocked);
     let to_bob = Target::User(bob.id.clone());
@@ -308,7 +308,7 @@ async fn profiles_are_visible_to_contacts_and_changes_are_pushed() {
         },
     )
     .await;
-    assert_eq!(seen_by_bob.profiles, [mine.clone()]);
+    assert_eq!(seen_by_bob.profiles, vec![mine.clone()]);
     let seen_by_eve: ProfilesResult = ok(
         &e,
         R::Profiles {
