@@ -50,6 +50,9 @@ conformance_tests!(
     concurrent_appends,
     paging,
     conversation_list_and_read_cursor,
+    social_graph,
+    groups_and_system_entries,
+    recall_and_edit,
 );
 
 #[tokio::test]

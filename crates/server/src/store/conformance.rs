@@ -6,7 +6,10 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::{NewMessage, NewSession, Store, StoreError, UserId};
+use super::{
+    Amendment, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession, ProfilePatch,
+    Store, StoreError, SystemEntry, UserId,
+};
 
 /// Names of every check, for backends' test lists.
 pub const CHECKS: &[&str] = &[
@@ -18,6 +21,9 @@ pub const CHECKS: &[&str] = &[
     "concurrent_appends",
     "paging",
     "conversation_list_and_read_cursor",
+    "social_graph",
+    "groups_and_system_entries",
+    "recall_and_edit",
 ];
 
 /// Runs the check named `name` (one of [`CHECKS`]) on `store`.
@@ -31,6 +37,9 @@ pub async fn run(name: &str, store: Arc<dyn Store>) {
         "concurrent_appends" => concurrent_appends(store).await,
         "paging" => paging(&*store).await,
         "conversation_list_and_read_cursor" => conversation_list_and_read_cursor(&*store).await,
+        "social_graph" => social_graph(&*store).await,
+        "groups_and_system_entries" => groups_and_system_entries(&*store).await,
+        "recall_and_edit" => recall_and_edit(&*store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
@@ -282,4 +291,232 @@ async fn conversation_list_and_read_cursor(store: &dyn Store) {
     let list = store.conversations_of(a).await.unwrap();
     assert_eq!(list.iter().find(|x| x.id == ab).unwrap().read_seq, 2);
     assert_eq!(store.conversations_of(b).await.unwrap().len(), 1);
+}
+
+async fn social_graph(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let c = user(store, "carol").await;
+    store.create_friend_request(a, b).await.unwrap();
+    store.create_friend_request(a, b).await.unwrap();
+    let rel = store.relation(a, b).await.unwrap();
+    assert!(rel.a_requested && !rel.b_requested && !rel.friends);
+    assert_eq!(store.social(b).await.unwrap().incoming, vec![a]);
+    store.make_friends(a, b).await.unwrap();
+    let rel = store.relation(b, a).await.unwrap();
+    assert!(
+        rel.friends && !rel.a_requested && !rel.b_requested,
+        "requests cleared"
+    );
+    assert_eq!(store.social(a).await.unwrap().friends, vec![b]);
+    assert_eq!(store.contacts(a).await.unwrap(), vec![b]);
+    store.remove_friend(b, a).await.unwrap();
+    assert!(matches!(
+        store.remove_friend(a, b).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete_friend_request(a, c).await,
+        Err(StoreError::NotFound)
+    ));
+    store.make_friends(a, c).await.unwrap();
+    store.block(c, a).await.unwrap();
+    let rel = store.relation(a, c).await.unwrap();
+    assert!(
+        rel.b_blocked && !rel.a_blocked && !rel.friends,
+        "a block ends the friendship"
+    );
+    assert_eq!(store.social(c).await.unwrap().blocked, vec![a]);
+    store.unblock(c, a).await.unwrap();
+    assert!(matches!(
+        store.unblock(c, a).await,
+        Err(StoreError::NotFound)
+    ));
+    let p = store
+        .update_profile(
+            a,
+            ProfilePatch {
+                display_name: Some("Alice".into()),
+                ..ProfilePatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (p.display_name.as_str(), p.status_text.as_str()),
+        ("Alice", "")
+    );
+    store.set_last_seen(a, 1234).await.unwrap();
+    let got = store.profiles(&[a, 999_999]).await.unwrap();
+    assert_eq!((got.len(), got[0].last_seen), (1, Some(1234)));
+}
+
+fn event(actor: UserId, body: &str) -> SystemEntry {
+    SystemEntry {
+        actor,
+        body: body.to_owned(),
+    }
+}
+
+async fn groups_and_system_entries(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let c = user(store, "carol").await;
+    let (group, created) = store
+        .create_group(NewGroup {
+            owner: a,
+            name: "team".into(),
+            description: "d".into(),
+            public: false,
+            members: vec![b],
+            event: event(a, "created"),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (group.owner, group.member_count, group.dissolved),
+        (a, 2, false)
+    );
+    assert_eq!(
+        (created.seq, created.kind, created.text.as_str()),
+        (1, EntryKind::System, "created")
+    );
+    let g = group.id;
+    store.append(text(g, b, "hello")).await.unwrap();
+    let added = store
+        .change_group(
+            g,
+            GroupChange::Add {
+                users: vec![c],
+                max: 3,
+            },
+            event(b, "added"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(added.seq, 3);
+    let member = store.member(g, c).await.unwrap().unwrap();
+    assert_eq!((member.role, member.joined_seq), (MemberRole::Member, 3));
+    let full = store
+        .change_group(
+            g,
+            GroupChange::Add {
+                users: vec![user(store, "dave").await],
+                max: 3,
+            },
+            event(a, "x"),
+        )
+        .await;
+    assert!(matches!(full, Err(StoreError::GroupFull)));
+    assert_eq!(
+        store.last_seq(g).await.unwrap(),
+        3,
+        "a refused change leaves no entry and no gap"
+    );
+    let next = store.append(text(g, a, "after refusal")).await.unwrap();
+    assert_eq!(next.message.seq, 4);
+    store
+        .change_group(
+            g,
+            GroupChange::Transfer { from: a, to: b },
+            event(a, "transfer"),
+        )
+        .await
+        .unwrap();
+    let roles: Vec<(UserId, MemberRole)> = store
+        .member_records(g)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| (m.user, m.role))
+        .collect();
+    assert_eq!(roles[0], (b, MemberRole::Owner));
+    assert!(roles.contains(&(a, MemberRole::Admin)));
+    store
+        .change_group(g, GroupChange::Remove { user: c }, event(a, "removed"))
+        .await
+        .unwrap();
+    assert!(store.member(g, c).await.unwrap().is_none());
+    assert!(matches!(
+        store
+            .change_group(g, GroupChange::Remove { user: c }, event(a, "again"))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    store
+        .change_group(
+            g,
+            GroupChange::Update {
+                name: Some("renamed".into()),
+                description: None,
+            },
+            event(b, "renamed"),
+        )
+        .await
+        .unwrap();
+    store
+        .change_group(g, GroupChange::Dissolve, event(b, "dissolved"))
+        .await
+        .unwrap();
+    let after = store.group(g).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            after.name.as_str(),
+            after.description.as_str(),
+            after.dissolved
+        ),
+        ("renamed", "d", true)
+    );
+    assert_eq!(store.groups_of(a).await.unwrap().len(), 1);
+    assert!(store.groups_of(c).await.unwrap().is_empty());
+    assert_eq!(
+        store.count_messages(g).await.unwrap(),
+        8,
+        "one row per entry"
+    );
+    let direct = store.direct_conversation(a, b).await.unwrap();
+    assert!(store.group(direct).await.unwrap().is_none());
+}
+
+async fn recall_and_edit(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    store.append(text(conv, a, "m1")).await.unwrap();
+    store.append(text(conv, a, "m2")).await.unwrap();
+    let edit = store
+        .amend(conv, 1, a, "e1".into(), Amendment::Edit("new".into()))
+        .await
+        .unwrap();
+    assert_eq!(
+        (edit.message.seq, edit.message.kind, edit.message.ref_seq),
+        (3, EntryKind::Edit, Some(1))
+    );
+    let recall = store
+        .amend(conv, 2, a, "r2".into(), Amendment::Recall)
+        .await
+        .unwrap();
+    assert_eq!(
+        (recall.message.seq, recall.message.kind),
+        (4, EntryKind::Recall)
+    );
+    let again = store
+        .amend(conv, 2, a, "r2".into(), Amendment::Recall)
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    let m1 = store.message(conv, 1).await.unwrap().unwrap();
+    assert_eq!((m1.text.as_str(), m1.edited_at.is_some()), ("new", true));
+    let m2 = store.message(conv, 2).await.unwrap().unwrap();
+    assert_eq!((m2.text.as_str(), m2.recalled), ("", true));
+    for (seq, who, key) in [(2, a, "r3"), (1, b, "r4"), (3, a, "r5"), (9, a, "r6")] {
+        let refused = store
+            .amend(conv, seq, who, key.into(), Amendment::Recall)
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::NotFound)),
+            "seq {seq} by {who}"
+        );
+    }
+    assert_eq!(store.last_seq(conv).await.unwrap(), 4);
 }
