@@ -18,6 +18,9 @@ enum Command {
     Serve(Box<Overrides>),
     /// Print the default configuration as TOML.
     DefaultConfig,
+    /// Run a load scenario against a server (started for the run unless `--addr` is given).
+    #[command(subcommand)]
+    Bench(banter_bench::BenchCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +38,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(overrides) => serve(*overrides),
+        Command::Bench(scenario) => bench(scenario),
     }
 }
 
@@ -55,6 +59,16 @@ fn serve(overrides: Overrides) -> anyhow::Result<()> {
         server.run(shutdown_signal()).await?;
         Ok(())
     })
+}
+
+fn bench(scenario: banter_bench::BenchCommand) -> anyhow::Result<()> {
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("start the async runtime")?;
+    runtime.block_on(banter_bench::run(command, scenario))?;
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

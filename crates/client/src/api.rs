@@ -39,7 +39,32 @@ impl Api {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<hyper::body::Incoming>, ClientError> {
-        let stream = TcpStream::connect(&self.addr).await?;
+        self.raw_from(req, None).await
+    }
+
+    /// Like `raw`, from the given local address (to spread many connections over several
+    /// loopback addresses, past the 64 k ports of one).
+    pub(crate) async fn raw_from(
+        &self,
+        req: Request<Full<Bytes>>,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Response<hyper::body::Incoming>, ClientError> {
+        let stream = match local {
+            None => TcpStream::connect(&self.addr).await?,
+            Some(ip) => {
+                let remote = tokio::net::lookup_host(&self.addr)
+                    .await?
+                    .find(|a| a.is_ipv4() == ip.is_ipv4())
+                    .ok_or_else(|| ClientError::Protocol(format!("cannot resolve {}", self.addr)))?;
+                let socket = if ip.is_ipv4() {
+                    tokio::net::TcpSocket::new_v4()?
+                } else {
+                    tokio::net::TcpSocket::new_v6()?
+                };
+                socket.bind(std::net::SocketAddr::new(ip, 0))?;
+                socket.connect(remote).await?
+            }
+        };
         stream.set_nodelay(true)?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await

@@ -126,6 +126,15 @@ pub struct Connection {
 impl Connection {
     /// Connects to `addr` (`host:port`) with a bearer token.
     pub async fn connect(addr: &str, token: &str) -> Result<Self, ClientError> {
+        Self::connect_from(addr, token, None).await
+    }
+
+    /// Connects from the given local address (see `Api` for why).
+    pub async fn connect_from(
+        addr: &str,
+        token: &str,
+        local: Option<std::net::IpAddr>,
+    ) -> Result<Self, ClientError> {
         let api = Api::new(addr);
         let req = api
             .builder(Method::GET, "/v1/ws", Some(token))
@@ -136,7 +145,7 @@ impl Connection {
             .header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
             .body(Full::new(Bytes::new()))
             .map_err(ClientError::protocol)?;
-        let response = api.raw(req).await?;
+        let response = api.raw_from(req, local).await?;
         if response.status() != hyper::StatusCode::SWITCHING_PROTOCOLS {
             let status = response.status();
             let body = response

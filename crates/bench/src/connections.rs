@@ -1,0 +1,178 @@
+//! `connections`: N idle authenticated WebSockets, held by several worker processes (one process
+//! may hold at most 20,000 open files here), each from its own loopback source address. Reports
+//! the connect rate and the server's memory per connection (RSS growth / N).
+
+use std::io::{BufRead as _, Write as _};
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use banter_client::{Api, Connection};
+use futures_util::{StreamExt as _, stream};
+
+use crate::measure::{Report, ServerUse};
+use crate::population;
+use crate::target::{Machine, OutputArgs, Target, TargetArgs};
+
+/// Connections each user holds (the server is started allowing this many per user).
+const PER_USER: usize = 100;
+/// Connections one worker process holds at most.
+const PER_WORKER: usize = 8_000;
+/// Connection attempts in flight per worker.
+const PARALLEL: usize = 64;
+
+/// `banter bench connections`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConnectionsArgs {
+    /// Idle connections to open.
+    #[arg(long, default_value_t = 19_000)]
+    pub count: usize,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `banter bench connections-worker` (started by `connections`, not by hand).
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Server address.
+    #[arg(long)]
+    pub addr: String,
+    /// File with one token per line.
+    #[arg(long)]
+    pub tokens_file: std::path::PathBuf,
+    /// Connections to open.
+    #[arg(long)]
+    pub count: usize,
+    /// Index of this worker's first connection (selects tokens).
+    #[arg(long)]
+    pub first: usize,
+    /// Local source address.
+    #[arg(long)]
+    pub source: Ipv4Addr,
+}
+
+/// Holds `count` connections until standard input closes.
+pub async fn worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let tokens: Vec<String> = std::fs::read_to_string(&args.tokens_file)?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let started = Instant::now();
+    let conns: Vec<anyhow::Result<Connection>> = stream::iter(args.first..args.first + args.count)
+        .map(|i| {
+            let token = tokens[(i / PER_USER) % tokens.len()].clone();
+            let addr = args.addr.clone();
+            async move {
+                Ok(Connection::connect_from(&addr, &token, Some(IpAddr::V4(args.source))).await?)
+            }
+        })
+        .buffer_unordered(PARALLEL)
+        .collect()
+        .await;
+    let ok = conns.iter().filter(|c| c.is_ok()).count();
+    if let Some(Err(e)) = conns.iter().find(|c| c.is_err()) {
+        eprintln!("worker: {} connections failed, e.g. {e}", args.count - ok);
+    }
+    println!("ready {ok} {:.3}", started.elapsed().as_secs_f64());
+    std::io::stdout().flush()?;
+    // Hold the connections until the parent closes our stdin.
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().lock().read_line(&mut line).unwrap_or(0) > 0 {}
+    })
+    .await?;
+    drop(conns);
+    Ok(())
+}
+
+/// Runs the scenario.
+pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Report> {
+    let machine = Machine::read();
+    let target = Target::start(&args.target, PER_USER).await?;
+    let api = Api::new(target.addr.clone());
+    let users = population::users(&api, &population::prefix("conn"), args.count.div_ceil(PER_USER)).await?;
+    let dir = tempfile::tempdir()?;
+    let tokens_file = dir.path().join("tokens");
+    std::fs::write(
+        &tokens_file,
+        users.iter().map(|u| u.token.as_str()).collect::<Vec<_>>().join("\n"),
+    )?;
+    // Warm the server's allocator and caches with a few connections before the baseline.
+    let warm = population::connect_all(&target.addr, &vec![users[0].token.clone(); 50]).await?;
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = target.rss_bytes();
+    let cpu_before = target.cpu_seconds();
+    let started = Instant::now();
+    let exe = std::env::current_exe()?;
+    let mut workers = Vec::new();
+    for (w, first) in (0..args.count).step_by(PER_WORKER).enumerate() {
+        let count = PER_WORKER.min(args.count - first);
+        let source = Ipv4Addr::new(127, 0, 0, 2 + w as u8);
+        let child = Command::new(&exe)
+            .args(["bench", "connections-worker", "--addr", &target.addr])
+            .arg("--tokens-file")
+            .arg(&tokens_file)
+            .args(["--count", &count.to_string(), "--first", &first.to_string()])
+            .args(["--source", &source.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("start a connections worker")?;
+        workers.push(child);
+    }
+    let mut opened = 0;
+    let mut slowest: f64 = 0.0;
+    for child in &mut workers {
+        let out = child.stdout.take().context("worker stdout")?;
+        let mut line = String::new();
+        std::io::BufReader::new(out).read_line(&mut line)?;
+        let mut parts = line.split_whitespace().skip(1);
+        opened += parts.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        slowest = slowest.max(parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0));
+    }
+    let elapsed = started.elapsed();
+    // Let the server settle (tasks parked, buffers released) before reading its memory.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let server = ServerUse::measure(&target, cpu_before, elapsed);
+    let rss_after = target.rss_bytes();
+    for mut child in workers {
+        drop(child.stdin.take());
+        _ = child.wait();
+    }
+    let per_conn = rss_before
+        .zip(rss_after)
+        .map(|(b, a)| a.saturating_sub(b) as f64 / opened.max(1) as f64);
+    let mut figures = vec![
+        ("connections requested".to_owned(), args.count as f64),
+        ("connections open".to_owned(), opened as f64),
+        ("connect rate (conn/s)".to_owned(), (opened as f64 / slowest.max(1e-9)).round()),
+    ];
+    if let (Some(b), Some(a), Some(p)) = (rss_before, rss_after, per_conn) {
+        figures.push(("server RSS before (MiB)".into(), b as f64 / 1048576.0));
+        figures.push(("server RSS after (MiB)".into(), a as f64 / 1048576.0));
+        figures.push(("server RSS per connection (bytes)".into(), p.round()));
+    }
+    let report = Report {
+        scenario: "connections".into(),
+        command,
+        params: serde_json::json!({"count": args.count, "workers": args.count.div_ceil(PER_WORKER)}),
+        machine,
+        server_args: target.args.clone(),
+        duration_secs: elapsed.as_secs_f64(),
+        figures,
+        delivery: None,
+        latency: None,
+        ack_latency: None,
+        timeline: Vec::new(),
+        server,
+    };
+    report.print();
+    report.save(&args.output.out)?;
+    anyhow::ensure!(opened == args.count, "only {opened} of {} connections opened", args.count);
+    Ok(report)
+}

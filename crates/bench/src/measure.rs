@@ -1,0 +1,256 @@
+//! What a run measures (latency histograms, deliveries over time, loss, duplication, order)
+//! and how it reports them: a table on stdout, a JSON file and an SVG chart.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::target::{Machine, Target};
+
+/// Latency histogram range: 1 µs to 60 s, 3 significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds")
+}
+
+/// The text of a bench message: when it was meant to be sent, and its global index.
+pub fn payload(epoch: Instant, intended: Instant, index: u64, pad: usize) -> String {
+    let us = intended.duration_since(epoch).as_micros();
+    format!("{us} {index} {}", "x".repeat(pad))
+}
+
+/// Parses [`payload`]: `(intended µs since epoch, index)`.
+pub fn parse_payload(text: &str) -> Option<(u64, u64)> {
+    let mut it = text.split(' ');
+    Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+}
+
+/// One receiver's (or sender's) latencies, merged at the end.
+pub struct Latencies {
+    hist: Histogram<u64>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self { hist: histogram() }
+    }
+}
+
+impl Latencies {
+    /// Records a latency measured from the intended send time (so a stalled sender shows up in
+    /// the figures instead of hiding: the coordinated-omission correction).
+    pub fn record(&mut self, micros: u64) {
+        self.hist.saturating_record(micros.max(1));
+    }
+
+    /// Adds another recorder's samples.
+    pub fn merge(&mut self, other: &Self) {
+        _ = self.hist.add(&other.hist);
+    }
+
+    /// The percentiles as a report section.
+    pub fn summary(&self) -> LatencySummary {
+        let ms = |q: f64| self.hist.value_at_quantile(q) as f64 / 1000.0;
+        LatencySummary {
+            samples: self.hist.len(),
+            p50_ms: ms(0.5),
+            p90_ms: ms(0.9),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: self.hist.max() as f64 / 1000.0,
+            cdf: [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]
+                .iter()
+                .map(|q| (*q, ms(*q)))
+                .collect(),
+        }
+    }
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencySummary {
+    /// Samples recorded.
+    pub samples: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+    /// (quantile, ms) points for the CDF chart.
+    pub cdf: Vec<(f64, f64)>,
+}
+
+/// Deliveries counted per second of the run, shared by every receiver task.
+pub struct Timeline {
+    start: Instant,
+    buckets: Vec<AtomicU64>,
+}
+
+impl Timeline {
+    /// A timeline of at most `seconds` buckets starting now.
+    pub fn new(start: Instant, seconds: usize) -> Self {
+        Self {
+            start,
+            buckets: (0..seconds.max(1)).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// Counts one delivery now.
+    pub fn tick(&self) {
+        let s = (self.start.elapsed().as_secs() as usize).min(self.buckets.len() - 1);
+        self.buckets[s].fetch_add(1, Relaxed);
+    }
+
+    /// Per-second counts, trailing empty seconds dropped.
+    pub fn counts(&self) -> Vec<u64> {
+        let mut v: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        while v.len() > 1 && v.last() == Some(&0) {
+            v.pop();
+        }
+        v
+    }
+}
+
+/// Delivery correctness, summed over receivers.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Delivery {
+    /// Deliveries expected.
+    pub expected: u64,
+    /// Distinct deliveries received.
+    pub received: u64,
+    /// Expected but never received.
+    pub lost: u64,
+    /// Received more than once.
+    pub duplicated: u64,
+    /// Received with a seq lower than one already received on the same connection.
+    pub out_of_order: u64,
+}
+
+/// The server's resource use during the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ServerUse {
+    /// CPU seconds used during the measured phase.
+    pub cpu_seconds: Option<f64>,
+    /// CPU use as a share of one core.
+    pub cpu_cores: Option<f64>,
+    /// RSS at the end, bytes.
+    pub rss_bytes: Option<u64>,
+    /// Peak RSS, bytes.
+    pub peak_rss_bytes: Option<u64>,
+}
+
+impl ServerUse {
+    /// Measures from `cpu_before` (taken at the start of the measured phase) over `elapsed`.
+    pub fn measure(target: &Target, cpu_before: Option<f64>, elapsed: Duration) -> Self {
+        let cpu_seconds = target.cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
+        Self {
+            cpu_seconds,
+            cpu_cores: cpu_seconds.map(|c| c / elapsed.as_secs_f64()),
+            rss_bytes: target.rss_bytes(),
+            peak_rss_bytes: target.peak_rss_bytes(),
+        }
+    }
+}
+
+/// Everything a run reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// The command line that produced it.
+    pub command: String,
+    /// Scenario parameters.
+    pub params: serde_json::Value,
+    /// Machine and revision.
+    pub machine: Machine,
+    /// The server's flags.
+    pub server_args: Vec<String>,
+    /// Length of the measured phase in seconds.
+    pub duration_secs: f64,
+    /// Headline figures (name → value), printed as the summary table.
+    pub figures: Vec<(String, f64)>,
+    /// Delivery correctness.
+    pub delivery: Option<Delivery>,
+    /// End-to-end latency (send intent to receipt).
+    pub latency: Option<LatencySummary>,
+    /// Acknowledgement latency (send intent to ack).
+    pub ack_latency: Option<LatencySummary>,
+    /// Deliveries per second over the run.
+    pub timeline: Vec<u64>,
+    /// Server resources.
+    pub server: ServerUse,
+}
+
+impl Report {
+    /// Prints the summary table.
+    pub fn print(&self) {
+        println!("\n== banter bench {} ({})", self.scenario, self.machine.date);
+        println!("{}", self.command);
+        println!(
+            "machine: {} cores, {:.1} GiB, {}; revision {}",
+            self.machine.cores,
+            self.machine.memory_bytes as f64 / (1u64 << 30) as f64,
+            self.machine.cpu,
+            self.machine.git_revision
+        );
+        let mut rows: Vec<(String, String)> = self
+            .figures
+            .iter()
+            .map(|(k, v)| (k.clone(), format_value(*v)))
+            .collect();
+        if let Some(d) = &self.delivery {
+            rows.push((
+                "lost / duplicated / out of order".into(),
+                format!("{} / {} / {}", d.lost, d.duplicated, d.out_of_order),
+            ));
+        }
+        for (name, l) in [("latency", &self.latency), ("ack latency", &self.ack_latency)] {
+            if let Some(l) = l {
+                rows.push((
+                    format!("{name} p50/p90/p99/p99.9/max ms"),
+                    format!(
+                        "{:.2} / {:.2} / {:.2} / {:.2} / {:.2}",
+                        l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms
+                    ),
+                ));
+            }
+        }
+        if let Some(c) = self.server.cpu_cores {
+            rows.push(("server CPU (cores)".into(), format!("{c:.2}")));
+        }
+        if let Some(r) = self.server.peak_rss_bytes {
+            rows.push(("server peak RSS (MiB)".into(), format!("{:.1}", r as f64 / 1048576.0)));
+        }
+        let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            println!("  {k:<width$}  {v}");
+        }
+    }
+
+    /// Writes `<out>/<scenario>-<revision>-<time>.json` and `.svg`; returns the JSON path.
+    pub fn save(&self, out: &Path) -> anyhow::Result<PathBuf> {
+        std::fs::create_dir_all(out)?;
+        let stamp = self.machine.date.replace([':', '-'], "");
+        let base = out.join(format!("{}-{}-{stamp}", self.scenario, self.machine.git_revision));
+        let json = base.with_extension("json");
+        std::fs::write(&json, serde_json::to_vec_pretty(self)?)?;
+        crate::chart::draw(self, &base.with_extension("svg"))?;
+        println!("  results: {} (+ .svg)", json.display());
+        Ok(json)
+    }
+}
+
+fn format_value(v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 1e15 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}

@@ -1,0 +1,327 @@
+//! The fan-out scenarios: `group`, `direct` and `room`, each a setup followed by one measured
+//! phase, or by a ramp of phases that finds the highest rate whose p99 stays under a bound.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use banter_client::protocol::{ClientRequest, GroupInfo, RoomJoined};
+use banter_client::{Api, Connection, Target as To};
+
+use crate::load::{Dest, Plan, Sender};
+use crate::measure::{Report, ServerUse};
+use crate::phase::{self, Outcome};
+use crate::population::{self, BenchUser};
+use crate::target::{Machine, OutputArgs, Target, TargetArgs};
+
+/// Options every fan-out scenario shares.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Messages per second, all senders together.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds of sending (the seed's "rounds" of one second each).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Bytes of padding in each message text.
+    #[arg(long, default_value_t = 32)]
+    pub pad: usize,
+    /// Instead of one run: raise the rate by 25 % per step until p99 exceeds `--p99-ms` or a
+    /// message is lost, and report the highest rate that held.
+    #[arg(long)]
+    pub ramp: bool,
+    /// The p99 bound for `--ramp`, in milliseconds.
+    #[arg(long, default_value_t = 100.0)]
+    pub p99_ms: f64,
+    /// Seconds per `--ramp` step.
+    #[arg(long, default_value_t = 5)]
+    pub step_seconds: u64,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// `group`: M members online in one group, R messages/s from S senders.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GroupArgs {
+    /// Group members, all online.
+    #[arg(long, default_value_t = 500)]
+    pub members: usize,
+    /// Sending connections (separate sessions of the first members).
+    #[arg(long, default_value_t = 10)]
+    pub senders: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `direct`: P pairs, each sender messaging its partner.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DirectArgs {
+    /// Sender/receiver pairs.
+    #[arg(long, default_value_t = 500)]
+    pub pairs: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// `room`: K occupants of one chatroom, R broadcasts/s.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoomArgs {
+    /// Occupying connections (ten per user).
+    #[arg(long, default_value_t = 10_000)]
+    pub occupants: usize,
+    /// Sending connections (separate users, in the room too).
+    #[arg(long, default_value_t = 2)]
+    pub senders: usize,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+/// A prepared scenario: who receives, who sends, and how to describe it.
+struct Setup {
+    name: &'static str,
+    receivers: Vec<Connection>,
+    senders: Vec<Sender>,
+    /// Deliveries due to each receiver per message (1 for fan-out, …) is implied by `fanout`.
+    fanout: bool,
+    params: serde_json::Value,
+}
+
+async fn tokens(api: &Api, users: &[BenchUser]) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(users.len());
+    for u in users {
+        out.push(population::second_session(api, u).await?);
+    }
+    Ok(out)
+}
+
+async fn setup_group(args: &GroupArgs, target: &Target) -> anyhow::Result<Setup> {
+    let api = Api::new(target.addr.clone());
+    let users = population::users(&api, &population::prefix("group"), args.members).await?;
+    let receivers = population::connect_all(
+        &target.addr,
+        &users.iter().map(|u| u.token.clone()).collect::<Vec<_>>(),
+    )
+    .await?;
+    let group: GroupInfo = receivers[0]
+        .typed(ClientRequest::GroupCreate {
+            name: "bench".into(),
+            description: None,
+            public: false,
+            members: users[1..].iter().map(|u| u.id.clone()).collect(),
+        })
+        .await
+        .context("create the group")?;
+    let sender_tokens = tokens(&api, &users[..args.senders.min(users.len())]).await?;
+    let senders = population::connect_all(&target.addr, &sender_tokens)
+        .await?
+        .into_iter()
+        .map(|conn| Sender {
+            conn,
+            dest: Dest::Conversation(To::Conversation(group.id.clone())),
+        })
+        .collect();
+    Ok(Setup {
+        name: "group",
+        receivers,
+        senders,
+        fanout: true,
+        params: serde_json::json!({"members": args.members, "senders": args.senders}),
+    })
+}
+
+async fn setup_direct(args: &DirectArgs, target: &Target) -> anyhow::Result<Setup> {
+    let api = Api::new(target.addr.clone());
+    let users = population::users(&api, &population::prefix("direct"), args.pairs * 2).await?;
+    let (from, to) = users.split_at(args.pairs);
+    let tokens = |list: &[BenchUser]| list.iter().map(|u| u.token.clone()).collect::<Vec<_>>();
+    let receivers = population::connect_all(&target.addr, &tokens(to)).await?;
+    let senders = population::connect_all(&target.addr, &tokens(from))
+        .await?
+        .into_iter()
+        .zip(to)
+        .map(|(conn, peer)| Sender {
+            conn,
+            dest: Dest::Conversation(To::User(peer.id.clone())),
+        })
+        .collect();
+    Ok(Setup {
+        name: "direct",
+        receivers,
+        senders,
+        fanout: false,
+        params: serde_json::json!({"pairs": args.pairs}),
+    })
+}
+
+async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
+    const PER_USER: usize = 10;
+    let api = Api::new(target.addr.clone());
+    let prefix = population::prefix("room");
+    let users = population::users(&api, &prefix, args.occupants.div_ceil(PER_USER)).await?;
+    let mut tokens = Vec::with_capacity(args.occupants);
+    for u in &users {
+        tokens.push(u.token.clone());
+        for _ in 1..PER_USER {
+            if tokens.len() < args.occupants {
+                tokens.push(population::second_session(&api, u).await?);
+            }
+        }
+    }
+    tokens.truncate(args.occupants);
+    let receivers = population::connect_all(&target.addr, &tokens).await?;
+    let room = "bench".to_owned();
+    for conn in &receivers {
+        let _: RoomJoined = conn
+            .typed(ClientRequest::RoomJoin { room: room.clone() })
+            .await?;
+    }
+    let sender_users = population::users(&api, &format!("{prefix}s"), args.senders).await?;
+    let sender_tokens: Vec<String> = sender_users.iter().map(|u| u.token.clone()).collect();
+    let mut senders = Vec::new();
+    for conn in population::connect_all(&target.addr, &sender_tokens).await? {
+        let _: RoomJoined = conn
+            .typed(ClientRequest::RoomJoin { room: room.clone() })
+            .await?;
+        senders.push(Sender {
+            conn,
+            dest: Dest::Room(room.clone()),
+        });
+    }
+    Ok(Setup {
+        name: "room",
+        receivers,
+        senders,
+        fanout: true,
+        params: serde_json::json!({"occupants": args.occupants, "senders": args.senders}),
+    })
+}
+
+/// Runs a phase at `rate` for `seconds`.
+async fn phase_at(
+    setup: &mut Setup,
+    rate: f64,
+    seconds: u64,
+    pad: usize,
+    first_index: u64,
+    epoch: Instant,
+    quiet: bool,
+) -> Outcome {
+    let senders = setup.senders.len() as u64;
+    let total = (rate * seconds as f64).round() as u64;
+    let per_sender = total.div_ceil(senders).max(1);
+    let plan = Plan {
+        rate,
+        per_sender,
+        pad,
+        global_index: setup.fanout,
+        first_index,
+    };
+    let expected_each = if setup.fanout {
+        per_sender * senders
+    } else {
+        per_sender
+    };
+    let receivers = std::mem::take(&mut setup.receivers);
+    let senders = std::mem::take(&mut setup.senders);
+    let (receivers, senders, outcome) =
+        phase::run(receivers, senders, plan, expected_each, epoch, quiet).await;
+    setup.receivers = receivers;
+    setup.senders = senders;
+    outcome
+}
+
+/// Runs a scenario end to end and saves its report.
+async fn execute(
+    command: String,
+    load: &LoadArgs,
+    default_rate: f64,
+    default_seconds: u64,
+    max_conns_per_user: usize,
+    prepare: impl AsyncFnOnce(&Target) -> anyhow::Result<Setup>,
+) -> anyhow::Result<Report> {
+    let machine = Machine::read();
+    let target = Target::start(&load.target, max_conns_per_user).await?;
+    let mut setup = prepare(&target).await?;
+    let epoch = Instant::now();
+    let rate = load.rate.unwrap_or(default_rate);
+    let seconds = load.seconds.unwrap_or(default_seconds);
+    let cpu_before = target.cpu_seconds();
+    let started = Instant::now();
+    let mut figures = Vec::new();
+    let outcome = if load.ramp {
+        let mut rate = rate;
+        let mut best: Option<(f64, Outcome)> = None;
+        let mut first_index = 0;
+        loop {
+            let o = phase_at(&mut setup, rate, load.step_seconds, load.pad, first_index, epoch, load.output.quiet).await;
+            first_index += o.delivery.expected + 1_000_000;
+            let held = o.delivery.lost == 0 && o.latency.summary().p99_ms <= load.p99_ms;
+            println!(
+                "  ramp: {rate:.0} msg/s → {:.0} deliveries/s, p99 {:.2} ms, lost {} → {}",
+                o.deliveries_per_sec(),
+                o.latency.summary().p99_ms,
+                o.delivery.lost,
+                if held { "held" } else { "over the bound" }
+            );
+            if !held {
+                break;
+            }
+            best = Some((rate, o));
+            rate *= 1.25;
+        }
+        let (rate, o) = best.context("even the starting rate exceeded the bound")?;
+        figures.push(("highest rate holding the bound (msg/s)".to_owned(), rate.round()));
+        o
+    } else {
+        phase_at(&mut setup, rate, seconds, load.pad, 0, epoch, load.output.quiet).await
+    };
+    let server = ServerUse::measure(&target, cpu_before, started.elapsed());
+    let sent = outcome.acks.summary().samples;
+    figures.push(("messages sent".into(), sent as f64));
+    figures.push(("send errors".into(), outcome.send_errors as f64));
+    figures.push(("deliveries".into(), outcome.delivery.received as f64));
+    figures.push(("elapsed (s)".into(), outcome.elapsed.as_secs_f64()));
+    figures.push(("deliveries/s".into(), outcome.deliveries_per_sec().round()));
+    figures.push((
+        "acks/s".into(),
+        (sent as f64 / outcome.elapsed.as_secs_f64()).round(),
+    ));
+    let mut params = setup.params.clone();
+    params["rate"] = rate.into();
+    params["seconds"] = seconds.into();
+    params["pad"] = load.pad.into();
+    params["ramp"] = load.ramp.into();
+    let report = Report {
+        scenario: setup.name.to_owned(),
+        command,
+        params,
+        machine,
+        server_args: target.args.clone(),
+        duration_secs: outcome.elapsed.as_secs_f64(),
+        figures,
+        delivery: Some(outcome.delivery.clone()),
+        latency: Some(outcome.latency.summary()),
+        ack_latency: Some(outcome.acks.summary()),
+        timeline: outcome.timeline.clone(),
+        server,
+    };
+    report.print();
+    report.save(&load.output.out)?;
+    Ok(report)
+}
+
+/// `banter bench group`.
+pub async fn group(command: String, args: GroupArgs) -> anyhow::Result<Report> {
+    execute(command, &args.load, 500.0, 40, 4, async |t: &Target| setup_group(&args, t).await).await
+}
+
+/// `banter bench direct`.
+pub async fn direct(command: String, args: DirectArgs) -> anyhow::Result<Report> {
+    execute(command, &args.load, 10_000.0, 20, 4, async |t: &Target| setup_direct(&args, t).await).await
+}
+
+/// `banter bench room`.
+pub async fn room(command: String, args: RoomArgs) -> anyhow::Result<Report> {
+    execute(command, &args.load, 100.0, 20, 10, async |t: &Target| setup_room(&args, t).await).await
+}
