@@ -47,7 +47,10 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
             .y_desc("deliveries/s")
             .draw()?;
         chart.draw_series(LineSeries::new(
-            counts.iter().enumerate().map(|(i, c)| (i as f64, *c as f64)),
+            counts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (i as f64, *c as f64)),
             &RED,
         ))?;
     }

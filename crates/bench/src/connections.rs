@@ -93,12 +93,21 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
     let machine = Machine::read();
     let target = Target::start(&args.target, PER_USER).await?;
     let api = Api::new(target.addr.clone());
-    let users = population::users(&api, &population::prefix("conn"), args.count.div_ceil(PER_USER)).await?;
+    let users = population::users(
+        &api,
+        &population::prefix("conn"),
+        args.count.div_ceil(PER_USER),
+    )
+    .await?;
     let dir = tempfile::tempdir()?;
     let tokens_file = dir.path().join("tokens");
     std::fs::write(
         &tokens_file,
-        users.iter().map(|u| u.token.as_str()).collect::<Vec<_>>().join("\n"),
+        users
+            .iter()
+            .map(|u| u.token.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
     )?;
     // Warm the server's allocator and caches with a few connections before the baseline.
     let warm = population::connect_all(&target.addr, &vec![users[0].token.clone(); 50]).await?;
@@ -132,7 +141,10 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
         let mut line = String::new();
         std::io::BufReader::new(out).read_line(&mut line)?;
         let mut parts = line.split_whitespace().skip(1);
-        opened += parts.next().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
+        opened += parts
+            .next()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0);
         slowest = slowest.max(parts.next().and_then(|v| v.parse().ok()).unwrap_or(0.0));
     }
     let elapsed = started.elapsed();
@@ -150,7 +162,10 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
     let mut figures = vec![
         ("connections requested".to_owned(), args.count as f64),
         ("connections open".to_owned(), opened as f64),
-        ("connect rate (conn/s)".to_owned(), (opened as f64 / slowest.max(1e-9)).round()),
+        (
+            "connect rate (conn/s)".to_owned(),
+            (opened as f64 / slowest.max(1e-9)).round(),
+        ),
     ];
     if let (Some(b), Some(a), Some(p)) = (rss_before, rss_after, per_conn) {
         figures.push(("server RSS before (MiB)".into(), b as f64 / 1048576.0));
@@ -173,6 +188,10 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
     };
     report.print();
     report.save(&args.output.out)?;
-    anyhow::ensure!(opened == args.count, "only {opened} of {} connections opened", args.count);
+    anyhow::ensure!(
+        opened == args.count,
+        "only {opened} of {} connections opened",
+        args.count
+    );
     Ok(report)
 }

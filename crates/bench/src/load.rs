@@ -26,6 +26,15 @@ pub struct Sender {
     pub dest: Dest,
 }
 
+impl Sender {
+    /// A sender; the events pushed to its connection (a sender is often also a member that
+    /// receives) are discarded, so they never hold up its acknowledgements.
+    pub fn new(mut conn: Connection, dest: Dest) -> Self {
+        drop(conn.take_events());
+        Self { conn, dest }
+    }
+}
+
 /// A sending phase.
 #[derive(Debug, Clone, Copy)]
 pub struct Plan {

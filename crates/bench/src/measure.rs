@@ -60,10 +60,12 @@ impl Latencies {
             p99_ms: ms(0.99),
             p999_ms: ms(0.999),
             max_ms: self.hist.max() as f64 / 1000.0,
-            cdf: [0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0]
-                .iter()
-                .map(|q| (*q, ms(*q)))
-                .collect(),
+            cdf: [
+                0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.995, 0.999, 0.9999, 1.0,
+            ]
+            .iter()
+            .map(|q| (*q, ms(*q)))
+            .collect(),
         }
     }
 }
@@ -102,10 +104,16 @@ impl Timeline {
         }
     }
 
-    /// Counts one delivery now.
-    pub fn tick(&self) {
-        let s = (self.start.elapsed().as_secs() as usize).min(self.buckets.len() - 1);
-        self.buckets[s].fetch_add(1, Relaxed);
+    /// The bucket `at` falls in.
+    pub fn second_of(&self, at: Instant) -> usize {
+        (at.saturating_duration_since(self.start).as_secs() as usize).min(self.buckets.len() - 1)
+    }
+
+    /// Adds one receiver's per-second counts.
+    pub fn add(&self, per_second: &[u64]) {
+        for (bucket, n) in self.buckets.iter().zip(per_second) {
+            bucket.fetch_add(*n, Relaxed);
+        }
     }
 
     /// Per-second counts, trailing empty seconds dropped.
@@ -191,7 +199,10 @@ pub struct Report {
 impl Report {
     /// Prints the summary table.
     pub fn print(&self) {
-        println!("\n== banter bench {} ({})", self.scenario, self.machine.date);
+        println!(
+            "\n== banter bench {} ({})",
+            self.scenario, self.machine.date
+        );
         println!("{}", self.command);
         println!(
             "machine: {} cores, {:.1} GiB, {}; revision {}",
@@ -211,7 +222,10 @@ impl Report {
                 format!("{} / {} / {}", d.lost, d.duplicated, d.out_of_order),
             ));
         }
-        for (name, l) in [("latency", &self.latency), ("ack latency", &self.ack_latency)] {
+        for (name, l) in [
+            ("latency", &self.latency),
+            ("ack latency", &self.ack_latency),
+        ] {
             if let Some(l) = l {
                 rows.push((
                     format!("{name} p50/p90/p99/p99.9/max ms"),
@@ -226,7 +240,10 @@ impl Report {
             rows.push(("server CPU (cores)".into(), format!("{c:.2}")));
         }
         if let Some(r) = self.server.peak_rss_bytes {
-            rows.push(("server peak RSS (MiB)".into(), format!("{:.1}", r as f64 / 1048576.0)));
+            rows.push((
+                "server peak RSS (MiB)".into(),
+                format!("{:.1}", r as f64 / 1048576.0),
+            ));
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
         for (k, v) in rows {
@@ -238,7 +255,10 @@ impl Report {
     pub fn save(&self, out: &Path) -> anyhow::Result<PathBuf> {
         std::fs::create_dir_all(out)?;
         let stamp = self.machine.date.replace([':', '-'], "");
-        let base = out.join(format!("{}-{}-{stamp}", self.scenario, self.machine.git_revision));
+        let base = out.join(format!(
+            "{}-{}-{stamp}",
+            self.scenario, self.machine.git_revision
+        ));
         let json = base.with_extension("json");
         std::fs::write(&json, serde_json::to_vec_pretty(self)?)?;
         crate::chart::draw(self, &base.with_extension("svg"))?;

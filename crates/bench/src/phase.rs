@@ -47,7 +47,8 @@ pub async fn run(
     epoch: Instant,
     quiet: bool,
 ) -> (Vec<Connection>, Vec<Sender>, Outcome) {
-    let sending = Duration::from_secs_f64(plan.per_sender as f64 * senders.len() as f64 / plan.rate);
+    let sending =
+        Duration::from_secs_f64(plan.per_sender as f64 * senders.len() as f64 / plan.rate);
     // Start a little later so every task is waiting when the first message is due.
     let start = Instant::now() + Duration::from_millis(200);
     let deadline = tokio::time::Instant::from_std(start + sending + DRAIN);
@@ -63,8 +64,10 @@ pub async fn run(
         ProgressBar::new(total)
     };
     bar.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {human_pos}/{human_len} deliveries ({per_sec})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:40}] {human_pos}/{human_len} deliveries ({per_sec})",
+        )
+        .expect("valid template"),
     );
     let ticker = {
         let (bar, shared) = (bar.clone(), Arc::clone(&shared));

@@ -116,10 +116,7 @@ async fn setup_group(args: &GroupArgs, target: &Target) -> anyhow::Result<Setup>
     let senders = population::connect_all(&target.addr, &sender_tokens)
         .await?
         .into_iter()
-        .map(|conn| Sender {
-            conn,
-            dest: Dest::Conversation(To::Conversation(group.id.clone())),
-        })
+        .map(|conn| Sender::new(conn, Dest::Conversation(To::Conversation(group.id.clone()))))
         .collect();
     Ok(Setup {
         name: "group",
@@ -140,10 +137,7 @@ async fn setup_direct(args: &DirectArgs, target: &Target) -> anyhow::Result<Setu
         .await?
         .into_iter()
         .zip(to)
-        .map(|(conn, peer)| Sender {
-            conn,
-            dest: Dest::Conversation(To::User(peer.id.clone())),
-        })
+        .map(|(conn, peer)| Sender::new(conn, Dest::Conversation(To::User(peer.id.clone()))))
         .collect();
     Ok(Setup {
         name: "direct",
@@ -183,10 +177,7 @@ async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
         let _: RoomJoined = conn
             .typed(ClientRequest::RoomJoin { room: room.clone() })
             .await?;
-        senders.push(Sender {
-            conn,
-            dest: Dest::Room(room.clone()),
-        });
+        senders.push(Sender::new(conn, Dest::Room(room.clone())));
     }
     Ok(Setup {
         name: "room",
@@ -254,7 +245,16 @@ async fn execute(
         let mut best: Option<(f64, Outcome)> = None;
         let mut first_index = 0;
         loop {
-            let o = phase_at(&mut setup, rate, load.step_seconds, load.pad, first_index, epoch, load.output.quiet).await;
+            let o = phase_at(
+                &mut setup,
+                rate,
+                load.step_seconds,
+                load.pad,
+                first_index,
+                epoch,
+                load.output.quiet,
+            )
+            .await;
             first_index += o.delivery.expected + 1_000_000;
             let held = o.delivery.lost == 0 && o.latency.summary().p99_ms <= load.p99_ms;
             println!(
@@ -271,10 +271,22 @@ async fn execute(
             rate *= 1.25;
         }
         let (rate, o) = best.context("even the starting rate exceeded the bound")?;
-        figures.push(("highest rate holding the bound (msg/s)".to_owned(), rate.round()));
+        figures.push((
+            "highest rate holding the bound (msg/s)".to_owned(),
+            rate.round(),
+        ));
         o
     } else {
-        phase_at(&mut setup, rate, seconds, load.pad, 0, epoch, load.output.quiet).await
+        phase_at(
+            &mut setup,
+            rate,
+            seconds,
+            load.pad,
+            0,
+            epoch,
+            load.output.quiet,
+        )
+        .await
     };
     let server = ServerUse::measure(&target, cpu_before, started.elapsed());
     let sent = outcome.acks.summary().samples;
@@ -313,15 +325,24 @@ async fn execute(
 
 /// `banter bench group`.
 pub async fn group(command: String, args: GroupArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 500.0, 40, 4, async |t: &Target| setup_group(&args, t).await).await
+    execute(command, &args.load, 500.0, 40, 4, async |t: &Target| {
+        setup_group(&args, t).await
+    })
+    .await
 }
 
 /// `banter bench direct`.
 pub async fn direct(command: String, args: DirectArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 10_000.0, 20, 4, async |t: &Target| setup_direct(&args, t).await).await
+    execute(command, &args.load, 10_000.0, 20, 4, async |t: &Target| {
+        setup_direct(&args, t).await
+    })
+    .await
 }
 
 /// `banter bench room`.
 pub async fn room(command: String, args: RoomArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 100.0, 20, 10, async |t: &Target| setup_room(&args, t).await).await
+    execute(command, &args.load, 100.0, 20, 10, async |t: &Target| {
+        setup_room(&args, t).await
+    })
+    .await
 }

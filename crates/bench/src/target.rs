@@ -85,18 +85,27 @@ impl Target {
         std::thread::spawn(move || {
             use std::io::BufRead as _;
             let mut found = Some(found);
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if line.contains("banter listening")
                     && let Some(rest) = line.split("addr=").nth(1)
                     && let Some(tx) = found.take()
                 {
-                    _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_owned());
+                    _ = tx.send(
+                        rest.split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
                 }
             }
         });
-        let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
-            .await?
-            .context("the server did not start listening within 30 s")?;
+        let addr =
+            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
+                .await?
+                .context("the server did not start listening within 30 s")?;
         Ok(Self {
             addr,
             pid: Some(child.id()),
@@ -112,7 +121,8 @@ impl Target {
         // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
         let rest = stat.rsplit_once(')')?.1;
         let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        let ticks: f64 =
+            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
         Some(ticks / clock_ticks())
     }
 

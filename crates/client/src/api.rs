@@ -55,7 +55,9 @@ impl Api {
                 let remote = tokio::net::lookup_host(&self.addr)
                     .await?
                     .find(|a| a.is_ipv4() == ip.is_ipv4())
-                    .ok_or_else(|| ClientError::Protocol(format!("cannot resolve {}", self.addr)))?;
+                    .ok_or_else(|| {
+                        ClientError::Protocol(format!("cannot resolve {}", self.addr))
+                    })?;
                 let socket = if ip.is_ipv4() {
                     tokio::net::TcpSocket::new_v4()?
                 } else {

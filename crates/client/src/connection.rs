@@ -35,6 +35,9 @@ const EVENT_BUFFER: usize = 8192;
 const OUTBOUND_BUFFER: usize = 1024;
 /// How long a request waits for its reply.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the reader waits for the app to make room for an event before it gives the
+/// connection up (replies queue behind events, so a stalled app would stall every request).
+const EVENT_STALL: Duration = Duration::from_secs(5);
 
 /// Something the server pushed.
 #[derive(Debug, Clone, PartialEq)]
@@ -204,6 +207,13 @@ impl Connection {
         self.events.recv().await
     }
 
+    /// Moves the event stream out, so one task can read events while others make requests.
+    /// Dropping the returned receiver discards events from then on. `next_event` returns `None`
+    /// afterwards.
+    pub fn take_events(&mut self) -> mpsc::Receiver<Event> {
+        std::mem::replace(&mut self.events, mpsc::channel(1).1)
+    }
+
     /// Sends a request and waits for its result.
     pub async fn request(&self, request: ClientRequest) -> Result<serde_json::Value, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
@@ -336,13 +346,39 @@ impl Connection {
     }
 }
 
+/// A `message` frame read without serde's buffering of internally tagged enums.
+#[derive(serde::Deserialize)]
+struct MessageFrame {
+    message: banter_protocol::Message,
+}
+
+/// A `room_message` frame, likewise.
+#[derive(serde::Deserialize)]
+struct RoomMessageFrame {
+    room: String,
+    message: banter_protocol::RoomMessage,
+}
+
 fn parse(msg: &WsMessage) -> Result<Option<ServerFrame>, ClientError> {
-    match msg.as_text() {
-        Some(text) => serde_json::from_str(text)
-            .map(Some)
-            .map_err(|e| ClientError::Protocol(format!("bad server frame {text:?}: {e}"))),
-        None => Ok(None),
+    let Some(text) = msg.as_text() else {
+        return Ok(None);
+    };
+    let bad =
+        |e: serde_json::Error| ClientError::Protocol(format!("bad server frame {text:?}: {e}"));
+    // Fast paths for the two frames that arrive by the million. The server writes the tag first;
+    // anything else takes the general path below.
+    if text.starts_with(r#"{"type":"message","#) {
+        let f: MessageFrame = serde_json::from_str(text).map_err(bad)?;
+        return Ok(Some(ServerFrame::Message { message: f.message }));
     }
+    if text.starts_with(r#"{"type":"room_message","#) {
+        let f: RoomMessageFrame = serde_json::from_str(text).map_err(bad)?;
+        return Ok(Some(ServerFrame::RoomMessage {
+            room: f.room,
+            message: f.message,
+        }));
+    }
+    serde_json::from_str(text).map(Some).map_err(bad)
 }
 
 /// Reads frames until the connection ends.
@@ -419,8 +455,13 @@ async fn read_loop<S>(
                 left,
             },
         };
-        if events.send(event).await.is_err() {
-            break;
+        match tokio::time::timeout(EVENT_STALL, events.send(event)).await {
+            // Delivered, or nobody listens any more (events are discarded).
+            Ok(_) => {}
+            Err(_) => {
+                tracing::warn!("the app has not read events for {EVENT_STALL:?}: closing");
+                break;
+            }
         }
     }
     // Fail every waiting request: their replies will never come.

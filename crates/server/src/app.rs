@@ -31,8 +31,10 @@ use crate::store::Store;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::transport;
 
-/// How often idle rate-limiter state is pruned.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// How often entries stuck behind a publishing gap are looked at.
+const SWEEP_EVERY: Duration = Duration::from_millis(250);
+/// How often idle rate-limiter state is pruned (in sweeps).
+const PRUNE_EVERY_SWEEPS: u32 = 240;
 
 /// Shared state of a running server, handed to every handler and session.
 pub struct App {
@@ -208,10 +210,13 @@ impl Server {
         let pruner = tokio::spawn({
             let app = Arc::clone(&app);
             async move {
-                let mut every = tokio::time::interval(PRUNE_EVERY);
-                loop {
+                let mut every = tokio::time::interval(SWEEP_EVERY);
+                for n in 1u32.. {
                     every.tick().await;
-                    app.messaging.prune();
+                    app.messaging.sweep();
+                    if n % PRUNE_EVERY_SWEEPS == 0 {
+                        app.messaging.prune();
+                    }
                 }
             }
         });

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use banter_protocol::CloseCode;
 use bytes::Bytes;
 
@@ -22,13 +21,12 @@ impl LocalBus {
     }
 }
 
-#[async_trait]
 impl Bus for LocalBus {
-    async fn publish(&self, users: &[UserId], frame: Bytes, except: Option<ConnId>) {
-        self.registry.deliver(users, &frame, except);
+    fn publish(&self, users: &[UserId], frame: &Bytes, except: Option<ConnId>) {
+        self.registry.deliver(users, frame, except);
     }
 
-    async fn kick_session(&self, user: UserId, session: SessionId, code: CloseCode) {
+    fn kick_session(&self, user: UserId, session: SessionId, code: CloseCode) {
         self.registry.kick_session(user, session, code);
     }
 }

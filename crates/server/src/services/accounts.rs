@@ -226,8 +226,7 @@ impl Accounts {
             other => other.map_err(Error::from),
         }?;
         self.bus
-            .kick_session(caller.user, session, CloseCode::AuthRevoked)
-            .await;
+            .kick_session(caller.user, session, CloseCode::AuthRevoked);
         tracing::info!(user = caller.user, session, "session revoked");
         Ok(())
     }
@@ -258,8 +257,7 @@ impl Accounts {
             .await?;
         for session in revoked {
             self.bus
-                .kick_session(caller.user, session, CloseCode::AuthRevoked)
-                .await;
+                .kick_session(caller.user, session, CloseCode::AuthRevoked);
         }
         Ok(())
     }

@@ -181,7 +181,7 @@ impl Groups {
         self.directory.invalidate_relations();
         let mut audience = self.directory.members(conv).await?.to_vec();
         audience.extend(also);
-        self.messaging.publish(caller, &stored, &audience).await;
+        self.messaging.publish(caller, &stored, audience.into());
         Ok(())
     }
 
@@ -227,7 +227,7 @@ impl Groups {
             other => other?,
         };
         self.directory.invalidate_relations();
-        self.messaging.publish(caller, &created, &everyone).await;
+        self.messaging.publish(caller, &created, everyone.into());
         Ok(group_view(&group))
     }
 

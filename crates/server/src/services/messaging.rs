@@ -15,6 +15,7 @@ use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::directory::Directory;
+use super::fanout::Fanout;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::config::DirectMessagePolicy;
@@ -53,6 +54,7 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     directory: Arc<Directory>,
+    fanout: Fanout,
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
@@ -168,6 +170,7 @@ impl Messaging {
         let burst = NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN);
         let typing = NonZeroU32::new(TYPING_PER_SEC).unwrap_or(NonZeroU32::MIN);
         Self {
+            fanout: Fanout::new(Arc::clone(&bus)),
             store,
             bus,
             metrics,
@@ -198,12 +201,18 @@ impl Messaging {
         })
     }
 
-    /// Publishes an entry to the members of its conversation (and `extra` users).
-    pub async fn publish(&self, caller: &Caller, m: &StoredMessage, users: &[UserId]) {
+    /// Publishes an entry to `users`, in seq order within its conversation.
+    pub fn publish(&self, caller: &Caller, m: &StoredMessage, users: Arc<[UserId]>) {
         let frame = encode(&ServerFrame::Message {
             message: message_view(m),
         });
-        self.bus.publish(users, frame, caller.conn).await;
+        self.fanout
+            .publish(m.conv, m.seq, frame, users, caller.conn);
+    }
+
+    /// Releases entries stuck behind a gap (see `fanout`).
+    pub fn sweep(&self) {
+        self.fanout.sweep();
     }
 
     /// Stores a message and delivers it; returns the acknowledgement (the original one for a
@@ -224,7 +233,7 @@ impl Messaging {
             .await?;
         if !appended.duplicate {
             self.metrics.message_in();
-            self.publish(caller, &appended.message, &members).await;
+            self.publish(caller, &appended.message, members);
         }
         Ok(ack(&appended))
     }
@@ -435,7 +444,7 @@ impl Messaging {
         let members = self.directory.members(conv).await?;
         let is_direct = !self.directory.info(conv).await?.group;
         let audience: &[UserId] = if is_direct { &members } else { &[caller.user] };
-        self.bus.publish(audience, frame, caller.conn).await;
+        self.bus.publish(audience, &frame, caller.conn);
         Ok(ReadResult { read_seq })
     }
 
@@ -505,7 +514,7 @@ impl Messaging {
         };
         if !appended.duplicate {
             let members = self.directory.members(conv).await?;
-            self.publish(caller, &appended.message, &members).await;
+            self.publish(caller, &appended.message, members);
         }
         Ok(ack(&appended))
     }
@@ -529,7 +538,7 @@ impl Messaging {
             .copied()
             .filter(|u| *u != caller.user)
             .collect();
-        self.bus.publish(&others, frame, caller.conn).await;
+        self.bus.publish(&others, &frame, caller.conn);
         Ok(())
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod directory;
+pub mod fanout;
 pub mod groups;
 pub mod messaging;
 mod password;

@@ -132,7 +132,7 @@ impl Social {
         let frame = encode(&ServerFrame::Profile {
             profile: profile.clone(),
         });
-        self.bus.publish(&audience, frame, caller.conn).await;
+        self.bus.publish(&audience, &frame, caller.conn);
         Ok(profile)
     }
 
@@ -202,7 +202,7 @@ impl Social {
             online,
             last_seen,
         });
-        self.bus.publish(&friends, frame, None).await;
+        self.bus.publish(&friends, &frame, None);
     }
 
     async fn tell(&self, caller: &Caller, event: FriendEvent, from: UserId, to: UserId) {
@@ -211,7 +211,7 @@ impl Social {
             from: from.to_string(),
             to: to.to_string(),
         });
-        self.bus.publish(&[from, to], frame, caller.conn).await;
+        self.bus.publish(&[from, to], &frame, caller.conn);
     }
 
     /// Asks `user` to be friends; if they had asked the caller, they become friends at once.

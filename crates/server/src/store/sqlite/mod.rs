@@ -61,9 +61,13 @@ impl SqliteStore {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
         };
+        // A 64 MiB page cache and a memory map keep hot B-tree pages out of read() calls; the
+        // defaults (2 MiB, no mmap) made the writer thread re-read index pages from the OS on
+        // every append once the database outgrew them.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
-             PRAGMA foreign_keys = ON;"
+             PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;
+             PRAGMA temp_store = MEMORY;"
         ))
         .map_err(backend)?;
         schema::migrate(&mut conn).map_err(backend)?;
@@ -73,7 +77,10 @@ impl SqliteStore {
                     &path,
                     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
                 )?;
-                c.execute_batch("PRAGMA busy_timeout = 5000;")?;
+                c.execute_batch(
+                    "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;
+                     PRAGMA mmap_size = 268435456;",
+                )?;
                 Ok(c)
             })
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -196,7 +203,10 @@ impl Store for SqliteStore {
     }
 
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
-        self.write(move |ctx| messages::append(ctx, message)).await
+        // One INSERT, and the seq cache moves only after it succeeded: no savepoint needed.
+        self.writer
+            .write_single(move |ctx| messages::append(ctx, message))
+            .await
     }
 
     async fn messages_after(
