@@ -109,8 +109,10 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
             .collect::<Vec<_>>()
             .join("\n"),
     )?;
-    // Warm the server's allocator and caches with a few connections before the baseline.
-    let warm = population::connect_all(&target.addr, &vec![users[0].token.clone(); 50]).await?;
+    // Warm the server's allocator and caches with a few connections (of a user of their own,
+    // so the measured ones never meet the per-user limit) before the baseline.
+    let warm_user = population::users(&api, &population::prefix("warm"), 1).await?;
+    let warm = population::connect_all(&target.addr, &vec![warm_user[0].token.clone(); 50]).await?;
     drop(warm);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rss_before = target.rss_bytes();

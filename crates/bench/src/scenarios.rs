@@ -35,6 +35,9 @@ pub struct LoadArgs {
     /// Seconds per `--ramp` step.
     #[arg(long, default_value_t = 5)]
     pub step_seconds: u64,
+    /// Most `--ramp` steps (the ramp also ends at the first step over the bound).
+    #[arg(long, default_value_t = 30)]
+    pub max_steps: u32,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -243,8 +246,11 @@ async fn execute(
     let outcome = if load.ramp {
         let mut rate = rate;
         let mut best: Option<(f64, Outcome)> = None;
+        let mut failed: Option<Outcome> = None;
         let mut first_index = 0;
-        loop {
+        let mut steps = 0u32;
+        for _ in 0..load.max_steps {
+            steps += 1;
             let o = phase_at(
                 &mut setup,
                 rate,
@@ -265,12 +271,19 @@ async fn execute(
                 if held { "held" } else { "over the bound" }
             );
             if !held {
+                failed = Some(o);
                 break;
             }
             best = Some((rate, o));
             rate *= 1.25;
         }
-        let (rate, o) = best.context("even the starting rate exceeded the bound")?;
+        figures.push(("ramp steps run".to_owned(), f64::from(steps)));
+        // Report the highest step that held, or else the failing first step (rate 0).
+        let (rate, o) = match (best, failed) {
+            (Some(b), _) => b,
+            (None, Some(o)) => (0.0, o),
+            (None, None) => anyhow::bail!("the ramp ran no step"),
+        };
         figures.push((
             "highest rate holding the bound (msg/s)".to_owned(),
             rate.round(),

@@ -78,6 +78,7 @@ where
         rx,
         Arc::clone(&kick),
         config.heartbeat_interval(),
+        Duration::from_micros(config.write_coalesce_us),
     ));
     let mut reader = Reader {
         app: &app,

@@ -1,0 +1,135 @@
+//! A short run of every `banter bench` scenario, so the load generator cannot rot: each must
+//! finish, write its JSON and chart, and (at these gentle rates) lose nothing.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Runs `banter bench <args>` into `out` and returns the parsed JSON report.
+fn bench(out: &Path, args: &[&str]) -> serde_json::Value {
+    let status = Command::new(env!("CARGO_BIN_EXE_banter"))
+        .arg("bench")
+        .args(args)
+        .args(["--quiet", "--out"])
+        .arg(out)
+        .status()
+        .expect("run banter bench");
+    assert!(status.success(), "banter bench {args:?} failed: {status}");
+    let json = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a JSON result");
+    let svg = json.with_extension("svg");
+    let chart = std::fs::read_to_string(&svg).expect("an SVG chart");
+    assert!(chart.contains("<svg"), "{} is not an SVG", svg.display());
+    serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap()
+}
+
+fn figure(report: &serde_json::Value, name: &str) -> f64 {
+    report["figures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f[0] == name)
+        .unwrap_or_else(|| panic!("no figure {name:?} in {report}"))[1]
+        .as_f64()
+        .unwrap()
+}
+
+fn assert_lossless(report: &serde_json::Value, deliveries: u64) {
+    let d = &report["delivery"];
+    assert_eq!(d["expected"], deliveries, "{report}");
+    assert_eq!(d["received"], deliveries, "{report}");
+    assert_eq!(
+        (d["lost"].as_u64(), d["duplicated"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert!(report["latency"]["p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(report["server"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    assert!(report["machine"]["cores"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn group_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "group",
+            "--members",
+            "20",
+            "--senders",
+            "2",
+            "--rate",
+            "50",
+            "--seconds",
+            "2",
+        ],
+    );
+    assert_lossless(&r, 20 * 100);
+    assert_eq!(figure(&r, "messages sent"), 100.0);
+}
+
+#[test]
+fn direct_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &["direct", "--pairs", "10", "--rate", "100", "--seconds", "2"],
+    );
+    assert_lossless(&r, 200);
+    assert_eq!(figure(&r, "send errors"), 0.0);
+}
+
+#[test]
+fn room_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "room",
+            "--occupants",
+            "50",
+            "--senders",
+            "1",
+            "--rate",
+            "20",
+            "--seconds",
+            "2",
+        ],
+    );
+    assert_lossless(&r, 50 * 40);
+}
+
+#[test]
+fn ramp_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "group",
+            "--members",
+            "10",
+            "--senders",
+            "1",
+            "--rate",
+            "20",
+            "--ramp",
+            "--step-seconds",
+            "1",
+            "--p99-ms",
+            "5000",
+            "--max-steps",
+            "2",
+        ],
+    );
+    assert!(figure(&r, "highest rate holding the bound (msg/s)") >= 20.0);
+}
+
+#[test]
+fn connections_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(dir.path(), &["connections", "--count", "300"]);
+    assert_eq!(figure(&r, "connections open"), 300.0);
+    assert!(figure(&r, "server RSS per connection (bytes)") > 0.0);
+}
