@@ -46,8 +46,9 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Frames queued for one connection before it counts as a slow consumer (closed with 4003).
     pub outbound_queue_frames: usize,
-    /// How long a connection's writer waits for more frames to join a write, in microseconds
-    /// (0: write at once). Trades that much latency for fewer system calls under fan-out.
+    /// A busy connection writes at most once per this many microseconds; frames arriving
+    /// meanwhile join the next write (0: write whenever anything is queued). An idle connection
+    /// writes at once. Trades up to that much latency for fewer system calls under fan-out.
     pub write_coalesce_us: u64,
     /// Largest page returned by `sync` and `history`.
     pub max_page: u32,
@@ -301,7 +302,7 @@ overrides! {
     max_connections_per_user: usize, "BANTER_MAX_CONNECTIONS_PER_USER";
     /// Outbound frames queued per connection before it is closed as a slow consumer (4003).
     outbound_queue_frames: usize, "BANTER_OUTBOUND_QUEUE_FRAMES";
-    /// Microseconds a write waits for more frames to join it (0: at once).
+    /// A busy connection writes at most once per this many microseconds (0: no spacing).
     write_coalesce_us: u64, "BANTER_WRITE_COALESCE_US";
     /// Largest sync/history page.
     max_page: u32, "BANTER_MAX_PAGE";

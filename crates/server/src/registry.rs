@@ -23,7 +23,8 @@ const SHARDS: usize = 64;
 /// A connection id, unique within this process.
 pub type ConnId = u64;
 
-/// Asks a connection's task to close with a code; set once, from any thread.
+/// Asks a connection's tasks to close with a code; set once, from any thread. Both the reader
+/// and the writer of the connection wait on it, so a kick wakes every waiter.
 #[derive(Debug, Default)]
 pub struct Kick {
     code: AtomicU16,
@@ -38,17 +39,22 @@ impl Kick {
             .compare_exchange(0, code.code(), Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            self.notify.notify_one();
+            self.notify.notify_waiters();
         }
     }
 
     /// Waits until kicked and returns the code.
     pub async fn kicked(&self) -> CloseCode {
         loop {
+            // Register interest before checking, so a kick between the check and the wait is
+            // not missed (`notify_waiters` stores no permit).
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             if let Some(code) = CloseCode::from_code(self.code.load(Ordering::Acquire)) {
                 return code;
             }
-            self.notify.notified().await;
+            notified.await;
         }
     }
 }
@@ -161,5 +167,36 @@ impl Registry {
     pub fn connections_of(&self, user: UserId) -> usize {
         let shard = self.shard(user).lock().expect("registry shard lock");
         shard.get(&user).map_or(0, Vec::len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_kick_wakes_every_waiter() {
+        let kick = Arc::new(Kick::default());
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let kick = Arc::clone(&kick);
+                tokio::spawn(async move { kick.kicked().await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        kick.kick(CloseCode::SlowConsumer);
+        kick.kick(CloseCode::Normal);
+        for w in waiters {
+            assert_eq!(
+                w.await.unwrap(),
+                CloseCode::SlowConsumer,
+                "the first code wins"
+            );
+        }
+        assert_eq!(
+            kick.kicked().await,
+            CloseCode::SlowConsumer,
+            "late waiters see it too"
+        );
     }
 }

@@ -10,6 +10,7 @@ mod dispatch;
 mod writer;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use banter_protocol::{CloseCode, ErrorCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
@@ -73,10 +74,12 @@ where
         app.social.presence_changed(caller.user, true).await;
     }
     let (sink, mut stream) = ws.split();
+    let urgent = Arc::new(AtomicBool::new(true));
     let writer = tokio::spawn(writer::run(
         sink,
         rx,
         Arc::clone(&kick),
+        Arc::clone(&urgent),
         config.heartbeat_interval(),
         Duration::from_micros(config.write_coalesce_us),
     ));
@@ -84,6 +87,7 @@ where
         app: &app,
         caller,
         handle,
+        urgent,
         rooms: Vec::new(),
     };
     let code = reader.read_until_closed(&mut stream).await;
@@ -119,6 +123,8 @@ struct Reader<'a> {
     handle: ConnHandle,
     /// Chatrooms this connection occupies.
     rooms: Vec<String>,
+    /// Tells the writer a reply is queued: write it without coalescing.
+    urgent: Arc<AtomicBool>,
 }
 
 impl Reader<'_> {
@@ -165,6 +171,7 @@ impl Reader<'_> {
         if let Some(text) = msg.as_text() {
             let reply =
                 dispatch::handle(self.app, &self.caller, &self.handle, &mut self.rooms, text).await;
+            self.urgent.store(true, Ordering::Release);
             if let Err(mpsc::error::TrySendError::Full(_)) = self.handle.queue.try_send(reply) {
                 self.app.metrics.queue_overflow();
                 self.handle.kick.kick(CloseCode::SlowConsumer);

@@ -3,6 +3,7 @@
 //! and sends the close frame when the connection is kicked.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use banter_protocol::CloseCode;
@@ -23,12 +24,23 @@ pub(super) const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 type Sink<S> = SplitSink<WebSocketStream<S>, Message>;
 
-/// Runs until the connection is kicked or the socket fails. `coalesce` is how long a write may
-/// wait for more frames to join it (zero: write as soon as anything is queued).
+/// Runs until the connection is kicked or the socket fails. Pushed frames may wait up to
+/// `coalesce` for more to join their write (zero: write whenever anything is queued); when the
+/// reader queued a reply it sets `urgent`, and the write goes out at once.
+///
+/// Why wait at all: in a busy group every member's connection gets a frame every few
+/// milliseconds, one at a time; writing each alone costs a system call on the server and one on
+/// the client per frame, which is what bounds fan-out on a small machine. A short window turns
+/// those into one call per several frames at a bounded cost in push latency, and replies (which a
+/// client is waiting for) are not delayed.
+///
+/// Only a kick may interrupt the gathering or the writing of a batch: frames taken from the
+/// queue are never dropped by a timer (a heartbeat ping is written with the next batch).
 pub(super) async fn run<S>(
     mut sink: Sink<S>,
     mut rx: mpsc::Receiver<Bytes>,
     kick: Arc<Kick>,
+    urgent: Arc<AtomicBool>,
     ping_every: Duration,
     coalesce: Duration,
 ) where
@@ -36,16 +48,44 @@ pub(super) async fn run<S>(
 {
     let mut batch = Vec::with_capacity(BATCH);
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + ping_every, ping_every);
-    let code = loop {
+    let mut ping_due = false;
+    let code = 'run: loop {
+        // Wait for frames or for the heartbeat. `recv_many` is cancel-safe.
         tokio::select! {
             biased;
-            code = kick.kicked() => break code,
-            _ = ping.tick() => {
-                if sink.send(Message::ping(Bytes::new())).await.is_err() {
+            code = kick.kicked() => break 'run code,
+            _ = ping.tick() => ping_due = true,
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
                     return;
                 }
             }
-            written = write_batch(&mut sink, &mut rx, &mut batch, coalesce) => {
+        }
+        // Let more pushed frames join, for at most `coalesce` after the first; a reply to a
+        // request (`urgent`) is never held back.
+        if !coalesce.is_zero() && !batch.is_empty() && !urgent.swap(false, Ordering::AcqRel) {
+            let deadline = tokio::time::Instant::now() + coalesce;
+            while batch.len() < BATCH {
+                let room = BATCH - batch.len();
+                tokio::select! {
+                    biased;
+                    code = kick.kicked() => break 'run code,
+                    more = tokio::time::timeout_at(deadline, rx.recv_many(&mut batch, room)) => {
+                        match more {
+                            Ok(0) | Err(_) => break,
+                            Ok(_) if urgent.swap(false, Ordering::AcqRel) => break,
+                            Ok(_) => {}
+                        }
+                    }
+                }
+            }
+        }
+        let ping_now = std::mem::take(&mut ping_due);
+        let write = write_batch(&mut sink, &mut batch, ping_now);
+        tokio::select! {
+            biased;
+            code = kick.kicked() => break 'run code,
+            written = write => {
                 if !written {
                     return;
                 }
@@ -56,34 +96,14 @@ pub(super) async fn run<S>(
     _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, sink.send(close)).await;
 }
 
-/// Waits for queued frames, lets more join for up to `coalesce`, and writes up to [`BATCH`] of
-/// them with one flush. False when the queue is closed or the socket failed.
-///
-/// Why wait at all: in a busy group every member's connection gets a frame every few
-/// milliseconds, one at a time; writing each alone costs a system call on the server and one on
-/// the client per frame, which is what bounds fan-out on a small machine. A short window turns
-/// those into one call per several frames at a bounded cost in latency.
-async fn write_batch<S>(
-    sink: &mut Sink<S>,
-    rx: &mut mpsc::Receiver<Bytes>,
-    batch: &mut Vec<Bytes>,
-    coalesce: Duration,
-) -> bool
+/// Writes a ping (if due) and every frame of `batch` with one flush. False when the socket
+/// failed.
+async fn write_batch<S>(sink: &mut Sink<S>, batch: &mut Vec<Bytes>, ping: bool) -> bool
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    if rx.recv_many(batch, BATCH).await == 0 {
+    if ping && sink.feed(Message::ping(Bytes::new())).await.is_err() {
         return false;
-    }
-    if !coalesce.is_zero() {
-        let deadline = tokio::time::Instant::now() + coalesce;
-        while batch.len() < BATCH {
-            let room = BATCH - batch.len();
-            match tokio::time::timeout_at(deadline, rx.recv_many(batch, room)).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
     }
     for frame in batch.drain(..) {
         if sink
