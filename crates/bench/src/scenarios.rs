@@ -85,7 +85,8 @@ struct Setup {
     name: &'static str,
     receivers: Vec<Connection>,
     senders: Vec<Sender>,
-    /// Deliveries due to each receiver per message (1 for fan-out, …) is implied by `fanout`.
+    /// Every receiver gets every sender's messages (group, room), rather than only its own
+    /// sender's (direct pairs).
     fanout: bool,
     params: serde_json::Value,
 }

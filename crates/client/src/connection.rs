@@ -114,7 +114,7 @@ pub enum Target {
     Conversation(String),
 }
 
-type Reply = Result<serde_json::Value, ErrorBody>;
+type Reply = Result<Box<serde_json::value::RawValue>, ErrorBody>;
 type Pending = Arc<Mutex<HashMap<String, oneshot::Sender<Reply>>>>;
 
 /// An authenticated WebSocket session.
@@ -216,6 +216,22 @@ impl Connection {
 
     /// Sends a request and waits for its result.
     pub async fn request(&self, request: ClientRequest) -> Result<serde_json::Value, ClientError> {
+        self.typed(request).await
+    }
+
+    /// Sends a request and decodes its result straight from the reply's raw JSON.
+    pub async fn typed<T: DeserializeOwned>(
+        &self,
+        request: ClientRequest,
+    ) -> Result<T, ClientError> {
+        let raw = self.round_trip(request).await?;
+        serde_json::from_str(raw.get()).map_err(ClientError::protocol)
+    }
+
+    async fn round_trip(
+        &self,
+        request: ClientRequest,
+    ) -> Result<Box<serde_json::value::RawValue>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed).to_string();
         let text = serde_json::to_string(&ClientFrame {
             id: id.clone(),
@@ -240,15 +256,6 @@ impl Connection {
                 Err(ClientError::Timeout)
             }
         }
-    }
-
-    /// Sends a request and decodes its result.
-    pub async fn typed<T: DeserializeOwned>(
-        &self,
-        request: ClientRequest,
-    ) -> Result<T, ClientError> {
-        let value = self.request(request).await?;
-        serde_json::from_value(value).map_err(ClientError::protocol)
     }
 
     /// Sends a text message with the given idempotency key.
@@ -352,6 +359,14 @@ struct MessageFrame {
     message: banter_protocol::Message,
 }
 
+/// An `ok` frame, with its result kept raw (serde cannot read a `RawValue` through the buffering
+/// an internally tagged enum needs, so this path is the one that reads replies).
+#[derive(serde::Deserialize)]
+struct OkFrame {
+    id: String,
+    result: Box<serde_json::value::RawValue>,
+}
+
 /// A `room_message` frame, likewise.
 #[derive(serde::Deserialize)]
 struct RoomMessageFrame {
@@ -365,8 +380,15 @@ fn parse(msg: &WsMessage) -> Result<Option<ServerFrame>, ClientError> {
     };
     let bad =
         |e: serde_json::Error| ClientError::Protocol(format!("bad server frame {text:?}: {e}"));
-    // Fast paths for the two frames that arrive by the million. The server writes the tag first;
+    // Fast paths for the frames that arrive by the million. The server writes the tag first;
     // anything else takes the general path below.
+    if text.starts_with(r#"{"type":"ok","#) {
+        let f: OkFrame = serde_json::from_str(text).map_err(bad)?;
+        return Ok(Some(ServerFrame::Ok {
+            id: f.id,
+            result: f.result,
+        }));
+    }
     if text.starts_with(r#"{"type":"message","#) {
         let f: MessageFrame = serde_json::from_str(text).map_err(bad)?;
         return Ok(Some(ServerFrame::Message { message: f.message }));

@@ -316,7 +316,7 @@ pub enum FriendEvent {
 }
 
 /// A frame from the server.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// First frame on every connection.
@@ -325,8 +325,9 @@ pub enum ServerFrame {
     Ok {
         /// The request id.
         id: String,
-        /// Request-specific result.
-        result: serde_json::Value,
+        /// Request-specific result, kept as raw JSON so that it is serialized once on the server
+        /// and decoded once, straight into its type, by the client.
+        result: Box<serde_json::value::RawValue>,
     },
     /// Failed reply to request `id` (absent when the request could not be parsed far enough).
     Error {

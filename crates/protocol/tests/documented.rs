@@ -54,3 +54,16 @@ fn request_types_list_matches_the_enum() {
         );
     }
 }
+
+#[test]
+fn ok_frames_put_the_tag_first_and_embed_the_result_verbatim() {
+    // The SDK reads replies on a fast path keyed on this exact prefix.
+    let frame = banter_protocol::ServerFrame::Ok {
+        id: "7".into(),
+        result: serde_json::value::RawValue::from_string(r#"{"seq":3}"#.into()).unwrap(),
+    };
+    assert_eq!(
+        serde_json::to_string(&frame).unwrap(),
+        r#"{"type":"ok","id":"7","result":{"seq":3}}"#
+    );
+}

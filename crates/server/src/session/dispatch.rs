@@ -13,6 +13,7 @@ use banter_protocol::{
 use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -49,12 +50,15 @@ pub(super) async fn handle(
     }
 }
 
-fn to_value<T: serde::Serialize>(v: T) -> Value {
-    serde_json::to_value(v).expect("result types always serialize")
+/// A result serialized once, into the raw JSON the `ok` frame embeds as is.
+type Raw = Box<RawValue>;
+
+fn to_value<T: serde::Serialize>(v: T) -> Raw {
+    serde_json::value::to_raw_value(&v).expect("result types always serialize")
 }
 
-fn empty() -> Value {
-    Value::Object(serde_json::Map::new())
+fn empty() -> Raw {
+    RawValue::from_string("{}".to_owned()).expect("{} is JSON")
 }
 
 /// Calls the service behind a request.
@@ -64,7 +68,7 @@ async fn run(
     conn: &ConnHandle,
     rooms: &mut Vec<String>,
     request: R,
-) -> Result<Value> {
+) -> Result<Raw> {
     let (m, s, g) = (&app.messaging, &app.social, &app.groups);
     Ok(match request {
         R::Send {
