@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -225,6 +226,13 @@ impl Server {
         // 503 (`shutting_down`) instead of a refused connection; it stops once they are done.
         let drained = CancellationToken::new();
         let router = transport::router(Arc::clone(&app));
+        // Replies and pushes are small frames written as they are ready: Nagle's algorithm
+        // would hold each behind the peer's delayed ACK (up to 40 ms).
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let serve = axum::serve(
             listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
