@@ -23,8 +23,8 @@ const SHARDS: usize = 64;
 /// A connection id, unique within this process.
 pub type ConnId = u64;
 
-/// Asks a connection's tasks to close with a code; set once, from any thread. Both the reader
-/// and the writer of the connection wait on it, so a kick wakes every waiter.
+/// Asks a connection to close with a code; set once, from any thread. A kick wakes every
+/// waiter.
 #[derive(Debug, Default)]
 pub struct Kick {
     code: AtomicU16,
@@ -41,6 +41,11 @@ impl Kick {
         {
             self.notify.notify_waiters();
         }
+    }
+
+    /// The close code, once kicked.
+    pub fn code(&self) -> Option<CloseCode> {
+        CloseCode::from_code(self.code.load(Ordering::Acquire))
     }
 
     /// Waits until kicked and returns the code.

@@ -1,26 +1,33 @@
 //! One WebSocket connection of an authenticated user, from `hello` to close.
 //!
-//! Two tasks per connection: this one reads frames, answers requests through the services and
-//! watches the heartbeat; [`writer`] owns the socket's write half and drains the bounded
-//! outbound queue in batches. Every way a connection ends goes through its [`Kick`]: the writer
-//! sends the close frame with the kick's code. The reader never waits on a slow peer: replies
-//! and events go through the same bounded queue, and a full queue is a slow consumer.
+//! One task per connection owns the socket: it reads and decodes client frames ([`frame`]),
+//! runs at most one request at a time through [`dispatch`] (boxed, so an idle connection does
+//! not carry the largest request's state), drains the bounded outbound queue into one write
+//! buffer, sends heartbeat pings and watches for silence. Every way a connection ends goes
+//! through its [`Kick`], whose code the close frame carries. The task never waits on a slow
+//! peer while holding anything others need: events reach it through the bounded queue, and a
+//! queue that stays full is a slow consumer (kicked by the registry).
+//!
+//! Memory: between bursts a connection holds no read or write buffer (both are dropped when
+//! empty), which is what keeps an idle connection to a few kilobytes (docs/BENCHMARKS.md).
 
 mod dispatch;
-mod writer;
+mod frame;
 
+use std::future::{Future, poll_fn};
+use std::mem::MaybeUninit;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use banter_protocol::{CloseCode, ErrorCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
-use bytes::Bytes;
-use futures_util::StreamExt as _;
-use tokio::io::{AsyncRead, AsyncWrite};
+use bytes::{Buf as _, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_websockets::{Error as WsError, Message, WebSocketStream};
 
+use self::frame::{Decoder, FrameError, Inbound};
 use crate::app::App;
 use crate::registry::{ConnHandle, ConnId, Kick};
 use crate::services::Caller;
@@ -28,11 +35,27 @@ use crate::services::messaging::encode;
 
 /// After asking the peer to close, how long to wait for its close reply before dropping.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long the close frame may wait for room in the socket (a slow consumer's buffers are
+/// full; when it reads again it still learns why it was closed).
+const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Most frames taken from the outbound queue at once.
+const BATCH: usize = 64;
+/// Most bytes taken from the socket per read (into a buffer on the stack, so that a
+/// connection waiting for data holds none).
+const READ_CHUNK: usize = 8192;
+/// Unwritten bytes past which the queue is no longer drained (the peer is not reading; the
+/// queue fills and the registry kicks the connection as a slow consumer).
+const OUT_HIGH_WATER: usize = 256 * 1024;
+/// Buffered bytes that are written at once, without waiting out the coalescing window.
+const OUT_FLUSH: usize = 32 * 1024;
+
+/// A request being answered: its reply and the connection's room list, handed back.
+type InFlight = Pin<Box<dyn Future<Output = (Bytes, Vec<String>)> + Send>>;
 
 /// Runs one connection to completion.
-pub(crate) async fn run<S>(app: Arc<App>, ws: WebSocketStream<S>, caller: Caller, conn: ConnId)
+pub(crate) async fn run<S>(app: Arc<App>, stream: S, caller: Caller, conn: ConnId)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let caller = Caller {
         conn: Some(conn),
@@ -61,7 +84,7 @@ where
     let handle = ConnHandle {
         conn,
         session: caller.session,
-        queue: queue.clone(),
+        queue,
         kick: Arc::clone(&kick),
     };
     if app.registry.register(caller.user, handle.clone()).is_err() {
@@ -73,27 +96,19 @@ where
     if app.registry.connections_of(caller.user) == 1 {
         app.social.presence_changed(caller.user, true).await;
     }
-    let (sink, mut stream) = ws.split();
-    let urgent = Arc::new(AtomicBool::new(true));
-    let writer = tokio::spawn(writer::run(
-        sink,
-        rx,
-        Arc::clone(&kick),
-        Arc::clone(&urgent),
-        config.heartbeat_interval(),
-        Duration::from_micros(config.write_coalesce_us),
-    ));
-    let mut reader = Reader {
-        app: &app,
+    let mut session = Session {
+        app: Arc::clone(&app),
         caller,
         handle,
-        urgent,
         rooms: Vec::new(),
+        stream,
+        decoder: Decoder::new(config.max_frame_bytes),
+        inbuf: BytesMut::new(),
+        out: BytesMut::new(),
+        peer_closed: false,
     };
-    let code = reader.read_until_closed(&mut stream).await;
-    // Ends the writer too (a no-op when the close was a kick already).
-    kick.kick(code);
-    for room in reader.rooms.drain(..) {
+    let code = session.serve(rx).await;
+    for room in session.rooms.drain(..) {
         _ = app.rooms.leave(conn, &room);
     }
     app.registry.unregister(caller.user, conn);
@@ -101,12 +116,7 @@ where
     if app.registry.connections_of(caller.user) == 0 {
         app.social.presence_changed(caller.user, false).await;
     }
-    // Let the writer send the close frame while we read until the peer answers it.
-    let drain = async { while let Some(Ok(_)) = stream.next().await {} };
-    let finish = async {
-        _ = tokio::join!(writer, tokio::time::timeout(CLOSE_GRACE, drain));
-    };
-    _ = tokio::time::timeout(writer::CLOSE_WRITE_TIMEOUT + CLOSE_GRACE, finish).await;
+    session.close(code).await;
     tracing::debug!(
         user = caller.user,
         conn,
@@ -115,73 +125,269 @@ where
     );
 }
 
-/// The reading half of a connection.
-struct Reader<'a> {
-    app: &'a Arc<App>,
+/// What the socket did.
+enum Io {
+    /// Bytes were appended to the read buffer.
+    Read,
+    /// The whole write buffer went out.
+    Written,
+    /// The peer ended the stream.
+    Eof,
+    /// The socket failed.
+    Failed(std::io::Error),
+}
+
+/// The state of one connection.
+struct Session<S> {
+    app: Arc<App>,
     caller: Caller,
     /// This connection as the registry and rooms know it.
     handle: ConnHandle,
-    /// Chatrooms this connection occupies.
+    /// Chatrooms this connection occupies (lent to a request that may change them).
     rooms: Vec<String>,
-    /// Tells the writer a reply is queued: write it without coalescing.
-    urgent: Arc<AtomicBool>,
+    stream: S,
+    decoder: Decoder,
+    /// Received bytes not decoded yet; unallocated when empty.
+    inbuf: BytesMut,
+    /// Encoded frames not written yet; unallocated when empty.
+    out: BytesMut,
+    /// The peer sent its close frame or ended the stream.
+    peer_closed: bool,
 }
 
-impl Reader<'_> {
-    /// Reads and answers frames until the connection must end; returns why.
-    async fn read_until_closed<S>(
-        &mut self,
-        stream: &mut futures_util::stream::SplitStream<WebSocketStream<S>>,
-    ) -> CloseCode
-    where
-        S: AsyncRead + AsyncWrite + Unpin,
-    {
+/// What a decoded frame asks of the session.
+enum Step {
+    /// Nothing more to do for now.
+    Idle,
+    /// Answer this request.
+    Request(Bytes),
+    /// Close with this code.
+    Close(CloseCode),
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
+    /// Serves the connection until it must close; returns why. Any request in flight has
+    /// finished by then, so `rooms` is complete.
+    async fn serve(&mut self, mut rx: mpsc::Receiver<Bytes>) -> CloseCode {
         let config = &self.app.config;
+        let coalesce = Duration::from_micros(config.write_coalesce_us);
         let timeout = config.heartbeat_timeout();
+        let every = config.heartbeat_interval();
+        let mut heartbeat = tokio::time::interval_at(Instant::now() + every, every);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_seen = Instant::now();
-        let mut check = tokio::time::interval(config.heartbeat_interval());
-        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let kick = Arc::clone(&self.handle.kick);
+        let kicked = kick.kicked();
+        tokio::pin!(kicked);
+        let app = Arc::clone(&self.app);
+        let shutdown = app.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let mut shutdown_seen = false;
+        // Pushed frames wait for company until this timer fires; replies and pings do not.
+        let flush_timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(flush_timer);
+        let mut flush_armed = false;
+        let mut write_now = false;
+        let mut inflight: Option<InFlight> = None;
+        let mut batch = Vec::new();
         loop {
-            tokio::select! {
-                code = self.handle.kick.kicked() => return code,
-                () = self.app.shutdown.cancelled() => self.handle.kick.kick(CloseCode::GoingAway),
-                _ = check.tick() => {
-                    if last_seen.elapsed() >= timeout {
-                        self.handle.kick.kick(CloseCode::HeartbeatTimeout);
+            if inflight.is_none() {
+                match self.decode(&mut write_now) {
+                    Step::Idle => {}
+                    Step::Request(text) => inflight = Some(self.start(text)),
+                    Step::Close(code) => {
+                        kick.kick(code);
+                        return kick.code().unwrap_or(code);
                     }
                 }
-                frame = stream.next() => {
-                    last_seen = Instant::now();
-                    match frame {
-                        Some(Ok(msg)) => self.on_message(msg).await,
-                        // The library has queued the matching close frame (1009 / 1002).
-                        Some(Err(WsError::PayloadTooLong { .. })) => return CloseCode::TooBig,
-                        Some(Err(e)) => {
-                            tracing::debug!(error = %e, "websocket read error");
-                            return CloseCode::ProtocolViolation;
+            }
+            let reading = !self.peer_closed && inflight.is_none();
+            let writing = write_now && !self.out.is_empty();
+            let draining = self.out.len() < OUT_HIGH_WATER;
+            tokio::select! {
+                biased;
+                code = &mut kicked => {
+                    if let Some(request) = inflight.take() {
+                        // Finish it: it may have joined a room this connection must leave.
+                        let (_, rooms) = request.await;
+                        self.rooms = rooms;
+                    }
+                    return code;
+                }
+                () = &mut shutdown, if !shutdown_seen => {
+                    shutdown_seen = true;
+                    kick.kick(CloseCode::GoingAway);
+                }
+                done = poll_inflight(&mut inflight) => {
+                    inflight = None;
+                    let (reply, rooms) = done;
+                    self.rooms = rooms;
+                    frame::encode_text(&mut self.out, &reply);
+                    write_now = true;
+                }
+                io = poll_fn(|cx| self.poll_io(cx, reading, writing)), if reading || writing => {
+                    match io {
+                        Io::Read => last_seen = Instant::now(),
+                        Io::Written => write_now = false,
+                        Io::Eof => {
+                            self.peer_closed = true;
+                            kick.kick(CloseCode::Normal);
                         }
-                        None => return CloseCode::Normal,
+                        Io::Failed(e) => {
+                            tracing::debug!(error = %e, "socket failed");
+                            self.peer_closed = true;
+                            kick.kick(CloseCode::Normal);
+                        }
+                    }
+                }
+                n = rx.recv_many(&mut batch, BATCH), if draining => {
+                    if n == 0 {
+                        kick.kick(CloseCode::Normal);
+                        continue;
+                    }
+                    for frame in batch.drain(..) {
+                        frame::encode_text(&mut self.out, &frame);
+                    }
+                    if coalesce.is_zero() || self.out.len() >= OUT_FLUSH {
+                        write_now = true;
+                    } else if !write_now && !flush_armed {
+                        flush_armed = true;
+                        flush_timer.as_mut().reset(Instant::now() + coalesce);
+                    }
+                }
+                () = &mut flush_timer, if flush_armed => {
+                    flush_armed = false;
+                    write_now = true;
+                }
+                _ = heartbeat.tick() => {
+                    if last_seen.elapsed() >= timeout {
+                        kick.kick(CloseCode::HeartbeatTimeout);
+                    } else {
+                        frame::encode_ping(&mut self.out);
+                        write_now = true;
                     }
                 }
             }
         }
     }
 
-    async fn on_message(&mut self, msg: Message) {
-        if let Some(text) = msg.as_text() {
-            let reply =
-                dispatch::handle(self.app, &self.caller, &self.handle, &mut self.rooms, text).await;
-            self.urgent.store(true, Ordering::Release);
-            if let Err(mpsc::error::TrySendError::Full(_)) = self.handle.queue.try_send(reply) {
-                self.app.metrics.queue_overflow();
-                self.handle.kick.kick(CloseCode::SlowConsumer);
+    /// Decodes buffered frames up to the first request, answering pings on the way.
+    fn decode(&mut self, write_now: &mut bool) -> Step {
+        let step = loop {
+            match self.decoder.decode(&mut self.inbuf) {
+                Ok(None) => break Step::Idle,
+                Ok(Some(Inbound::Text(text))) => break Step::Request(text),
+                Ok(Some(Inbound::Ping(payload))) => {
+                    frame::encode_pong(&mut self.out, &payload);
+                    *write_now = true;
+                }
+                Ok(Some(Inbound::Pong)) => {}
+                Ok(Some(Inbound::Binary)) => {
+                    self.app.metrics.error(ErrorCode::BadRequest);
+                    break Step::Close(CloseCode::ProtocolViolation);
+                }
+                Ok(Some(Inbound::Close)) => {
+                    self.peer_closed = true;
+                    break Step::Close(CloseCode::Normal);
+                }
+                Err(FrameError::TooBig) => break Step::Close(CloseCode::TooBig),
+                Err(FrameError::Protocol(why)) => {
+                    tracing::debug!(why, "websocket protocol violation");
+                    break Step::Close(CloseCode::ProtocolViolation);
+                }
             }
-        } else if msg.is_binary() {
-            self.app.metrics.error(ErrorCode::BadRequest);
-            self.handle.kick.kick(CloseCode::ProtocolViolation);
-        } else if msg.is_close() {
-            self.handle.kick.kick(CloseCode::Normal);
+        };
+        if self.inbuf.is_empty() {
+            // Idle connections keep no read buffer.
+            self.inbuf = BytesMut::new();
         }
-        // Pings are answered by the library; pongs only refresh `last_seen`.
+        step
+    }
+
+    /// Starts answering a request; the future owns everything it needs.
+    fn start(&mut self, text: Bytes) -> InFlight {
+        let app = Arc::clone(&self.app);
+        let caller = self.caller;
+        let handle = self.handle.clone();
+        let mut rooms = std::mem::take(&mut self.rooms);
+        Box::pin(async move {
+            let text = std::str::from_utf8(&text).unwrap_or_default();
+            let reply = dispatch::handle(&app, &caller, &handle, &mut rooms, text).await;
+            (reply, rooms)
+        })
+    }
+
+    /// Writes the write buffer (when `write`) and reads what the socket has (when `read`),
+    /// until one of them has news.
+    fn poll_io(&mut self, cx: &mut Context<'_>, read: bool, write: bool) -> Poll<Io> {
+        if write {
+            while !self.out.is_empty() {
+                match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Io::Failed(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(n)) => self.out.advance(n),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
+                    Poll::Pending => break,
+                }
+            }
+            if self.out.is_empty() {
+                // Idle connections keep no write buffer.
+                self.out = BytesMut::new();
+                return Poll::Ready(Io::Written);
+            }
+        }
+        if read {
+            let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
+            let mut buf = ReadBuf::uninit(&mut scratch);
+            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Io::Eof),
+                Poll::Ready(Ok(())) => {
+                    self.inbuf.extend_from_slice(buf.filled());
+                    return Poll::Ready(Io::Read);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
+                Poll::Pending => {}
+            }
+        }
+        Poll::Pending
+    }
+
+    /// Sends the close frame (after anything already encoded, so no frame is cut), then waits
+    /// briefly for the peer's close reply.
+    async fn close(&mut self, code: CloseCode) {
+        frame::encode_close(&mut self.out, code.code(), code.reason());
+        let write = poll_fn(|cx| self.poll_io(cx, false, true));
+        if !matches!(
+            tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write).await,
+            Ok(Io::Written)
+        ) || self.peer_closed
+        {
+            return;
+        }
+        // Read (and drop) until the peer's close frame or the end of the stream.
+        let drain = async {
+            loop {
+                if !matches!(poll_fn(|cx| self.poll_io(cx, true, false)).await, Io::Read) {
+                    return;
+                }
+                loop {
+                    match self.decoder.decode(&mut self.inbuf) {
+                        Ok(Some(Inbound::Close)) | Err(_) => return,
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                    }
+                }
+            }
+        };
+        _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
+    }
+}
+
+/// The in-flight request's outcome; never ready when there is none.
+async fn poll_inflight(inflight: &mut Option<InFlight>) -> (Bytes, Vec<String>) {
+    match inflight {
+        Some(request) => request.await,
+        None => std::future::pending().await,
     }
 }

@@ -82,19 +82,15 @@ pub(super) async fn upgrade(
         ))?;
     let conn = app.next_conn_id();
     let handshake = Duration::from_millis(app.config.handshake_timeout_ms);
-    let max_frame = app.config.max_frame_bytes;
     let session_app = Arc::clone(&app);
     app.sessions.spawn(async move {
-        match tokio::time::timeout(handshake, on_upgrade).await {
-            Ok(Ok(upgraded)) => {
-                let ws = tokio_websockets::ServerBuilder::new()
-                    .limits(tokio_websockets::Limits::default().max_payload_len(Some(max_frame)))
-                    .serve(TokioIo::new(upgraded));
-                session::run(session_app, ws, caller, conn).await;
-            }
-            Ok(Err(e)) => tracing::debug!(error = %e, "websocket upgrade failed"),
-            Err(_) => tracing::debug!("websocket upgrade timed out"),
-        }
+        let upgraded = match tokio::time::timeout(handshake, on_upgrade).await {
+            Ok(Ok(upgraded)) => upgraded,
+            Ok(Err(e)) => return tracing::debug!(error = %e, "websocket upgrade failed"),
+            Err(_) => return tracing::debug!("websocket upgrade timed out"),
+        };
+        // The session speaks WebSocket itself (session/frame.rs).
+        session::run(session_app, TokioIo::new(upgraded), caller, conn).await;
     });
     let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
