@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod error;
 pub mod metrics;
+pub mod outbox;
 pub mod registry;
 pub mod services;
 mod session;

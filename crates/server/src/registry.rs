@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use banter_protocol::CloseCode;
 use bytes::Bytes;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Refused};
 use crate::store::{SessionId, UserId};
 
 /// Number of registry shards (a power of two).
@@ -72,7 +73,7 @@ pub struct ConnHandle {
     /// The login session the connection authenticated with.
     pub session: SessionId,
     /// The connection's bounded outbound queue of encoded text frames.
-    pub queue: mpsc::Sender<Bytes>,
+    pub queue: Arc<Outbox>,
     /// How to close it.
     pub kick: Arc<Kick>,
 }
@@ -143,14 +144,14 @@ impl Registry {
                 continue;
             };
             for c in conns.iter().filter(|c| Some(c.conn) != except) {
-                match c.queue.try_send(frame.clone()) {
+                match c.queue.push(frame.clone()) {
                     Ok(()) => queued += 1,
-                    Err(mpsc::error::TrySendError::Full(_)) => {
+                    Err(Refused::Full) => {
                         self.metrics.queue_overflow();
                         c.kick.kick(CloseCode::SlowConsumer);
                     }
                     // The connection is already going away; its reconnect will sync.
-                    Err(mpsc::error::TrySendError::Closed(_)) => {}
+                    Err(Refused::Closed) => {}
                 }
             }
         }

@@ -255,6 +255,57 @@ async fn oversize_frame_closes_with_1009_binary_with_4000_and_close_with_1000() 
     server.stop().await;
 }
 
+#[tokio::test]
+async fn websocket_fragments_pings_and_framing_violations() {
+    let server = start_server().await;
+    let user = server.user("alice").await;
+
+    let mut socket = RawSocket::open(&server.addr, &user.token).await;
+    let hello = socket.next_frame().await.expect("hello");
+    assert_eq!(hello.opcode, 1);
+    assert!(String::from_utf8_lossy(&hello.payload).contains(r#""type":"hello""#));
+    // A ping is answered with a pong carrying its payload.
+    socket.send_raw(0x89, b"are you there", true).await;
+    let pong = socket.next_frame().await.expect("pong");
+    assert_eq!(
+        (pong.opcode, &pong.payload[..]),
+        (10, &b"are you there"[..])
+    );
+    // A request in three fragments, with a ping between them, is reassembled and answered once.
+    let request = br#"{"id":"f1","type":"ping"}"#;
+    socket.send_raw(0x01, &request[..5], true).await;
+    socket.send_raw(0x89, b"p", true).await;
+    socket.send_raw(0x00, &request[5..12], true).await;
+    socket.send_raw(0x80, &request[12..], true).await;
+    let pong = socket.next_frame().await.expect("pong");
+    assert_eq!((pong.opcode, &pong.payload[..]), (10, &b"p"[..]));
+    let reply = socket.next_frame().await.expect("reply");
+    let reply = String::from_utf8_lossy(&reply.payload).to_string();
+    assert!(
+        reply.starts_with(r#"{"type":"ok","id":"f1""#),
+        "reply: {reply}"
+    );
+
+    // Each of these breaks RFC 6455 and closes the connection with 4000.
+    let violations: [(&str, u8, &[u8], bool); 5] = [
+        ("unmasked frame", 0x81, br#"{"type":"ping"}"#, false),
+        ("invalid UTF-8", 0x81, b"\xff\xfe", true),
+        ("reserved bit", 0xC1, br#"{"type":"ping"}"#, true),
+        ("stray continuation", 0x80, b"x", true),
+        ("oversize ping", 0x89, &[b'x'; 126], true),
+    ];
+    for (what, first, payload, masked) in violations {
+        let mut socket = RawSocket::open(&server.addr, &user.token).await;
+        socket.send_raw(first, payload, masked).await;
+        assert_eq!(socket.close_code().await, (Some(4000), 1), "{what}");
+    }
+
+    // The server is unharmed.
+    let conn = server.connect(&user).await;
+    conn.request(ClientRequest::Ping).await.unwrap();
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_is_closed_with_4003_and_catches_up_after_reconnect() {
     let server = start_with(|c| {

@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use banter_protocol::{CloseCode, ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
 use bytes::Bytes;
-use tokio::sync::mpsc;
 
 use super::messaging::{check_client_msg_id, encode};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::outbox::{Outbox, Refused};
 use crate::registry::{ConnHandle, ConnId};
 use crate::store::UserId;
 
@@ -45,7 +45,7 @@ pub struct RoomLimits {
 
 struct Occupant {
     user: UserId,
-    queue: mpsc::Sender<Bytes>,
+    queue: Arc<Outbox>,
     kick: Arc<crate::registry::Kick>,
 }
 
@@ -96,13 +96,13 @@ impl RoomState {
             if Some(*conn) == except {
                 continue;
             }
-            match o.queue.try_send(frame.clone()) {
+            match o.queue.push(frame.clone()) {
                 Ok(()) => queued += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(Refused::Full) => {
                     metrics.queue_overflow();
                     o.kick.kick(CloseCode::SlowConsumer);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(Refused::Closed) => {}
             }
         }
         metrics.delivered(queued);
@@ -186,7 +186,7 @@ impl Rooms {
                 conn.conn,
                 Occupant {
                     user,
-                    queue: conn.queue.clone(),
+                    queue: Arc::clone(&conn.queue),
                     kick: Arc::clone(&conn.kick),
                 },
             )

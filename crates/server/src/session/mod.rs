@@ -24,11 +24,11 @@ use std::time::Duration;
 use banter_protocol::{CloseCode, ErrorCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
 use bytes::{Buf as _, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use self::frame::{Decoder, FrameError, Inbound};
 use crate::app::App;
+use crate::outbox::Outbox;
 use crate::registry::{ConnHandle, ConnId, Kick};
 use crate::services::Caller;
 use crate::services::messaging::encode;
@@ -62,7 +62,7 @@ where
         ..caller
     };
     let config = &app.config;
-    let (queue, rx) = mpsc::channel::<Bytes>(config.outbound_queue_frames);
+    let queue = Arc::new(Outbox::new(config.outbound_queue_frames));
     let kick = Arc::new(Kick::default());
     let hello = encode(&ServerFrame::Hello(Hello {
         protocol: PROTOCOL_VERSION,
@@ -80,11 +80,11 @@ where
         },
     }));
     // The queue is fresh, so the hello always fits and goes out first.
-    _ = queue.try_send(hello);
+    _ = queue.push(hello);
     let handle = ConnHandle {
         conn,
         session: caller.session,
-        queue,
+        queue: Arc::clone(&queue),
         kick: Arc::clone(&kick),
     };
     if app.registry.register(caller.user, handle.clone()).is_err() {
@@ -107,7 +107,8 @@ where
         out: BytesMut::new(),
         peer_closed: false,
     };
-    let code = session.serve(rx).await;
+    let code = session.serve(&queue).await;
+    queue.close();
     for room in session.rooms.drain(..) {
         _ = app.rooms.leave(conn, &room);
     }
@@ -168,7 +169,7 @@ enum Step {
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Serves the connection until it must close; returns why. Any request in flight has
     /// finished by then, so `rooms` is complete.
-    async fn serve(&mut self, mut rx: mpsc::Receiver<Bytes>) -> CloseCode {
+    async fn serve(&mut self, outbox: &Outbox) -> CloseCode {
         let config = &self.app.config;
         let coalesce = Duration::from_micros(config.write_coalesce_us);
         let timeout = config.heartbeat_timeout();
@@ -240,11 +241,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                         }
                     }
                 }
-                n = rx.recv_many(&mut batch, BATCH), if draining => {
-                    if n == 0 {
-                        kick.kick(CloseCode::Normal);
-                        continue;
-                    }
+                _ = outbox.take(&mut batch, BATCH), if draining => {
                     for frame in batch.drain(..) {
                         frame::encode_text(&mut self.out, &frame);
                     }

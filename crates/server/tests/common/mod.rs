@@ -215,22 +215,32 @@ impl RawSocket {
         (None, texts)
     }
 
-    /// Sends a masked client frame.
+    /// Sends a masked, final client frame.
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
-        let mut out = vec![0x80 | opcode];
+        self.send_raw(0x80 | opcode, payload, true).await;
+    }
+
+    /// Sends a frame with the given first byte (FIN, reserved bits, opcode), masked or not.
+    pub async fn send_raw(&mut self, first: u8, payload: &[u8], masked: bool) {
+        let mut out = vec![first];
+        let mask_bit = if masked { 0x80 } else { 0 };
         let len = payload.len();
         if len < 126 {
-            out.push(0x80 | len as u8);
+            out.push(mask_bit | len as u8);
         } else if len <= u16::MAX as usize {
-            out.push(0x80 | 126);
+            out.push(mask_bit | 126);
             out.extend_from_slice(&(len as u16).to_be_bytes());
         } else {
-            out.push(0x80 | 127);
+            out.push(mask_bit | 127);
             out.extend_from_slice(&(len as u64).to_be_bytes());
         }
-        let mask = [1u8, 2, 3, 4];
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        if masked {
+            let mask = [1u8, 2, 3, 4];
+            out.extend_from_slice(&mask);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
         self.stream.write_all(&out).await.unwrap();
     }
 }
