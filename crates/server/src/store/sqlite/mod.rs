@@ -63,11 +63,14 @@ impl SqliteStore {
         };
         // A 64 MiB page cache and a memory map keep hot B-tree pages out of read() calls; the
         // defaults (2 MiB, no mmap) made the writer thread re-read index pages from the OS on
-        // every append once the database outgrew them.
+        // every append once the database outgrew them. Checkpointing every 16,384 WAL pages
+        // (64 MiB) instead of SQLite's 1,000 lets a page dirtied by many commits (the tail of a
+        // busy conversation, an index leaf) be copied into the database once per checkpoint:
+        // `banter bench direct`, 10,000 msg/s offered, ack p99 160 -> 48 ms, same run length.
         conn.execute_batch(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000;
              PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;
-             PRAGMA temp_store = MEMORY;"
+             PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
         ))
         .map_err(backend)?;
         schema::migrate(&mut conn).map_err(backend)?;
