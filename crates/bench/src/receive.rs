@@ -47,9 +47,14 @@ pub async fn receive(
     let mut per_second: Vec<u64> = Vec::new();
     let mut unreported = 0u64;
     while delivery.received < expected {
-        let event = match tokio::time::timeout_at(deadline, conn.next_event()).await {
-            Ok(Some(e)) => e,
-            Ok(None) | Err(_) => break,
+        // Events arrive in bursts (the server coalesces pushes): take what is there before
+        // arming a timer to wait for more.
+        let event = match conn.try_next_event() {
+            Some(e) => e,
+            None => match tokio::time::timeout_at(deadline, conn.next_event()).await {
+                Ok(Some(e)) => e,
+                Ok(None) | Err(_) => break,
+            },
         };
         let (text, seq) = match &event {
             Event::Message(m) => (m.text.as_str(), m.seq),
@@ -60,7 +65,8 @@ pub async fn receive(
         let Some((intended_us, index)) = parse_payload(text) else {
             continue;
         };
-        let now_us = shared.epoch.elapsed().as_micros() as u64;
+        let now = Instant::now();
+        let now_us = now.duration_since(shared.epoch).as_micros() as u64;
         if index < first_index || index >= first_index + expected {
             continue;
         }
@@ -77,7 +83,7 @@ pub async fn receive(
         last_seq = last_seq.max(seq);
         delivery.received += 1;
         latencies.record(now_us.saturating_sub(intended_us));
-        let second = shared.timeline.second_of(Instant::now());
+        let second = shared.timeline.second_of(now);
         if per_second.len() <= second {
             per_second.resize(second + 1, 0);
         }

@@ -207,6 +207,11 @@ impl Connection {
         self.events.recv().await
     }
 
+    /// The next event if one has already arrived, without waiting.
+    pub fn try_next_event(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
+    }
+
     /// Moves the event stream out, so one task can read events while others make requests.
     /// Dropping the returned receiver discards events from then on. `next_event` returns `None`
     /// afterwards.

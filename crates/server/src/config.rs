@@ -46,9 +46,10 @@ pub struct Config {
     pub max_connections_per_user: usize,
     /// Frames queued for one connection before it counts as a slow consumer (closed with 4003).
     pub outbound_queue_frames: usize,
-    /// A busy connection writes at most once per this many microseconds; frames arriving
-    /// meanwhile join the next write (0: write whenever anything is queued). An idle connection
-    /// writes at once. Trades up to that much latency for fewer system calls under fan-out.
+    /// A busy connection writes pushed frames at most once per this many microseconds; frames
+    /// arriving meanwhile join the next write (0: write whenever anything is queued). A
+    /// connection that has not written for that long writes at once, and replies never wait.
+    /// Trades up to that much push latency under load for fewer system calls in fan-out.
     pub write_coalesce_us: u64,
     /// Largest page returned by `sync` and `history`.
     pub max_page: u32,
@@ -113,7 +114,7 @@ impl Default for Config {
             send_burst: 200,
             max_connections_per_user: 10,
             outbound_queue_frames: 1024,
-            write_coalesce_us: 1_000,
+            write_coalesce_us: 5_000,
             max_page: 500,
             write_batch_max: 2048,
             sqlite_synchronous: SqliteSync::Full,

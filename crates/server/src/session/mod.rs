@@ -184,10 +184,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let shutdown = app.shutdown.cancelled();
         tokio::pin!(shutdown);
         let mut shutdown_seen = false;
-        // Pushed frames wait for company until this timer fires; replies and pings do not.
+        // Writes of pushed frames are spaced by `coalesce`: a push arriving sooner after the
+        // last write waits for this timer, and whatever joins it meanwhile leaves in the same
+        // write. Replies and pings are never held back.
         let flush_timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(flush_timer);
         let mut flush_armed = false;
+        let mut last_write = Instant::now()
+            .checked_sub(coalesce)
+            .unwrap_or_else(Instant::now);
         let mut write_now = false;
         let mut inflight: Option<InFlight> = None;
         let mut batch = Vec::new();
@@ -229,7 +234,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 io = poll_fn(|cx| self.poll_io(cx, reading, writing)), if reading || writing => {
                     match io {
                         Io::Read => last_seen = Instant::now(),
-                        Io::Written => write_now = false,
+                        Io::Written => {
+                            write_now = false;
+                            flush_armed = false;
+                            last_write = Instant::now();
+                        }
                         Io::Eof => {
                             self.peer_closed = true;
                             kick.kick(CloseCode::Normal);
@@ -245,11 +254,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     for frame in batch.drain(..) {
                         frame::encode_text(&mut self.out, &frame);
                     }
-                    if coalesce.is_zero() || self.out.len() >= OUT_FLUSH {
+                    let due = last_write + coalesce;
+                    if self.out.len() >= OUT_FLUSH || Instant::now() >= due {
                         write_now = true;
                     } else if !write_now && !flush_armed {
                         flush_armed = true;
-                        flush_timer.as_mut().reset(Instant::now() + coalesce);
+                        flush_timer.as_mut().reset(due);
                     }
                 }
                 () = &mut flush_timer, if flush_armed => {
