@@ -114,7 +114,7 @@ impl Default for Config {
             send_burst: 200,
             max_connections_per_user: 10,
             outbound_queue_frames: 1024,
-            write_coalesce_us: 5_000,
+            write_coalesce_us: 10_000,
             max_page: 500,
             write_batch_max: 2048,
             sqlite_synchronous: SqliteSync::Full,
