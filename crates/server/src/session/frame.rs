@@ -1,12 +1,15 @@
 //! The server side of WebSocket framing (RFC 6455 §5), written for connections that are idle
 //! most of their life: the decoder keeps no buffer of its own, the caller's read buffer is
-//! dropped whenever it holds no partial frame, and encoding appends to a write buffer that is
-//! dropped once written. An idle connection therefore holds no I/O buffer at all (see
+//! dropped whenever it holds no partial frame, and outgoing frames are a header beside a shared
+//! payload, written with one vectored write. An idle connection therefore holds no I/O buffer at all (see
 //! docs/ARCHITECTURE.md, "Deviations", for the measurement behind replacing tokio-websockets
 //! here; the client SDK still uses it).
 //!
 //! No extensions are negotiated, so every reserved bit must be clear. Client frames must be
 //! masked; server frames are not.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
 
 use bytes::{Buf as _, BufMut as _, Bytes, BytesMut};
 
@@ -199,48 +202,136 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
     }
 }
 
-/// Appends an unmasked, unfragmented text frame to `out`.
-pub(super) fn encode_text(out: &mut BytesMut, payload: &[u8]) {
-    encode(out, OP_TEXT, payload);
+/// The header of an unmasked, unfragmented server frame (at most 10 bytes).
+#[derive(Debug, Clone, Copy)]
+struct Head {
+    bytes: [u8; 10],
+    len: u8,
 }
 
-/// Appends a ping with an empty payload.
-pub(super) fn encode_ping(out: &mut BytesMut) {
-    encode(out, OP_PING, &[]);
-}
-
-/// Appends a pong echoing a ping's payload.
-pub(super) fn encode_pong(out: &mut BytesMut, payload: &[u8]) {
-    encode(out, OP_PONG, payload);
-}
-
-/// Appends a close frame with a code and a reason (cut to fit a control frame).
-pub(super) fn encode_close(out: &mut BytesMut, code: u16, reason: &str) {
-    let mut end = reason.len().min(MAX_CONTROL - 2);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+impl Head {
+    fn new(opcode: u8, payload_len: usize) -> Self {
+        let mut bytes = [0u8; 10];
+        bytes[0] = FIN | opcode;
+        let len = match payload_len {
+            n @ 0..=125 => {
+                bytes[1] = n as u8;
+                2
+            }
+            n @ 126..=0xFFFF => {
+                bytes[1] = 126;
+                bytes[2..4].copy_from_slice(&(n as u16).to_be_bytes());
+                4
+            }
+            n => {
+                bytes[1] = 127;
+                bytes[2..10].copy_from_slice(&(n as u64).to_be_bytes());
+                10
+            }
+        };
+        Self { bytes, len }
     }
-    let mut payload = Vec::with_capacity(2 + end);
-    payload.extend_from_slice(&code.to_be_bytes());
-    payload.extend_from_slice(&reason.as_bytes()[..end]);
-    encode(out, OP_CLOSE, &payload);
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
 }
 
-fn encode(out: &mut BytesMut, opcode: u8, payload: &[u8]) {
-    out.reserve(10 + payload.len());
-    out.put_u8(FIN | opcode);
-    match payload.len() {
-        n @ 0..=125 => out.put_u8(n as u8),
-        n @ 126..=0xFFFF => {
-            out.put_u8(126);
-            out.put_u16(n as u16);
+/// Server frames waiting to be written. A frame is its header and its payload: the payload
+/// `Bytes` is shared, so a fan-out frame encoded once is never copied per connection; the
+/// frames go out in one vectored write. Holds no allocation when empty.
+#[derive(Debug, Default)]
+pub(super) struct Outgoing {
+    frames: VecDeque<(Head, Bytes)>,
+    /// Bytes of the front frame already written.
+    offset: usize,
+    /// Unwritten bytes in all.
+    len: usize,
+}
+
+impl Outgoing {
+    /// Queues a text frame.
+    pub(super) fn text(&mut self, payload: Bytes) {
+        self.push(OP_TEXT, payload);
+    }
+
+    /// Queues a ping with an empty payload.
+    pub(super) fn ping(&mut self) {
+        self.push(OP_PING, Bytes::new());
+    }
+
+    /// Queues a pong echoing a ping's payload.
+    pub(super) fn pong(&mut self, payload: Bytes) {
+        self.push(OP_PONG, payload);
+    }
+
+    /// Queues a close frame with a code and a reason (cut to fit a control frame).
+    pub(super) fn close(&mut self, code: u16, reason: &str) {
+        let mut end = reason.len().min(MAX_CONTROL - 2);
+        while !reason.is_char_boundary(end) {
+            end -= 1;
         }
-        n => {
-            out.put_u8(127);
-            out.put_u64(n as u64);
+        let mut payload = BytesMut::with_capacity(2 + end);
+        payload.put_u16(code);
+        payload.put_slice(&reason.as_bytes()[..end]);
+        self.push(OP_CLOSE, payload.freeze());
+    }
+
+    fn push(&mut self, opcode: u8, payload: Bytes) {
+        let head = Head::new(opcode, payload.len());
+        self.len += usize::from(head.len) + payload.len();
+        self.frames.push_back((head, payload));
+    }
+
+    /// Unwritten bytes.
+    pub(super) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Fills `slices` with the unwritten bytes, in order; returns how many it filled.
+    pub(super) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut skip = self.offset;
+        for (head, payload) in &self.frames {
+            for part in [head.as_slice(), &payload[..]] {
+                if skip >= part.len() {
+                    skip -= part.len();
+                    continue;
+                }
+                if n == slices.len() {
+                    return n;
+                }
+                slices[n] = IoSlice::new(&part[skip..]);
+                skip = 0;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Marks `written` bytes as written.
+    pub(super) fn advance(&mut self, mut written: usize) {
+        self.len -= written;
+        while written > 0 {
+            let (head, payload) = self.frames.front().expect("advance within len");
+            let rest = usize::from(head.len) + payload.len() - self.offset;
+            if written < rest {
+                self.offset += written;
+                return;
+            }
+            written -= rest;
+            self.offset = 0;
+            self.frames.pop_front();
+        }
+        if self.frames.is_empty() {
+            // Idle connections keep no write queue.
+            self.frames = VecDeque::new();
         }
     }
-    out.put_slice(payload);
 }
 
 #[cfg(test)]
@@ -373,29 +464,52 @@ mod tests {
         );
     }
 
+    /// Everything `out` would write, taken a few bytes at a time (partial writes).
+    fn drain(out: &mut Outgoing, step: usize) -> Vec<u8> {
+        let mut written = Vec::new();
+        while !out.is_empty() {
+            let mut slices = [IoSlice::new(&[]); 3];
+            let n = out.slices(&mut slices);
+            let taken: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+            let take = taken.len().min(step);
+            written.extend_from_slice(&taken[..take]);
+            out.advance(take);
+        }
+        written
+    }
+
     #[test]
-    fn encoded_frames_have_the_right_headers() {
-        let mut out = BytesMut::new();
-        encode_text(&mut out, b"Hello");
-        assert_eq!(&out[..], b"\x81\x05Hello");
-        out.clear();
-        encode_text(&mut out, &[b'x'; 300]);
-        assert_eq!(&out[..4], &[0x81, 126, 0x01, 0x2c]);
-        assert_eq!(out.len(), 304);
-        out.clear();
-        encode_text(&mut out, &vec![b'x'; 70_000]);
-        assert_eq!(&out[..2], &[0x81, 127]);
-        assert_eq!(&out[2..10], &70_000u64.to_be_bytes());
-        out.clear();
-        encode_close(&mut out, 4003, &"é".repeat(100));
-        assert_eq!(out[0], 0x88);
-        let len = usize::from(out[1]);
+    fn outgoing_frames_have_the_right_headers_and_survive_partial_writes() {
+        let mut out = Outgoing::default();
+        out.text(Bytes::from_static(b"Hello"));
+        assert_eq!(drain(&mut out, usize::MAX), b"\x81\x05Hello");
+        out.text(Bytes::from(vec![b'x'; 300]));
+        let bytes = drain(&mut out, usize::MAX);
+        assert_eq!(
+            (&bytes[..4], bytes.len()),
+            (&[0x81, 126, 0x01, 0x2c][..], 304)
+        );
+        out.text(Bytes::from(vec![b'x'; 70_000]));
+        let bytes = drain(&mut out, usize::MAX);
+        assert_eq!(&bytes[..2], &[0x81, 127]);
+        assert_eq!(&bytes[2..10], &70_000u64.to_be_bytes());
+        out.close(4003, &"é".repeat(100));
+        let bytes = drain(&mut out, usize::MAX);
+        assert_eq!(bytes[0], 0x88);
+        let len = usize::from(bytes[1]);
+        assert_eq!(bytes.len(), 2 + len);
         assert!(len <= 125);
-        assert_eq!(&out[2..4], &4003u16.to_be_bytes());
-        assert!(std::str::from_utf8(&out[4..2 + len]).is_ok());
-        out.clear();
-        encode_ping(&mut out);
-        encode_pong(&mut out, b"p");
-        assert_eq!(&out[..], b"\x89\x00\x8a\x01p");
+        assert_eq!(&bytes[2..4], &4003u16.to_be_bytes());
+        assert!(std::str::from_utf8(&bytes[4..]).is_ok());
+
+        // Several frames, written 1, 3 or 7 bytes at a time, come out whole and in order.
+        for step in [1, 3, 7] {
+            out.ping();
+            out.pong(Bytes::from_static(b"p"));
+            out.text(Bytes::from_static(b"abc"));
+            assert_eq!(out.len(), 2 + 3 + 5);
+            assert_eq!(drain(&mut out, step), b"\x89\x00\x8a\x01p\x81\x03abc");
+            assert_eq!(out.len(), 0);
+        }
     }
 }

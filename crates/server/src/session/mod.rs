@@ -15,6 +15,7 @@ mod dispatch;
 mod frame;
 
 use std::future::{Future, poll_fn};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -22,11 +23,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use banter_protocol::{CloseCode, ErrorCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
-use bytes::{Buf as _, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use self::frame::{Decoder, FrameError, Inbound};
+use self::frame::{Decoder, FrameError, Inbound, Outgoing};
 use crate::app::App;
 use crate::outbox::Outbox;
 use crate::registry::{ConnHandle, ConnId, Kick};
@@ -40,6 +41,8 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most frames taken from the outbound queue at once.
 const BATCH: usize = 64;
+/// Most slices (a frame is two: header and payload) in one vectored write.
+const WRITE_SLICES: usize = 64;
 /// Most bytes taken from the socket per read (into a buffer on the stack, so that a
 /// connection waiting for data holds none).
 const READ_CHUNK: usize = 8192;
@@ -104,7 +107,7 @@ where
         stream,
         decoder: Decoder::new(config.max_frame_bytes),
         inbuf: BytesMut::new(),
-        out: BytesMut::new(),
+        out: Outgoing::default(),
         peer_closed: false,
     };
     let code = session.serve(&queue).await;
@@ -150,8 +153,8 @@ struct Session<S> {
     decoder: Decoder,
     /// Received bytes not decoded yet; unallocated when empty.
     inbuf: BytesMut,
-    /// Encoded frames not written yet; unallocated when empty.
-    out: BytesMut,
+    /// Frames not written yet.
+    out: Outgoing,
     /// The peer sent its close frame or ended the stream.
     peer_closed: bool,
 }
@@ -228,7 +231,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     inflight = None;
                     let (reply, rooms) = done;
                     self.rooms = rooms;
-                    frame::encode_text(&mut self.out, &reply);
+                    self.out.text(reply);
                     write_now = true;
                 }
                 io = poll_fn(|cx| self.poll_io(cx, reading, writing)), if reading || writing => {
@@ -252,7 +255,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 }
                 _ = outbox.take(&mut batch, BATCH), if draining => {
                     for frame in batch.drain(..) {
-                        frame::encode_text(&mut self.out, &frame);
+                        self.out.text(frame);
                     }
                     let due = last_write + coalesce;
                     if self.out.len() >= OUT_FLUSH || Instant::now() >= due {
@@ -270,7 +273,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if last_seen.elapsed() >= timeout {
                         kick.kick(CloseCode::HeartbeatTimeout);
                     } else {
-                        frame::encode_ping(&mut self.out);
+                        self.out.ping();
                         write_now = true;
                     }
                 }
@@ -285,7 +288,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 Ok(None) => break Step::Idle,
                 Ok(Some(Inbound::Text(text))) => break Step::Request(text),
                 Ok(Some(Inbound::Ping(payload))) => {
-                    frame::encode_pong(&mut self.out, &payload);
+                    self.out.pong(payload);
                     *write_now = true;
                 }
                 Ok(Some(Inbound::Pong)) => {}
@@ -329,18 +332,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn poll_io(&mut self, cx: &mut Context<'_>, read: bool, write: bool) -> Poll<Io> {
         if write {
             while !self.out.is_empty() {
-                match Pin::new(&mut self.stream).poll_write(cx, &self.out) {
+                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
+                let n = self.out.slices(&mut slices);
+                match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
                     Poll::Ready(Ok(0)) => {
                         return Poll::Ready(Io::Failed(std::io::ErrorKind::WriteZero.into()));
                     }
-                    Poll::Ready(Ok(n)) => self.out.advance(n),
+                    Poll::Ready(Ok(written)) => self.out.advance(written),
                     Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
                     Poll::Pending => break,
                 }
             }
             if self.out.is_empty() {
-                // Idle connections keep no write buffer.
-                self.out = BytesMut::new();
                 return Poll::Ready(Io::Written);
             }
         }
@@ -363,7 +366,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Sends the close frame (after anything already encoded, so no frame is cut), then waits
     /// briefly for the peer's close reply.
     async fn close(&mut self, code: CloseCode) {
-        frame::encode_close(&mut self.out, code.code(), code.reason());
+        self.out.close(code.code(), code.reason());
         let write = poll_fn(|cx| self.poll_io(cx, false, true));
         if !matches!(
             tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write).await,
