@@ -52,6 +52,17 @@ const OP_PONG: u8 = 0xA;
 /// Longest payload of a control frame.
 const MAX_CONTROL: usize = 125;
 
+/// A client frame's header, checked.
+struct Header {
+    /// Bytes of the header itself, masking key included.
+    len: usize,
+    payload_len: usize,
+    mask: [u8; 4],
+    opcode: u8,
+    /// The last frame of its message.
+    fin: bool,
+}
+
 /// Reassembles client frames into [`Inbound`] messages.
 #[derive(Debug)]
 pub(super) struct Decoder {
@@ -74,16 +85,16 @@ impl Decoder {
     /// more bytes are needed. Refuses an oversize frame as soon as its header is in.
     pub(super) fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Inbound>, FrameError> {
         loop {
-            let Some((head, opcode, fin)) = self.header(buf)? else {
+            let Some(header) = self.header(buf)? else {
                 return Ok(None);
             };
-            let (header_len, payload_len, mask) = head;
-            if buf.len() < header_len + payload_len {
+            if buf.len() < header.len + header.payload_len {
                 return Ok(None);
             }
-            buf.advance(header_len);
-            let mut payload = buf.split_to(payload_len);
-            unmask(&mut payload, mask);
+            buf.advance(header.len);
+            let mut payload = buf.split_to(header.payload_len);
+            unmask(&mut payload, header.mask);
+            let (opcode, fin) = (header.opcode, header.fin);
             match opcode {
                 OP_PING => return Ok(Some(Inbound::Ping(payload.freeze()))),
                 OP_PONG => return Ok(Some(Inbound::Pong)),
@@ -132,13 +143,8 @@ impl Decoder {
         }
     }
 
-    /// Parses and checks the header at the front of `buf`: ((header length, payload length,
-    /// mask), opcode, fin), or `None` if the header is not complete yet.
-    #[allow(clippy::type_complexity)]
-    fn header(
-        &self,
-        buf: &BytesMut,
-    ) -> Result<Option<((usize, usize, [u8; 4]), u8, bool)>, FrameError> {
+    /// Parses and checks the header at the front of `buf`; `None` if it is not complete yet.
+    fn header(&self, buf: &BytesMut) -> Result<Option<Header>, FrameError> {
         let [b0, b1, ..] = buf[..] else {
             return Ok(None);
         };
@@ -185,7 +191,13 @@ impl Decoder {
         let mask = buf[header_len - 4..header_len]
             .try_into()
             .expect("four bytes");
-        Ok(Some(((header_len, len, mask), opcode, fin)))
+        Ok(Some(Header {
+            len: header_len,
+            payload_len: len,
+            mask,
+            opcode,
+            fin,
+        }))
     }
 }
 
