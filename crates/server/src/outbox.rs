@@ -121,7 +121,12 @@ mod tests {
                 got
             })
         };
+        // On this single-threaded runtime the yield lets the taker run until it waits.
         tokio::task::yield_now().await;
+        assert!(
+            !taker.is_finished(),
+            "the taker waits while the outbox is empty"
+        );
         outbox.push(Bytes::from_static(b"hi")).unwrap();
         assert_eq!(taker.await.unwrap(), vec![Bytes::from_static(b"hi")]);
     }
