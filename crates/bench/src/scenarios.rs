@@ -38,6 +38,11 @@ pub struct LoadArgs {
     /// Most `--ramp` steps (the ramp also ends at the first step over the bound).
     #[arg(long, default_value_t = 30)]
     pub max_steps: u32,
+    /// Seconds of unmeasured load at the starting rate before the ramp's first step: the first
+    /// seconds after connecting carry a start-up transient (allocations, caches, idle workers
+    /// waking) that would otherwise end the ramp at its first step.
+    #[arg(long, default_value_t = 5)]
+    pub warmup_seconds: u64,
     #[command(flatten)]
     pub target: TargetArgs,
     #[command(flatten)]
@@ -241,14 +246,35 @@ async fn execute(
     let epoch = Instant::now();
     let rate = load.rate.unwrap_or(default_rate);
     let seconds = load.seconds.unwrap_or(default_seconds);
-    let cpu_before = target.cpu_seconds();
-    let started = Instant::now();
+    let mut cpu_before = target.cpu_seconds();
+    let mut started = Instant::now();
     let mut figures = Vec::new();
     let outcome = if load.ramp {
         let mut rate = rate;
         let mut best: Option<(f64, Outcome)> = None;
         let mut failed: Option<Outcome> = None;
         let mut first_index = 0;
+        if load.warmup_seconds > 0 {
+            let o = phase_at(
+                &mut setup,
+                rate,
+                load.warmup_seconds,
+                load.pad,
+                first_index,
+                epoch,
+                load.output.quiet,
+            )
+            .await;
+            first_index += o.delivery.expected + 1_000_000;
+            println!(
+                "  ramp: warm-up at {rate:.0} msg/s → p99 {:.2} ms, lost {} (not counted)",
+                o.latency.summary().p99_ms,
+                o.delivery.lost
+            );
+        }
+        // Server CPU is counted over the measured steps only.
+        cpu_before = target.cpu_seconds();
+        started = Instant::now();
         let mut steps = 0u32;
         for _ in 0..load.max_steps {
             steps += 1;
