@@ -301,3 +301,119 @@ async fn read_cursor_unread_counts_and_history() {
     assert_eq!((seqs, oldest.has_more), (vec![1, 2], false));
     server.stop().await;
 }
+
+/// `banter_commit_batch_size_count` from `/metrics`: transactions committed so far.
+async fn commits(server: &common::TestServer) -> u64 {
+    let (_, metrics) = server.api.get_text("/metrics").await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("banter_commit_batch_size_count "))
+        .expect("commit count in /metrics")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_keep_their_order_share_commits_and_precede_later_requests() {
+    const SENDS: usize = 50;
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut b = server.connect(&bob).await;
+    let mut socket = common::RawSocket::open(&server.addr, &alice.token).await;
+    socket.next_frame().await.expect("hello");
+    // Open the conversation first, so the burst below is sends only.
+    let mut texts = vec![format!(
+        r#"{{"id":"first","type":"send","to":"{}","client_msg_id":"k-first","text":"0"}}"#,
+        bob.id
+    )];
+    socket.send_texts(&texts).await;
+    socket.next_frame().await.expect("first ack");
+    let before = commits(&server).await;
+
+    // Fifty sends in one write, one of them invalid, then a request that reads their effect.
+    texts.clear();
+    for i in 1..=SENDS {
+        let key = if i == 25 {
+            String::new()
+        } else {
+            format!("k{i}")
+        };
+        texts.push(format!(
+            r#"{{"id":"s{i}","type":"send","to":"{}","client_msg_id":"{key}","text":"{i}"}}"#,
+            bob.id
+        ));
+    }
+    texts.push(r#"{"id":"list","type":"conversations"}"#.to_owned());
+    socket.send_texts(&texts).await;
+
+    let mut seqs = Vec::new();
+    for i in 1..=SENDS + 1 {
+        let frame = socket.next_frame().await.expect("a reply");
+        let reply: serde_json::Value = serde_json::from_slice(&frame.payload).unwrap();
+        if i == SENDS + 1 {
+            assert_eq!(reply["id"], "list", "replies in request order: {reply}");
+            let last = &reply["result"]["conversations"][0]["last_message"];
+            assert_eq!(last["text"], SENDS.to_string(), "{reply}");
+        } else if i == 25 {
+            assert_eq!(reply["id"], "s25", "{reply}");
+            assert_eq!(reply["error"]["code"], "invalid_client_msg_id", "{reply}");
+        } else {
+            assert_eq!(reply["id"], format!("s{i}"), "replies in request order");
+            seqs.push(reply["result"]["seq"].as_u64().unwrap());
+        }
+    }
+    // Seq 1 is the first message; the 49 valid sends follow it gap-free, in send order.
+    assert_eq!(seqs, (2..=SENDS as u64).collect::<Vec<_>>());
+    let committed = commits(&server).await - before;
+    assert!(
+        committed < seqs.len() as u64,
+        "{} pipelined sends took {committed} commits",
+        seqs.len()
+    );
+    // Bob sees them in order.
+    let texts: Vec<String> = {
+        let mut out = Vec::new();
+        while out.len() < SENDS {
+            out.push(next_message(&mut b).await.text);
+        }
+        out
+    };
+    let expected: Vec<String> = (0..=SENDS)
+        .filter(|i| *i != 25)
+        .map(|i| i.to_string())
+        .collect();
+    assert_eq!(texts, expected);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_pipelined_right_before_a_close_are_still_stored_and_delivered() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut b = server.connect(&bob).await;
+    let mut socket = common::RawSocket::open(&server.addr, &alice.token).await;
+    socket.next_frame().await.expect("hello");
+    let texts: Vec<String> = (1..=20)
+        .map(|i| {
+            format!(
+                r#"{{"id":"s{i}","type":"send","to":"{}","client_msg_id":"k{i}","text":"{i}"}}"#,
+                bob.id
+            )
+        })
+        .collect();
+    socket.send_texts(&texts).await;
+    socket.send_frame(8, &1000u16.to_be_bytes()).await;
+    // The server closes normally (replies that were ready before the close may precede it).
+    let (code, replies) = socket.close_code().await;
+    assert_eq!(code, Some(1000));
+    assert!(replies <= 20);
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        got.push(next_message(&mut b).await.text);
+    }
+    assert_eq!(got, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>());
+    server.stop().await;
+}

@@ -48,6 +48,7 @@ conformance_tests!(
     append_assigns_gap_free_seq,
     append_is_idempotent,
     concurrent_appends,
+    queued_appends_commit_in_queue_order,
     paging,
     conversation_list_and_read_cursor,
     social_graph,

@@ -22,8 +22,8 @@ use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{
-    Amendment, Appended, ConvId, EntryKind, MemberRecord, NewMessage, Store, StoreError,
-    StoredMessage, UserId,
+    Amendment, Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store,
+    StoreError, StoredMessage, UserId,
 };
 
 /// `client_msg_id` length bound in bytes.
@@ -58,6 +58,12 @@ pub struct Messaging {
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
+}
+
+/// A send whose append is queued (see [`Messaging::queue_send`]).
+pub struct QueuedSend {
+    commit: PendingAppend,
+    members: Arc<[UserId]>,
 }
 
 /// What to send: text to a user or into a conversation.
@@ -218,22 +224,36 @@ impl Messaging {
     /// Stores a message and delivers it; returns the acknowledgement (the original one for a
     /// retried `client_msg_id`).
     pub async fn send(&self, caller: &Caller, req: SendRequest) -> Result<SendAck> {
+        let queued = self.queue_send(caller, req).await?;
+        self.finish_send(caller, queued).await
+    }
+
+    /// The first half of [`Messaging::send`]: checks the request and queues its append. Sends
+    /// queued one after another commit in that order; a connection pipelines its sends by
+    /// queueing the next before the previous one committed.
+    pub async fn queue_send(&self, caller: &Caller, req: SendRequest) -> Result<QueuedSend> {
         check_client_msg_id(&req.client_msg_id)?;
         check_text(&req.text, self.limits.max_text_bytes)?;
         self.check_send_rate(caller.user)?;
         let (conv, members) = self.resolve_target(caller, &req).await?;
-        let appended = self
+        let commit = self
             .store
-            .append(NewMessage {
+            .queue_append(NewMessage {
                 conv,
                 sender: caller.user,
                 client_msg_id: req.client_msg_id,
                 text: req.text,
             })
             .await?;
+        Ok(QueuedSend { commit, members })
+    }
+
+    /// The second half of [`Messaging::send`]: waits for the commit, delivers, acknowledges.
+    pub async fn finish_send(&self, caller: &Caller, queued: QueuedSend) -> Result<SendAck> {
+        let appended = queued.commit.await?;
         if !appended.duplicate {
             self.metrics.message_in();
-            self.publish(caller, &appended.message, members);
+            self.publish(caller, &appended.message, queued.members);
         }
         Ok(ack(&appended))
     }

@@ -1,9 +1,13 @@
-//! Turns one client text frame into one reply frame: parse, call the service, encode.
+//! Turns one client text frame into one reply frame: parse, call the service, encode. A send
+//! is taken in two steps (queue its append, then answer after the commit) so that a connection
+//! can pipeline sends; see [`admit`].
 //!
 //! Parse errors are told apart here: a frame that is not a JSON object with a string `type` is
 //! `bad_request`; a `type` we do not know is `unknown_type`; a known type with bad fields is
 //! `bad_request` again. The request id is echoed whenever it could be read.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use banter_protocol::{
@@ -31,18 +35,69 @@ struct Envelope {
     id: Option<Value>,
 }
 
-/// Handles one frame and returns the encoded reply.
+/// How a request is taken on.
+pub(super) enum Admission {
+    /// Answered already (it did not parse, or failed its checks).
+    Reply(Bytes),
+    /// A send whose append is queued; the reply is ready once it has committed. Requests read
+    /// after it may be admitted meanwhile (pipelining).
+    Queued(Pending),
+    /// Any other request: it runs alone, once every earlier one has been answered, so that it
+    /// sees their effects.
+    Exclusive(ClientFrame),
+}
+
+/// A reply that is ready once its request's writes have committed.
+pub(super) type Pending = Pin<Box<dyn Future<Output = Bytes> + Send>>;
+
+/// Parses a frame and, for a send, queues its append. Admitting requests one after another
+/// queues their writes in that order: pipelined sends keep their order.
+pub(super) async fn admit(app: &Arc<App>, caller: &Caller, text: &str) -> Admission {
+    let frame = match serde_json::from_str::<ClientFrame>(text) {
+        Ok(frame) => frame,
+        Err(e) => return Admission::Reply(reject(app, text, &e)),
+    };
+    let ClientFrame { id, request } = frame;
+    let R::Send {
+        to,
+        conversation,
+        client_msg_id,
+        text,
+    } = request
+    else {
+        return Admission::Exclusive(ClientFrame { id, request });
+    };
+    let req = SendRequest {
+        to,
+        conversation,
+        client_msg_id,
+        text,
+    };
+    match app.messaging.queue_send(caller, req).await {
+        Ok(queued) => {
+            let (app, caller) = (Arc::clone(app), *caller);
+            Admission::Queued(Box::pin(async move {
+                match app.messaging.finish_send(&caller, queued).await {
+                    Ok(ack) => encode(&ServerFrame::Ok {
+                        id,
+                        result: to_value(ack),
+                    }),
+                    Err(e) => error_frame(&app, Some(id), &e),
+                }
+            }))
+        }
+        Err(e) => Admission::Reply(error_frame(app, Some(id), &e)),
+    }
+}
+
+/// Answers an admitted exclusive request.
 pub(super) async fn handle(
     app: &Arc<App>,
     caller: &Caller,
     conn: &ConnHandle,
     rooms: &mut Vec<String>,
-    text: &str,
+    frame: ClientFrame,
 ) -> Bytes {
-    let frame = match serde_json::from_str::<ClientFrame>(text) {
-        Ok(frame) => frame,
-        Err(e) => return reject(app, text, &e),
-    };
     let id = frame.id;
     match run(app, caller, conn, rooms, frame.request).await {
         Ok(result) => encode(&ServerFrame::Ok { id, result }),
@@ -71,6 +126,8 @@ async fn run(
 ) -> Result<Raw> {
     let (m, s, g) = (&app.messaging, &app.social, &app.groups);
     Ok(match request {
+        // Sessions admit sends through `admit` (pipelined) and never bring one here; answering
+        // it anyway keeps this function total.
         R::Send {
             to,
             conversation,

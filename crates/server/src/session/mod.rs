@@ -1,8 +1,8 @@
 //! One WebSocket connection of an authenticated user, from `hello` to close.
 //!
 //! One task per connection owns the socket: it reads and decodes client frames ([`frame`]),
-//! runs at most one request at a time through [`dispatch`] (boxed, so an idle connection does
-//! not carry the largest request's state), drains the bounded outbound queue into one write
+//! answers requests through [`dispatch`], pipelining sends ([`pipeline`]; request futures are
+//! boxed, so an idle connection does not carry the largest request's state), drains the bounded outbound queue into one write
 //! buffer, sends heartbeat pings and watches for silence. Every way a connection ends goes
 //! through its [`Kick`], whose code the close frame carries. The task never waits on a slow
 //! peer while holding anything others need: events reach it through the bounded queue, and a
@@ -13,8 +13,9 @@
 
 mod dispatch;
 mod frame;
+mod pipeline;
 
-use std::future::{Future, poll_fn};
+use std::future::poll_fn;
 use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::pin::Pin;
@@ -28,6 +29,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
 use self::frame::{Decoder, FrameError, Inbound, Outgoing};
+use self::pipeline::{Admitting, Pipeline, Ready, Running};
 use crate::app::App;
 use crate::outbox::Outbox;
 use crate::registry::{ConnHandle, ConnId, Kick};
@@ -51,9 +53,6 @@ const READ_CHUNK: usize = 8192;
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Buffered bytes that are written at once, without waiting out the coalescing window.
 const OUT_FLUSH: usize = 32 * 1024;
-
-/// A request being answered: its reply and the connection's room list, handed back.
-type InFlight = Pin<Box<dyn Future<Output = (Bytes, Vec<String>)> + Send>>;
 
 /// Runs one connection to completion.
 pub(crate) async fn run<S>(app: Arc<App>, stream: S, caller: Caller, conn: ConnId)
@@ -170,8 +169,8 @@ enum Step {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
-    /// Serves the connection until it must close; returns why. Any request in flight has
-    /// finished by then, so `rooms` is complete.
+    /// Serves the connection until it must close; returns why. Every request in flight has
+    /// finished by then, so `rooms` is complete and committed sends are delivered.
     async fn serve(&mut self, outbox: &Outbox) -> CloseCode {
         let config = &self.app.config;
         let coalesce = Duration::from_micros(config.write_coalesce_us);
@@ -197,43 +196,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .checked_sub(coalesce)
             .unwrap_or_else(Instant::now);
         let mut write_now = false;
-        let mut inflight: Option<InFlight> = None;
+        let mut requests = Pipeline::default();
         let mut batch = Vec::new();
         loop {
-            if inflight.is_none() {
+            if requests.accepts() {
                 match self.decode(&mut write_now) {
                     Step::Idle => {}
-                    Step::Request(text) => inflight = Some(self.start(text)),
+                    Step::Request(text) => requests.admit(self.admit(text)),
                     Step::Close(code) => {
                         kick.kick(code);
+                        self.settle(&mut requests).await;
                         return kick.code().unwrap_or(code);
                     }
                 }
             }
-            let reading = !self.peer_closed && inflight.is_none();
+            let reading = !self.peer_closed && requests.accepts();
             let writing = write_now && !self.out.is_empty();
             let draining = self.out.len() < OUT_HIGH_WATER;
             tokio::select! {
                 biased;
                 code = &mut kicked => {
-                    if let Some(request) = inflight.take() {
-                        // Finish it: it may have joined a room this connection must leave.
-                        let (_, rooms) = request.await;
-                        self.rooms = rooms;
-                    }
+                    self.settle(&mut requests).await;
                     return code;
                 }
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     kick.kick(CloseCode::GoingAway);
                 }
-                done = poll_inflight(&mut inflight) => {
-                    inflight = None;
-                    let (reply, rooms) = done;
-                    self.rooms = rooms;
-                    self.out.text(reply);
-                    write_now = true;
-                }
+                ready = poll_fn(|cx| requests.poll_ready(cx)) => match ready {
+                    Ready::Reply(reply) => {
+                        self.out.text(reply);
+                        write_now = true;
+                    }
+                    Ready::Start(frame) => requests.run(self.start(frame)),
+                    Ready::Finished(reply, rooms) => {
+                        self.rooms = rooms;
+                        self.out.text(reply);
+                        write_now = true;
+                    }
+                    Ready::Admitted => {}
+                },
                 io = poll_fn(|cx| self.poll_io(cx, reading, writing)), if reading || writing => {
                     match io {
                         Io::Read => last_seen = Instant::now(),
@@ -314,17 +316,34 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         step
     }
 
-    /// Starts answering a request; the future owns everything it needs.
-    fn start(&mut self, text: Bytes) -> InFlight {
+    /// Admits a request (see [`dispatch::admit`]); the future owns everything it needs.
+    fn admit(&self, text: Bytes) -> Admitting {
+        let app = Arc::clone(&self.app);
+        let caller = self.caller;
+        Box::pin(async move {
+            let text = std::str::from_utf8(&text).unwrap_or_default();
+            dispatch::admit(&app, &caller, text).await
+        })
+    }
+
+    /// Starts an exclusive request, lending it the room list.
+    fn start(&mut self, frame: banter_protocol::ClientFrame) -> Running {
         let app = Arc::clone(&self.app);
         let caller = self.caller;
         let handle = self.handle.clone();
         let mut rooms = std::mem::take(&mut self.rooms);
         Box::pin(async move {
-            let text = std::str::from_utf8(&text).unwrap_or_default();
-            let reply = dispatch::handle(&app, &caller, &handle, &mut rooms, text).await;
+            let reply = dispatch::handle(&app, &caller, &handle, &mut rooms, frame).await;
             (reply, rooms)
         })
+    }
+
+    /// Finishes the requests in flight before the connection closes (see
+    /// [`Pipeline::settle`]), taking back a room list that was lent out.
+    async fn settle(&mut self, requests: &mut Pipeline) {
+        if let Some(rooms) = requests.settle().await {
+            self.rooms = rooms;
+        }
     }
 
     /// Writes the write buffer (when `write`) and reads what the socket has (when `read`),
@@ -391,13 +410,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             }
         };
         _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
-    }
-}
-
-/// The in-flight request's outcome; never ready when there is none.
-async fn poll_inflight(inflight: &mut Option<InFlight>) -> (Bytes, Vec<String>) {
-    match inflight {
-        Some(request) => request.await,
-        None => std::future::pending().await,
     }
 }

@@ -19,6 +19,7 @@ pub const CHECKS: &[&str] = &[
     "append_assigns_gap_free_seq",
     "append_is_idempotent",
     "concurrent_appends",
+    "queued_appends_commit_in_queue_order",
     "paging",
     "conversation_list_and_read_cursor",
     "social_graph",
@@ -35,6 +36,7 @@ pub async fn run(name: &str, store: Arc<dyn Store>) {
         "append_assigns_gap_free_seq" => append_assigns_gap_free_seq(&*store).await,
         "append_is_idempotent" => append_is_idempotent(&*store).await,
         "concurrent_appends" => concurrent_appends(store).await,
+        "queued_appends_commit_in_queue_order" => queued_appends_commit_in_order(&*store).await,
         "paging" => paging(&*store).await,
         "conversation_list_and_read_cursor" => conversation_list_and_read_cursor(&*store).await,
         "social_graph" => social_graph(&*store).await,
@@ -225,6 +227,33 @@ async fn concurrent_appends(store: Arc<dyn Store>) {
     let expected: HashSet<u64> = (1..=8 * 40).collect();
     assert_eq!(all, expected, "seqs are exactly 1..=N with no gap");
     assert_eq!(store.count_messages(conv).await.unwrap(), 8 * 40);
+}
+
+async fn queued_appends_commit_in_order(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    // Queue them all before waiting for any: the order of queueing is the order of seqs.
+    let mut pending = Vec::new();
+    for i in 0..30 {
+        // A retry of an earlier key, queued in the same burst, is still a duplicate.
+        let key = if i == 20 {
+            "q3".to_owned()
+        } else {
+            format!("q{i}")
+        };
+        pending.push(store.queue_append(text(conv, a, &key)).await.unwrap());
+    }
+    let mut seqs = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        let got = p.await.unwrap();
+        assert_eq!(got.duplicate, i == 20, "entry {i}");
+        seqs.push(got.message.seq);
+    }
+    let mut expected: Vec<u64> = (1..=29).collect();
+    expected.insert(20, 4);
+    assert_eq!(seqs, expected, "seqs follow the order of queueing");
+    assert_eq!(store.count_messages(conv).await.unwrap(), 29);
 }
 
 async fn paging(store: &dyn Store) {

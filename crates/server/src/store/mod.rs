@@ -11,9 +11,15 @@ pub mod conformance;
 pub mod sqlite;
 mod types;
 
+use std::future::Future;
+use std::pin::Pin;
+
 use async_trait::async_trait;
 
 pub use types::*;
+
+/// An append that is queued and resolves once committed (see [`Store::queue_append`]).
+pub type PendingAppend = Pin<Box<dyn Future<Output = StoreResult<Appended>> + Send>>;
 
 /// The persistence seam. See the module docs for the invariants every implementation keeps.
 #[async_trait]
@@ -50,7 +56,13 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, conv: ConvId) -> StoreResult<Vec<UserId>>;
 
     /// Appends a message, assigning `seq`, `id` and `ts` at commit. Returns after commit.
-    async fn append(&self, message: NewMessage) -> StoreResult<Appended>;
+    async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
+        self.queue_append(message).await?.await
+    }
+    /// Queues an append and returns once it is queued, with a future that resolves after its
+    /// commit. Appends queued one after another by one caller commit in that order, so a
+    /// connection can pipeline its sends without reordering them.
+    async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend>;
     /// Messages with `seq > after`, ascending, at most `limit`.
     async fn messages_after(
         &self,

@@ -222,26 +222,41 @@ impl RawSocket {
 
     /// Sends a frame with the given first byte (FIN, reserved bits, opcode), masked or not.
     pub async fn send_raw(&mut self, first: u8, payload: &[u8], masked: bool) {
-        let mut out = vec![first];
-        let mask_bit = if masked { 0x80 } else { 0 };
-        let len = payload.len();
-        if len < 126 {
-            out.push(mask_bit | len as u8);
-        } else if len <= u16::MAX as usize {
-            out.push(mask_bit | 126);
-            out.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            out.push(mask_bit | 127);
-            out.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        if masked {
-            let mask = [1u8, 2, 3, 4];
-            out.extend_from_slice(&mask);
-            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-        } else {
-            out.extend_from_slice(payload);
+        let mut out = Vec::new();
+        encode_frame(&mut out, first, payload, masked);
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// Sends masked, final text frames in one write, as a client that pipelines requests.
+    pub async fn send_texts(&mut self, texts: &[String]) {
+        let mut out = Vec::new();
+        for text in texts {
+            encode_frame(&mut out, 0x81, text.as_bytes(), true);
         }
         self.stream.write_all(&out).await.unwrap();
+    }
+}
+
+/// Appends one frame with the given first byte (FIN, reserved bits, opcode) to `out`.
+fn encode_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], masked: bool) {
+    out.push(first);
+    let mask_bit = if masked { 0x80 } else { 0 };
+    let len = payload.len();
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if len <= u16::MAX as usize {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if masked {
+        let mask = [1u8, 2, 3, 4];
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
     }
 }
 

@@ -21,9 +21,9 @@ use tokio::sync::Semaphore;
 use self::writer::{WriteCtx, Writer, backend};
 use super::{
     Amendment, Appended, ConvId, ConversationRecord, GroupChange, GroupRecord, MemberRecord,
-    NewGroup, NewMessage, NewSession, ProfilePatch, ProfileRecord, Relation, SessionId,
-    SessionRecord, Social, Store, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
-    UserRecord,
+    NewGroup, NewMessage, NewSession, PendingAppend, ProfilePatch, ProfileRecord, Relation,
+    SessionId, SessionRecord, Social, Store, StoreError, StoreResult, StoredMessage, SystemEntry,
+    UserId, UserRecord,
 };
 use crate::config::SqliteSync;
 use crate::metrics::Metrics;
@@ -205,11 +205,13 @@ impl Store for SqliteStore {
         self.read(move |c| accounts::member_ids(c, conv)).await
     }
 
-    async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
+    async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend> {
         // One INSERT, and the seq cache moves only after it succeeded: no savepoint needed.
-        self.writer
-            .write_single(move |ctx| messages::append(ctx, message))
-            .await
+        let committed = self
+            .writer
+            .queue_single(move |ctx| messages::append(ctx, message))
+            .await?;
+        Ok(Box::pin(committed))
     }
 
     async fn messages_after(

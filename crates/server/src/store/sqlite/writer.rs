@@ -10,7 +10,10 @@
 //! the only writer it can keep them exact without reading the database on every append.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
 use rusqlite::{Connection, OptionalExtension};
@@ -72,6 +75,20 @@ enum Command {
     Stop(oneshot::Sender<()>),
 }
 
+/// A queued write's result, ready once the batch holding it has committed (or failed).
+pub(super) struct Committed<R>(oneshot::Receiver<StoreResult<R>>);
+
+impl<R> Future for Committed<R> {
+    type Output = StoreResult<R>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // The writer dropped the job unanswered only when it stopped before running it.
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(StoreError::Closed)))
+    }
+}
+
 /// Handle to the writer thread.
 pub(super) struct Writer {
     commands: mpsc::Sender<Command>,
@@ -104,16 +121,27 @@ impl Writer {
 
     /// Like [`Writer::write`] without the savepoint, for jobs whose only write is a single
     /// statement (atomic by itself) and that touch writer state only after it succeeded: the
-    /// append hot path, where the savepoint cost a fifth of the writer's time.
-    pub(super) async fn write_single<R, F>(&self, f: F) -> StoreResult<R>
+    /// append hot path, where the savepoint cost a fifth of the writer's time. Returns once the
+    /// job is queued; the returned future resolves when its batch has committed, so a caller
+    /// can queue several jobs in order and wait for them together.
+    pub(super) async fn queue_single<R, F>(&self, f: F) -> StoreResult<Committed<R>>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
     {
-        self.submit(f).await
+        self.queue(f).await
     }
 
     async fn submit<R, F>(&self, f: F) -> StoreResult<R>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
+    {
+        self.queue(f).await?.await
+    }
+
+    /// Queues `f` behind every job queued before it (waiting for room in the queue).
+    async fn queue<R, F>(&self, f: F) -> StoreResult<Committed<R>>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
@@ -130,7 +158,7 @@ impl Writer {
             .send(Command::Write(job))
             .await
             .map_err(|_| StoreError::Closed)?;
-        rx.await.map_err(|_| StoreError::Closed)?
+        Ok(Committed(rx))
     }
 
     /// Commits everything queued so far, stops the thread and waits for it.

@@ -1,0 +1,129 @@
+//! The requests of one connection between being read and being answered.
+//!
+//! A client may send several requests without waiting for replies. Sends are pipelined: each is
+//! admitted (checked, its append queued) in the order read, and its reply waits for its commit
+//! while the next ones are admitted, so a burst of sends shares one commit instead of paying one
+//! each. Replies leave in request order. Any other request is *exclusive*: it starts only once
+//! every earlier reply is out (so it sees their effects) and nothing is admitted while it runs.
+//! At most [`DEPTH`] replies wait at once; past that the session stops reading, and TCP pushes
+//! back on the client.
+
+use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use banter_protocol::ClientFrame;
+use bytes::Bytes;
+
+use super::dispatch::{Admission, Pending};
+
+/// Most replies waiting for their commits on one connection.
+pub(super) const DEPTH: usize = 64;
+
+/// A request being admitted.
+pub(super) type Admitting = Pin<Box<dyn Future<Output = Admission> + Send>>;
+/// An exclusive request running: its reply and the connection's room list, handed back.
+pub(super) type Running = Pin<Box<dyn Future<Output = (Bytes, Vec<String>)> + Send>>;
+
+/// What the pipeline has for the session.
+pub(super) enum Ready {
+    /// A reply to write.
+    Reply(Bytes),
+    /// An exclusive request may start now.
+    Start(ClientFrame),
+    /// The exclusive request finished: its reply, and the room list it borrowed.
+    Finished(Bytes, Vec<String>),
+    /// A request was admitted; look again.
+    Admitted,
+}
+
+/// One connection's requests in flight.
+#[derive(Default)]
+pub(super) struct Pipeline {
+    admitting: Option<Admitting>,
+    /// Replies in request order, each ready once its commit is.
+    waiting: VecDeque<Pending>,
+    /// An exclusive request admitted but not started (earlier replies still waiting).
+    exclusive: Option<ClientFrame>,
+    running: Option<Running>,
+}
+
+impl Pipeline {
+    /// Whether another request may be read and admitted now.
+    pub(super) fn accepts(&self) -> bool {
+        self.admitting.is_none()
+            && self.exclusive.is_none()
+            && self.running.is_none()
+            && self.waiting.len() < DEPTH
+    }
+
+    /// Starts admitting a request; only when [`Pipeline::accepts`].
+    pub(super) fn admit(&mut self, admitting: Admitting) {
+        debug_assert!(self.accepts());
+        self.admitting = Some(admitting);
+    }
+
+    /// Runs the exclusive request handed out by [`Ready::Start`].
+    pub(super) fn run(&mut self, running: Running) {
+        self.running = Some(running);
+    }
+
+    /// The next thing for the session to act on; pending while there is none.
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
+        if let Some(running) = &mut self.running {
+            let (reply, rooms) = std::task::ready!(running.as_mut().poll(cx));
+            self.running = None;
+            return Poll::Ready(Ready::Finished(reply, rooms));
+        }
+        if let Some(admitting) = &mut self.admitting
+            && let Poll::Ready(admission) = admitting.as_mut().poll(cx)
+        {
+            self.admitting = None;
+            match admission {
+                // Behind waiting replies it waits its turn, so replies keep request order.
+                Admission::Reply(reply) if self.waiting.is_empty() => {
+                    return Poll::Ready(Ready::Reply(reply));
+                }
+                Admission::Reply(reply) => self.waiting.push_back(Box::pin(async { reply })),
+                Admission::Queued(pending) => self.waiting.push_back(pending),
+                Admission::Exclusive(frame) => self.exclusive = Some(frame),
+            }
+            return Poll::Ready(Ready::Admitted);
+        }
+        // Only the oldest is polled: the writer completes commits whether or not anyone
+        // waits, and polling in order is what keeps replies (and deliveries) in order.
+        if let Some(head) = self.waiting.front_mut() {
+            let reply = std::task::ready!(head.as_mut().poll(cx));
+            self.waiting.pop_front();
+            return Poll::Ready(Ready::Reply(reply));
+        }
+        if let Some(frame) = self.exclusive.take() {
+            return Poll::Ready(Ready::Start(frame));
+        }
+        Poll::Pending
+    }
+
+    /// Finishes everything in flight, so that committed sends are delivered and an exclusive
+    /// request that joined a room gives the list back. Replies are dropped (the connection is
+    /// closing); an exclusive request not yet started is dropped unrun.
+    pub(super) async fn settle(&mut self) -> Option<Vec<String>> {
+        let mut rooms = None;
+        self.exclusive = None;
+        loop {
+            match poll_fn(|cx| self.poll_settle(cx)).await {
+                Some(Ready::Finished(_, r)) => rooms = Some(r),
+                Some(_) => {}
+                None => return rooms,
+            }
+        }
+    }
+
+    fn poll_settle(&mut self, cx: &mut Context<'_>) -> Poll<Option<Ready>> {
+        if self.admitting.is_none() && self.waiting.is_empty() && self.running.is_none() {
+            return Poll::Ready(None);
+        }
+        self.exclusive = None;
+        self.poll_ready(cx).map(Some)
+    }
+}
