@@ -82,6 +82,28 @@ fn direct_smoke() {
 }
 
 #[test]
+fn pipelined_direct_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "direct",
+            "--pairs",
+            "5",
+            "--window",
+            "8",
+            "--rate",
+            "400",
+            "--seconds",
+            "2",
+        ],
+    );
+    assert_lossless(&r, 800);
+    assert_eq!(figure(&r, "send errors"), 0.0);
+    assert_eq!(r["params"]["window"], 8);
+}
+
+#[test]
 fn room_smoke() {
     let dir = tempfile::tempdir().unwrap();
     let r = bench(
@@ -121,6 +143,8 @@ fn ramp_smoke() {
             "5000",
             "--max-steps",
             "2",
+            "--warmup-seconds",
+            "1",
         ],
     );
     assert!(figure(&r, "highest rate holding the bound (msg/s)") >= 20.0);

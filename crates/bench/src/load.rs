@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 
 use banter_client::protocol::{ClientRequest, RoomAck};
 use banter_client::{Connection, Target};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 
 use crate::measure::{Latencies, payload};
 
@@ -48,6 +50,9 @@ pub struct Plan {
     pub global_index: bool,
     /// Index of the first message of this phase.
     pub first_index: u64,
+    /// Sends each sender may have awaiting their acknowledgement (1: wait for each ack before
+    /// the next send; more: pipeline, as a client flushing a queue does).
+    pub window: usize,
 }
 
 /// What the senders saw.
@@ -92,30 +97,55 @@ async fn run_sender(
 ) -> (Sender, Latencies, u64) {
     let mut acks = Latencies::default();
     let mut errors = 0;
-    for k in 0..plan.per_sender {
-        let slot = k * count + i;
-        let intended = start + Duration::from_secs_f64(slot as f64 / plan.rate);
-        tokio::time::sleep_until(intended.into()).await;
-        let index = plan.first_index + if plan.global_index { slot } else { k };
-        let text = payload(epoch, intended, index, plan.pad);
-        let key = format!("{}-{index}", i);
-        let ok = match &sender.dest {
-            Dest::Conversation(target) => sender.conn.send_text(target, &key, &text).await.is_ok(),
-            Dest::Room(room) => sender
-                .conn
-                .typed::<RoomAck>(ClientRequest::RoomSend {
-                    room: room.clone(),
-                    client_msg_id: key,
-                    text,
-                })
-                .await
-                .is_ok(),
-        };
+    let mut record = |(ok, latency): (bool, Duration)| {
         if ok {
-            acks.record(intended.elapsed().as_micros() as u64);
+            acks.record(latency.as_micros() as u64);
         } else {
             errors += 1;
         }
+    };
+    let mut in_flight = FuturesUnordered::new();
+    for k in 0..plan.per_sender {
+        let slot = k * count + i;
+        let intended = start + Duration::from_secs_f64(slot as f64 / plan.rate);
+        // Wait for the schedule (and for room in the window), taking acks meanwhile.
+        loop {
+            let due = tokio::time::sleep_until(intended.into());
+            tokio::select! {
+                biased;
+                Some(done) = in_flight.next() => record(done),
+                () = due, if in_flight.len() < plan.window => break,
+            }
+        }
+        let index = plan.first_index + if plan.global_index { slot } else { k };
+        let text = payload(epoch, intended, index, plan.pad);
+        in_flight.push(send_one(&sender, format!("{i}-{index}"), text, intended));
     }
+    while let Some(done) = in_flight.next().await {
+        record(done);
+    }
+    drop(in_flight);
     (sender, acks, errors)
+}
+
+/// Sends one message; whether it was acknowledged, and the time from its intended send to then.
+async fn send_one(
+    sender: &Sender,
+    key: String,
+    text: String,
+    intended: Instant,
+) -> (bool, Duration) {
+    let ok = match &sender.dest {
+        Dest::Conversation(target) => sender.conn.send_text(target, &key, &text).await.is_ok(),
+        Dest::Room(room) => sender
+            .conn
+            .typed::<RoomAck>(ClientRequest::RoomSend {
+                room: room.clone(),
+                client_msg_id: key,
+                text,
+            })
+            .await
+            .is_ok(),
+    };
+    (ok, intended.elapsed())
 }

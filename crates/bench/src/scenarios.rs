@@ -25,6 +25,10 @@ pub struct LoadArgs {
     /// Bytes of padding in each message text.
     #[arg(long, default_value_t = 32)]
     pub pad: usize,
+    /// Sends each sender may have awaiting acknowledgement: 1 waits for each ack before the
+    /// next send; more pipelines them, as a client flushing its outbox does.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub window: u16,
     /// Instead of one run: raise the rate by 25 % per step until p99 exceeds `--p99-ms` or a
     /// message is lost, and report the highest rate that held.
     #[arg(long)]
@@ -197,15 +201,14 @@ async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
     })
 }
 
-/// Runs a phase at `rate` for `seconds`.
+/// Runs a phase at `rate` for `seconds` (padding, window and quietness from `load`).
 async fn phase_at(
     setup: &mut Setup,
+    load: &LoadArgs,
     rate: f64,
     seconds: u64,
-    pad: usize,
     first_index: u64,
     epoch: Instant,
-    quiet: bool,
 ) -> Outcome {
     let senders = setup.senders.len() as u64;
     let total = (rate * seconds as f64).round() as u64;
@@ -213,9 +216,10 @@ async fn phase_at(
     let plan = Plan {
         rate,
         per_sender,
-        pad,
+        pad: load.pad,
         global_index: setup.fanout,
         first_index,
+        window: usize::from(load.window),
     };
     let expected_each = if setup.fanout {
         per_sender * senders
@@ -224,8 +228,15 @@ async fn phase_at(
     };
     let receivers = std::mem::take(&mut setup.receivers);
     let senders = std::mem::take(&mut setup.senders);
-    let (receivers, senders, outcome) =
-        phase::run(receivers, senders, plan, expected_each, epoch, quiet).await;
+    let (receivers, senders, outcome) = phase::run(
+        receivers,
+        senders,
+        plan,
+        expected_each,
+        epoch,
+        load.output.quiet,
+    )
+    .await;
     setup.receivers = receivers;
     setup.senders = senders;
     outcome
@@ -257,12 +268,11 @@ async fn execute(
         if load.warmup_seconds > 0 {
             let o = phase_at(
                 &mut setup,
+                load,
                 rate,
                 load.warmup_seconds,
-                load.pad,
                 first_index,
                 epoch,
-                load.output.quiet,
             )
             .await;
             first_index += o.delivery.expected + 1_000_000;
@@ -280,12 +290,11 @@ async fn execute(
             steps += 1;
             let o = phase_at(
                 &mut setup,
+                load,
                 rate,
                 load.step_seconds,
-                load.pad,
                 first_index,
                 epoch,
-                load.output.quiet,
             )
             .await;
             first_index += o.delivery.expected + 1_000_000;
@@ -317,16 +326,7 @@ async fn execute(
         ));
         o
     } else {
-        phase_at(
-            &mut setup,
-            rate,
-            seconds,
-            load.pad,
-            0,
-            epoch,
-            load.output.quiet,
-        )
-        .await
+        phase_at(&mut setup, load, rate, seconds, 0, epoch).await
     };
     let server = ServerUse::measure(&target, cpu_before, started.elapsed());
     let sent = outcome.acks.summary().samples;
@@ -343,6 +343,7 @@ async fn execute(
     params["rate"] = rate.into();
     params["seconds"] = seconds.into();
     params["pad"] = load.pad.into();
+    params["window"] = load.window.into();
     params["ramp"] = load.ramp.into();
     let report = Report {
         scenario: setup.name.to_owned(),
