@@ -242,6 +242,67 @@ async fn phase_at(
     outcome
 }
 
+/// Warms up, then raises the rate by 25 % per step from `rate` until a step loses a message or
+/// its p99 exceeds the bound. Returns the highest step that held (or the failing first step, then
+/// reported at rate 0), and the server's CPU reading and the time when measuring began.
+async fn ramp(
+    setup: &mut Setup,
+    load: &LoadArgs,
+    target: &Target,
+    mut rate: f64,
+    epoch: Instant,
+    figures: &mut Vec<(String, f64)>,
+) -> anyhow::Result<(Outcome, Option<f64>, Instant)> {
+    let mut first_index = 0;
+    let mut step = async |setup: &mut Setup, rate: f64, seconds: u64| {
+        let o = phase_at(setup, load, rate, seconds, first_index, epoch).await;
+        first_index += o.delivery.expected + 1_000_000;
+        o
+    };
+    if load.warmup_seconds > 0 {
+        let o = step(setup, rate, load.warmup_seconds).await;
+        println!(
+            "  ramp: warm-up at {rate:.0} msg/s → p99 {:.2} ms, lost {} (not counted)",
+            o.latency.summary().p99_ms,
+            o.delivery.lost
+        );
+    }
+    // Server CPU is counted over the measured steps only.
+    let (cpu_before, started) = (target.cpu_seconds(), Instant::now());
+    let mut best: Option<(f64, Outcome)> = None;
+    let mut failed: Option<Outcome> = None;
+    let mut steps = 0u32;
+    for _ in 0..load.max_steps {
+        steps += 1;
+        let o = step(setup, rate, load.step_seconds).await;
+        let held = o.delivery.lost == 0 && o.latency.summary().p99_ms <= load.p99_ms;
+        println!(
+            "  ramp: {rate:.0} msg/s → {:.0} deliveries/s, p99 {:.2} ms, lost {} → {}",
+            o.deliveries_per_sec(),
+            o.latency.summary().p99_ms,
+            o.delivery.lost,
+            if held { "held" } else { "over the bound" }
+        );
+        if !held {
+            failed = Some(o);
+            break;
+        }
+        best = Some((rate, o));
+        rate *= 1.25;
+    }
+    figures.push(("ramp steps run".to_owned(), f64::from(steps)));
+    let (rate, o) = match (best, failed) {
+        (Some(b), _) => b,
+        (None, Some(o)) => (0.0, o),
+        (None, None) => anyhow::bail!("the ramp ran no step"),
+    };
+    figures.push((
+        "highest rate holding the bound (msg/s)".to_owned(),
+        rate.round(),
+    ));
+    Ok((o, cpu_before, started))
+}
+
 /// Runs a scenario end to end and saves its report.
 async fn execute(
     command: String,
@@ -257,76 +318,13 @@ async fn execute(
     let epoch = Instant::now();
     let rate = load.rate.unwrap_or(default_rate);
     let seconds = load.seconds.unwrap_or(default_seconds);
-    let mut cpu_before = target.cpu_seconds();
-    let mut started = Instant::now();
     let mut figures = Vec::new();
-    let outcome = if load.ramp {
-        let mut rate = rate;
-        let mut best: Option<(f64, Outcome)> = None;
-        let mut failed: Option<Outcome> = None;
-        let mut first_index = 0;
-        if load.warmup_seconds > 0 {
-            let o = phase_at(
-                &mut setup,
-                load,
-                rate,
-                load.warmup_seconds,
-                first_index,
-                epoch,
-            )
-            .await;
-            first_index += o.delivery.expected + 1_000_000;
-            println!(
-                "  ramp: warm-up at {rate:.0} msg/s → p99 {:.2} ms, lost {} (not counted)",
-                o.latency.summary().p99_ms,
-                o.delivery.lost
-            );
-        }
-        // Server CPU is counted over the measured steps only.
-        cpu_before = target.cpu_seconds();
-        started = Instant::now();
-        let mut steps = 0u32;
-        for _ in 0..load.max_steps {
-            steps += 1;
-            let o = phase_at(
-                &mut setup,
-                load,
-                rate,
-                load.step_seconds,
-                first_index,
-                epoch,
-            )
-            .await;
-            first_index += o.delivery.expected + 1_000_000;
-            let held = o.delivery.lost == 0 && o.latency.summary().p99_ms <= load.p99_ms;
-            println!(
-                "  ramp: {rate:.0} msg/s → {:.0} deliveries/s, p99 {:.2} ms, lost {} → {}",
-                o.deliveries_per_sec(),
-                o.latency.summary().p99_ms,
-                o.delivery.lost,
-                if held { "held" } else { "over the bound" }
-            );
-            if !held {
-                failed = Some(o);
-                break;
-            }
-            best = Some((rate, o));
-            rate *= 1.25;
-        }
-        figures.push(("ramp steps run".to_owned(), f64::from(steps)));
-        // Report the highest step that held, or else the failing first step (rate 0).
-        let (rate, o) = match (best, failed) {
-            (Some(b), _) => b,
-            (None, Some(o)) => (0.0, o),
-            (None, None) => anyhow::bail!("the ramp ran no step"),
-        };
-        figures.push((
-            "highest rate holding the bound (msg/s)".to_owned(),
-            rate.round(),
-        ));
-        o
+    let (outcome, cpu_before, started) = if load.ramp {
+        ramp(&mut setup, load, &target, rate, epoch, &mut figures).await?
     } else {
-        phase_at(&mut setup, load, rate, seconds, 0, epoch).await
+        let (cpu_before, started) = (target.cpu_seconds(), Instant::now());
+        let outcome = phase_at(&mut setup, load, rate, seconds, 0, epoch).await;
+        (outcome, cpu_before, started)
     };
     let server = ServerUse::measure(&target, cpu_before, started.elapsed());
     let sent = outcome.acks.summary().samples;
