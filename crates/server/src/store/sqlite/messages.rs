@@ -35,7 +35,12 @@ pub(super) struct Entry<'a> {
 
 /// Inserts an entry at the next seq of its conversation.
 pub(super) fn insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> StoreResult<StoredMessage> {
-    let seq = ctx.last_seq(e.conv).map_err(backend)? + 1;
+    try_insert(ctx, e).map_err(backend)
+}
+
+/// [`insert`], keeping SQLite's error so that a caller can tell a duplicate key apart.
+fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> rusqlite::Result<StoredMessage> {
+    let seq = ctx.last_seq(e.conv)? + 1;
     let id = ctx.next_message_id();
     let client_msg_id = e.client_msg_id.unwrap_or_else(|| format!("sys:{id}"));
     ctx.conn
@@ -55,8 +60,7 @@ pub(super) fn insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> StoreResult<Stored
                 e.ref_seq,
                 ctx.now
             ])
-        })
-        .map_err(backend)?;
+        })?;
     ctx.set_last_seq(e.conv, seq);
     Ok(StoredMessage {
         id,
@@ -73,30 +77,42 @@ pub(super) fn insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> StoreResult<Stored
     })
 }
 
+/// Appends a text message, or returns the original for a repeated `(sender, client_msg_id)`.
+/// The insert comes first and the unique index decides: a new message (the common case) costs
+/// one index descent instead of a lookup followed by the insert's own.
 pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appended> {
-    if let Some(message) =
-        find_by_client_id(ctx.conn, m.sender, &m.client_msg_id).map_err(backend)?
-    {
-        return Ok(Appended {
+    let entry = Entry {
+        conv: m.conv,
+        sender: m.sender,
+        client_msg_id: Some(m.client_msg_id.clone()),
+        kind: EntryKind::Text,
+        body: &m.text,
+        ref_seq: None,
+    };
+    match try_insert(ctx, entry) {
+        Ok(message) => Ok(Appended {
             message,
-            duplicate: true,
-        });
+            duplicate: false,
+        }),
+        // A failed statement undoes only itself; the batch's transaction goes on.
+        Err(e) if is_duplicate_key(&e) => {
+            match find_by_client_id(ctx.conn, m.sender, &m.client_msg_id).map_err(backend)? {
+                Some(message) => Ok(Appended {
+                    message,
+                    duplicate: true,
+                }),
+                None => Err(backend(e)),
+            }
+        }
+        Err(e) => Err(backend(e)),
     }
-    let message = insert(
-        ctx,
-        Entry {
-            conv: m.conv,
-            sender: m.sender,
-            client_msg_id: Some(m.client_msg_id),
-            kind: EntryKind::Text,
-            body: &m.text,
-            ref_seq: None,
-        },
-    )?;
-    Ok(Appended {
-        message,
-        duplicate: false,
-    })
+}
+
+/// Whether `e` is a UNIQUE index violation (only `(sender, client_msg_id)` is unique besides
+/// the primary key, which reports `SQLITE_CONSTRAINT_PRIMARYKEY` instead).
+fn is_duplicate_key(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
 }
 
 pub(super) fn amend(
