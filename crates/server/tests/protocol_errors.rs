@@ -457,3 +457,89 @@ async fn storage_failure_is_internal_and_the_connection_survives() {
         .expect("connection kept");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_does_not_read_its_replies_is_pushed_back_and_then_answered_in_full() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    // Requests with a long id, whose replies echo it: 100,000 of them are ~100 MB each way, far
+    // more than the socket buffers on both sides hold.
+    const REQUESTS: usize = 100_000;
+    let server = start_server().await;
+    let user = server.user("alice").await;
+    let mut socket = RawSocket::open(&server.addr, &user.token).await;
+    socket.next_frame().await.expect("hello");
+    let (mut rd, mut wr) = socket.stream.into_split();
+    let pad = "p".repeat(1000);
+    let written = Arc::new(AtomicUsize::new(0));
+    let writer = {
+        let written = Arc::clone(&written);
+        tokio::spawn(async move {
+            let mut chunk = RawSocket::encode_texts(
+                &(0..100)
+                    .map(|i| format!(r#"{{"id":"{i}-{pad}","type":"ping"}}"#))
+                    .collect::<Vec<_>>(),
+            );
+            for _ in 0..REQUESTS / 100 {
+                wr.write_all(&chunk).await.unwrap();
+                written.fetch_add(100, Relaxed);
+            }
+            chunk = RawSocket::encode_texts(&[r#"{"id":"last","type":"ping"}"#.to_owned()]);
+            wr.write_all(&chunk).await.unwrap();
+            wr
+        })
+    };
+    // While nothing reads the replies, the server must stop reading requests: the writer stops
+    // making progress long before it is done. (Progress is sampled; a second without any is a
+    // stall, since an unblocked writer moves 100 requests in microseconds.)
+    let mut last = usize::MAX;
+    let mut still = 0;
+    while still < 4 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = written.load(Relaxed);
+        assert!(
+            !writer.is_finished(),
+            "all {REQUESTS} requests were taken while no reply was read"
+        );
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+    }
+    assert!(last < REQUESTS, "stalled after {last} requests");
+
+    // Reading the replies lets it go on: every request is answered, in order, ending with `last`.
+    let mut buf = Vec::new();
+    let mut at = 0;
+    let mut answered = 0usize;
+    loop {
+        while let Some((frame, used)) = common::parse_frame(&buf[at..]) {
+            at += used;
+            if frame.opcode != 1 {
+                continue;
+            }
+            let expected = if answered == REQUESTS {
+                "\"id\":\"last\"".to_owned()
+            } else {
+                format!("\"id\":\"{}-", answered % 100)
+            };
+            let text = String::from_utf8_lossy(&frame.payload);
+            assert!(text.contains(&expected), "reply {answered}: {text:.60}");
+            answered += 1;
+        }
+        if answered == REQUESTS + 1 {
+            break;
+        }
+        buf.drain(..at);
+        at = 0;
+        let mut chunk = vec![0u8; 256 * 1024];
+        let n = tokio::time::timeout(Duration::from_secs(30), rd.read(&mut chunk))
+            .await
+            .expect("replies keep coming")
+            .unwrap();
+        assert!(n > 0, "server closed after {answered} replies");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    writer.await.unwrap();
+    server.stop().await;
+}

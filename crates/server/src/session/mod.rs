@@ -49,7 +49,8 @@ const WRITE_SLICES: usize = 64;
 /// connection waiting for data holds none).
 const READ_CHUNK: usize = 8192;
 /// Unwritten bytes past which the queue is no longer drained (the peer is not reading; the
-/// queue fills and the registry kicks the connection as a slow consumer).
+/// queue fills and the registry kicks the connection as a slow consumer) and no more requests
+/// are read (their replies would pile up here: TCP pushes back on the client instead).
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Buffered bytes that are written at once, without waiting out the coalescing window.
 const OUT_FLUSH: usize = 32 * 1024;
@@ -199,7 +200,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut requests = Pipeline::default();
         let mut batch = Vec::new();
         loop {
-            if requests.accepts() {
+            let backed_up = self.out.len() >= OUT_HIGH_WATER;
+            if requests.accepts() && !backed_up {
                 match self.decode(&mut write_now) {
                     Step::Idle => {}
                     Step::Request(text) => requests.admit(self.admit(text)),
@@ -210,9 +212,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
             }
-            let reading = !self.peer_closed && requests.accepts();
+            let reading = !self.peer_closed && requests.accepts() && !backed_up;
             let writing = write_now && !self.out.is_empty();
-            let draining = self.out.len() < OUT_HIGH_WATER;
+            let draining = !backed_up;
             tokio::select! {
                 biased;
                 code = &mut kicked => {

@@ -229,11 +229,17 @@ impl RawSocket {
 
     /// Sends masked, final text frames in one write, as a client that pipelines requests.
     pub async fn send_texts(&mut self, texts: &[String]) {
+        let out = Self::encode_texts(texts);
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    /// The bytes of masked, final text frames.
+    pub fn encode_texts(texts: &[String]) -> Vec<u8> {
         let mut out = Vec::new();
         for text in texts {
             encode_frame(&mut out, 0x81, text.as_bytes(), true);
         }
-        self.stream.write_all(&out).await.unwrap();
+        out
     }
 }
 
@@ -260,7 +266,8 @@ fn encode_frame(out: &mut Vec<u8>, first: u8, payload: &[u8], masked: bool) {
     }
 }
 
-fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
+/// Parses one server frame off the front of `buf`: the frame and the bytes it took.
+pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
     if buf.len() < 2 {
         return None;
     }
