@@ -187,7 +187,12 @@ impl Connection {
                 }
             }
         });
-        tokio::spawn(read_loop(stream, events_tx, Arc::clone(&pending)));
+        tokio::spawn(read_loop(
+            stream,
+            events_tx,
+            Arc::clone(&pending),
+            out.downgrade(),
+        ));
         Ok(Self {
             out,
             events,
@@ -202,7 +207,9 @@ impl Connection {
         &self.hello
     }
 
-    /// The next pushed event; `None` after `Closed` was returned.
+    /// The next pushed event; `None` once the connection has ended: after `Closed`, or without
+    /// it when the app stopped reading events for so long that the connection was given up
+    /// (then the events buffered until then come first).
     pub async fn next_event(&mut self) -> Option<Event> {
         self.events.recv().await
     }
@@ -413,6 +420,9 @@ async fn read_loop<S>(
     mut stream: futures_util::stream::SplitStream<tokio_websockets::WebSocketStream<S>>,
     events: mpsc::Sender<Event>,
     pending: Pending,
+    // Weak, so that the reader never keeps the writer (and the socket) alive after the app
+    // dropped its `Connection`.
+    out: mpsc::WeakSender<WsMessage>,
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -494,12 +504,30 @@ async fn read_loop<S>(
             .is_err()
         {
             tracing::warn!("the app has not read events for {EVENT_STALL:?}: closing");
-            break;
+            give_up(&pending, &out).await;
+            // The buffer is still full: `Closed` is delivered only if the app made room.
+            _ = events.try_send(Event::Closed { code: None });
+            return;
         }
     }
     // Fail every waiting request: their replies will never come.
     pending.lock().expect("pending lock").clear();
     _ = events.send(Event::Closed { code }).await;
+}
+
+/// Ends a connection whose app stopped reading: fails its waiting requests and has the writer
+/// send a close frame and stop, so that the socket closes once this reader returns and later
+/// requests fail at once.
+async fn give_up(pending: &Pending, out: &mpsc::WeakSender<WsMessage>) {
+    pending.lock().expect("pending lock").clear();
+    if let Some(out) = out.upgrade() {
+        _ = out
+            .send(WsMessage::close(
+                Some(tokio_websockets::CloseCode::POLICY_VIOLATION),
+                "events not read",
+            ))
+            .await;
+    }
 }
 
 fn complete(pending: &Pending, id: &str, reply: Reply) {

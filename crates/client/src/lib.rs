@@ -1,8 +1,10 @@
 //! Banter's Rust SDK.
 //!
 //! - [`Api`]: the HTTP account calls (register, login, sessions, password, user search).
-//! - [`Connection`]: one authenticated WebSocket: typed requests with replies matched by id,
-//!   and a stream of server events.
+//! - [`Connection`]: one authenticated WebSocket: typed requests with replies matched by id
+//!   (several may be in flight: sends are pipelined by the server), and a stream of server
+//!   events. Replies are read behind events, so an app must keep reading events: one that leaves
+//!   its event buffer full for seconds has its connection closed and its requests failed.
 //! - [`Messenger`]: what an app wants: a connection that reconnects with backoff, catches up with
 //!   `conversations` + `sync` after every (re)connect, fills gaps, delivers each conversation's
 //!   messages exactly once and in `seq` order, and retries sends with the same `client_msg_id`.

@@ -543,3 +543,68 @@ async fn a_client_that_does_not_read_its_replies_is_pushed_back_and_then_answere
     writer.await.unwrap();
     server.stop().await;
 }
+
+/// `banter_connections` from `/metrics`.
+async fn open_connections(server: &common::TestServer) -> u64 {
+    let (_, metrics) = server.api.get_text("/metrics").await.unwrap();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("banter_connections "))
+        .expect("banter_connections in /metrics")
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
+    const SENDS: usize = 9_000;
+    // A queue deep enough that the server never kicks Bob itself: the SDK must give up.
+    let server = start_with(|c| c.outbound_queue_frames = 100_000).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut b = server.connect(&bob).await;
+    let mut socket = RawSocket::open(&server.addr, &alice.token).await;
+    socket.next_frame().await.expect("hello");
+    // More messages than the SDK buffers for an app; Bob's app reads none of them.
+    for burst in 0..SENDS / 50 {
+        let texts: Vec<String> = (0..50)
+            .map(|i| {
+                format!(
+                    r#"{{"id":"{burst}-{i}","type":"send","to":"{}","client_msg_id":"{burst}-{i}","text":"x"}}"#,
+                    bob.id
+                )
+            })
+            .collect();
+        socket.send_texts(&texts).await;
+        for _ in 0..50 {
+            let frame = socket.next_frame().await.expect("an ack");
+            assert!(String::from_utf8_lossy(&frame.payload).contains(r#""type":"ok""#));
+        }
+    }
+    // Within the SDK's stall limit (5 s) and a margin, Bob's socket is closed: the server
+    // counts only Alice's connection.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while open_connections(&server).await != 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the stalled connection is still open"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Requests now fail at once, and the app still gets what was buffered, then the end.
+    assert!(matches!(
+        tokio::time::timeout(Duration::from_secs(5), b.request(ClientRequest::Ping)).await,
+        Ok(Err(ClientError::Closed { .. }))
+    ));
+    let mut buffered = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), b.next_event()).await {
+            Ok(Some(Event::Message(_))) => buffered += 1,
+            Ok(None) => break,
+            other => panic!("after {buffered} messages: {other:?}"),
+        }
+    }
+    assert!(buffered > 0 && buffered < SENDS, "{buffered} buffered");
+    server.stop().await;
+}
