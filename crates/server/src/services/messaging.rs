@@ -221,14 +221,7 @@ impl Messaging {
         self.fanout.sweep();
     }
 
-    /// Stores a message and delivers it; returns the acknowledgement (the original one for a
-    /// retried `client_msg_id`).
-    pub async fn send(&self, caller: &Caller, req: SendRequest) -> Result<SendAck> {
-        let queued = self.queue_send(caller, req).await?;
-        self.finish_send(caller, queued).await
-    }
-
-    /// The first half of [`Messaging::send`]: checks the request and queues its append. Sends
+    /// Checks a send and queues its append; [`Messaging::finish_send`] completes it. Sends
     /// queued one after another commit in that order; a connection pipelines its sends by
     /// queueing the next before the previous one committed.
     pub async fn queue_send(&self, caller: &Caller, req: SendRequest) -> Result<QueuedSend> {
@@ -248,7 +241,8 @@ impl Messaging {
         Ok(QueuedSend { commit, members })
     }
 
-    /// The second half of [`Messaging::send`]: waits for the commit, delivers, acknowledges.
+    /// Waits for a queued send's commit, delivers it and returns the acknowledgement (the
+    /// original one for a retried `client_msg_id`).
     pub async fn finish_send(&self, caller: &Caller, queued: QueuedSend) -> Result<SendAck> {
         let appended = queued.commit.await?;
         if !appended.duplicate {

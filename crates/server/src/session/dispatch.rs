@@ -50,43 +50,36 @@ pub(super) enum Admission {
 /// A reply that is ready once its request's writes have committed.
 pub(super) type Pending = Pin<Box<dyn Future<Output = Bytes> + Send>>;
 
+/// Whether a request may be admitted while earlier ones still wait for their commits: a send,
+/// whose only effect is an append queued in order behind theirs.
+fn pipelined(request: &R) -> bool {
+    matches!(request, R::Send { .. })
+}
+
 /// Parses a frame and, for a send, queues its append. Admitting requests one after another
 /// queues their writes in that order: pipelined sends keep their order.
-pub(super) async fn admit(app: &Arc<App>, caller: &Caller, text: &str) -> Admission {
+pub(super) async fn admit(
+    app: &Arc<App>,
+    caller: &Caller,
+    conn: &ConnHandle,
+    text: &str,
+) -> Admission {
     let frame = match serde_json::from_str::<ClientFrame>(text) {
         Ok(frame) => frame,
         Err(e) => return Admission::Reply(reject(app, text, &e)),
     };
+    if !pipelined(&frame.request) {
+        return Admission::Exclusive(frame);
+    }
+    // A pipelined request touches no room: it gets an empty list (no allocation) to lend.
     let ClientFrame { id, request } = frame;
-    let R::Send {
-        to,
-        conversation,
-        client_msg_id,
-        text,
-    } = request
-    else {
-        return Admission::Exclusive(ClientFrame { id, request });
-    };
-    let req = SendRequest {
-        to,
-        conversation,
-        client_msg_id,
-        text,
-    };
-    match app.messaging.queue_send(caller, req).await {
-        Ok(queued) => {
-            let (app, caller) = (Arc::clone(app), *caller);
-            Admission::Queued(Box::pin(async move {
-                match app.messaging.finish_send(&caller, queued).await {
-                    Ok(ack) => encode(&ServerFrame::Ok {
-                        id,
-                        result: to_value(ack),
-                    }),
-                    Err(e) => error_frame(&app, Some(id), &e),
-                }
-            }))
+    match run(app, caller, conn, &mut Vec::new(), request).await {
+        Ok(Answer::Later(later)) => {
+            let app = Arc::clone(app);
+            Admission::Queued(Box::pin(async move { reply(&app, id, later.await) }))
         }
-        Err(e) => Admission::Reply(error_frame(app, Some(id), &e)),
+        Ok(Answer::Now(result)) => Admission::Reply(reply(app, id, Ok(result))),
+        Err(e) => Admission::Reply(reply(app, id, Err(e))),
     }
 }
 
@@ -98,11 +91,26 @@ pub(super) async fn handle(
     rooms: &mut Vec<String>,
     frame: ClientFrame,
 ) -> Bytes {
-    let id = frame.id;
-    match run(app, caller, conn, rooms, frame.request).await {
+    let result = match run(app, caller, conn, rooms, frame.request).await {
+        Ok(Answer::Now(result)) => Ok(result),
+        Ok(Answer::Later(later)) => later.await,
+        Err(e) => Err(e),
+    };
+    reply(app, frame.id, result)
+}
+
+/// The `ok` or `error` frame answering request `id`.
+fn reply(app: &App, id: String, result: Result<Raw>) -> Bytes {
+    match result {
         Ok(result) => encode(&ServerFrame::Ok { id, result }),
         Err(e) => error_frame(app, Some(id), &e),
     }
+}
+
+/// What a service call gives back: its result now, or once its writes have committed.
+enum Answer {
+    Now(Raw),
+    Later(Pin<Box<dyn Future<Output = Result<Raw>> + Send>>),
 }
 
 /// A result serialized once, into the raw JSON the `ok` frame embeds as is.
@@ -123,11 +131,9 @@ async fn run(
     conn: &ConnHandle,
     rooms: &mut Vec<String>,
     request: R,
-) -> Result<Raw> {
+) -> Result<Answer> {
     let (m, s, g) = (&app.messaging, &app.social, &app.groups);
-    Ok(match request {
-        // Sessions admit sends through `admit` (pipelined) and never bring one here; answering
-        // it anyway keeps this function total.
+    Ok(Answer::Now(match request {
         R::Send {
             to,
             conversation,
@@ -140,7 +146,15 @@ async fn run(
                 client_msg_id,
                 text,
             };
-            to_value(m.send(caller, req).await?)
+            // Queued now; the reply waits for the commit (see `admit`).
+            let queued = m.queue_send(caller, req).await?;
+            let (app, caller) = (Arc::clone(app), *caller);
+            return Ok(Answer::Later(Box::pin(async move {
+                app.messaging
+                    .finish_send(&caller, queued)
+                    .await
+                    .map(to_value)
+            })));
         }
         R::Sync {
             conversation,
@@ -272,7 +286,7 @@ async fn run(
             )
         }
         R::Ping => empty(),
-    })
+    }))
 }
 
 /// The reply to a frame that did not parse.

@@ -322,9 +322,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     fn admit(&self, text: Bytes) -> Admitting {
         let app = Arc::clone(&self.app);
         let caller = self.caller;
+        let handle = self.handle.clone();
         Box::pin(async move {
             let text = std::str::from_utf8(&text).unwrap_or_default();
-            dispatch::admit(&app, &caller, text).await
+            dispatch::admit(&app, &caller, &handle, text).await
         })
     }
 
