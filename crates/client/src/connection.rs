@@ -427,6 +427,7 @@ async fn read_loop<S>(
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     let mut code = None;
+    let mut stalled = false;
     while let Some(Ok(msg)) = stream.next().await {
         if let Some((c, _)) = msg.as_close() {
             code = Some(u16::from(c));
@@ -504,29 +505,27 @@ async fn read_loop<S>(
             .is_err()
         {
             tracing::warn!("the app has not read events for {EVENT_STALL:?}: closing");
-            give_up(&pending, &out).await;
-            // The buffer is still full: `Closed` is delivered only if the app made room.
-            _ = events.try_send(Event::Closed { code: None });
-            return;
+            stalled = true;
+            // The writer sends a close frame and stops, so the socket closes once this reader
+            // returns, and later requests fail at once.
+            if let Some(out) = out.upgrade() {
+                _ = out
+                    .send(WsMessage::close(
+                        Some(tokio_websockets::CloseCode::POLICY_VIOLATION),
+                        "events not read",
+                    ))
+                    .await;
+            }
+            break;
         }
     }
     // Fail every waiting request: their replies will never come.
     pending.lock().expect("pending lock").clear();
-    _ = events.send(Event::Closed { code }).await;
-}
-
-/// Ends a connection whose app stopped reading: fails its waiting requests and has the writer
-/// send a close frame and stop, so that the socket closes once this reader returns and later
-/// requests fail at once.
-async fn give_up(pending: &Pending, out: &mpsc::WeakSender<WsMessage>) {
-    pending.lock().expect("pending lock").clear();
-    if let Some(out) = out.upgrade() {
-        _ = out
-            .send(WsMessage::close(
-                Some(tokio_websockets::CloseCode::POLICY_VIOLATION),
-                "events not read",
-            ))
-            .await;
+    if stalled {
+        // The buffer is still full: `Closed` is delivered only if the app made room.
+        _ = events.try_send(Event::Closed { code: None });
+    } else {
+        _ = events.send(Event::Closed { code }).await;
     }
 }
 

@@ -109,7 +109,6 @@ impl Pipeline {
     /// closing); an exclusive request not yet started is dropped unrun.
     pub(super) async fn settle(&mut self) -> Option<Vec<String>> {
         let mut rooms = None;
-        self.exclusive = None;
         loop {
             match poll_fn(|cx| self.poll_settle(cx)).await {
                 Some(Ready::Finished(_, r)) => rooms = Some(r),

@@ -116,7 +116,9 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
     {
-        self.submit(move |ctx| in_savepoint(ctx, f)).await
+        self.queue_single(move |ctx| in_savepoint(ctx, f))
+            .await?
+            .await
     }
 
     /// Like [`Writer::write`] without the savepoint, for jobs whose only write is a single
@@ -125,23 +127,6 @@ impl Writer {
     /// job is queued; the returned future resolves when its batch has committed, so a caller
     /// can queue several jobs in order and wait for them together.
     pub(super) async fn queue_single<R, F>(&self, f: F) -> StoreResult<Committed<R>>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
-    {
-        self.queue(f).await
-    }
-
-    async fn submit<R, F>(&self, f: F) -> StoreResult<R>
-    where
-        R: Send + 'static,
-        F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
-    {
-        self.queue(f).await?.await
-    }
-
-    /// Queues `f` behind every job queued before it (waiting for room in the queue).
-    async fn queue<R, F>(&self, f: F) -> StoreResult<Committed<R>>
     where
         R: Send + 'static,
         F: FnOnce(&mut WriteCtx<'_>) -> StoreResult<R> + Send + 'static,
