@@ -91,6 +91,24 @@ pub struct Registry {
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooManyConnections;
 
+impl ConnHandle {
+    /// Queues `frame` (shared, never copied) on this connection. The slow-consumer policy lives
+    /// here: a full queue kicks the connection (close 4003, counted as an overflow) instead of
+    /// waiting, and a closed one is skipped, as it is already going away and its reconnect will
+    /// sync. Returns whether the frame was queued.
+    pub fn offer(&self, frame: &Bytes, metrics: &Metrics) -> bool {
+        match self.queue.push(frame.clone()) {
+            Ok(()) => true,
+            Err(Refused::Full) => {
+                metrics.queue_overflow();
+                self.kick.kick(CloseCode::SlowConsumer);
+                false
+            }
+            Err(Refused::Closed) => false,
+        }
+    }
+}
+
 impl Registry {
     /// An empty registry allowing `max_per_user` connections per user.
     pub fn new(max_per_user: usize, metrics: Arc<Metrics>) -> Self {
@@ -144,15 +162,7 @@ impl Registry {
                 continue;
             };
             for c in conns.iter().filter(|c| Some(c.conn) != except) {
-                match c.queue.push(frame.clone()) {
-                    Ok(()) => queued += 1,
-                    Err(Refused::Full) => {
-                        self.metrics.queue_overflow();
-                        c.kick.kick(CloseCode::SlowConsumer);
-                    }
-                    // The connection is already going away; its reconnect will sync.
-                    Err(Refused::Closed) => {}
-                }
+                queued += u64::from(c.offer(frame, &self.metrics));
             }
         }
         self.metrics.delivered(queued);

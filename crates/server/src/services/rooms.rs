@@ -15,13 +15,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use banter_protocol::{CloseCode, ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
+use banter_protocol::{ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
 use bytes::Bytes;
 
 use super::messaging::{check_client_msg_id, encode};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::outbox::{Outbox, Refused};
 use crate::registry::{ConnHandle, ConnId};
 use crate::store::UserId;
 
@@ -45,8 +44,7 @@ pub struct RoomLimits {
 
 struct Occupant {
     user: UserId,
-    queue: Arc<Outbox>,
-    kick: Arc<crate::registry::Kick>,
+    conn: ConnHandle,
 }
 
 #[derive(Default)]
@@ -96,14 +94,7 @@ impl RoomState {
             if Some(*conn) == except {
                 continue;
             }
-            match o.queue.push(frame.clone()) {
-                Ok(()) => queued += 1,
-                Err(Refused::Full) => {
-                    metrics.queue_overflow();
-                    o.kick.kick(CloseCode::SlowConsumer);
-                }
-                Err(Refused::Closed) => {}
-            }
+            queued += u64::from(o.conn.offer(frame, metrics));
         }
         metrics.delivered(queued);
     }
@@ -186,8 +177,7 @@ impl Rooms {
                 conn.conn,
                 Occupant {
                     user,
-                    queue: Arc::clone(&conn.queue),
-                    kick: Arc::clone(&conn.kick),
+                    conn: conn.clone(),
                 },
             )
             .is_none();
