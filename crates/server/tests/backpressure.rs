@@ -21,8 +21,7 @@ async fn a_client_that_does_not_read_its_replies_is_pushed_back_and_then_answere
     const REQUESTS: usize = 100_000;
     let server = start_server().await;
     let user = server.user("alice").await;
-    let mut socket = RawSocket::open(&server.addr, &user.token).await;
-    socket.next_frame().await.expect("hello");
+    let socket = RawSocket::open_ready(&server.addr, &user.token).await;
     let (mut rd, mut wr) = socket.stream.into_split();
     let pad = "p".repeat(1000);
     let written = Arc::new(AtomicUsize::new(0));
@@ -96,18 +95,6 @@ async fn a_client_that_does_not_read_its_replies_is_pushed_back_and_then_answere
     server.stop().await;
 }
 
-/// `banter_connections` from `/metrics`.
-async fn open_connections(server: &common::TestServer) -> u64 {
-    let (_, metrics) = server.api.get_text("/metrics").await.unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("banter_connections "))
-        .expect("banter_connections in /metrics")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
     const SENDS: usize = 9_000;
@@ -116,16 +103,13 @@ async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let mut b = server.connect(&bob).await;
-    let mut socket = RawSocket::open(&server.addr, &alice.token).await;
-    socket.next_frame().await.expect("hello");
+    let mut socket = RawSocket::open_ready(&server.addr, &alice.token).await;
     // More messages than the SDK buffers for an app; Bob's app reads none of them.
     for burst in 0..SENDS / 50 {
         let texts: Vec<String> = (0..50)
             .map(|i| {
-                format!(
-                    r#"{{"id":"{burst}-{i}","type":"send","to":"{}","client_msg_id":"{burst}-{i}","text":"x"}}"#,
-                    bob.id
-                )
+                let key = format!("{burst}-{i}");
+                common::send_request(&key, &bob.id, &key, "x")
             })
             .collect();
         socket.send_texts(&texts).await;
@@ -137,7 +121,7 @@ async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
     // Within the SDK's stall limit (5 s) and a margin, Bob's socket is closed: the server
     // counts only Alice's connection.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while open_connections(&server).await != 1 {
+    while server.metric("banter_connections").await != 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the stalled connection is still open"

@@ -302,18 +302,6 @@ async fn read_cursor_unread_counts_and_history() {
     server.stop().await;
 }
 
-/// `banter_commit_batch_size_count` from `/metrics`: transactions committed so far.
-async fn commits(server: &common::TestServer) -> u64 {
-    let (_, metrics) = server.api.get_text("/metrics").await.unwrap();
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("banter_commit_batch_size_count "))
-        .expect("commit count in /metrics")
-        .trim()
-        .parse()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_sends_keep_their_order_share_commits_and_precede_later_requests() {
     const SENDS: usize = 50;
@@ -321,16 +309,12 @@ async fn pipelined_sends_keep_their_order_share_commits_and_precede_later_reques
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let mut b = server.connect(&bob).await;
-    let mut socket = common::RawSocket::open(&server.addr, &alice.token).await;
-    socket.next_frame().await.expect("hello");
+    let mut socket = common::RawSocket::open_ready(&server.addr, &alice.token).await;
     // Open the conversation first, so the burst below is sends only.
-    let mut texts = vec![format!(
-        r#"{{"id":"first","type":"send","to":"{}","client_msg_id":"k-first","text":"0"}}"#,
-        bob.id
-    )];
+    let mut texts = vec![common::send_request("first", &bob.id, "k-first", "0")];
     socket.send_texts(&texts).await;
     socket.next_frame().await.expect("first ack");
-    let before = commits(&server).await;
+    let before = server.metric("banter_commit_batch_size_count").await;
 
     // Fifty sends in one write, one of them invalid, then a request that reads their effect.
     texts.clear();
@@ -340,9 +324,11 @@ async fn pipelined_sends_keep_their_order_share_commits_and_precede_later_reques
         } else {
             format!("k{i}")
         };
-        texts.push(format!(
-            r#"{{"id":"s{i}","type":"send","to":"{}","client_msg_id":"{key}","text":"{i}"}}"#,
-            bob.id
+        texts.push(common::send_request(
+            &format!("s{i}"),
+            &bob.id,
+            &key,
+            &i.to_string(),
         ));
     }
     texts.push(r#"{"id":"list","type":"conversations"}"#.to_owned());
@@ -366,7 +352,7 @@ async fn pipelined_sends_keep_their_order_share_commits_and_precede_later_reques
     }
     // Seq 1 is the first message; the 49 valid sends follow it gap-free, in send order.
     assert_eq!(seqs, (2..=SENDS as u64).collect::<Vec<_>>());
-    let committed = commits(&server).await - before;
+    let committed = server.metric("banter_commit_batch_size_count").await - before;
     assert!(
         committed < seqs.len() as u64,
         "{} pipelined sends took {committed} commits",
@@ -394,15 +380,9 @@ async fn sends_pipelined_right_before_a_close_are_still_stored_and_delivered() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let mut b = server.connect(&bob).await;
-    let mut socket = common::RawSocket::open(&server.addr, &alice.token).await;
-    socket.next_frame().await.expect("hello");
+    let mut socket = common::RawSocket::open_ready(&server.addr, &alice.token).await;
     let texts: Vec<String> = (1..=20)
-        .map(|i| {
-            format!(
-                r#"{{"id":"s{i}","type":"send","to":"{}","client_msg_id":"k{i}","text":"{i}"}}"#,
-                bob.id
-            )
-        })
+        .map(|i| common::send_request(&format!("s{i}"), &bob.id, &format!("k{i}"), &i.to_string()))
         .collect();
     socket.send_texts(&texts).await;
     socket.send_frame(8, &1000u16.to_be_bytes()).await;

@@ -77,6 +77,18 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
 }
 
 impl TestServer {
+    /// The value of the unlabelled metric `name` in `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let (_, metrics) = self.api.get_text("/metrics").await.unwrap();
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
     /// Registers and logs in `name`.
     pub async fn user(&self, name: &str) -> TestUser {
         let user = self.api.register(name, PASSWORD).await.expect("register");
@@ -185,6 +197,15 @@ impl RawSocket {
     /// Connects to `addr` and upgrades.
     pub async fn open(addr: &str, token: &str) -> Self {
         Self::open_on(TcpStream::connect(addr).await.unwrap(), addr, token).await
+    }
+
+    /// Connects, upgrades and reads the `hello`, leaving the socket ready for requests.
+    pub async fn open_ready(addr: &str, token: &str) -> Self {
+        let mut socket = Self::open(addr, token).await;
+        let hello = socket.next_frame().await.expect("hello");
+        assert_eq!(hello.opcode, 1, "hello is a text frame");
+        assert!(String::from_utf8_lossy(&hello.payload).contains(r#""type":"hello""#));
+        socket
     }
 
     /// Reads the next frame; `None` at end of stream.
@@ -333,4 +354,12 @@ pub async fn next_matching<T>(
             return t;
         }
     }
+}
+
+/// The text of a `send` request to user `to`.
+pub fn send_request(id: &str, to: &str, client_msg_id: &str, text: &str) -> String {
+    serde_json::json!({
+        "id": id, "type": "send", "to": to, "client_msg_id": client_msg_id, "text": text,
+    })
+    .to_string()
 }
