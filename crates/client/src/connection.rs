@@ -183,9 +183,18 @@ impl Connection {
             while let Some(msg) = out_rx.recv().await {
                 let close = msg.is_close();
                 if sink.send(msg).await.is_err() || close {
-                    break;
+                    return;
                 }
             }
+            // Every sender is gone: the app dropped its `Connection`. Close the socket (the
+            // server answers and the reader then ends) instead of leaving it open until the
+            // server's heartbeat gives up on it.
+            _ = sink
+                .send(WsMessage::close(
+                    Some(tokio_websockets::CloseCode::NORMAL_CLOSURE),
+                    "",
+                ))
+                .await;
         });
         tokio::spawn(read_loop(
             stream,

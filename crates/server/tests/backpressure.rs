@@ -1,6 +1,6 @@
-//! Backpressure at the edges: a client that does not read its replies, and an SDK app that
-//! does not read its events. Neither may make the server buffer without bound, and both end in
-//! a defined way.
+//! How connections end at the edges: a client that does not read its replies, an SDK app that
+//! does not read its events, an app that drops its connection. None may make the server buffer
+//! or hold a socket without bound, and each ends in a defined way.
 
 mod common;
 
@@ -142,5 +142,24 @@ async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
         }
     }
     assert!(buffered > 0 && buffered < SENDS, "{buffered} buffered");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_an_sdk_connection_closes_its_socket() {
+    let server = start_server().await;
+    let alice = server.user("alice").await;
+    let conns = [server.connect(&alice).await, server.connect(&alice).await];
+    assert_eq!(server.metric("banter_connections").await, 2);
+    drop(conns);
+    // The server sees both go (well before any heartbeat timeout).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while server.metric("banter_connections").await != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "dropped connections are still open"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     server.stop().await;
 }
