@@ -114,7 +114,7 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
     let warm_user = population::users(&api, &population::prefix("warm"), 1).await?;
     let warm = population::connect_all(&target.addr, &vec![warm_user[0].token.clone(); 50]).await?;
     drop(warm);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_until_closed(&api).await?;
     let rss_before = target.rss_bytes();
     let cpu_before = target.cpu_seconds();
     let started = Instant::now();
@@ -196,4 +196,26 @@ pub async fn run(command: String, args: ConnectionsArgs) -> anyhow::Result<Repor
         args.count
     );
     Ok(report)
+}
+
+/// Waits until the server counts no open WebSocket connection (the warm-up ones are gone), so
+/// that the baseline does not include them.
+async fn wait_until_closed(api: &Api) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, metrics) = api.get_text("/metrics").await?;
+        let open = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("banter_connections "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .context("banter_connections in /metrics")?;
+        if open == 0 {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{open} warm-up connections still open after 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
