@@ -82,6 +82,11 @@ pub enum ClientRequest {
         conversation: String,
         /// Seq of the message to recall.
         seq: u64,
+        /// Idempotency key of this recall, unique per sender (like a send's). A retry with the
+        /// same key answers the original acknowledgement; absent, the recall of one message is
+        /// its own key (recalling twice is idempotent anyway).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
     },
     /// Replace the text of one of the caller's messages. → `SendAck` of the event.
     Edit {
@@ -91,6 +96,12 @@ pub enum ClientRequest {
         seq: u64,
         /// The new text.
         text: String,
+        /// Idempotency key of this edit, unique per sender (like a send's): a retry with the
+        /// same key answers the original acknowledgement, a new key is a new edit (even back to
+        /// an earlier text). Absent, the server picks a fresh key, so the edit is never taken
+        /// for an earlier one, but a retry of it is a second edit.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
     },
     /// Tell the other members the caller is typing (never stored). → empty.
     Typing {

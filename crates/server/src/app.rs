@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::services::accounts::Accounts;
+use crate::services::budget::BudgetLimits;
 use crate::services::directory::Directory;
 use crate::services::groups::Groups;
 use crate::services::messaging::{Messaging, MessagingLimits};
@@ -131,6 +132,13 @@ impl Server {
                 direct_policy: config.direct_message_policy,
                 recall_window_ms: i64::try_from(config.recall_window_secs.saturating_mul(1000))
                     .unwrap_or(i64::MAX),
+                max_page_bytes: config.max_page_bytes,
+                requests: BudgetLimits {
+                    user_rate: config.request_rate_per_sec,
+                    user_burst: config.request_burst,
+                    conn_rate: config.connection_request_rate_per_sec,
+                    conn_burst: config.connection_request_burst,
+                },
             },
         ));
         let app = Arc::new(App {
@@ -159,6 +167,7 @@ impl Server {
                     occupancy_interval: Duration::from_millis(config.room_occupancy_interval_ms),
                     max_text_bytes: config.max_text_bytes,
                     max_rooms: config.max_rooms,
+                    history_bytes: config.room_history_bytes,
                 },
                 Arc::clone(&metrics),
             )),

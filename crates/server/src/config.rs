@@ -42,6 +42,17 @@ pub struct Config {
     pub send_rate_per_sec: u32,
     /// Sends a user may burst above the sustained rate.
     pub send_burst: u32,
+    /// Sustained requests per second per user (all devices together) of every type that
+    /// changes state other than sends: profile, friends and blocks, groups, rooms, read,
+    /// typing, recall and edit.
+    pub request_rate_per_sec: u32,
+    /// Such requests a user may burst above the sustained rate.
+    pub request_burst: u32,
+    /// Sustained state-changing requests per second on one connection (so one device cannot
+    /// spend the whole user's budget).
+    pub connection_request_rate_per_sec: u32,
+    /// Such requests one connection may burst above its sustained rate.
+    pub connection_request_burst: u32,
     /// Concurrent WebSocket connections per user.
     pub max_connections_per_user: usize,
     /// Frames queued for one connection before it counts as a slow consumer (closed with 4003).
@@ -53,6 +64,10 @@ pub struct Config {
     pub write_coalesce_us: u64,
     /// Largest page returned by `sync` and `history`.
     pub max_page: u32,
+    /// Most bytes of encoded messages in one `sync` or `history` page (a page always holds at
+    /// least one message; `has_more` tells that more exist). Also bounds the message previews of
+    /// one `conversations` reply.
+    pub max_page_bytes: usize,
     /// Most write operations committed in one SQLite transaction (group commit).
     pub write_batch_max: usize,
     /// SQLite `synchronous` pragma: `full` (fsync every commit) or `normal` (survives process
@@ -70,9 +85,12 @@ pub struct Config {
     pub max_group_members: usize,
     /// Messages of recent history each chatroom keeps (in memory).
     pub room_history: usize,
+    /// Most bytes of encoded messages in a chatroom's recent history (the older ones go first).
+    pub room_history_bytes: usize,
     /// Chatroom occupancy changes are broadcast at most this often, in milliseconds.
     pub room_occupancy_interval_ms: u64,
-    /// Empty chatrooms are forgotten once more than this many rooms exist.
+    /// Most chatrooms at once on this node; joining a new room beyond it is refused
+    /// (`invalid_room`). A room is freed, with its history, when its last occupant leaves.
     pub max_rooms: usize,
 }
 
@@ -112,10 +130,15 @@ impl Default for Config {
             max_body_bytes: 64 * 1024,
             send_rate_per_sec: 50,
             send_burst: 200,
+            request_rate_per_sec: 20,
+            request_burst: 100,
+            connection_request_rate_per_sec: 10,
+            connection_request_burst: 50,
             max_connections_per_user: 10,
             outbound_queue_frames: 1024,
             write_coalesce_us: 10_000,
             max_page: 500,
+            max_page_bytes: 256 * 1024,
             write_batch_max: 2048,
             sqlite_synchronous: SqliteSync::Full,
             sqlite_readers: 4,
@@ -124,6 +147,7 @@ impl Default for Config {
             recall_window_secs: 120,
             max_group_members: 1_000,
             room_history: 100,
+            room_history_bytes: 64 * 1024,
             room_occupancy_interval_ms: 500,
             max_rooms: 10_000,
         }
@@ -188,6 +212,15 @@ impl Config {
                 "outbound_queue_frames must be > 0",
             ),
             (self.max_page > 0, "max_page must be > 0"),
+            (self.max_page_bytes > 0, "max_page_bytes must be > 0"),
+            (
+                self.request_rate_per_sec > 0 && self.request_burst > 0,
+                "request_rate_per_sec and request_burst must be > 0",
+            ),
+            (
+                self.connection_request_rate_per_sec > 0 && self.connection_request_burst > 0,
+                "connection_request_rate_per_sec and connection_request_burst must be > 0",
+            ),
             (
                 self.max_group_members >= 2,
                 "max_group_members must be >= 2",
@@ -299,6 +332,14 @@ overrides! {
     send_rate_per_sec: u32, "BANTER_SEND_RATE_PER_SEC";
     /// Burst of sends above the sustained rate.
     send_burst: u32, "BANTER_SEND_BURST";
+    /// Sustained state-changing requests (other than sends) per second per user.
+    request_rate_per_sec: u32, "BANTER_REQUEST_RATE_PER_SEC";
+    /// Burst of state-changing requests per user.
+    request_burst: u32, "BANTER_REQUEST_BURST";
+    /// Sustained state-changing requests per second per connection.
+    connection_request_rate_per_sec: u32, "BANTER_CONNECTION_REQUEST_RATE_PER_SEC";
+    /// Burst of state-changing requests per connection.
+    connection_request_burst: u32, "BANTER_CONNECTION_REQUEST_BURST";
     /// Concurrent WebSocket connections per user.
     max_connections_per_user: usize, "BANTER_MAX_CONNECTIONS_PER_USER";
     /// Outbound frames queued per connection before it is closed as a slow consumer (4003).
@@ -307,6 +348,8 @@ overrides! {
     write_coalesce_us: u64, "BANTER_WRITE_COALESCE_US";
     /// Largest sync/history page.
     max_page: u32, "BANTER_MAX_PAGE";
+    /// Most bytes of encoded messages in one sync/history page.
+    max_page_bytes: usize, "BANTER_MAX_PAGE_BYTES";
     /// Most write operations per SQLite transaction (group commit).
     write_batch_max: usize, "BANTER_WRITE_BATCH_MAX";
     /// SQLite synchronous mode: full or normal.
@@ -323,9 +366,11 @@ overrides! {
     max_group_members: usize, "BANTER_MAX_GROUP_MEMBERS";
     /// Recent messages kept per chatroom.
     room_history: usize, "BANTER_ROOM_HISTORY";
+    /// Most bytes of encoded recent messages kept per chatroom.
+    room_history_bytes: usize, "BANTER_ROOM_HISTORY_BYTES";
     /// Chatroom occupancy broadcast interval in ms.
     room_occupancy_interval_ms: u64, "BANTER_ROOM_OCCUPANCY_INTERVAL_MS";
-    /// Empty chatrooms are forgotten beyond this many rooms.
+    /// Most chatrooms at once (empty rooms are freed).
     max_rooms: usize, "BANTER_MAX_ROOMS";
 }
 

@@ -64,3 +64,101 @@ impl From<StoreError> for Error {
         }
     }
 }
+
+/// Serde's wording for what a derived type expected, longest first, and the plain words that
+/// replace it (followed by the Rust type's name, which is not for the client).
+const TYPE_PHRASES: [(&str, &str); 11] = [
+    ("internally tagged enum ", "a request object"),
+    ("adjacently tagged enum ", "an object"),
+    ("untagged enum ", "a value of the expected shape"),
+    ("struct variant ", "an object"),
+    ("tuple variant ", "an array"),
+    ("newtype variant ", "a value"),
+    ("unit variant ", "a unit value"),
+    ("tuple struct ", "an array"),
+    ("unit struct ", "null"),
+    ("struct ", "an object"),
+    ("enum ", "one of the allowed values"),
+];
+
+/// A parse error's text with Rust type names taken out: serde says "expected struct
+/// RegisterRequest" or "expected internally tagged enum ClientRequest", which names our
+/// internals; the client gets "expected an object". What a field expected ("expected u64",
+/// "missing field `text`", "unknown variant `x`, expected `admin` or `member`") stays, as does
+/// the position.
+pub fn plain_parse_error(text: &str) -> String {
+    let mut out = text.to_owned();
+    for (phrase, plain) in TYPE_PHRASES {
+        let mut from = 0;
+        while let Some(found) = out[from..].find(phrase) {
+            let start = from + found;
+            let after_word = out[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            let name_at = start + phrase.len();
+            let name_len = out[name_at..]
+                .find(|c: char| !(c.is_alphanumeric() || matches!(c, '_' | ':' | '<' | '>')))
+                .unwrap_or(out.len() - name_at);
+            let is_type = out[name_at..]
+                .chars()
+                .next()
+                .is_some_and(char::is_uppercase);
+            if after_word && is_type && name_len > 0 {
+                out.replace_range(start..name_at + name_len, plain);
+                from = start + plain.len();
+            } else {
+                from = name_at;
+            }
+        }
+    }
+    // Any other path (`banter_protocol::frames::ClientRequest`) goes too.
+    out.split(' ')
+        .map(|word| {
+            if word.contains("::") {
+                "a value"
+            } else {
+                word
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_parse_error;
+
+    #[test]
+    fn type_names_are_taken_out() {
+        for (raw, plain) in [
+            (
+                "invalid type: sequence, expected struct ClientFrame at line 1 column 0",
+                "invalid type: sequence, expected an object at line 1 column 0",
+            ),
+            (
+                "invalid type: string \"x\", expected internally tagged enum ClientRequest",
+                "invalid type: string \"x\", expected a request object",
+            ),
+            (
+                "invalid type: integer `1`, expected struct variant ClientRequest::Send",
+                "invalid type: integer `1`, expected an object",
+            ),
+            (
+                "expected banter_protocol::frames::ClientRequest here",
+                "expected a value here",
+            ),
+            (
+                "invalid type: string \"a\", expected u64 at line 1 column 40",
+                "invalid type: string \"a\", expected u64 at line 1 column 40",
+            ),
+            ("missing field `text`", "missing field `text`"),
+            (
+                "unknown variant `x`, expected `admin` or `member`",
+                "unknown variant `x`, expected `admin` or `member`",
+            ),
+        ] {
+            assert_eq!(plain_parse_error(raw), plain, "{raw}");
+        }
+    }
+}

@@ -66,6 +66,8 @@ impl<const N: usize> Histogram<N> {
 pub struct Metrics {
     connections: AtomicI64,
     connections_total: AtomicU64,
+    rooms: AtomicI64,
+    outbound_bytes: AtomicI64,
     messages_in: AtomicU64,
     deliveries: AtomicU64,
     queue_overflows: AtomicU64,
@@ -79,6 +81,8 @@ impl Default for Metrics {
         Self {
             connections: AtomicI64::new(0),
             connections_total: AtomicU64::new(0),
+            rooms: AtomicI64::new(0),
+            outbound_bytes: AtomicI64::new(0),
             messages_in: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             queue_overflows: AtomicU64::new(0),
@@ -99,6 +103,16 @@ impl Metrics {
     /// A WebSocket connection closed.
     pub fn connection_closed(&self) {
         self.connections.fetch_sub(1, Relaxed);
+    }
+
+    /// A chatroom was created (`1`) or freed (`-1`).
+    pub fn rooms_changed(&self, by: i64) {
+        self.rooms.fetch_add(by, Relaxed);
+    }
+
+    /// The bytes encoded for connections but not written to their sockets yet changed by `by`.
+    pub fn outbound_bytes_changed(&self, by: i64) {
+        self.outbound_bytes.fetch_add(by, Relaxed);
     }
 
     /// A message was accepted from a client (new, not a duplicate).
@@ -138,12 +152,26 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, &str, i64); 1] = [(
-            "banter_connections",
-            "gauge",
-            "Open WebSocket connections.",
-            self.connections.load(Relaxed),
-        )];
+        let gauges: [(&str, &str, &str, i64); 3] = [
+            (
+                "banter_connections",
+                "gauge",
+                "Open WebSocket connections.",
+                self.connections.load(Relaxed),
+            ),
+            (
+                "banter_rooms",
+                "gauge",
+                "Chatrooms in memory (each has an occupant).",
+                self.rooms.load(Relaxed),
+            ),
+            (
+                "banter_outbound_buffered_bytes",
+                "gauge",
+                "Bytes encoded for WebSocket connections and not yet written to their sockets.",
+                self.outbound_bytes.load(Relaxed),
+            ),
+        ];
         let counters = [
             (
                 "banter_connections_total",

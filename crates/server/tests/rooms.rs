@@ -1,5 +1,6 @@
 //! Chatrooms against a real server: 2,000 occupants, ordered delivery to all, coalesced
-//! occupancy broadcasts, the recent window, idempotent sends and refusals.
+//! occupancy broadcasts, the recent window (bounded by count and bytes), idempotent sends and
+//! refusals, and empty rooms freed with their history.
 
 mod common;
 
@@ -180,5 +181,148 @@ async fn recent_window_ordering_and_refusals() {
     a.close().await;
     let (_, left) = occupancy(&mut b, 1).await;
     assert_eq!(left, vec![alice.id.clone()]);
+    server.stop().await;
+}
+
+/// Polls the metric `name` until it equals `want` (10 s at most); returns what it last read.
+async fn metric_becomes(server: &common::TestServer, name: &str, want: u64) -> u64 {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let now = server.metric(name).await;
+        if now == want || tokio::time::Instant::now() >= deadline {
+            return now;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// Fills `rooms` (a connection's share each) with `history` messages of `text`, then leaves
+/// them all: the first half of the connections by `room_leave`, the rest by closing. Returns
+/// the connections still open.
+async fn fill_and_leave(
+    server: &common::TestServer,
+    user: &common::TestUser,
+    round: usize,
+    history: usize,
+    text: &str,
+) -> Vec<Connection> {
+    let mut conns = Vec::new();
+    for _ in 0..ROOMS.div_ceil(PER_CONN) {
+        conns.push(server.connect(user).await);
+    }
+    let room = |r: usize| format!("round{round}-{r}");
+    let fill = conns.iter().enumerate().map(|(c, conn)| async move {
+        for r in (c * PER_CONN..ROOMS).take(PER_CONN) {
+            let _: RoomJoined = ok(conn, R::RoomJoin { room: room(r) }).await;
+            for i in 0..history {
+                let send = R::RoomSend {
+                    room: room(r),
+                    client_msg_id: format!("k{i}"),
+                    text: text.to_owned(),
+                };
+                let _: RoomAck = ok(conn, send).await;
+            }
+        }
+    });
+    futures_util::future::join_all(fill).await;
+    assert_eq!(server.metric("banter_rooms").await, ROOMS as u64);
+    let closing = conns.split_off(conns.len() / 2);
+    for (c, conn) in conns.iter().enumerate() {
+        for r in (c * PER_CONN..ROOMS).take(PER_CONN) {
+            let _: Value = ok(conn, R::RoomLeave { room: room(r) }).await;
+        }
+    }
+    for conn in closing {
+        conn.close().await;
+    }
+    assert_eq!(
+        metric_becomes(server, "banter_rooms", 0).await,
+        0,
+        "every room freed"
+    );
+    conns
+}
+
+/// Rooms in the freeing test, on connections of 32 rooms each (the most one may occupy).
+const ROOMS: usize = 1_000;
+const PER_CONN: usize = 32;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_rooms_are_freed_with_their_history() {
+    // 1,000 rooms, each with a full recent window (5 messages of 8 KB), left by everyone;
+    // twice, under new names. Without freeing, the second round would add as much memory as
+    // the first (the allocator keeps freed memory for reuse, so RSS does not shrink; it stops
+    // growing).
+    const HISTORY: usize = 5;
+    let server = start_with(|c| {
+        c.room_history = HISTORY;
+        c.max_connections_per_user = 2 * ROOMS.div_ceil(PER_CONN);
+        c.room_occupancy_interval_ms = 20;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let text = "x".repeat(8000);
+    let rss_before = common::rss_kib();
+    let first = fill_and_leave(&server, &alice, 1, HISTORY, &text).await;
+    let rss_first = common::rss_kib();
+    let second = fill_and_leave(&server, &alice, 2, HISTORY, &text).await;
+    let rss_second = common::rss_kib();
+    eprintln!(
+        "rooms: RSS {rss_before} KiB before, {rss_first} KiB after 1,000 full rooms were \
+         freed, {rss_second} KiB after 1,000 more"
+    );
+    drop(first);
+    // A freed room starts afresh: no history, seq from 1.
+    let joined: RoomJoined = ok(&second[0], R::RoomJoin { room: "round1-0".into() }).await;
+    assert!(joined.recent.is_empty(), "the history went with the room");
+    let ack: RoomAck = ok(
+        &second[0],
+        R::RoomSend {
+            room: "round1-0".into(),
+            client_msg_id: "k0".into(),
+            text: "again".into(),
+        },
+    )
+    .await;
+    assert_eq!((ack.seq, ack.duplicate), (1, false));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recent_window_is_bounded_by_bytes_and_rooms_by_count() {
+    const BYTES: usize = 16 * 1024;
+    let server = start_with(|c| {
+        c.room_history_bytes = BYTES;
+        c.max_rooms = 2;
+    })
+    .await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let (a, b) = (server.connect(&alice).await, server.connect(&bob).await);
+    let _: RoomJoined = ok(&a, R::RoomJoin { room: "den".into() }).await;
+    // Control characters escape to six bytes each: 2,000 of them take 12 KB encoded.
+    let text = "\u{1}".repeat(2_000);
+    for i in 0..10 {
+        let send = R::RoomSend {
+            room: "den".into(),
+            client_msg_id: format!("k{i}"),
+            text: text.clone(),
+        };
+        let _: RoomAck = ok(&a, send).await;
+    }
+    let joined: RoomJoined = ok(&b, R::RoomJoin { room: "den".into() }).await;
+    let encoded: usize = joined
+        .recent
+        .iter()
+        .map(|m| serde_json::to_vec(m).unwrap().len())
+        .sum();
+    let seqs: Vec<u64> = joined.recent.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, vec![10], "one 12 KB message fits in 16 KB, two do not");
+    assert!(encoded <= BYTES, "{encoded} bytes of history");
+    // `max_rooms` caps the rooms in memory.
+    let _: RoomJoined = ok(&a, R::RoomJoin { room: "two".into() }).await;
+    assert_eq!(
+        refused(&a, R::RoomJoin { room: "three".into() }).await,
+        ErrorCode::InvalidRoom
+    );
     server.stop().await;
 }

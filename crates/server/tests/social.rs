@@ -603,6 +603,7 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             conversation: conv.clone(),
             seq: 1,
             text: "typo here".into(),
+            client_msg_id: None,
         },
     )
     .await;
@@ -611,6 +612,7 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
         R::Recall {
             conversation: conv.clone(),
             seq: second.seq,
+            client_msg_id: None,
         },
     )
     .await;
@@ -624,6 +626,7 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
         R::Recall {
             conversation: conv.clone(),
             seq: second.seq,
+            client_msg_id: None,
         },
     )
     .await;
@@ -675,7 +678,8 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             &b,
             R::Recall {
                 conversation: conv.clone(),
-                seq: 1
+                seq: 1,
+                client_msg_id: None,
             }
         )
         .await,
@@ -687,7 +691,8 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             R::Edit {
                 conversation: conv.clone(),
                 seq: 2,
-                text: "x".into()
+                text: "x".into(),
+                client_msg_id: None,
             }
         )
         .await,
@@ -698,7 +703,8 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             &a,
             R::Recall {
                 conversation: conv.clone(),
-                seq: 3
+                seq: 3,
+                client_msg_id: None,
             }
         )
         .await,
@@ -710,7 +716,8 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             R::Edit {
                 conversation: conv.clone(),
                 seq: 99,
-                text: "x".into()
+                text: "x".into(),
+                client_msg_id: None,
             }
         )
         .await,
@@ -722,7 +729,8 @@ async fn recall_and_edit_reach_the_other_party_and_survive_sync() {
             R::Edit {
                 conversation: conv.clone(),
                 seq: 1,
-                text: " ".into()
+                text: " ".into(),
+                client_msg_id: None,
             }
         )
         .await,
@@ -747,6 +755,7 @@ async fn recall_window_is_enforced() {
         R::Recall {
             conversation: sent.conversation.clone(),
             seq: 1,
+            client_msg_id: None,
         },
     )
     .await;
@@ -758,6 +767,7 @@ async fn recall_window_is_enforced() {
             conversation: sent.conversation,
             seq: 1,
             text: "hello".into(),
+            client_msg_id: None,
         },
     )
     .await;

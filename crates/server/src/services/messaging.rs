@@ -14,13 +14,16 @@ use banter_protocol::{
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::budget::{BudgetLimits, RequestBudget};
 use super::directory::Directory;
 use super::fanout::Fanout;
+use super::page::{self, encoded_len};
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::registry::ConnId;
 use crate::store::{
     Amendment, Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store,
     StoreError, StoredMessage, UserId,
@@ -38,6 +41,8 @@ pub struct MessagingLimits {
     pub max_text_bytes: usize,
     /// Largest page.
     pub max_page: u32,
+    /// Most encoded bytes of messages in a page (and of previews in the conversation list).
+    pub max_page_bytes: usize,
     /// Sustained sends per second per user.
     pub send_rate_per_sec: u32,
     /// Burst above the sustained rate.
@@ -46,6 +51,8 @@ pub struct MessagingLimits {
     pub direct_policy: DirectMessagePolicy,
     /// How long after sending a message may be recalled, in ms.
     pub recall_window_ms: i64,
+    /// The budget of state-changing requests other than sends.
+    pub requests: BudgetLimits,
 }
 
 /// The messaging service.
@@ -58,6 +65,7 @@ pub struct Messaging {
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
+    budget: RequestBudget,
 }
 
 /// A send whose append is queued (see [`Messaging::queue_send`]).
@@ -186,6 +194,7 @@ impl Messaging {
             typing_limiter: RateLimiter::keyed(
                 Quota::per_second(typing).allow_burst(NonZeroU32::new(2).unwrap_or(typing)),
             ),
+            budget: RequestBudget::new(limits.requests),
         }
     }
 
@@ -195,6 +204,13 @@ impl Messaging {
         self.send_limiter.shrink_to_fit();
         self.typing_limiter.retain_recent();
         self.typing_limiter.shrink_to_fit();
+        self.budget.prune();
+    }
+
+    /// Takes one state-changing request (other than a send) from the user's and the
+    /// connection's budgets.
+    pub fn check_request_budget(&self, user: UserId, conn: Option<ConnId>) -> Result<()> {
+        self.budget.check(user, conn)
     }
 
     /// Takes one send from the user's budget (shared with chatroom sends).
@@ -245,6 +261,9 @@ impl Messaging {
     /// original one for a retried `client_msg_id`).
     pub async fn finish_send(&self, caller: &Caller, queued: QueuedSend) -> Result<SendAck> {
         let appended = queued.commit.await?;
+        if appended.duplicate && appended.message.kind != EntryKind::Text {
+            return Err(reused_client_msg_id());
+        }
         if !appended.duplicate {
             self.metrics.message_in();
             self.publish(caller, &appended.message, queued.members);
@@ -369,15 +388,19 @@ impl Messaging {
         after_seq: u64,
         limit: Option<u32>,
     ) -> Result<MessagePage> {
+        check_seq(after_seq, "after_seq")?;
         let (conv, member) = self.membership(caller, conversation).await?;
         let limit = self.page_size(limit);
+        let max_bytes = self.limits.max_page_bytes;
         let from = after_seq.max(member.joined_seq.saturating_sub(1));
-        let mut page = self.store.messages_after(conv, from, limit + 1).await?;
-        let has_more = page.len() > limit as usize;
-        page.truncate(limit as usize);
+        let rows = self
+            .store
+            .messages_after(conv, from, limit + 1, max_bytes)
+            .await?;
+        let messages = page::fit(rows.iter(), limit as usize, max_bytes);
         Ok(MessagePage {
-            messages: page.iter().map(message_view).collect(),
-            has_more,
+            has_more: rows.len() > messages.len(),
+            messages,
         })
     }
 
@@ -389,27 +412,36 @@ impl Messaging {
         before_seq: Option<u64>,
         limit: Option<u32>,
     ) -> Result<MessagePage> {
+        if let Some(seq) = before_seq {
+            check_seq(seq, "before_seq")?;
+        }
         let (conv, member) = self.membership(caller, conversation).await?;
         let limit = self.page_size(limit);
-        let page = self
+        let max_bytes = self.limits.max_page_bytes;
+        let rows = self
             .store
-            .messages_before(conv, before_seq, member.joined_seq, limit + 1)
+            .messages_before(conv, before_seq, member.joined_seq, limit + 1, max_bytes)
             .await?;
-        let has_more = page.len() > limit as usize;
-        let skip = usize::from(has_more);
+        // Fitted from the newest down: the page ends next to `before_seq`.
+        let mut messages = page::fit(rows.iter().rev(), limit as usize, max_bytes);
+        messages.reverse();
         Ok(MessagePage {
-            messages: page[skip..].iter().map(message_view).collect(),
-            has_more,
+            has_more: rows.len() > messages.len(),
+            messages,
         })
     }
 
-    /// The caller's conversations, newest activity first.
+    /// The caller's conversations, newest activity first. The list holds every conversation
+    /// (how many a user has is bounded by the group cap and by the people who message them);
+    /// the previews (`last_message`) are bounded by `max_page_bytes` together: once it is spent,
+    /// later conversations come without one (`sync` gets it).
     pub async fn conversations(
         &self,
         caller: &Caller,
         since_ts: Option<i64>,
     ) -> Result<Vec<ConversationSummary>> {
         let list = self.store.conversations_of(caller.user).await?;
+        let mut previews = page::Budget::new(self.limits.max_page_bytes);
         Ok(list
             .into_iter()
             .filter(|c| since_ts.is_none_or(|since| c.updated_at > since))
@@ -429,7 +461,11 @@ impl Messaging {
                     read_seq: c.read_seq,
                     unread: last_seq.saturating_sub(c.read_seq),
                     updated_at: c.updated_at,
-                    last_message: c.last_message.as_ref().map(message_view),
+                    last_message: c
+                        .last_message
+                        .as_ref()
+                        .map(message_view)
+                        .filter(|m| previews.take(encoded_len(m))),
                 }
             })
             .collect())
@@ -438,6 +474,7 @@ impl Messaging {
     /// Moves the caller's read cursor; the caller's other devices are told, and in a direct
     /// conversation so is the peer (a read receipt).
     pub async fn read(&self, caller: &Caller, conversation: &str, seq: u64) -> Result<ReadResult> {
+        check_seq(seq, "seq")?;
         let (conv, _) = self.membership(caller, conversation).await?;
         let last = self.store.last_seq(conv).await?;
         if seq > last {
@@ -477,14 +514,20 @@ impl Messaging {
         })
     }
 
-    /// Recalls (within the window) or edits one of the caller's text messages.
+    /// Recalls (within the window) or edits one of the caller's text messages. A retry with the
+    /// same `client_msg_id` answers the original acknowledgement (see [`amendment_key`]).
     pub async fn amend(
         &self,
         caller: &Caller,
         conversation: &str,
         seq: u64,
         amendment: Amendment,
+        client_msg_id: Option<String>,
     ) -> Result<SendAck> {
+        check_seq(seq, "seq")?;
+        if let Some(id) = &client_msg_id {
+            check_client_msg_id(id)?;
+        }
         let (conv, _) = self.membership(caller, conversation).await?;
         if let Amendment::Edit(text) = &amendment {
             check_text(text, self.limits.max_text_bytes)?;
@@ -513,10 +556,10 @@ impl Messaging {
         if self.directory.info(conv).await?.dissolved {
             return Err(dissolved());
         }
-        // One key per target and action: retrying the same recall is idempotent.
-        let key = match &amendment {
-            Amendment::Recall => format!("recall:{}", target.id),
-            Amendment::Edit(text) => format!("edit:{}:{:x}", target.id, fnv(text)),
+        let key = amendment_key(&amendment, target.id, client_msg_id.as_deref());
+        let kind = match amendment {
+            Amendment::Recall => EntryKind::Recall,
+            Amendment::Edit(_) => EntryKind::Edit,
         };
         let appended = match self
             .store
@@ -526,6 +569,14 @@ impl Messaging {
             Err(StoreError::NotFound) => return Err(unknown()),
             other => other?,
         };
+        if appended.duplicate
+            && (appended.message.kind != kind
+                || appended.message.conv != conv
+                || appended.message.ref_seq != Some(seq))
+        {
+            // The key names another request of this sender (a send given this very key).
+            return Err(reused_client_msg_id());
+        }
         if !appended.duplicate {
             let members = self.directory.members(conv).await?;
             self.publish(caller, &appended.message, members);
@@ -561,9 +612,37 @@ pub(crate) fn dissolved() -> Error {
     Error::new(ErrorCode::GroupDissolved, "the group was dissolved")
 }
 
-/// A small stable hash for idempotency keys (FNV-1a).
-fn fnv(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
+/// The idempotency key of an amendment (unique per sender, like a send's `client_msg_id`,
+/// with which it shares the store's index; the prefix keeps it apart from sends' keys).
+///
+/// A recall's key is its target: a message is recalled once, so every recall of it is the same
+/// request. An edit's key is the client's `client_msg_id` under its target, so a retry is
+/// idempotent and a new edit (even back to an earlier text) is new; without one the server
+/// picks a random key, so an edit is never mistaken for an earlier one. (The key used to be
+/// derived from the text, which made v1 → v2 → v1 answer `duplicate` and keep v2.)
+fn amendment_key(amendment: &Amendment, target: i64, client_msg_id: Option<&str>) -> String {
+    match (amendment, client_msg_id) {
+        (Amendment::Recall, _) => format!("recall:{target}"),
+        (Amendment::Edit(_), Some(id)) => format!("edit:{target}:{id}"),
+        (Amendment::Edit(_), None) => format!("edit:{target}:~{:016x}", rand::random::<u64>()),
+    }
+}
+
+/// Seqs are stored as signed 64-bit integers: anything from 2^63 up names no entry and is a
+/// malformed request, refused before it reaches the store.
+fn check_seq(seq: u64, field: &str) -> Result<()> {
+    if i64::try_from(seq).is_err() {
+        return Err(Error::with(
+            ErrorCode::BadRequest,
+            format!("`{field}` must be below 2^63"),
+        ));
+    }
+    Ok(())
+}
+
+fn reused_client_msg_id() -> Error {
+    Error::new(
+        ErrorCode::InvalidClientMsgId,
+        "client_msg_id already names another request of yours",
+    )
 }

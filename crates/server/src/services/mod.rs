@@ -5,10 +5,12 @@
 //! [`Error`](crate::error::Error).
 
 pub mod accounts;
+pub mod budget;
 pub mod directory;
 pub mod fanout;
 pub mod groups;
 pub mod messaging;
+mod page;
 mod password;
 pub mod rooms;
 pub mod social;

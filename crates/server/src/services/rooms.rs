@@ -1,8 +1,13 @@
 //! Chatrooms: public rooms entered by name, without membership records.
 //!
 //! A room lives in memory on this node: its occupants (connections), a per-room `seq`, and the
-//! last `room_history` messages. It is deliberately not a group: nothing is stored on disk, and a
-//! reconnecting client gets the recent window, not a complete catch-up (PROTOCOL.md says so).
+//! last `room_history` messages (at most `room_history_bytes` of them, encoded). It is
+//! deliberately not a group: nothing is stored on disk, and a reconnecting client gets the
+//! recent window, not a complete catch-up (PROTOCOL.md says so).
+//!
+//! A room exists while it has an occupant: when the last one leaves (or its connection closes)
+//! the room is freed at once, history and `seq` with it, and the next join starts it afresh. So
+//! memory follows the rooms in use, at most `max_rooms` of them.
 //!
 //! Fan-out happens under the room's lock, so every occupant receives a room's messages in `seq`
 //! order, each once. The lock is held only for non-blocking `try_send`s of one shared encoded
@@ -19,6 +24,7 @@ use banter_protocol::{ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
 use bytes::Bytes;
 
 use super::messaging::{check_client_msg_id, encode};
+use super::page::encoded_len;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::registry::{ConnHandle, ConnId};
@@ -38,8 +44,10 @@ pub struct RoomLimits {
     pub occupancy_interval: Duration,
     /// Largest text in bytes.
     pub max_text_bytes: usize,
-    /// Empty rooms are forgotten once there are more rooms than this.
+    /// Most rooms at once (each has an occupant; empty rooms are freed).
     pub max_rooms: usize,
+    /// Most encoded bytes of recent history kept per room.
+    pub history_bytes: usize,
 }
 
 struct Occupant {
@@ -50,11 +58,17 @@ struct Occupant {
 #[derive(Default)]
 struct RoomState {
     seq: u64,
-    recent: VecDeque<RoomMessage>,
+    /// The recent window, each message with its encoded size.
+    recent: VecDeque<(RoomMessage, usize)>,
+    /// Sum of the sizes in `recent`.
+    recent_bytes: usize,
     occupants: HashMap<ConnId, Occupant>,
     joined: Vec<UserId>,
     left: Vec<UserId>,
     flush_pending: bool,
+    /// The room was freed (it emptied and left the map); a join that still holds it must look
+    /// the name up again.
+    freed: bool,
 }
 
 /// One room.
@@ -111,20 +125,45 @@ impl Rooms {
         }
     }
 
-    fn room(&self, name: &str) -> Arc<Room> {
+    /// The room `name`, created if it does not exist and there is room for it.
+    fn room(&self, name: &str) -> Result<Arc<Room>> {
         let mut rooms = self.rooms.lock().expect("rooms lock");
         if let Some(room) = rooms.get(name) {
-            return Arc::clone(room);
+            return Ok(Arc::clone(room));
         }
         if rooms.len() >= self.limits.max_rooms {
-            rooms.retain(|_, r| !r.state.lock().expect("room lock").occupants.is_empty());
+            return Err(Error::new(
+                ErrorCode::InvalidRoom,
+                "too many chatrooms on this server; join an existing one or retry later",
+            ));
         }
         let room = Arc::new(Room {
             name: name.to_owned(),
             state: Mutex::default(),
         });
         rooms.insert(name.to_owned(), Arc::clone(&room));
-        room
+        self.metrics.rooms_changed(1);
+        Ok(room)
+    }
+
+    /// Frees `room` if it is still empty. Lock order is the map, then the room (as in
+    /// [`Rooms::room`]); a join that got the room before it left the map sees `freed`.
+    fn free_if_empty(&self, room: &Arc<Room>) {
+        let mut rooms = self.rooms.lock().expect("rooms lock");
+        let mut state = room.state.lock().expect("room lock");
+        if !state.occupants.is_empty() || state.freed {
+            return;
+        }
+        state.freed = true;
+        state.recent = VecDeque::new();
+        state.recent_bytes = 0;
+        if rooms
+            .get(&room.name)
+            .is_some_and(|r| Arc::ptr_eq(r, room))
+        {
+            rooms.remove(&room.name);
+            self.metrics.rooms_changed(-1);
+        }
     }
 
     fn existing(&self, name: &str) -> Option<Arc<Room>> {
@@ -169,27 +208,33 @@ impl Rooms {
         name: &str,
     ) -> Result<RoomJoined> {
         valid_name(name)?;
-        let room = self.room(name);
-        let mut state = room.state.lock().expect("room lock");
-        let fresh = state
-            .occupants
-            .insert(
-                conn.conn,
-                Occupant {
-                    user,
-                    conn: conn.clone(),
-                },
-            )
-            .is_none();
-        if fresh {
-            state.joined.push(user);
-            self.schedule_occupancy(&room, &mut state);
+        loop {
+            let room = self.room(name)?;
+            let mut state = room.state.lock().expect("room lock");
+            if state.freed {
+                // Freed between the lookup and the lock: look the name up again.
+                continue;
+            }
+            let fresh = state
+                .occupants
+                .insert(
+                    conn.conn,
+                    Occupant {
+                        user,
+                        conn: conn.clone(),
+                    },
+                )
+                .is_none();
+            if fresh {
+                state.joined.push(user);
+                self.schedule_occupancy(&room, &mut state);
+            }
+            return Ok(RoomJoined {
+                room: name.to_owned(),
+                count: state.occupants.len(),
+                recent: state.recent.iter().map(|(m, _)| m.clone()).collect(),
+            });
         }
-        Ok(RoomJoined {
-            room: name.to_owned(),
-            count: state.occupants.len(),
-            recent: state.recent.iter().cloned().collect(),
-        })
     }
 
     /// Takes a connection out of a room.
@@ -197,6 +242,12 @@ impl Rooms {
         let room = self.existing(name).ok_or_else(not_in_room)?;
         let mut state = room.state.lock().expect("room lock");
         let occupant = state.occupants.remove(&conn).ok_or_else(not_in_room)?;
+        if state.occupants.is_empty() {
+            // Nobody is left to tell; the room goes, with its history.
+            drop(state);
+            self.free_if_empty(&room);
+            return Ok(());
+        }
         state.left.push(occupant.user);
         self.schedule_occupancy(&room, &mut state);
         Ok(())
@@ -227,10 +278,10 @@ impl Rooms {
             return Err(not_in_room());
         }
         let sender = user.to_string();
-        if let Some(m) = state
+        if let Some((m, _)) = state
             .recent
             .iter()
-            .find(|m| m.sender == sender && m.client_msg_id == client_msg_id)
+            .find(|(m, _)| m.sender == sender && m.client_msg_id == client_msg_id)
         {
             return Ok(RoomAck {
                 room: name.to_owned(),
@@ -261,9 +312,15 @@ impl Rooms {
             ts: message.ts,
             duplicate: false,
         };
-        state.recent.push_back(message);
-        while state.recent.len() > self.limits.history {
-            state.recent.pop_front();
+        let bytes = encoded_len(&message);
+        state.recent.push_back((message, bytes));
+        state.recent_bytes += bytes;
+        while state.recent.len() > self.limits.history
+            || (state.recent_bytes > self.limits.history_bytes && !state.recent.is_empty())
+        {
+            if let Some((_, gone)) = state.recent.pop_front() {
+                state.recent_bytes -= gone;
+            }
         }
         Ok(ack)
     }

@@ -20,7 +20,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, plain_parse_error};
 use crate::registry::ConnHandle;
 use crate::services::Caller;
 use crate::services::messaging::{SendRequest, encode};
@@ -54,6 +54,50 @@ pub(super) type Pending = Pin<Box<dyn Future<Output = Bytes> + Send>>;
 /// whose only effect is an append queued in order behind theirs.
 fn pipelined(request: &R) -> bool {
     matches!(request, R::Send { .. })
+}
+
+/// Whether a request spends the request budget (per user and per connection, see
+/// `services::budget`): every request that changes state, except sends and room sends, which
+/// spend the send budget. Reads are bounded by their reply size instead. Written as a match on
+/// every variant so that a new request type has to be classified here.
+fn budgeted(request: &R) -> bool {
+    match request {
+        R::Send { .. }
+        | R::RoomSend { .. }
+        | R::Sync { .. }
+        | R::History { .. }
+        | R::Conversations { .. }
+        | R::Receipts { .. }
+        | R::Presence { .. }
+        | R::Profiles { .. }
+        | R::Friends
+        | R::Groups
+        | R::GroupMembers { .. }
+        | R::Ping => false,
+        R::Read { .. }
+        | R::Recall { .. }
+        | R::Edit { .. }
+        | R::Typing { .. }
+        | R::ProfileUpdate { .. }
+        | R::FriendRequest { .. }
+        | R::FriendAccept { .. }
+        | R::FriendDecline { .. }
+        | R::FriendCancel { .. }
+        | R::FriendRemove { .. }
+        | R::Block { .. }
+        | R::Unblock { .. }
+        | R::GroupCreate { .. }
+        | R::GroupAdd { .. }
+        | R::GroupJoin { .. }
+        | R::GroupLeave { .. }
+        | R::GroupRemove { .. }
+        | R::GroupRole { .. }
+        | R::GroupTransfer { .. }
+        | R::GroupUpdate { .. }
+        | R::GroupDissolve { .. }
+        | R::RoomJoin { .. }
+        | R::RoomLeave { .. } => true,
+    }
 }
 
 /// Parses a frame and, for a send, queues its append. Admitting requests one after another
@@ -133,6 +177,9 @@ async fn run(
     request: R,
 ) -> Result<Answer> {
     let (m, s, g) = (&app.messaging, &app.social, &app.groups);
+    if budgeted(&request) {
+        m.check_request_budget(caller.user, caller.conn)?;
+    }
     Ok(Answer::Now(match request {
         R::Send {
             to,
@@ -171,16 +218,21 @@ async fn run(
         }),
         R::Read { conversation, seq } => to_value(m.read(caller, &conversation, seq).await?),
         R::Receipts { conversation } => to_value(m.receipts(caller, &conversation).await?),
-        R::Recall { conversation, seq } => to_value(
-            m.amend(caller, &conversation, seq, Amendment::Recall)
+        R::Recall {
+            conversation,
+            seq,
+            client_msg_id,
+        } => to_value(
+            m.amend(caller, &conversation, seq, Amendment::Recall, client_msg_id)
                 .await?,
         ),
         R::Edit {
             conversation,
             seq,
             text,
+            client_msg_id,
         } => to_value(
-            m.amend(caller, &conversation, seq, Amendment::Edit(text))
+            m.amend(caller, &conversation, seq, Amendment::Edit(text), client_msg_id)
                 .await?,
         ),
         R::Typing { conversation } => {
@@ -305,7 +357,10 @@ fn reject(app: &App, text: &str, e: &serde_json::Error) -> Bytes {
             ErrorCode::UnknownType,
             format!("unknown frame type {kind:?}"),
         ),
-        _ => Error::with(ErrorCode::BadRequest, format!("malformed frame: {e}")),
+        _ => Error::with(
+            ErrorCode::BadRequest,
+            format!("malformed frame: {}", plain_parse_error(&e.to_string())),
+        ),
     };
     error_frame(app, id, &error)
 }

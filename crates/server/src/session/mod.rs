@@ -49,8 +49,10 @@ const WRITE_SLICES: usize = 64;
 /// connection waiting for data holds none).
 const READ_CHUNK: usize = 8192;
 /// Unwritten bytes past which the queue is no longer drained (the peer is not reading; the
-/// queue fills and the registry kicks the connection as a slow consumer) and no more requests
-/// are read (their replies would pile up here: TCP pushes back on the client instead).
+/// queue fills and the registry kicks the connection as a slow consumer), no more requests
+/// are read (their replies would pile up here: TCP pushes back on the client instead), and no
+/// exclusive request builds its reply. With replies bounded (`max_page_bytes`), a connection
+/// holds at most about this plus one reply.
 const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Buffered bytes that are written at once, without waiting out the coalescing window.
 const OUT_FLUSH: usize = 32 * 1024;
@@ -108,6 +110,7 @@ where
         decoder: Decoder::new(config.max_frame_bytes),
         inbuf: BytesMut::new(),
         out: Outgoing::default(),
+        reported: 0,
         peer_closed: false,
     };
     let code = session.serve(&queue).await;
@@ -121,6 +124,7 @@ where
         app.social.presence_changed(caller.user, false).await;
     }
     session.close(code).await;
+    session.out_reported(0);
     tracing::debug!(
         user = caller.user,
         conn,
@@ -155,6 +159,8 @@ struct Session<S> {
     inbuf: BytesMut,
     /// Frames not written yet.
     out: Outgoing,
+    /// `out`'s length as last added to the outbound-bytes gauge.
+    reported: usize,
     /// The peer sent its close frame or ended the stream.
     peer_closed: bool,
 }
@@ -212,6 +218,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
             }
+            self.report_outbound();
             let reading = !self.peer_closed && requests.accepts() && !backed_up;
             let writing = write_now && !self.out.is_empty();
             let draining = !backed_up;
@@ -225,7 +232,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     shutdown_seen = true;
                     kick.kick(CloseCode::GoingAway);
                 }
-                ready = poll_fn(|cx| requests.poll_ready(cx)) => match ready {
+                // Over the mark no exclusive reply is built (see `pipeline`).
+                ready = poll_fn(|cx| requests.poll_ready(cx, !backed_up)) => match ready {
                     Ready::Reply(reply) => {
                         self.out.text(reply);
                         write_now = true;
@@ -282,6 +290,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Brings the outbound-bytes gauge up to date with `out` (one atomic add when it changed).
+    fn report_outbound(&mut self) {
+        self.out_reported(self.out.len());
+    }
+
+    /// Tells the gauge that `out` now holds `len` bytes.
+    fn out_reported(&mut self, len: usize) {
+        if len != self.reported {
+            let by = i64::try_from(len).unwrap_or(i64::MAX)
+                - i64::try_from(self.reported).unwrap_or(i64::MAX);
+            self.app.metrics.outbound_bytes_changed(by);
+            self.reported = len;
         }
     }
 

@@ -7,6 +7,12 @@
 //! every earlier reply is out (so it sees their effects) and nothing is admitted while it runs.
 //! At most [`DEPTH`] replies wait at once; past that the session stops reading, and TCP pushes
 //! back on the client.
+//!
+//! While the connection's unwritten output is over its high-water mark, the session asks only
+//! for the replies of admitted sends (small acks, and their commits must be delivered to others
+//! without waiting for this peer to read): an exclusive request neither starts nor runs on
+//! (see [`Pipeline::poll_ready`]), so a peer that does not read holds at most the mark plus one
+//! bounded reply, however many requests it sent.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -69,9 +75,13 @@ impl Pipeline {
         self.running = Some(running);
     }
 
-    /// The next thing for the session to act on; pending while there is none.
-    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Ready> {
-        if let Some(running) = &mut self.running {
+    /// The next thing for the session to act on; pending while there is none. Unless
+    /// `produce`, an exclusive request is neither started nor polled (it makes no progress, so
+    /// builds no reply) until the session asks again with `produce`.
+    pub(super) fn poll_ready(&mut self, cx: &mut Context<'_>, produce: bool) -> Poll<Ready> {
+        if let Some(running) = &mut self.running
+            && produce
+        {
             let (reply, rooms) = std::task::ready!(running.as_mut().poll(cx));
             self.running = None;
             return Poll::Ready(Ready::Finished(reply, rooms));
@@ -98,7 +108,7 @@ impl Pipeline {
             self.waiting.pop_front();
             return Poll::Ready(Ready::Reply(reply));
         }
-        if let Some(frame) = self.exclusive.take() {
+        if produce && let Some(frame) = self.exclusive.take() {
             return Poll::Ready(Ready::Start(frame));
         }
         Poll::Pending
@@ -123,6 +133,6 @@ impl Pipeline {
             return Poll::Ready(None);
         }
         self.exclusive = None;
-        self.poll_ready(cx).map(Some)
+        self.poll_ready(cx, true).map(Some)
     }
 }

@@ -265,29 +265,46 @@ async fn paging(store: &dyn Store) {
     }
     let seqs = |page: Vec<super::StoredMessage>| page.iter().map(|m| m.seq).collect::<Vec<_>>();
     assert_eq!(
-        seqs(store.messages_after(conv, 0, 10).await.unwrap()),
+        seqs(store.messages_after(conv, 0, 10, usize::MAX).await.unwrap()),
         (1..=10).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_after(conv, 20, 10).await.unwrap()),
+        seqs(store.messages_after(conv, 20, 10, usize::MAX).await.unwrap()),
         (21..=25).collect::<Vec<_>>()
     );
-    assert!(store.messages_after(conv, 25, 10).await.unwrap().is_empty());
+    assert!(store.messages_after(conv, 25, 10, usize::MAX).await.unwrap().is_empty());
     assert_eq!(
-        seqs(store.messages_before(conv, None, 0, 5).await.unwrap()),
+        seqs(store.messages_before(conv, None, 0, 5, usize::MAX).await.unwrap()),
         (21..=25).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(21), 0, 5).await.unwrap()),
+        seqs(store.messages_before(conv, Some(21), 0, 5, usize::MAX).await.unwrap()),
         (16..=20).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(3), 2, 5).await.unwrap()),
+        seqs(store.messages_before(conv, Some(3), 2, 5, usize::MAX).await.unwrap()),
         vec![2],
         "min_seq bounds the page from below"
     );
-    let m = &store.messages_after(conv, 4, 1).await.unwrap()[0];
+    let m = &store.messages_after(conv, 4, 1, usize::MAX).await.unwrap()[0];
     assert_eq!((m.seq, m.sender, m.text.as_str()), (5, a, "text of m5"));
+    // A byte bound stops a page after the entry that passes it ("text of m11" is 11 bytes).
+    let entry = 11 + super::ENTRY_OVERHEAD;
+    assert_eq!(
+        seqs(store.messages_after(conv, 10, 10, 2 * entry).await.unwrap()),
+        vec![11, 12, 13],
+        "two entries fit, the third passes the bound and ends the page"
+    );
+    assert_eq!(
+        seqs(store.messages_before(conv, None, 0, 10, entry).await.unwrap()),
+        vec![24, 25],
+        "from the newest down"
+    );
+    assert_eq!(
+        seqs(store.messages_after(conv, 0, 10, 0).await.unwrap()),
+        vec![1],
+        "a page holds at least one entry"
+    );
 }
 
 async fn conversation_list_and_read_cursor(store: &dyn Store) {

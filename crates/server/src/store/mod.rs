@@ -18,6 +18,10 @@ use async_trait::async_trait;
 
 pub use types::*;
 
+/// Bytes counted for an entry besides its text when a page is bounded by bytes (its other
+/// fields, encoded, take about this much).
+pub const ENTRY_OVERHEAD: usize = 128;
+
 /// An append that is queued and resolves once committed (see [`Store::queue_append`]).
 pub type PendingAppend = Pin<Box<dyn Future<Output = StoreResult<Appended>> + Send>>;
 
@@ -63,21 +67,26 @@ pub trait Store: Send + Sync + 'static {
     /// commit. Appends queued one after another by one caller commit in that order, so a
     /// connection can pipeline its sends without reordering them.
     async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend>;
-    /// Messages with `seq > after`, ascending, at most `limit`.
+    /// Messages with `seq > after`, ascending, at most `limit`, and no more once their texts
+    /// (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`: the entry that passes it is the last one
+    /// returned, so a caller can tell that more exist. Bounds what one page loads into memory.
     async fn messages_after(
         &self,
         conv: ConvId,
         after: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> StoreResult<Vec<StoredMessage>>;
     /// Messages with `min_seq <= seq < before` (no upper bound when `None`), the newest `limit`
-    /// of them, ascending.
+    /// of them, ascending, bounded by `max_bytes` from the newest down as in
+    /// [`Store::messages_after`].
     async fn messages_before(
         &self,
         conv: ConvId,
         before: Option<u64>,
         min_seq: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> StoreResult<Vec<StoredMessage>>;
     /// The entry at `seq`.
     async fn message(&self, conv: ConvId, seq: u64) -> StoreResult<Option<StoredMessage>>;

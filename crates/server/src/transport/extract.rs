@@ -1,4 +1,5 @@
-//! Extractors whose rejections are typed Banter errors instead of axum's plain-text ones.
+//! Extractors whose rejections are typed Banter errors instead of axum's plain-text ones, with
+//! serde's Rust type names taken out of the message (see [`plain_parse_error`]).
 
 use std::sync::Arc;
 
@@ -12,7 +13,7 @@ use serde::de::DeserializeOwned;
 
 use super::ApiError;
 use crate::app::App;
-use crate::error::Error;
+use crate::error::{Error, plain_parse_error};
 use crate::services::Caller;
 
 /// The caller named by the `Authorization: Bearer` header.
@@ -58,7 +59,7 @@ fn json_rejection(rejection: &JsonRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::new(ErrorCode::PayloadTooLarge, "the request body is too large")
     } else {
-        Error::with(ErrorCode::BadRequest, rejection.body_text())
+        Error::with(ErrorCode::BadRequest, plain_parse_error(&rejection.body_text()))
     }
 }
 
@@ -77,5 +78,5 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 fn query_rejection(rejection: &QueryRejection) -> Error {
-    Error::with(ErrorCode::BadRequest, rejection.body_text())
+    Error::with(ErrorCode::BadRequest, plain_parse_error(&rejection.body_text()))
 }

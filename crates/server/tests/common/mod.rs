@@ -44,6 +44,10 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         password_iterations: 1,
         send_rate_per_sec: 100_000,
         send_burst: 100_000,
+        request_rate_per_sec: 100_000,
+        request_burst: 100_000,
+        connection_request_rate_per_sec: 100_000,
+        connection_request_burst: 100_000,
         ..Config::default()
     }
 }
@@ -315,6 +319,20 @@ pub fn parse_frame(buf: &[u8]) -> Option<(RawFrame, usize)> {
         },
         at + len,
     ))
+}
+
+/// This process's resident set size in KiB (Linux `/proc/self/status`), 0 where unknown. In
+/// tests the server runs in the test's process, so this is the server's memory plus the test's.
+pub fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// Sends a request and decodes its result, panicking on an error.

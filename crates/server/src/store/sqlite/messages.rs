@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    Amendment, Appended, ConvId, ConversationRecord, EntryKind, NewMessage, StoreError,
-    StoreResult, StoredMessage, UserId,
+    Amendment, Appended, ConvId, ConversationRecord, ENTRY_OVERHEAD, EntryKind, NewMessage,
+    StoreError, StoreResult, StoredMessage, UserId,
 };
 
 /// The entry `(sender, client_msg_id)`, if stored.
@@ -183,18 +183,44 @@ pub(super) fn by_seq(
     .optional()
 }
 
+/// Collects rows until their texts (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`, the row
+/// that passes it included (see `Store::messages_after`): rows past it are never loaded.
+fn collect_bounded(
+    rows: impl Iterator<Item = rusqlite::Result<StoredMessage>>,
+    max_bytes: usize,
+) -> rusqlite::Result<Vec<StoredMessage>> {
+    let mut page = Vec::new();
+    let mut bytes = 0usize;
+    for row in rows {
+        let m = row?;
+        bytes = bytes.saturating_add(m.text.len() + ENTRY_OVERHEAD);
+        page.push(m);
+        if bytes > max_bytes {
+            break;
+        }
+    }
+    Ok(page)
+}
+
+/// Seqs are stored as SQLite's signed integers: a bound past `i64::MAX` is clamped to it
+/// (the services refuse such seqs before they get here).
+fn seq_param(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
 pub(super) fn after(
     conn: &Connection,
     conv: ConvId,
     after: u64,
     limit: u32,
+    max_bytes: usize,
 ) -> rusqlite::Result<Vec<StoredMessage>> {
-    conn.prepare_cached(&format!(
+    let mut stmt = conn.prepare_cached(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq > ?2
          ORDER BY seq LIMIT ?3"
-    ))?
-    .query_map(params![conv, after, limit], rows::message)?
-    .collect()
+    ))?;
+    let rows = stmt.query_map(params![conv, seq_param(after), limit], rows::message)?;
+    collect_bounded(rows, max_bytes)
 }
 
 pub(super) fn before(
@@ -203,15 +229,18 @@ pub(super) fn before(
     before: Option<u64>,
     min_seq: u64,
     limit: u32,
+    max_bytes: usize,
 ) -> rusqlite::Result<Vec<StoredMessage>> {
-    let before = before.unwrap_or(i64::MAX as u64);
-    let mut page: Vec<StoredMessage> = conn
-        .prepare_cached(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq < ?2 AND seq >= ?3
-             ORDER BY seq DESC LIMIT ?4"
-        ))?
-        .query_map(params![conv, before, min_seq, limit], rows::message)?
-        .collect::<rusqlite::Result<_>>()?;
+    let before = before.map_or(i64::MAX, seq_param);
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 AND seq < ?2 AND seq >= ?3
+         ORDER BY seq DESC LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(
+        params![conv, before, seq_param(min_seq), limit],
+        rows::message,
+    )?;
+    let mut page = collect_bounded(rows, max_bytes)?;
     page.reverse();
     Ok(page)
 }

@@ -219,8 +219,9 @@ impl Store for SqliteStore {
         conv: ConvId,
         after: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> StoreResult<Vec<StoredMessage>> {
-        self.read(move |c| messages::after(c, conv, after, limit))
+        self.read(move |c| messages::after(c, conv, after, limit, max_bytes))
             .await
     }
 
@@ -230,8 +231,9 @@ impl Store for SqliteStore {
         before: Option<u64>,
         min_seq: u64,
         limit: u32,
+        max_bytes: usize,
     ) -> StoreResult<Vec<StoredMessage>> {
-        self.read(move |c| messages::before(c, conv, before, min_seq, limit))
+        self.read(move |c| messages::before(c, conv, before, min_seq, limit, max_bytes))
             .await
     }
 
