@@ -1,6 +1,6 @@
 //! 1:1 messaging against a real server through the SDK: delivery to every device, offline
 //! catch-up, idempotent retries, ordering under interleaving, conversation list, read cursors
-//! and history.
+//! and history, pages bounded by bytes, and edits keyed by the client's `client_msg_id`.
 
 mod common;
 
@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use banter_client::protocol::Message;
 use banter_client::{Connection, Event, Target};
-use common::start_server;
+use common::{start_server, start_with};
 
 /// The next pushed message on `conn` (panics on anything else).
 async fn next_message(conn: &mut Connection) -> Message {
@@ -395,5 +395,118 @@ async fn sends_pipelined_right_before_a_close_are_still_stored_and_delivered() {
         got.push(next_message(&mut b).await.text);
     }
     assert_eq!(got, (1..=20).map(|i| i.to_string()).collect::<Vec<_>>());
+    server.stop().await;
+}
+
+/// Serialized size of a page's messages, as the server counts them (each plus a comma).
+fn encoded(messages: &[Message]) -> usize {
+    messages
+        .iter()
+        .map(|m| serde_json::to_vec(m).unwrap().len() + 1)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_are_bounded_by_encoded_bytes_and_page_through_everything() {
+    const BUDGET: usize = 64 * 1024;
+    let server = start_with(|c| c.max_page_bytes = BUDGET).await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let a = server.connect(&alice).await;
+    let to_bob = Target::User(bob.id.clone());
+    // 40 messages of 4,000 bytes that escape to 6 bytes each (~24 KB encoded): by text length
+    // ten would fit in 64 KiB, encoded only two do.
+    let text = "\u{7}".repeat(4_000);
+    let mut conv = String::new();
+    for i in 0..40 {
+        conv = a
+            .send_text(&to_bob, &format!("m{i}"), &text)
+            .await
+            .unwrap()
+            .conversation;
+    }
+    let b = server.connect(&bob).await;
+    let mut after = 0;
+    let mut seen = Vec::new();
+    loop {
+        let page = b.sync(&conv, after, Some(500)).await.unwrap();
+        assert!(!page.messages.is_empty(), "a page is never empty while entries remain");
+        assert!(encoded(&page.messages) <= BUDGET, "sync page over budget");
+        seen.extend(page.messages.iter().map(|m| m.seq));
+        after = page.messages.last().unwrap().seq;
+        if !page.has_more {
+            break;
+        }
+        assert_eq!(page.messages.len(), 2, "two 24 KB messages fit in 64 KiB");
+    }
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "sync pages cover everything once");
+    let mut before = None;
+    let mut seen = Vec::new();
+    loop {
+        let page = b.history(&conv, before, Some(500)).await.unwrap();
+        assert!(encoded(&page.messages) <= BUDGET, "history page over budget");
+        seen.splice(0..0, page.messages.iter().map(|m| m.seq));
+        before = Some(page.messages[0].seq);
+        if !page.has_more {
+            break;
+        }
+    }
+    assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "history pages cover everything once");
+    // A message larger than the budget still comes, alone.
+    let server_small = start_with(|c| c.max_page_bytes = 1).await;
+    let (carol, dave) = (server_small.user("carol").await, server_small.user("dave").await);
+    let c = server_small.connect(&carol).await;
+    let to_dave = Target::User(dave.id.clone());
+    let ack = c.send_text(&to_dave, "x1", "one").await.unwrap();
+    c.send_text(&to_dave, "x2", "two").await.unwrap();
+    let page = c.sync(&ack.conversation, 0, None).await.unwrap();
+    assert_eq!((page.messages.len(), page.has_more), (1, true));
+    server_small.stop().await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edits_back_to_an_earlier_text_take_effect_and_retries_stay_idempotent() {
+    use banter_client::protocol::{ClientRequest as R, SendAck};
+    let server = start_server().await;
+    let (alice, bob) = (server.user("alice").await, server.user("bob").await);
+    let a = server.connect(&alice).await;
+    let sent = a
+        .send_text(&Target::User(bob.id.clone()), "m1", "v0")
+        .await
+        .unwrap();
+    let conv = sent.conversation.clone();
+    let edit = |text: &str, key: Option<&str>| R::Edit {
+        conversation: conv.clone(),
+        seq: sent.seq,
+        text: text.into(),
+        client_msg_id: key.map(str::to_owned),
+    };
+    let text_now = || async {
+        let page = a.sync(&conv, 0, Some(1)).await.unwrap();
+        page.messages[0].text.clone()
+    };
+    let v1: SendAck = common::ok(&a, edit("v1", Some("e1"))).await;
+    let v2: SendAck = common::ok(&a, edit("v2", Some("e2"))).await;
+    let back: SendAck = common::ok(&a, edit("v1", Some("e3"))).await;
+    assert!(!v1.duplicate && !v2.duplicate);
+    assert!(!back.duplicate, "editing back to v1 is a new edit");
+    assert_eq!(text_now().await, "v1");
+    // A retry of e2 (say after a lost reply) answers the original and changes nothing.
+    let retry: SendAck = common::ok(&a, edit("v2", Some("e2"))).await;
+    assert_eq!((retry.duplicate, retry.seq), (true, v2.seq));
+    assert_eq!(text_now().await, "v1");
+    // Without a key every edit is new, even to the same text.
+    let x: SendAck = common::ok(&a, edit("v4", None)).await;
+    let y: SendAck = common::ok(&a, edit("v1", None)).await;
+    let z: SendAck = common::ok(&a, edit("v4", None)).await;
+    assert!(!x.duplicate && !y.duplicate && !z.duplicate);
+    assert_eq!(text_now().await, "v4");
+    // A key that names another request of the sender is refused, not taken for it.
+    a.send_text(&Target::User(bob.id.clone()), &format!("edit:{}:k", sent.message_id), "hi")
+        .await
+        .unwrap();
+    let code = common::refused(&a, edit("v5", Some("k"))).await;
+    assert_eq!(code, banter_client::protocol::ErrorCode::InvalidClientMsgId);
+    assert_eq!(text_now().await, "v4");
     server.stop().await;
 }

@@ -92,6 +92,25 @@ mod tests {
     }
 
     #[test]
+    fn the_store_counts_no_more_than_an_entry_encodes() {
+        // The smallest entry there is: one-digit ids, empty text and key.
+        let entry = StoredMessage {
+            id: 1,
+            conv: 1,
+            seq: 1,
+            sender: 1,
+            client_msg_id: String::new(),
+            kind: crate::store::EntryKind::Recall,
+            text: String::new(),
+            ref_seq: None,
+            edited_at: None,
+            recalled: false,
+            ts: 0,
+        };
+        assert!(encoded_len(&message_view(&entry)) >= crate::store::ENTRY_OVERHEAD);
+    }
+
+    #[test]
     fn the_first_item_always_fits() {
         let mut budget = Budget::new(10);
         assert!(budget.take(100));

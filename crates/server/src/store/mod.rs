@@ -18,9 +18,10 @@ use async_trait::async_trait;
 
 pub use types::*;
 
-/// Bytes counted for an entry besides its text when a page is bounded by bytes (its other
-/// fields, encoded, take about this much).
-pub const ENTRY_OVERHEAD: usize = 128;
+/// Bytes counted for an entry besides its text when a page is bounded by bytes: no more than
+/// its other fields take encoded, so that a page the store cut by bytes never fits whole in
+/// the services' encoded budget (which is how they tell there is more).
+pub const ENTRY_OVERHEAD: usize = 64;
 
 /// An append that is queued and resolves once committed (see [`Store::queue_append`]).
 pub type PendingAppend = Pin<Box<dyn Future<Output = StoreResult<Appended>> + Send>>;
@@ -68,8 +69,10 @@ pub trait Store: Send + Sync + 'static {
     /// connection can pipeline its sends without reordering them.
     async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend>;
     /// Messages with `seq > after`, ascending, at most `limit`, and no more once their texts
-    /// (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`: the entry that passes it is the last one
-    /// returned, so a caller can tell that more exist. Bounds what one page loads into memory.
+    /// (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`: the entry that passes it (after the
+    /// first) is the last one returned, so a caller that fits the page into `max_bytes` of
+    /// encoded entries always leaves it out and can tell that more exist. Bounds what one page
+    /// loads into memory.
     async fn messages_after(
         &self,
         conv: ConvId,

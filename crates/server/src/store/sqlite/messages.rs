@@ -184,7 +184,8 @@ pub(super) fn by_seq(
 }
 
 /// Collects rows until their texts (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`, the row
-/// that passes it included (see `Store::messages_after`): rows past it are never loaded.
+/// that passes it included unless it is the first (see `Store::messages_after`): rows past it
+/// are never loaded.
 fn collect_bounded(
     rows: impl Iterator<Item = rusqlite::Result<StoredMessage>>,
     max_bytes: usize,
@@ -195,7 +196,7 @@ fn collect_bounded(
         let m = row?;
         bytes = bytes.saturating_add(m.text.len() + ENTRY_OVERHEAD);
         page.push(m);
-        if bytes > max_bytes {
+        if page.len() > 1 && bytes > max_bytes {
             break;
         }
     }
