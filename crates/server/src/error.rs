@@ -114,13 +114,7 @@ pub fn plain_parse_error(text: &str) -> String {
     }
     // Any other path (`banter_protocol::frames::ClientRequest`) goes too.
     out.split(' ')
-        .map(|word| {
-            if word.contains("::") {
-                "a value"
-            } else {
-                word
-            }
-        })
+        .map(|word| if word.contains("::") { "a value" } else { word })
         .collect::<Vec<_>>()
         .join(" ")
 }

@@ -93,7 +93,10 @@ async fn sixty_sockets_that_never_read_the_largest_pages_hold_little_memory() {
     // Each session holds about the mark plus one bounded reply.
     let per_socket = buffered / SOCKETS as u64;
     let bound = HIGH_WATER + server.config.max_page_bytes as u64 + 64 * 1024;
-    assert!(per_socket <= bound, "{per_socket} bytes per socket (bound {bound})");
+    assert!(
+        per_socket <= bound,
+        "{per_socket} bytes per socket (bound {bound})"
+    );
     drop(sockets);
     server.stop().await;
 }

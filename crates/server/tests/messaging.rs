@@ -429,7 +429,10 @@ async fn pages_are_bounded_by_encoded_bytes_and_page_through_everything() {
     let mut seen = Vec::new();
     loop {
         let page = b.sync(&conv, after, Some(500)).await.unwrap();
-        assert!(!page.messages.is_empty(), "a page is never empty while entries remain");
+        assert!(
+            !page.messages.is_empty(),
+            "a page is never empty while entries remain"
+        );
         assert!(encoded(&page.messages) <= BUDGET, "sync page over budget");
         seen.extend(page.messages.iter().map(|m| m.seq));
         after = page.messages.last().unwrap().seq;
@@ -438,22 +441,36 @@ async fn pages_are_bounded_by_encoded_bytes_and_page_through_everything() {
         }
         assert_eq!(page.messages.len(), 2, "two 24 KB messages fit in 64 KiB");
     }
-    assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "sync pages cover everything once");
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<_>>(),
+        "sync pages cover everything once"
+    );
     let mut before = None;
     let mut seen = Vec::new();
     loop {
         let page = b.history(&conv, before, Some(500)).await.unwrap();
-        assert!(encoded(&page.messages) <= BUDGET, "history page over budget");
+        assert!(
+            encoded(&page.messages) <= BUDGET,
+            "history page over budget"
+        );
         seen.splice(0..0, page.messages.iter().map(|m| m.seq));
         before = Some(page.messages[0].seq);
         if !page.has_more {
             break;
         }
     }
-    assert_eq!(seen, (1..=40).collect::<Vec<_>>(), "history pages cover everything once");
+    assert_eq!(
+        seen,
+        (1..=40).collect::<Vec<_>>(),
+        "history pages cover everything once"
+    );
     // A message larger than the budget still comes, alone.
     let server_small = start_with(|c| c.max_page_bytes = 1).await;
-    let (carol, dave) = (server_small.user("carol").await, server_small.user("dave").await);
+    let (carol, dave) = (
+        server_small.user("carol").await,
+        server_small.user("dave").await,
+    );
     let c = server_small.connect(&carol).await;
     let to_dave = Target::User(dave.id.clone());
     let ack = c.send_text(&to_dave, "x1", "one").await.unwrap();
@@ -502,9 +519,13 @@ async fn edits_back_to_an_earlier_text_take_effect_and_retries_stay_idempotent()
     assert!(!x.duplicate && !y.duplicate && !z.duplicate);
     assert_eq!(text_now().await, "v4");
     // A key that names another request of the sender is refused, not taken for it.
-    a.send_text(&Target::User(bob.id.clone()), &format!("edit:{}:k", sent.message_id), "hi")
-        .await
-        .unwrap();
+    a.send_text(
+        &Target::User(bob.id.clone()),
+        &format!("edit:{}:k", sent.message_id),
+        "hi",
+    )
+    .await
+    .unwrap();
     let code = common::refused(&a, edit("v5", Some("k"))).await;
     assert_eq!(code, banter_client::protocol::ErrorCode::InvalidClientMsgId);
     assert_eq!(text_now().await, "v4");

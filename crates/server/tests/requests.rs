@@ -160,7 +160,10 @@ async fn seqs_from_two_to_the_63_are_bad_requests_not_internal_errors() {
         }
     }
     // The largest seq that fits is an ordinary request.
-    let page = a.sync(&conv, i64::MAX as u64, Some(u32::MAX)).await.unwrap();
+    let page = a
+        .sync(&conv, i64::MAX as u64, Some(u32::MAX))
+        .await
+        .unwrap();
     assert!(page.messages.is_empty() && !page.has_more);
     let internal = server
         .api
@@ -176,9 +179,17 @@ async fn seqs_from_two_to_the_63_are_bad_requests_not_internal_errors() {
 
 /// Whether an error message names a Rust type.
 fn names_a_type(message: &str) -> bool {
-    ["struct ", "enum ", "::", "ClientFrame", "ClientRequest", "Request`", "banter_"]
-        .iter()
-        .any(|t| message.contains(t))
+    [
+        "struct ",
+        "enum ",
+        "::",
+        "ClientFrame",
+        "ClientRequest",
+        "Request`",
+        "banter_",
+    ]
+    .iter()
+    .any(|t| message.contains(t))
 }
 
 /// One HTTP/1.1 request on a fresh connection; the status and body.
@@ -193,7 +204,11 @@ async fn http(addr: &str, head: &str, body: &str) -> (u16, String) {
     let mut response = String::new();
     stream.read_to_string(&mut response).await.unwrap();
     let status = response[9..12].parse().unwrap();
-    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
     (status, body)
 }
 
@@ -223,10 +238,19 @@ async fn bad_request_messages_name_no_rust_type() {
     let token = format!("Authorization: Bearer {}", alice.token);
     for (head, body) in [
         ("POST /v1/accounts HTTP/1.1", "[]"),
-        ("POST /v1/accounts HTTP/1.1", r#"{"username":1,"password":"x"}"#),
+        (
+            "POST /v1/accounts HTTP/1.1",
+            r#"{"username":1,"password":"x"}"#,
+        ),
         ("POST /v1/sessions HTTP/1.1", "\"alice\""),
-        (&format!("PUT /v1/me/password HTTP/1.1\r\n{token}") as &str, "{}"),
-        (&format!("GET /v1/users?prefix=a&limit=x HTTP/1.1\r\n{token}"), ""),
+        (
+            &format!("PUT /v1/me/password HTTP/1.1\r\n{token}") as &str,
+            "{}",
+        ),
+        (
+            &format!("GET /v1/users?prefix=a&limit=x HTTP/1.1\r\n{token}"),
+            "",
+        ),
         (&format!("GET /v1/users HTTP/1.1\r\n{token}"), ""),
     ] {
         let (status, body) = http(&server.addr, head, body).await;

@@ -273,7 +273,13 @@ async fn empty_rooms_are_freed_with_their_history() {
     );
     drop(first);
     // A freed room starts afresh: no history, seq from 1.
-    let joined: RoomJoined = ok(&second[0], R::RoomJoin { room: "round1-0".into() }).await;
+    let joined: RoomJoined = ok(
+        &second[0],
+        R::RoomJoin {
+            room: "round1-0".into(),
+        },
+    )
+    .await;
     assert!(joined.recent.is_empty(), "the history went with the room");
     let ack: RoomAck = ok(
         &second[0],
@@ -316,12 +322,22 @@ async fn recent_window_is_bounded_by_bytes_and_rooms_by_count() {
         .map(|m| serde_json::to_vec(m).unwrap().len())
         .sum();
     let seqs: Vec<u64> = joined.recent.iter().map(|m| m.seq).collect();
-    assert_eq!(seqs, vec![10], "one 12 KB message fits in 16 KB, two do not");
+    assert_eq!(
+        seqs,
+        vec![10],
+        "one 12 KB message fits in 16 KB, two do not"
+    );
     assert!(encoded <= BYTES, "{encoded} bytes of history");
     // `max_rooms` caps the rooms in memory.
     let _: RoomJoined = ok(&a, R::RoomJoin { room: "two".into() }).await;
     assert_eq!(
-        refused(&a, R::RoomJoin { room: "three".into() }).await,
+        refused(
+            &a,
+            R::RoomJoin {
+                room: "three".into()
+            }
+        )
+        .await,
         ErrorCode::InvalidRoom
     );
     server.stop().await;

@@ -87,7 +87,11 @@ mod tests {
     #[test]
     fn escaping_counts() {
         assert_eq!(encoded_len(&"ab"), 4);
-        assert_eq!(encoded_len(&"\u{1}"), 8, "a control character takes six bytes");
+        assert_eq!(
+            encoded_len(&"\u{1}"),
+            8,
+            "a control character takes six bytes"
+        );
         assert_eq!(encoded_len(&"é"), 4, "UTF-8 is not escaped");
     }
 
@@ -117,6 +121,9 @@ mod tests {
         assert!(!budget.take(1));
         let mut budget = Budget::new(10);
         assert!(budget.take(4) && budget.take(4));
-        assert!(!budget.take(1), "4 + 1 + 4 + 1 spent, a fifth byte and its comma do not fit");
+        assert!(
+            !budget.take(1),
+            "4 + 1 + 4 + 1 spent, a fifth byte and its comma do not fit"
+        );
     }
 }

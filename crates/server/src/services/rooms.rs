@@ -157,10 +157,7 @@ impl Rooms {
         state.freed = true;
         state.recent = VecDeque::new();
         state.recent_bytes = 0;
-        if rooms
-            .get(&room.name)
-            .is_some_and(|r| Arc::ptr_eq(r, room))
-        {
+        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
             rooms.remove(&room.name);
             self.metrics.rooms_changed(-1);
         }

@@ -232,8 +232,14 @@ async fn run(
             text,
             client_msg_id,
         } => to_value(
-            m.amend(caller, &conversation, seq, Amendment::Edit(text), client_msg_id)
-                .await?,
+            m.amend(
+                caller,
+                &conversation,
+                seq,
+                Amendment::Edit(text),
+                client_msg_id,
+            )
+            .await?,
         ),
         R::Typing { conversation } => {
             m.typing(caller, &conversation).await?;

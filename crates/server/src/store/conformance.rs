@@ -269,20 +269,46 @@ async fn paging(store: &dyn Store) {
         (1..=10).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_after(conv, 20, 10, usize::MAX).await.unwrap()),
+        seqs(
+            store
+                .messages_after(conv, 20, 10, usize::MAX)
+                .await
+                .unwrap()
+        ),
         (21..=25).collect::<Vec<_>>()
     );
-    assert!(store.messages_after(conv, 25, 10, usize::MAX).await.unwrap().is_empty());
+    assert!(
+        store
+            .messages_after(conv, 25, 10, usize::MAX)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert_eq!(
-        seqs(store.messages_before(conv, None, 0, 5, usize::MAX).await.unwrap()),
+        seqs(
+            store
+                .messages_before(conv, None, 0, 5, usize::MAX)
+                .await
+                .unwrap()
+        ),
         (21..=25).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(21), 0, 5, usize::MAX).await.unwrap()),
+        seqs(
+            store
+                .messages_before(conv, Some(21), 0, 5, usize::MAX)
+                .await
+                .unwrap()
+        ),
         (16..=20).collect::<Vec<_>>()
     );
     assert_eq!(
-        seqs(store.messages_before(conv, Some(3), 2, 5, usize::MAX).await.unwrap()),
+        seqs(
+            store
+                .messages_before(conv, Some(3), 2, 5, usize::MAX)
+                .await
+                .unwrap()
+        ),
         vec![2],
         "min_seq bounds the page from below"
     );
@@ -297,7 +323,12 @@ async fn paging(store: &dyn Store) {
         "two entries fit, the third passes the bound and ends the page"
     );
     assert_eq!(
-        seqs(store.messages_before(conv, None, 0, 10, entry).await.unwrap()),
+        seqs(
+            store
+                .messages_before(conv, None, 0, 10, entry)
+                .await
+                .unwrap()
+        ),
         vec![24, 25],
         "from the newest down"
     );

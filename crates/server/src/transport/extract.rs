@@ -59,7 +59,10 @@ fn json_rejection(rejection: &JsonRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::new(ErrorCode::PayloadTooLarge, "the request body is too large")
     } else {
-        Error::with(ErrorCode::BadRequest, plain_parse_error(&rejection.body_text()))
+        Error::with(
+            ErrorCode::BadRequest,
+            plain_parse_error(&rejection.body_text()),
+        )
     }
 }
 
@@ -78,5 +81,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
 }
 
 fn query_rejection(rejection: &QueryRejection) -> Error {
-    Error::with(ErrorCode::BadRequest, plain_parse_error(&rejection.body_text()))
+    Error::with(
+        ErrorCode::BadRequest,
+        plain_parse_error(&rejection.body_text()),
+    )
 }
