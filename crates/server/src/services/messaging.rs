@@ -17,6 +17,9 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::budget::{BudgetLimits, RequestBudget};
 use super::directory::Directory;
 use super::fanout::Fanout;
+use super::fields::{
+    amendment_key, check_client_msg_id, check_seq, check_text, reused_client_msg_id,
+};
 use super::page::{self, encoded_len};
 use super::{Caller, parse_id};
 use crate::bus::Bus;
@@ -29,8 +32,6 @@ use crate::store::{
     StoreError, StoredMessage, UserId,
 };
 
-/// `client_msg_id` length bound in bytes.
-const CLIENT_MSG_ID_MAX: usize = 64;
 /// Typing notices per second per user and conversation (burst 2).
 const TYPING_PER_SEC: u32 = 1;
 
@@ -145,30 +146,6 @@ pub(crate) fn unknown_conversation() -> Error {
         ErrorCode::UnknownConversation,
         "no such conversation, or you are not a member",
     )
-}
-
-fn check_text(text: &str, max: usize) -> Result<()> {
-    if text.trim().is_empty() {
-        return Err(Error::new(ErrorCode::EmptyMessage, "the message is empty"));
-    }
-    if text.len() > max {
-        return Err(Error::with(
-            ErrorCode::TextTooLong,
-            format!("text exceeds {max} bytes"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks an idempotency key.
-pub(crate) fn check_client_msg_id(id: &str) -> Result<()> {
-    if id.is_empty() || id.len() > CLIENT_MSG_ID_MAX {
-        return Err(Error::new(
-            ErrorCode::InvalidClientMsgId,
-            "client_msg_id must be 1 to 64 bytes",
-        ));
-    }
-    Ok(())
 }
 
 impl Messaging {
@@ -610,39 +587,4 @@ impl Messaging {
 
 pub(crate) fn dissolved() -> Error {
     Error::new(ErrorCode::GroupDissolved, "the group was dissolved")
-}
-
-/// The idempotency key of an amendment (unique per sender, like a send's `client_msg_id`,
-/// with which it shares the store's index; the prefix keeps it apart from sends' keys).
-///
-/// A recall's key is its target: a message is recalled once, so every recall of it is the same
-/// request. An edit's key is the client's `client_msg_id` under its target, so a retry is
-/// idempotent and a new edit (even back to an earlier text) is new; without one the server
-/// picks a random key, so an edit is never mistaken for an earlier one. (The key used to be
-/// derived from the text, which made v1 → v2 → v1 answer `duplicate` and keep v2.)
-fn amendment_key(amendment: &Amendment, target: i64, client_msg_id: Option<&str>) -> String {
-    match (amendment, client_msg_id) {
-        (Amendment::Recall, _) => format!("recall:{target}"),
-        (Amendment::Edit(_), Some(id)) => format!("edit:{target}:{id}"),
-        (Amendment::Edit(_), None) => format!("edit:{target}:~{:016x}", rand::random::<u64>()),
-    }
-}
-
-/// Seqs are stored as signed 64-bit integers: anything from 2^63 up names no entry and is a
-/// malformed request, refused before it reaches the store.
-fn check_seq(seq: u64, field: &str) -> Result<()> {
-    if i64::try_from(seq).is_err() {
-        return Err(Error::with(
-            ErrorCode::BadRequest,
-            format!("`{field}` must be below 2^63"),
-        ));
-    }
-    Ok(())
-}
-
-fn reused_client_msg_id() -> Error {
-    Error::new(
-        ErrorCode::InvalidClientMsgId,
-        "client_msg_id already names another request of yours",
-    )
 }

@@ -8,6 +8,7 @@ pub mod accounts;
 pub mod budget;
 pub mod directory;
 pub mod fanout;
+mod fields;
 pub mod groups;
 pub mod messaging;
 mod page;

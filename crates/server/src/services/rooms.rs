@@ -23,7 +23,8 @@ use std::time::Duration;
 use banter_protocol::{ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
 use bytes::Bytes;
 
-use super::messaging::{check_client_msg_id, encode};
+use super::fields::check_client_msg_id;
+use super::messaging::encode;
 use super::page::encoded_len;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
