@@ -136,3 +136,64 @@ impl Pipeline {
         self.poll_ready(cx, true).map(Some)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use banter_protocol::ClientRequest;
+
+    use super::*;
+
+    fn poll(pipeline: &mut Pipeline, produce: bool) -> Poll<Ready> {
+        pipeline.poll_ready(&mut Context::from_waker(Waker::noop()), produce)
+    }
+
+    #[test]
+    fn over_the_mark_no_exclusive_request_starts_or_runs() {
+        let mut pipeline = Pipeline::default();
+        let frame = ClientFrame {
+            id: "1".into(),
+            request: ClientRequest::Ping,
+        };
+        pipeline.admit(Box::pin(async move { Admission::Exclusive(frame) }));
+        assert!(matches!(
+            poll(&mut pipeline, false),
+            Poll::Ready(Ready::Admitted)
+        ));
+        assert!(
+            poll(&mut pipeline, false).is_pending(),
+            "not started while backed up"
+        );
+        let Poll::Ready(Ready::Start(frame)) = poll(&mut pipeline, true) else {
+            panic!("starts once drained");
+        };
+        assert_eq!(frame.id, "1");
+        pipeline.run(Box::pin(async {
+            (Bytes::from_static(b"reply"), Vec::new())
+        }));
+        assert!(
+            poll(&mut pipeline, false).is_pending(),
+            "does not run on while backed up"
+        );
+        assert!(matches!(
+            poll(&mut pipeline, true),
+            Poll::Ready(Ready::Finished(..))
+        ));
+    }
+
+    #[test]
+    fn over_the_mark_admitted_sends_still_finish() {
+        let mut pipeline = Pipeline::default();
+        let reply: Pending = Box::pin(async { Bytes::from_static(b"ack") });
+        pipeline.admit(Box::pin(async move { Admission::Queued(reply) }));
+        assert!(matches!(
+            poll(&mut pipeline, false),
+            Poll::Ready(Ready::Admitted)
+        ));
+        assert!(matches!(
+            poll(&mut pipeline, false),
+            Poll::Ready(Ready::Reply(_))
+        ));
+    }
+}
