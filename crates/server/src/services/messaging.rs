@@ -124,9 +124,19 @@ pub fn message_view(m: &StoredMessage) -> Message {
     }
 }
 
-/// Serializes a server frame once, for every recipient.
+/// Spare capacity past which an encoded frame is shrunk to fit (see [`encode`]).
+const ENCODE_SLACK: usize = 4096;
+
+/// Serializes a server frame once, for every recipient. The buffer grows by doubling and
+/// `Bytes` keeps the whole allocation while the frame waits to be written, so a large reply
+/// (a page of up to `max_page_bytes`) would hold up to twice its size: past a little slack it
+/// is shrunk to fit (one reallocation, only for large frames).
 pub fn encode(frame: &ServerFrame) -> Bytes {
-    Bytes::from(serde_json::to_vec(frame).expect("server frames always serialize"))
+    let mut bytes = serde_json::to_vec(frame).expect("server frames always serialize");
+    if bytes.capacity() - bytes.len() > ENCODE_SLACK {
+        bytes.shrink_to_fit();
+    }
+    Bytes::from(bytes)
 }
 
 /// The acknowledgement of an appended entry.
