@@ -531,3 +531,32 @@ async fn edits_back_to_an_earlier_text_take_effect_and_retries_stay_idempotent()
     assert_eq!(text_now().await, "v4");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversation_previews_share_the_page_budget() {
+    let server = start_with(|c| c.max_page_bytes = 20 * 1024).await;
+    let alice = server.user("alice").await;
+    let a = server.connect(&alice).await;
+    let text = "x".repeat(16 * 1024);
+    for name in ["bob", "carol", "dave"] {
+        let peer = server.user(name).await;
+        a.send_text(&Target::User(peer.id), name, &text)
+            .await
+            .unwrap();
+    }
+    let list = a.conversations(None).await.unwrap().conversations;
+    assert_eq!(list.len(), 3, "every conversation is listed");
+    assert!(list.iter().all(|c| c.last_seq == 1));
+    let previews: Vec<bool> = list.iter().map(|c| c.last_message.is_some()).collect();
+    assert_eq!(
+        previews,
+        vec![true, false, false],
+        "the newest preview fits in 20 KiB, a second 16 KiB one does not"
+    );
+    assert_eq!(
+        list[0].peer_username.as_deref(),
+        Some("dave"),
+        "newest first"
+    );
+    server.stop().await;
+}
