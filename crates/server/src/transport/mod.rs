@@ -6,6 +6,7 @@
 
 mod extract;
 mod http;
+pub(crate) mod listener;
 mod openapi;
 mod ws;
 
