@@ -78,9 +78,9 @@ pub struct Config {
     /// best-effort 429 `too_many_connections` and is closed at once. Keep it below the
     /// process's open-file limit (`ulimit -n`), leaving room for the database and the reserve.
     pub max_connections: usize,
-    /// Connections admitted past `max_connections` that may only ask `/healthz` and `/readyz`
-    /// (anything else: 429 `too_many_connections`), so probes still answer when the server is
-    /// full.
+    /// Connections admitted past `max_connections` that may only ask `/healthz`, `/readyz` and
+    /// `/metrics` (anything else: 429 `too_many_connections`), so probes still answer when the
+    /// server is full.
     pub health_reserve_connections: usize,
     /// Connections per client IP address that are not (yet) authenticated WebSocket sessions:
     /// HTTP requests, idle keep-alive connections, upgrades in progress. Beyond it a new
@@ -239,8 +239,14 @@ impl Config {
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
             (self.max_connections > 0, "max_connections must be > 0"),
-            (self.max_pending_per_ip > 0, "max_pending_per_ip must be > 0"),
-            (self.max_sessions_per_ip > 0, "max_sessions_per_ip must be > 0"),
+            (
+                self.max_pending_per_ip > 0,
+                "max_pending_per_ip must be > 0",
+            ),
+            (
+                self.max_sessions_per_ip > 0,
+                "max_sessions_per_ip must be > 0",
+            ),
             (
                 self.http_header_timeout_ms > 0
                     && self.http_request_timeout_ms > 0
@@ -383,7 +389,7 @@ overrides! {
     max_rooms: usize, "BANTER_MAX_ROOMS";
     /// Open TCP connections in all (beyond: 429 and closed at once).
     max_connections: usize, "BANTER_MAX_CONNECTIONS";
-    /// Connections past max_connections that may only ask /healthz and /readyz.
+    /// Connections past max_connections that may only ask /healthz, /readyz, /metrics.
     health_reserve_connections: usize, "BANTER_HEALTH_RESERVE_CONNECTIONS";
     /// Connections per IP that are not authenticated WebSocket sessions.
     max_pending_per_ip: usize, "BANTER_MAX_PENDING_PER_IP";

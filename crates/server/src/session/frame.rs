@@ -475,9 +475,23 @@ mod tests {
     #[test]
     fn close_frames_with_forbidden_codes_or_payloads_are_bad_closes() {
         let decode = |payload: &[u8]| {
-            decode_all(&mut Decoder::new(1024), &client_frame(FIN | OP_CLOSE, payload))
+            decode_all(
+                &mut Decoder::new(1024),
+                &client_frame(FIN | OP_CLOSE, payload),
+            )
         };
-        for code in [0u16, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
+        for code in [
+            0u16,
+            999,
+            1004,
+            1005,
+            1006,
+            1015,
+            1016,
+            2999,
+            5000,
+            u16::MAX,
+        ] {
             assert!(
                 matches!(decode(&code.to_be_bytes()), Err(FrameError::BadClose(_))),
                 "{code}"
@@ -486,7 +500,9 @@ mod tests {
         for payload in [&b"\x03"[..], b"\x03\xe8\xff"] {
             assert!(matches!(decode(payload), Err(FrameError::BadClose(_))));
         }
-        for code in [1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4000, 4999] {
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4000, 4999,
+        ] {
             let mut payload = code.to_be_bytes().to_vec();
             payload.extend_from_slice("bye é".as_bytes());
             assert_eq!(decode(&payload), Ok(vec![Inbound::Close]), "{code}");

@@ -3,8 +3,8 @@
 //!
 //! - A global cap (`max_connections`): each admitted connection holds an owned semaphore permit
 //!   for as long as its socket lives, through a WebSocket upgrade too. Past it, a few more
-//!   connections (`health_reserve_connections`) are admitted to answer only `/healthz` and
-//!   `/readyz`, so probes see a full server as alive.
+//!   connections (`health_reserve_connections`) are admitted to answer only `/healthz`,
+//!   `/readyz` and `/metrics`, so probes and scrapes still see a full server.
 //! - Per-address caps ([`Admission`]): connections that are not authenticated WebSocket
 //!   sessions (`max_pending_per_ip`) are counted here at accept; sessions
 //!   (`max_sessions_per_ip`) are counted by the upgrade in `ws.rs`.
@@ -57,7 +57,7 @@ const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// Longest pause after a failed accept.
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// The only paths a connection admitted on the health reserve may ask.
-const HEALTH_PATHS: [&str; 2] = ["/healthz", "/readyz"];
+const HEALTH_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 /// Per-address connection counts, shared by the accept loop and the WebSocket upgrade. IPv6
 /// addresses count by their /64 (one host usually holds a whole /64); IPv4-mapped ones as IPv4.
@@ -345,13 +345,7 @@ impl Conn {
     /// Serves HTTP/1.1 requests (and at most one upgrade) until the peer leaves, a deadline
     /// passes, or a drain finishes the current request. The address's pending count is held
     /// until then; an upgraded session counts as a session instead (ws.rs).
-    async fn serve(
-        self,
-        stream: TcpStream,
-        slot: Slot,
-        ip: IpPermit,
-        drained: CancellationToken,
-    ) {
+    async fn serve(self, stream: TcpStream, slot: Slot, ip: IpPermit, drained: CancellationToken) {
         let app = Arc::clone(&self.app);
         let config = &app.config;
         let watch = Arc::new(Watchdog::new(config));
@@ -412,7 +406,7 @@ impl Conn {
             self.app.metrics.error(code);
             let mut response = ApiError(Error::new(
                 code,
-                "the server is at its connection limit; this connection may only ask /healthz",
+                "the server is at its connection limit; this connection may only ask /healthz, /readyz or /metrics",
             ))
             .into_response();
             response
