@@ -37,7 +37,9 @@ pub struct TestUser {
     pub session: String,
 }
 
-/// The configuration tests start from: cheap password hashing, generous rates.
+/// The configuration tests start from: cheap password hashing, generous rates, and per-address
+/// connection caps that thousands of clients on 127.0.0.1 do not meet (tests/admission.rs
+/// sets its own).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -46,6 +48,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         password_iterations: 1,
         send_rate_per_sec: 100_000,
         send_burst: 100_000,
+        max_pending_per_ip: 10_000,
+        max_sessions_per_ip: 100_000,
         ..Config::default()
     }
 }
