@@ -455,3 +455,117 @@ async fn malformed_close_frames_are_answered_with_1002_and_valid_ones_with_1000(
     assert_eq!(empty.close_code().await.0, Some(1000), "empty close");
     server.stop().await;
 }
+
+/// Set in the child process of [`accept_errors_back_off_instead_of_spinning`].
+const FD_CHILD: &str = "BANTER_ADMISSION_FD_CHILD";
+/// Open files the child may hold: a few dozen connections past its own descriptors.
+const FD_LIMIT: u32 = 96;
+
+/// The server half of [`accept_errors_back_off_instead_of_spinning`], run in a child process
+/// whose open-file limit is `FD_LIMIT`: serves until its standard input closes.
+#[tokio::test]
+#[ignore = "run in its own process by accept_errors_back_off_instead_of_spinning"]
+async fn fd_limited_server() {
+    if std::env::var_os(FD_CHILD).is_none() {
+        return;
+    }
+    let server = start_with(|c| c.http_header_timeout_ms = 2000).await;
+    println!("addr={}", server.addr);
+    tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+}
+
+/// CPU time (user + system, in clock ticks of 10 ms) of process `pid`.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Out of file descriptors, `accept` fails with EMFILE for as long as connections wait: the
+/// listener must back off (a few failures a second at most, next to no CPU) and serve again
+/// once descriptors are free.
+#[tokio::test]
+async fn accept_errors_back_off_instead_of_spinning() {
+    let mut child = std::process::Command::new("prlimit")
+        .arg(format!("--nofile={FD_LIMIT}:{FD_LIMIT}"))
+        .arg(std::env::current_exe().unwrap())
+        .args(["--exact", "fd_limited_server", "--ignored", "--nocapture"])
+        .env(FD_CHILD, "1")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs the server half");
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let (found, address) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = lines
+            .find_map(|l| l.unwrap().strip_prefix("addr=").map(str::to_owned))
+            .expect("the child prints its address");
+        found.send(addr).unwrap();
+        // Keep draining, so the child never writes into a closed pipe.
+        for _ in lines {}
+    });
+    let addr = address.await.unwrap();
+    // Twice as many silent connections as the child has descriptors: the kernel completes
+    // them all, and the rest wait in the listen backlog.
+    let mut held = Vec::new();
+    for _ in 0..2 * FD_LIMIT {
+        held.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fds() < FD_LIMIT as usize - 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the child never ran out of descriptors"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // One second out of descriptors (the admitted ones are cut only at 2 s).
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = cpu_ticks(pid) - before;
+    drop(held);
+    // Served again once the deadline frees descriptors and the backlog is gone.
+    let api = banter_client::Api::new(addr);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let metrics = loop {
+        if let Ok((200, text)) = api.get_text("/metrics").await {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the server never answered again");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let errors: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("banter_accept_errors_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    println!("out of descriptors: {spent} CPU ticks in 1 s, {errors} failed accepts");
+    assert!(
+        spent <= 30,
+        "the accept loop spun: {spent} ticks of CPU in 1 s"
+    );
+    assert!(
+        (1..=40).contains(&errors),
+        "accept failed {errors} times: backoff should allow a few a second"
+    );
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}
