@@ -39,9 +39,9 @@ const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #[utoipa::path(get, path = "/v1/ws",
     responses(
         (status = 101, description = "Switching to the Banter WebSocket protocol (docs/PROTOCOL.md)"),
-        (status = 400, description = "bad_request: not a WebSocket upgrade", body = banter_protocol::ErrorResponse),
+        (status = 400, description = "bad_request: not a WebSocket upgrade, or a Sec-WebSocket-Key that is not base64 of 16 bytes", body = banter_protocol::ErrorResponse),
         (status = 401, description = "unauthorized, token_expired", body = banter_protocol::ErrorResponse),
-        (status = 429, description = "too_many_connections", body = banter_protocol::ErrorResponse),
+        (status = 429, description = "too_many_connections: max_connections_per_user or max_sessions_per_ip reached", body = banter_protocol::ErrorResponse),
         (status = 503, description = "shutting_down", body = banter_protocol::ErrorResponse),
     ))]
 pub(super) async fn upgrade(
