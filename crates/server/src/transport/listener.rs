@@ -10,7 +10,7 @@
 //!   (`max_sessions_per_ip`) are counted by the upgrade in `ws.rs`.
 //! - A refused connection gets a canned 429 `too_many_connections` written without waiting
 //!   (best effort) and is closed at once, so a flood costs one accept and one write per socket.
-//! - Deadlines by phase ([`Watchdog`]): headers within `http_header_timeout_ms` of the
+//! - Deadlines by phase (`deadline.rs`): headers within `http_header_timeout_ms` of the
 //!   connection's start (or of the first byte of the next request), then body and response
 //!   within `http_request_timeout_ms`, then at most `http_idle_timeout_ms` idle before the next
 //!   request. A connection past its deadline is closed without a response.
@@ -22,10 +22,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
@@ -35,17 +32,16 @@ use axum::http::{HeaderValue, Request, Response};
 use axum::response::IntoResponse as _;
 use banter_protocol::{ErrorCode, ErrorResponse};
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
-use tokio::time::Instant;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
+use super::deadline::{ResponseDone, Tracked, Watchdog, Watched};
 use super::{ApiError, status_of};
 use crate::app::App;
 use crate::config::Config;
@@ -349,10 +345,11 @@ impl Conn {
         let app = Arc::clone(&self.app);
         let config = &app.config;
         let watch = Arc::new(Watchdog::new(config));
+        // The slot lives as long as the socket, through an upgrade too.
         let io = TokioIo::new(Watched {
             stream,
             watch: Arc::clone(&watch),
-            _slot: slot,
+            _guard: slot,
         });
         let this = Arc::new(self);
         let service = {
@@ -422,163 +419,6 @@ impl Conn {
             }
         };
         Ok(response.map(|body| Tracked { body, _done: done }))
-    }
-}
-
-/// The deadline of one HTTP connection, moved by phase: headers, then request (body, handler
-/// and response), then idle until the next request's first byte.
-struct Watchdog {
-    header: Duration,
-    request: Duration,
-    idle: Duration,
-    deadline: Mutex<Instant>,
-    /// Idle between requests: the next byte read starts a header deadline.
-    waiting: AtomicBool,
-    changed: Notify,
-}
-
-impl Watchdog {
-    fn new(config: &Config) -> Self {
-        Self {
-            header: config.http_header_timeout(),
-            request: config.http_request_timeout(),
-            idle: config.http_idle_timeout(),
-            deadline: Mutex::new(Instant::now() + config.http_header_timeout()),
-            waiting: AtomicBool::new(false),
-            changed: Notify::new(),
-        }
-    }
-
-    fn set(&self, after: Duration) {
-        *self.deadline.lock().expect("deadline lock") = Instant::now() + after;
-        // A stored permit if the connection task is not waiting: it re-reads the deadline.
-        self.changed.notify_one();
-    }
-
-    fn deadline(&self) -> Instant {
-        *self.deadline.lock().expect("deadline lock")
-    }
-
-    /// Bytes arrived; if the connection was idle, they begin a request's headers.
-    fn saw_bytes(&self) {
-        if self.waiting.load(Ordering::Relaxed) && self.waiting.swap(false, Ordering::Relaxed) {
-            self.set(self.header);
-        }
-    }
-
-    /// hyper has the request's headers and calls the router.
-    fn request_started(&self) {
-        self.waiting.store(false, Ordering::Relaxed);
-        self.set(self.request);
-    }
-
-    /// The response body is written (or dropped); the connection waits for its next request.
-    fn response_done(&self) {
-        self.set(self.idle);
-        self.waiting.store(true, Ordering::Relaxed);
-    }
-
-    /// Resolves once the current deadline has passed.
-    async fn expired(&self) {
-        loop {
-            let deadline = self.deadline();
-            tokio::select! {
-                () = tokio::time::sleep_until(deadline) => {
-                    if Instant::now() >= self.deadline() {
-                        return;
-                    }
-                }
-                () = self.changed.notified() => {}
-            }
-        }
-    }
-}
-
-/// Marks the response finished when dropped (hyper drops the body once it is written).
-struct ResponseDone(Arc<Watchdog>);
-
-impl Drop for ResponseDone {
-    fn drop(&mut self) {
-        self.0.response_done();
-    }
-}
-
-/// A response body that reports when it is done.
-struct Tracked {
-    body: axum::body::Body,
-    _done: ResponseDone,
-}
-
-impl Body for Tracked {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// The socket as hyper (and, after an upgrade, the session) sees it: reads tell the watchdog
-/// that a request began; the global slot lives as long as the socket.
-struct Watched {
-    stream: TcpStream,
-    watch: Arc<Watchdog>,
-    _slot: Slot,
-}
-
-impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.watch.saw_bytes();
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
