@@ -46,6 +46,10 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
         "--send-burst=1000000",
         "--outbound-queue-frames=8192",
         "--max-group-members=100000",
+        // Every bench client comes from a few loopback addresses, thousands per address.
+        "--max-connections=1000000",
+        "--max-pending-per-ip=1000000",
+        "--max-sessions-per-ip=1000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -126,6 +126,15 @@ pub struct Connection {
     hello: Hello,
 }
 
+/// A fresh `Sec-WebSocket-Key`: the base64 encoding of 16 random bytes (RFC 6455 §4.1).
+fn websocket_key() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut nonce = [0u8; 16];
+    rand::rng().fill_bytes(&mut nonce);
+    base64::engine::general_purpose::STANDARD.encode(nonce)
+}
+
 impl Connection {
     /// Connects to `addr` (`host:port`) with a bearer token.
     pub async fn connect(addr: &str, token: &str) -> Result<Self, ClientError> {
@@ -144,7 +153,7 @@ impl Connection {
             .header(UPGRADE, "websocket")
             .header(CONNECTION, "Upgrade")
             .header(SEC_WEBSOCKET_VERSION, "13")
-            .header(SEC_WEBSOCKET_KEY, crate::new_client_msg_id())
+            .header(SEC_WEBSOCKET_KEY, websocket_key())
             .header(SEC_WEBSOCKET_PROTOCOL, SUBPROTOCOL)
             .body(Full::new(Bytes::new()))
             .map_err(ClientError::protocol)?;

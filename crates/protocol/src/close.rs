@@ -8,6 +8,9 @@ pub enum CloseCode {
     Normal,
     /// 1001: the server is shutting down; reconnect (to another node) with backoff.
     GoingAway,
+    /// 1002: the client's close frame was malformed (a forbidden close code, a one-byte
+    /// payload, a reason that is not UTF-8; RFC 6455 §5.5.1, §7.4).
+    ProtocolError,
     /// 1009: a frame exceeded the configured maximum size.
     TooBig,
     /// 4000: the peer broke the protocol (binary frame, invalid UTF-8).
@@ -27,6 +30,7 @@ impl CloseCode {
         match self {
             Self::Normal => 1000,
             Self::GoingAway => 1001,
+            Self::ProtocolError => 1002,
             Self::TooBig => 1009,
             Self::ProtocolViolation => 4000,
             Self::AuthRevoked => 4001,
@@ -40,6 +44,7 @@ impl CloseCode {
         match self {
             Self::Normal => "normal",
             Self::GoingAway => "server shutting down",
+            Self::ProtocolError => "malformed close frame",
             Self::TooBig => "frame too big",
             Self::ProtocolViolation => "protocol violation",
             Self::AuthRevoked => "auth revoked",
@@ -53,6 +58,7 @@ impl CloseCode {
         [
             Self::Normal,
             Self::GoingAway,
+            Self::ProtocolError,
             Self::TooBig,
             Self::ProtocolViolation,
             Self::AuthRevoked,

@@ -5,6 +5,8 @@
 //! requests are refused with 503 `shutting_down`, every session is told to close with 1001, and
 //! the server waits (up to the grace period) for sessions, then stops the listener, waits for
 //! in-flight requests, and closes the store, which commits what is queued.
+//!
+//! Connections are accepted and admitted by `transport::listener` (caps and deadlines).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -12,7 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::serve::ListenerExt as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -32,6 +33,7 @@ use crate::services::social::Social;
 use crate::store::Store;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::transport;
+use crate::transport::listener::{Admission, Listener};
 
 /// How often entries stuck behind a publishing gap are looked at.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -60,6 +62,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Tracks upgraded WebSocket sessions, which outlive their HTTP request.
     pub sessions: TaskTracker,
+    /// Connections counted per client address.
+    pub(crate) admission: Arc<Admission>,
     next_conn: AtomicU64,
 }
 
@@ -172,6 +176,7 @@ impl Server {
                 Arc::clone(&metrics),
             )),
             messaging,
+            admission: Arc::new(Admission::new(&config)),
             config,
             registry,
             metrics,
@@ -235,19 +240,8 @@ impl Server {
         // 503 (`shutting_down`) instead of a refused connection; it stops once they are done.
         let drained = CancellationToken::new();
         let router = transport::router(Arc::clone(&app));
-        // Replies and pushes are small frames written as they are ready: Nagle's algorithm
-        // would hold each behind the peer's delayed ACK (up to 40 ms).
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-            }
-        });
-        let serve = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(drained.clone().cancelled_owned());
-        let served = tokio::spawn(async move { serve.await });
+        let listener = Listener::new(listener, Arc::clone(&app), router);
+        let served = tokio::spawn(listener.run(drained.clone()));
         token.cancelled().await;
         tracing::info!("shutting down");
         app.sessions.close();
@@ -259,7 +253,7 @@ impl Server {
         }
         drained.cancel();
         let http = match tokio::time::timeout(grace, served).await {
-            Ok(Ok(result)) => result,
+            Ok(Ok(())) => Ok(()),
             Ok(Err(join)) => Err(std::io::Error::other(join)),
             Err(_) => {
                 tracing::warn!("HTTP requests still running after the grace period");

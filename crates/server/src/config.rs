@@ -92,6 +92,29 @@ pub struct Config {
     /// Most chatrooms at once on this node; joining a new room beyond it is refused
     /// (`invalid_room`). A room is freed, with its history, when its last occupant leaves.
     pub max_rooms: usize,
+    /// Open TCP connections in all (HTTP and WebSocket). Beyond it a new connection gets a
+    /// best-effort 429 `too_many_connections` and is closed at once. Keep it below the
+    /// process's open-file limit (`ulimit -n`), leaving room for the database and the reserve.
+    pub max_connections: usize,
+    /// Connections admitted past `max_connections` that may only ask `/healthz`, `/readyz` and
+    /// `/metrics` (anything else: 429 `too_many_connections`), so probes still answer when the
+    /// server is full.
+    pub health_reserve_connections: usize,
+    /// Connections per client IP address that are not (yet) authenticated WebSocket sessions:
+    /// HTTP requests, idle keep-alive connections, upgrades in progress. Beyond it a new
+    /// connection from that address gets a best-effort 429 and is closed at once.
+    pub max_pending_per_ip: usize,
+    /// Authenticated WebSocket sessions per client IP address (429 `too_many_connections` at
+    /// the upgrade beyond it).
+    pub max_sessions_per_ip: usize,
+    /// A request's headers must be complete within this many milliseconds of the connection's
+    /// start, or of its first byte on a kept-alive connection; otherwise the connection is closed.
+    pub http_header_timeout_ms: u64,
+    /// Once its headers are in, a request's body must arrive and its response be written
+    /// within this many milliseconds; otherwise the connection is closed.
+    pub http_request_timeout_ms: u64,
+    /// A kept-alive HTTP connection with no request for this many milliseconds is closed.
+    pub http_idle_timeout_ms: u64,
 }
 
 /// Who may open a direct conversation with whom.
@@ -150,6 +173,13 @@ impl Default for Config {
             room_history_bytes: 64 * 1024,
             room_occupancy_interval_ms: 500,
             max_rooms: 10_000,
+            max_connections: 10_000,
+            health_reserve_connections: 8,
+            max_pending_per_ip: 64,
+            max_sessions_per_ip: 1_000,
+            http_header_timeout_ms: 10_000,
+            http_request_timeout_ms: 30_000,
+            http_idle_timeout_ms: 30_000,
         }
     }
 }
@@ -163,6 +193,21 @@ impl Config {
     /// Silence after which a connection is closed.
     pub fn heartbeat_timeout(&self) -> Duration {
         Duration::from_millis(self.heartbeat_timeout_ms)
+    }
+
+    /// The deadline for a request's headers.
+    pub fn http_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_header_timeout_ms)
+    }
+
+    /// The deadline for a request's body and response, once its headers are in.
+    pub fn http_request_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_request_timeout_ms)
+    }
+
+    /// How long a kept-alive connection may wait for its next request.
+    pub fn http_idle_timeout(&self) -> Duration {
+        Duration::from_millis(self.http_idle_timeout_ms)
     }
 
     /// The shutdown grace period.
@@ -226,6 +271,21 @@ impl Config {
                 "max_group_members must be >= 2",
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
+            (self.max_connections > 0, "max_connections must be > 0"),
+            (
+                self.max_pending_per_ip > 0,
+                "max_pending_per_ip must be > 0",
+            ),
+            (
+                self.max_sessions_per_ip > 0,
+                "max_sessions_per_ip must be > 0",
+            ),
+            (
+                self.http_header_timeout_ms > 0
+                    && self.http_request_timeout_ms > 0
+                    && self.http_idle_timeout_ms > 0,
+                "http_header_timeout_ms, http_request_timeout_ms and http_idle_timeout_ms must be > 0",
+            ),
             (self.write_batch_max > 0, "write_batch_max must be > 0"),
             (self.sqlite_readers > 0, "sqlite_readers must be > 0"),
             (
@@ -372,6 +432,20 @@ overrides! {
     room_occupancy_interval_ms: u64, "BANTER_ROOM_OCCUPANCY_INTERVAL_MS";
     /// Most chatrooms at once (empty rooms are freed).
     max_rooms: usize, "BANTER_MAX_ROOMS";
+    /// Open TCP connections in all (beyond: 429 and closed at once).
+    max_connections: usize, "BANTER_MAX_CONNECTIONS";
+    /// Connections past max_connections that may only ask /healthz, /readyz, /metrics.
+    health_reserve_connections: usize, "BANTER_HEALTH_RESERVE_CONNECTIONS";
+    /// Connections per IP that are not authenticated WebSocket sessions.
+    max_pending_per_ip: usize, "BANTER_MAX_PENDING_PER_IP";
+    /// Authenticated WebSocket sessions per IP.
+    max_sessions_per_ip: usize, "BANTER_MAX_SESSIONS_PER_IP";
+    /// Deadline for a request's headers in ms.
+    http_header_timeout_ms: u64, "BANTER_HTTP_HEADER_TIMEOUT_MS";
+    /// Deadline for a request's body and response in ms, once its headers are in.
+    http_request_timeout_ms: u64, "BANTER_HTTP_REQUEST_TIMEOUT_MS";
+    /// Idle keep-alive HTTP connections are closed after this many ms.
+    http_idle_timeout_ms: u64, "BANTER_HTTP_IDLE_TIMEOUT_MS";
 }
 
 #[cfg(test)]

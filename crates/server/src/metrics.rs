@@ -71,6 +71,11 @@ pub struct Metrics {
     messages_in: AtomicU64,
     deliveries: AtomicU64,
     queue_overflows: AtomicU64,
+    tcp_connections: AtomicI64,
+    refused_per_ip: AtomicU64,
+    refused_full: AtomicU64,
+    timed_out: AtomicU64,
+    accept_errors: AtomicU64,
     commit_latency: Histogram<12>,
     commit_batch: Histogram<12>,
     errors: [AtomicU64; ErrorCode::ALL.len()],
@@ -86,6 +91,11 @@ impl Default for Metrics {
             messages_in: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             queue_overflows: AtomicU64::new(0),
+            tcp_connections: AtomicI64::new(0),
+            refused_per_ip: AtomicU64::new(0),
+            refused_full: AtomicU64::new(0),
+            timed_out: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
             commit_latency: Histogram::new(LATENCY_BUCKETS_US),
             commit_batch: Histogram::new(BATCH_BUCKETS),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
@@ -130,6 +140,31 @@ impl Metrics {
         self.queue_overflows.fetch_add(1, Relaxed);
     }
 
+    /// A TCP connection was admitted (`+1`) or closed (`-1`).
+    pub fn tcp_connection(&self, delta: i64) {
+        self.tcp_connections.fetch_add(delta, Relaxed);
+    }
+
+    /// A connection was refused at accept because its address holds too many.
+    pub fn refused_per_ip(&self) {
+        self.refused_per_ip.fetch_add(1, Relaxed);
+    }
+
+    /// A connection was refused at accept because the server holds `max_connections`.
+    pub fn refused_full(&self) {
+        self.refused_full.fetch_add(1, Relaxed);
+    }
+
+    /// An HTTP connection was closed at its header, request or idle deadline.
+    pub fn timed_out(&self) {
+        self.timed_out.fetch_add(1, Relaxed);
+    }
+
+    /// `accept` failed (for example out of file descriptors).
+    pub fn accept_error(&self) {
+        self.accept_errors.fetch_add(1, Relaxed);
+    }
+
     /// A store transaction of `ops` writes committed in `took`.
     pub fn record_commit(&self, ops: usize, took: Duration) {
         self.commit_batch.observe(ops as u64);
@@ -152,7 +187,7 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, &str, i64); 3] = [
+        let gauges: [(&str, &str, &str, i64); 4] = [
             (
                 "banter_connections",
                 "gauge",
@@ -170,6 +205,12 @@ impl Metrics {
                 "gauge",
                 "Bytes encoded for WebSocket connections and not yet written to their sockets.",
                 self.outbound_bytes.load(Relaxed),
+            ),
+            (
+                "banter_tcp_connections",
+                "gauge",
+                "Open TCP connections admitted (HTTP and WebSocket).",
+                self.tcp_connections.load(Relaxed),
             ),
         ];
         let counters = [
@@ -192,6 +233,26 @@ impl Metrics {
                 "banter_queue_overflows_total",
                 "Connections closed as slow consumers.",
                 &self.queue_overflows,
+            ),
+            (
+                "banter_connections_refused_per_ip_total",
+                "Connections refused at accept: their address held max_pending_per_ip.",
+                &self.refused_per_ip,
+            ),
+            (
+                "banter_connections_refused_full_total",
+                "Connections refused at accept: the server held max_connections and its reserve.",
+                &self.refused_full,
+            ),
+            (
+                "banter_http_timeouts_total",
+                "HTTP connections closed at their header, request or idle deadline.",
+                &self.timed_out,
+            ),
+            (
+                "banter_accept_errors_total",
+                "Failed accepts (for example out of file descriptors), each followed by a backoff.",
+                &self.accept_errors,
             ),
         ];
         for (name, kind, help, value) in gauges {

@@ -36,6 +36,9 @@ pub(super) enum FrameError {
     /// Anything else RFC 6455 forbids (close 4000): unmasked frame, reserved bits or opcodes,
     /// a fragmented or oversize control frame, a stray continuation, invalid UTF-8.
     Protocol(&'static str),
+    /// The client's close frame is malformed (close 1002, RFC 6455 §7.4): a one-byte payload,
+    /// a code no endpoint may send, or a reason that is not UTF-8.
+    BadClose(&'static str),
 }
 
 const FIN: u8 = 0x80;
@@ -98,15 +101,7 @@ impl Decoder {
             match opcode {
                 OP_PING => return Ok(Some(Inbound::Ping(payload.freeze()))),
                 OP_PONG => return Ok(Some(Inbound::Pong)),
-                OP_CLOSE => {
-                    if payload.len() == 1 {
-                        return Err(FrameError::Protocol("a close payload of one byte"));
-                    }
-                    if payload.len() > 2 && std::str::from_utf8(&payload[2..]).is_err() {
-                        return Err(FrameError::Protocol("a close reason that is not UTF-8"));
-                    }
-                    return Ok(Some(Inbound::Close));
-                }
+                OP_CLOSE => return check_close(&payload).map(|()| Some(Inbound::Close)),
                 _ => {}
             }
             let (text, message) = match (opcode, self.partial.take()) {
@@ -199,6 +194,31 @@ impl Decoder {
             fin,
         }))
     }
+}
+
+/// Checks a close frame's payload: empty, or a code an endpoint may send and a UTF-8 reason.
+fn check_close(payload: &[u8]) -> Result<(), FrameError> {
+    match payload {
+        [] => Ok(()),
+        [_] => Err(FrameError::BadClose("a close payload of one byte")),
+        [hi, lo, reason @ ..] => {
+            if !may_be_sent(u16::from_be_bytes([*hi, *lo])) {
+                return Err(FrameError::BadClose("a close code no endpoint may send"));
+            }
+            if std::str::from_utf8(reason).is_err() {
+                return Err(FrameError::BadClose("a close reason that is not UTF-8"));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Close codes an endpoint may put in a close frame (RFC 6455 §7.4 and the IANA registry):
+/// the defined 1000–1003 and 1007–1014, and 3000–4999 (libraries, frameworks, applications).
+/// Never 0–999, 1004 (reserved), 1005, 1006 and 1015 (only reported locally, never sent),
+/// 1016–2999 (unassigned), nor 5000 and above.
+fn may_be_sent(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 /// XORs `payload` with the client's masking key (RFC 6455 §5.3).
@@ -447,11 +467,47 @@ mod tests {
         protocol(client_frame(FIN | OP_PING, &[b'x'; 126]));
         protocol(client_frame(FIN | OP_CONTINUATION, b"hi"));
         protocol(client_frame(FIN | OP_TEXT, b"\xff\xfe"));
-        protocol(client_frame(FIN | OP_CLOSE, b"\x03"));
-        protocol(client_frame(FIN | OP_CLOSE, b"\x03\xe8\xff"));
         let mut interleaved = client_frame(OP_TEXT, b"a");
         interleaved.extend(client_frame(FIN | OP_TEXT, b"b"));
         protocol(interleaved);
+    }
+
+    #[test]
+    fn close_frames_with_forbidden_codes_or_payloads_are_bad_closes() {
+        let decode = |payload: &[u8]| {
+            decode_all(
+                &mut Decoder::new(1024),
+                &client_frame(FIN | OP_CLOSE, payload),
+            )
+        };
+        for code in [
+            0u16,
+            999,
+            1004,
+            1005,
+            1006,
+            1015,
+            1016,
+            2999,
+            5000,
+            u16::MAX,
+        ] {
+            assert!(
+                matches!(decode(&code.to_be_bytes()), Err(FrameError::BadClose(_))),
+                "{code}"
+            );
+        }
+        for payload in [&b"\x03"[..], b"\x03\xe8\xff"] {
+            assert!(matches!(decode(payload), Err(FrameError::BadClose(_))));
+        }
+        for code in [
+            1000u16, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4000, 4999,
+        ] {
+            let mut payload = code.to_be_bytes().to_vec();
+            payload.extend_from_slice("bye é".as_bytes());
+            assert_eq!(decode(&payload), Ok(vec![Inbound::Close]), "{code}");
+        }
+        assert_eq!(decode(b""), Ok(vec![Inbound::Close]));
     }
 
     #[test]

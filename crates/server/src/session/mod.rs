@@ -328,6 +328,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     break Step::Close(CloseCode::Normal);
                 }
                 Err(FrameError::TooBig) => break Step::Close(CloseCode::TooBig),
+                Err(FrameError::BadClose(why)) => {
+                    // The peer has closed; it is told why its close frame was refused.
+                    tracing::debug!(why, "malformed close frame");
+                    self.peer_closed = true;
+                    break Step::Close(CloseCode::ProtocolError);
+                }
                 Err(FrameError::Protocol(why)) => {
                     tracing::debug!(why, "websocket protocol violation");
                     break Step::Close(CloseCode::ProtocolViolation);

@@ -4,8 +4,10 @@
 //! and turn its result or [`Error`] into a response. The HTTP status of each error code is
 //! decided in [`status_of`] and nowhere else.
 
+mod deadline;
 mod extract;
 mod http;
+pub(crate) mod listener;
 mod openapi;
 mod ws;
 

@@ -4,12 +4,16 @@
 //! Authentication happens before the upgrade, so a bad token is a plain HTTP 401 with a typed
 //! body. Browsers, which cannot set headers on a WebSocket, pass the token as the subprotocol
 //! `banter.auth.<token>` next to `banter.v1`; other clients may use `Authorization: Bearer`.
+//!
+//! An authenticated session counts against its address's `max_sessions_per_ip` for its whole
+//! life (the listener counted it as pending until the upgrade).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{
     CONNECTION, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_PROTOCOL,
     SEC_WEBSOCKET_VERSION, UPGRADE,
@@ -35,13 +39,14 @@ const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 #[utoipa::path(get, path = "/v1/ws",
     responses(
         (status = 101, description = "Switching to the Banter WebSocket protocol (docs/PROTOCOL.md)"),
-        (status = 400, description = "bad_request: not a WebSocket upgrade", body = banter_protocol::ErrorResponse),
+        (status = 400, description = "bad_request: not a WebSocket upgrade, or a Sec-WebSocket-Key that is not base64 of 16 bytes", body = banter_protocol::ErrorResponse),
         (status = 401, description = "unauthorized, token_expired", body = banter_protocol::ErrorResponse),
-        (status = 429, description = "too_many_connections", body = banter_protocol::ErrorResponse),
+        (status = 429, description = "too_many_connections: max_connections_per_user or max_sessions_per_ip reached", body = banter_protocol::ErrorResponse),
         (status = 503, description = "shutting_down", body = banter_protocol::ErrorResponse),
     ))]
 pub(super) async fn upgrade(
     State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Result<Response, ApiError> {
     if app.shutdown.is_cancelled() {
@@ -62,6 +67,15 @@ pub(super) async fn upgrade(
         ))?;
     let caller = app.accounts.authenticate(&token).await?;
     let key = handshake_key(headers)?;
+    let address_slot = app.admission.session(peer.ip()).ok_or_else(|| {
+        Error::with(
+            ErrorCode::TooManyConnections,
+            format!(
+                "at most {} WebSocket sessions from one address",
+                app.admission.max_sessions()
+            ),
+        )
+    })?;
     if !app.registry.has_room(caller.user) {
         return Err(Error::with(
             ErrorCode::TooManyConnections,
@@ -91,6 +105,7 @@ pub(super) async fn upgrade(
         };
         // The session speaks WebSocket itself (session/frame.rs).
         session::run(session_app, TokioIo::new(upgraded), caller, conn).await;
+        drop(address_slot);
     });
     let mut response = Response::builder()
         .status(StatusCode::SWITCHING_PROTOCOLS)
@@ -134,13 +149,31 @@ fn handshake_key(headers: &HeaderMap) -> Result<HeaderValue, Error> {
         .get(SEC_WEBSOCKET_VERSION)
         .map(HeaderValue::as_bytes)
         == Some(b"13");
-    match headers.get(SEC_WEBSOCKET_KEY) {
-        Some(key) if upgrade && version => Ok(key.clone()),
+    let mut keys = headers.get_all(SEC_WEBSOCKET_KEY).iter();
+    match (keys.next(), keys.next()) {
+        (Some(key), None) if upgrade && version => {
+            if is_valid_key(key) {
+                Ok(key.clone())
+            } else {
+                Err(Error::new(
+                    ErrorCode::BadRequest,
+                    "Sec-WebSocket-Key must be the base64 encoding of 16 bytes (RFC 6455 §4.2.1)",
+                ))
+            }
+        }
         _ => Err(Error::new(
             ErrorCode::BadRequest,
-            "not a WebSocket upgrade (need Upgrade: websocket, Sec-WebSocket-Version: 13 and a key)",
+            "not a WebSocket upgrade (need Upgrade: websocket, Sec-WebSocket-Version: 13 and one key)",
         )),
     }
+}
+
+/// RFC 6455 §4.2.1: the key is a base64-encoded 16-byte value (24 characters with padding).
+fn is_valid_key(key: &HeaderValue) -> bool {
+    key.len() == 24
+        && STANDARD
+            .decode(key.as_bytes())
+            .is_ok_and(|bytes| bytes.len() == 16)
 }
 
 /// `Sec-WebSocket-Accept` for a client key (RFC 6455 §4.2.2).
@@ -154,6 +187,17 @@ fn accept_key(key: &HeaderValue) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_must_be_base64_of_sixteen_bytes() {
+        let valid = |k: &'static str| is_valid_key(&HeaderValue::from_static(k));
+        assert!(valid("dGhlIHNhbXBsZSBub25jZQ=="));
+        assert!(!valid(""));
+        assert!(!valid("not base64 at all!!!!!!!"));
+        assert!(!valid("dGhlIHNhbXBsZSBub25j"), "12 bytes");
+        assert!(!valid("dGhlIHNhbXBsZSBub25jZXM="), "17 bytes");
+        assert!(!valid("dGhlIHNhbXBsZSBub25jZQ"), "unpadded");
+    }
 
     #[test]
     fn accept_key_matches_rfc_example() {

@@ -2,7 +2,9 @@
 //! fresh SQLite store, make users, and open raw sockets for misbehaving-client tests.
 #![allow(dead_code, unreachable_pub)]
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use banter_client::{Api, Connection, Messenger};
 use banter_server::store::Store;
@@ -35,7 +37,9 @@ pub struct TestUser {
     pub session: String,
 }
 
-/// The configuration tests start from: cheap password hashing, generous rates.
+/// The configuration tests start from: cheap password hashing, generous rates, and per-address
+/// connection caps that thousands of clients on 127.0.0.1 do not meet (tests/admission.rs
+/// sets its own).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -48,6 +52,8 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         request_burst: 100_000,
         connection_request_rate_per_sec: 100_000,
         connection_request_burst: 100_000,
+        max_pending_per_ip: 10_000,
+        max_sessions_per_ip: 100_000,
         ..Config::default()
     }
 }
@@ -123,6 +129,60 @@ impl TestServer {
             .expect("connect")
     }
 
+    /// Registers and logs in `name` over connections from the local address `from`.
+    pub async fn user_from(&self, name: &str, from: IpAddr) -> TestUser {
+        let body = serde_json::json!({ "username": name, "password": PASSWORD }).to_string();
+        let (status, user) = self
+            .http_from(from, "POST", "/v1/accounts", None, &body)
+            .await;
+        assert_eq!(status, 201, "register {name}: {user}");
+        let body = serde_json::json!({ "username": name, "password": PASSWORD, "device": "test" })
+            .to_string();
+        let (status, login) = self
+            .http_from(from, "POST", "/v1/sessions", None, &body)
+            .await;
+        assert_eq!(status, 200, "login {name}: {login}");
+        let login: serde_json::Value = serde_json::from_str(&login).unwrap();
+        let user: serde_json::Value = serde_json::from_str(&user).unwrap();
+        TestUser {
+            id: user["id"].as_str().unwrap().to_owned(),
+            username: name.to_owned(),
+            token: login["token"].as_str().unwrap().to_owned(),
+            session: login["session_id"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// One HTTP request on a fresh connection from `from`: status and body.
+    pub async fn http_from(
+        &self,
+        from: IpAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, String) {
+        let mut stream = tcp_from(&self.addr, from).await.expect("connect");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\n{auth}Content-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        http_on(&mut stream, &request)
+            .await
+            .unwrap_or_else(|| panic!("{method} {path}: closed without a response"))
+    }
+
+    /// Opens a WebSocket connection for `user` from the local address `from`.
+    pub async fn connect_from(&self, user: &TestUser, from: IpAddr) -> Connection {
+        Connection::connect_from(&self.addr, &user.token, Some(from))
+            .await
+            .expect("connect")
+    }
+
     /// Opens a reconnecting messenger for `user`.
     pub async fn messenger(&self, user: &TestUser) -> Messenger {
         Messenger::connect(&self.addr, &user.token)
@@ -144,6 +204,69 @@ impl TestServer {
             task.await.unwrap().unwrap();
         }
     }
+}
+
+/// A TCP connection to `addr` from the local address `from` (on Linux, any of 127.0.0.0/8
+/// reaches a server listening on 127.0.0.1, and counts as another client address).
+pub async fn tcp_from(addr: &str, from: IpAddr) -> std::io::Result<TcpStream> {
+    let remote: SocketAddr = addr.parse().expect("a socket address");
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(from, 0))?;
+    socket.connect(remote).await
+}
+
+/// Writes `request` (a whole HTTP/1.1 request) and reads one response with a
+/// `Content-Length`: its status and body. `None` if the server closed before a whole response.
+pub async fn http_on(stream: &mut TcpStream, request: &str) -> Option<(u16, String)> {
+    stream.write_all(request.as_bytes()).await.ok()?;
+    read_response(stream).await
+}
+
+/// Reads one HTTP/1.1 response with a `Content-Length`; `None` if the stream ends first.
+pub async fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let (head_end, length) = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..i]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            break (i + 4, length);
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let body = String::from_utf8_lossy(&buf[head_end..head_end + length]).to_string();
+    Some((status, body))
+}
+
+/// Reads until the server closes the stream (end of stream or reset), at most `within`:
+/// the bytes it sent before, or `None` if it was still open then.
+pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+    let mut got = Vec::new();
+    let read_all = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&chunk[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(within, read_all).await.ok()?;
+    Some(got)
 }
 
 /// A WebSocket opened by hand, for clients that misbehave (never answer pings, never read).

@@ -1,0 +1,458 @@
+//! Connection admission: the accept loop and every limit a TCP connection meets before, and
+//! while, it speaks HTTP (in the spirit of mini-redis's `Listener`).
+//!
+//! - A global cap (`max_connections`): each admitted connection holds an owned semaphore permit
+//!   for as long as its socket lives, through a WebSocket upgrade too. Past it, a few more
+//!   connections (`health_reserve_connections`) are admitted to answer only `/healthz`,
+//!   `/readyz` and `/metrics`, so probes and scrapes still see a full server.
+//! - Per-address caps ([`Admission`]): connections that are not authenticated WebSocket
+//!   sessions (`max_pending_per_ip`) are counted here at accept; sessions
+//!   (`max_sessions_per_ip`) are counted by the upgrade in `ws.rs`.
+//! - A refused connection gets a canned 429 `too_many_connections` written without waiting
+//!   (best effort) and is closed at once, so a flood costs one accept and one write per socket.
+//! - Deadlines by phase (`deadline.rs`): headers within `http_header_timeout_ms` of the
+//!   connection's start (or of the first byte of the next request), then body and response
+//!   within `http_request_timeout_ms`, then at most `http_idle_timeout_ms` idle before the next
+//!   request. A connection past its deadline is closed without a response.
+//! - Accept errors (out of file descriptors, …) back off exponentially instead of spinning.
+//!
+//! hyper is driven here directly, with a timer, because axum's `serve` builds it without one.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::http::header::CONNECTION;
+use axum::http::{HeaderValue, Request, Response};
+use axum::response::IntoResponse as _;
+use banter_protocol::{ErrorCode, ErrorResponse};
+use bytes::Bytes;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt as _;
+
+use super::deadline::{ResponseDone, Tracked, Watchdog, Watched};
+use super::{ApiError, status_of};
+use crate::app::App;
+use crate::config::Config;
+use crate::error::Error;
+use crate::metrics::Metrics;
+
+/// First pause after a failed accept; it doubles on each failure in a row.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Longest pause after a failed accept.
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The only paths a connection admitted on the health reserve may ask.
+const HEALTH_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Per-address connection counts, shared by the accept loop and the WebSocket upgrade. IPv6
+/// addresses count by their /64 (one host usually holds a whole /64); IPv4-mapped ones as IPv4.
+pub(crate) struct Admission {
+    max_pending: usize,
+    max_sessions: usize,
+    counts: Mutex<HashMap<IpAddr, Counts>>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    pending: usize,
+    sessions: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Pending,
+    Session,
+}
+
+/// One connection counted against its address; released on drop.
+pub(crate) struct IpPermit {
+    admission: Arc<Admission>,
+    key: IpAddr,
+    kind: Kind,
+}
+
+impl Admission {
+    /// Counts from the configured per-address caps.
+    pub(crate) fn new(config: &Config) -> Self {
+        Self {
+            max_pending: config.max_pending_per_ip,
+            max_sessions: config.max_sessions_per_ip,
+            counts: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a connection that is not an authenticated session; `None` at the cap.
+    pub(crate) fn pending(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
+        self.acquire(ip, Kind::Pending)
+    }
+
+    /// Counts an authenticated WebSocket session; `None` at the cap.
+    pub(crate) fn session(self: &Arc<Self>, ip: IpAddr) -> Option<IpPermit> {
+        self.acquire(ip, Kind::Session)
+    }
+
+    /// The most authenticated sessions one address may hold.
+    pub(crate) fn max_sessions(&self) -> usize {
+        self.max_sessions
+    }
+
+    fn acquire(self: &Arc<Self>, ip: IpAddr, kind: Kind) -> Option<IpPermit> {
+        let key = address_key(ip);
+        let mut counts = self.counts.lock().expect("admission lock");
+        let entry = counts.entry(key).or_default();
+        let (held, max) = match kind {
+            Kind::Pending => (&mut entry.pending, self.max_pending),
+            Kind::Session => (&mut entry.sessions, self.max_sessions),
+        };
+        if *held >= max {
+            if entry.pending == 0 && entry.sessions == 0 {
+                counts.remove(&key);
+            }
+            return None;
+        }
+        *held += 1;
+        Some(IpPermit {
+            admission: Arc::clone(self),
+            key,
+            kind,
+        })
+    }
+}
+
+impl Drop for IpPermit {
+    fn drop(&mut self) {
+        let mut counts = self.admission.counts.lock().expect("admission lock");
+        if let Some(entry) = counts.get_mut(&self.key) {
+            match self.kind {
+                Kind::Pending => entry.pending -= 1,
+                Kind::Session => entry.sessions -= 1,
+            }
+            if entry.pending == 0 && entry.sessions == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// The address a connection is counted under.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let bits = u128::from(v6) & !((1u128 << 64) - 1);
+                IpAddr::V6(Ipv6Addr::from(bits))
+            }
+        },
+    }
+}
+
+/// The accept loop and the connections it admitted.
+pub(crate) struct Listener {
+    tcp: TcpListener,
+    app: Arc<App>,
+    router: Router,
+    /// `max_connections` permits.
+    full: Arc<Semaphore>,
+    /// `health_reserve_connections` permits, used only once `full` has none.
+    reserve: Arc<Semaphore>,
+    /// The HTTP connection tasks (upgraded sessions are tracked by `App::sessions`).
+    connections: TaskTracker,
+    refused_per_ip: Bytes,
+    refused_full: Bytes,
+}
+
+impl Listener {
+    /// A listener serving `router` on `tcp` under the limits of `app.config`.
+    pub(crate) fn new(tcp: TcpListener, app: Arc<App>, router: Router) -> Self {
+        let config = &app.config;
+        Self {
+            full: Arc::new(Semaphore::new(config.max_connections)),
+            reserve: Arc::new(Semaphore::new(config.health_reserve_connections)),
+            refused_per_ip: refusal(format!(
+                "at most {} connections from one address",
+                config.max_pending_per_ip
+            )),
+            refused_full: refusal(format!(
+                "the server holds its maximum of {} connections",
+                config.max_connections
+            )),
+            tcp,
+            app,
+            router,
+            connections: TaskTracker::new(),
+        }
+    }
+
+    /// Accepts until `drained` is cancelled, then tells every connection to finish its request
+    /// and close, and waits for them.
+    pub(crate) async fn run(self, drained: CancellationToken) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                () = drained.cancelled() => break,
+                accepted = self.accept() => accepted,
+            };
+            self.admit(stream, peer, &drained);
+        }
+        let Self {
+            tcp, connections, ..
+        } = self;
+        // New connections are refused by the kernel from here on.
+        drop(tcp);
+        connections.close();
+        connections.wait().await;
+    }
+
+    /// The next connection. Errors tied to one connection (it died in the backlog) are skipped;
+    /// any other (EMFILE, ENFILE, ENOBUFS…) pauses the loop, longer each time in a row.
+    async fn accept(&self) -> (TcpStream, SocketAddr) {
+        let mut backoff = ACCEPT_BACKOFF_MIN;
+        loop {
+            match self.tcp.accept().await {
+                Ok(accepted) => return accepted,
+                Err(e) if is_per_connection(&e) => {}
+                Err(e) => {
+                    self.app.metrics.accept_error();
+                    tracing::warn!(error = %e, backoff_ms = backoff.as_millis(), "accept failed");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Counts the connection against its address and the global cap, and serves it, or
+    /// refuses it at once.
+    fn admit(&self, stream: TcpStream, peer: SocketAddr, drained: &CancellationToken) {
+        let metrics = &self.app.metrics;
+        let Some(ip) = self.app.admission.pending(peer.ip()) else {
+            metrics.refused_per_ip();
+            refuse(&stream, &self.refused_per_ip);
+            return;
+        };
+        let (permit, health_only) = match Arc::clone(&self.full).try_acquire_owned() {
+            Ok(permit) => (permit, false),
+            Err(_) => match Arc::clone(&self.reserve).try_acquire_owned() {
+                Ok(permit) => (permit, true),
+                Err(_) => {
+                    metrics.refused_full();
+                    refuse(&stream, &self.refused_full);
+                    return;
+                }
+            },
+        };
+        // Replies and pushes are small frames written as they are ready: Nagle's algorithm
+        // would hold each behind the peer's delayed ACK (up to 40 ms).
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let conn = Conn {
+            app: Arc::clone(&self.app),
+            router: self.router.clone(),
+            peer,
+            health_only,
+        };
+        let slot = Slot::new(permit, Arc::clone(metrics));
+        self.connections
+            .spawn(conn.serve(stream, slot, ip, drained.clone()));
+    }
+}
+
+/// Whether an accept error concerns only the connection being accepted.
+fn is_per_connection(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::Interrupted
+    )
+}
+
+/// A whole HTTP/1.1 429 `too_many_connections` response that closes the connection.
+fn refusal(message: String) -> Bytes {
+    let code = ErrorCode::TooManyConnections;
+    let body = serde_json::to_string(&ErrorResponse {
+        error: Error::with(code, message).body(),
+    })
+    .expect("an error body serializes");
+    let status = status_of(code);
+    Bytes::from(format!(
+        "HTTP/1.1 {} {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+         connection: close\r\n\r\n{body}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
+        body.len(),
+    ))
+}
+
+/// Writes the refusal if the socket takes it now, and closes. Never waits: a flood is refused
+/// at the pace of accept. A failed write changes nothing (the socket closes either way).
+fn refuse(stream: &TcpStream, response: &[u8]) {
+    if let Err(e) = stream.try_write(response) {
+        tracing::trace!(error = %e, "refusal not written");
+    }
+}
+
+/// A place under the global cap, held by the socket for its whole life (an upgraded
+/// WebSocket keeps it).
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    metrics: Arc<Metrics>,
+}
+
+impl Slot {
+    fn new(permit: OwnedSemaphorePermit, metrics: Arc<Metrics>) -> Self {
+        metrics.tcp_connection(1);
+        Self {
+            _permit: permit,
+            metrics,
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.metrics.tcp_connection(-1);
+    }
+}
+
+/// One admitted connection's HTTP side.
+struct Conn {
+    app: Arc<App>,
+    router: Router,
+    peer: SocketAddr,
+    health_only: bool,
+}
+
+impl Conn {
+    /// Serves HTTP/1.1 requests (and at most one upgrade) until the peer leaves, a deadline
+    /// passes, or a drain finishes the current request. The address's pending count is held
+    /// until then; an upgraded session counts as a session instead (ws.rs).
+    async fn serve(self, stream: TcpStream, slot: Slot, ip: IpPermit, drained: CancellationToken) {
+        let app = Arc::clone(&self.app);
+        let config = &app.config;
+        let watch = Arc::new(Watchdog::new(config));
+        // The slot lives as long as the socket, through an upgrade too.
+        let io = TokioIo::new(Watched {
+            stream,
+            watch: Arc::clone(&watch),
+            _guard: slot,
+        });
+        let this = Arc::new(self);
+        let service = {
+            let watch = Arc::clone(&watch);
+            hyper::service::service_fn(move |req| {
+                Arc::clone(&this).respond(Arc::clone(&watch), req)
+            })
+        };
+        let mut builder = http1::Builder::new();
+        // Our watchdog enforces the deadlines; hyper's header timer (which restarts when a
+        // kept-alive connection goes idle) is only a backstop that can never fire first.
+        builder
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(config.http_header_timeout() + config.http_idle_timeout());
+        let conn = builder.serve_connection(io, service).with_upgrades();
+        tokio::pin!(conn);
+        let mut draining = false;
+        loop {
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "http connection ended");
+                    }
+                    break;
+                }
+                () = watch.expired() => {
+                    app.metrics.timed_out();
+                    tracing::debug!("http connection closed at its deadline");
+                    break;
+                }
+                () = drained.cancelled(), if !draining => {
+                    draining = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+        drop(ip);
+    }
+
+    /// Answers one request through the router, with the peer's address as `ConnectInfo`.
+    async fn respond(
+        self: Arc<Self>,
+        watch: Arc<Watchdog>,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<Tracked>, Infallible> {
+        watch.request_started();
+        let done = ResponseDone(watch);
+        let response = if self.health_only && !HEALTH_PATHS.contains(&req.uri().path()) {
+            let code = ErrorCode::TooManyConnections;
+            self.app.metrics.error(code);
+            let mut response = ApiError(Error::new(
+                code,
+                "the server is at its connection limit; this connection may only ask /healthz, /readyz or /metrics",
+            ))
+            .into_response();
+            response
+                .headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        } else {
+            req.extensions_mut().insert(ConnectInfo(self.peer));
+            let router = self.router.clone();
+            match router.oneshot(req).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        };
+        Ok(response.map(|body| Tracked { body, _done: done }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_count_by_host_and_ipv6_by_64() {
+        let config = Config {
+            max_pending_per_ip: 2,
+            max_sessions_per_ip: 1,
+            ..Config::default()
+        };
+        let admission = Arc::new(Admission::new(&config));
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::ffff:2".parse().unwrap();
+        let first = admission.pending(a).unwrap();
+        let _second = admission.pending(b).unwrap();
+        assert!(admission.pending(a).is_none(), "the /64 holds two");
+        let _session = admission.session(a).unwrap();
+        assert!(admission.session(b).is_none());
+        drop(first);
+        assert!(admission.pending(a).is_some(), "released on drop");
+        let mapped: IpAddr = "::ffff:127.0.0.1".parse().unwrap();
+        assert_eq!(address_key(mapped), "127.0.0.1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn released_addresses_are_forgotten() {
+        let admission = Arc::new(Admission::new(&Config::default()));
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        drop(admission.pending(ip));
+        drop(admission.session(ip));
+        assert!(admission.counts.lock().unwrap().is_empty());
+    }
+}
