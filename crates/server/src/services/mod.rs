@@ -12,6 +12,7 @@ pub mod messaging;
 mod password;
 pub mod rooms;
 pub mod social;
+mod text;
 
 use banter_protocol::ErrorCode;
 
