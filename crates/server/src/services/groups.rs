@@ -28,8 +28,8 @@ use super::{Caller, parse_id};
 use crate::config::GroupAddPolicy;
 use crate::error::{Error, Result};
 use crate::store::{
-    AddRules, ConvId, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, Store, StoreError,
-    SystemEntry, UserId,
+    AddRules, ConvId, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, Store,
+    StoreError, SystemEntry, UserId,
 };
 
 const NAME_MAX: usize = 64;

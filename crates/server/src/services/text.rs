@@ -15,8 +15,7 @@ pub(crate) fn is_clean_line(s: &str) -> bool {
 
 /// Multi-line display text: like [`is_clean_line`], but newlines and tabs are allowed.
 pub(crate) fn is_clean_text(s: &str) -> bool {
-    !s
-        .chars()
+    !s.chars()
         .any(|c| (c.is_control() && c != '\n' && c != '\t') || is_bidi_control(c))
 }
 
@@ -27,7 +26,15 @@ mod tests {
     #[test]
     fn refuses_controls_and_bidi_overrides() {
         assert!(is_clean_line("Zoë 🙂 مرحبا"));
-        for bad in ["a\u{202E}b", "\u{2066}x", "x\u{2069}", "\u{202A}", "a\nb", "\u{1b}[31m", "\0"] {
+        for bad in [
+            "a\u{202E}b",
+            "\u{2066}x",
+            "x\u{2069}",
+            "\u{202A}",
+            "a\nb",
+            "\u{1b}[31m",
+            "\0",
+        ] {
             assert!(!is_clean_line(bad), "{bad:?}");
         }
         assert!(is_clean_text("two\nlines\tand a tab"));

@@ -9,8 +9,8 @@ use std::sync::Arc;
 mod consent;
 
 use super::{
-    AddRules, Amendment, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession, ProfilePatch,
-    Store, StoreError, SystemEntry, UserId,
+    AddRules, Amendment, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession,
+    ProfilePatch, Store, StoreError, SystemEntry, UserId,
 };
 
 /// Names of every check, for backends' test lists.

@@ -102,7 +102,10 @@ pub(super) fn create(
     ctx: &mut WriteCtx<'_>,
     g: NewGroup,
 ) -> StoreResult<(GroupRecord, StoredMessage)> {
-    let rules = AddRules { by: g.owner, ..g.rules };
+    let rules = AddRules {
+        by: g.owner,
+        ..g.rules
+    };
     for user in std::iter::once(g.owner).chain(g.members.iter().copied()) {
         check_rules(ctx.conn, &rules, user)?;
     }
