@@ -35,9 +35,12 @@ pub struct TestUser {
     pub session: String,
 }
 
-/// The configuration tests start from: cheap password hashing, generous rates.
+/// The configuration tests start from: cheap password hashing, generous rates, and groups open
+/// to adding anyone not blocked (so that tests of groups need not befriend every member first;
+/// tests/blocks.rs runs the default `friends` policy).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
+        group_add_policy: banter_server::config::GroupAddPolicy::Anyone,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         password_memory_kib: 64,
