@@ -16,6 +16,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::directory::Directory;
 use super::fanout::Fanout;
+use super::turns::Turns;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::config::DirectMessagePolicy;
@@ -58,6 +59,8 @@ pub struct Messaging {
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
+    /// One conversation list at a time per user (see `turns`).
+    list_turns: Turns,
 }
 
 /// A send whose append is queued (see [`Messaging::queue_send`]).
@@ -186,6 +189,7 @@ impl Messaging {
             typing_limiter: RateLimiter::keyed(
                 Quota::per_second(typing).allow_burst(NonZeroU32::new(2).unwrap_or(typing)),
             ),
+            list_turns: Turns::default(),
         }
     }
 
@@ -409,6 +413,7 @@ impl Messaging {
         caller: &Caller,
         since_ts: Option<i64>,
     ) -> Result<Vec<ConversationSummary>> {
+        let _turn = self.list_turns.take(caller.user).await;
         let list = self.store.conversations_of(caller.user).await?;
         Ok(list
             .into_iter()

@@ -13,6 +13,7 @@ mod password;
 pub mod rooms;
 pub mod social;
 mod text;
+pub mod turns;
 
 use banter_protocol::ErrorCode;
 
