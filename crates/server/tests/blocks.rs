@@ -6,7 +6,8 @@
 mod common;
 
 use banter_client::protocol::{
-    ClientRequest as R, ErrorCode, GroupInfo, PresenceResult, ProfilesResult, SendAck, SocialResult,
+    ClientRequest as R, ErrorCode, GroupInfo, PresenceResult, ProfilesResult, ReceiptsResult,
+    SendAck, SocialResult,
 };
 use banter_client::{ClientError, Connection, Event};
 use banter_server::Config;
@@ -22,6 +23,17 @@ const PATHS: &[(&str, &str, &str)] = &[
         "A sends in their existing direct conversation",
         "blocked",
         "ok",
+    ),
+    ("A types in their direct conversation", "blocked", "ok"),
+    (
+        "A asks the receipts of their direct conversation",
+        "B hidden",
+        "B listed",
+    ),
+    (
+        "A reads their direct conversation: pushed to B",
+        "not pushed",
+        "pushed",
     ),
     ("A creates a group with B in it", "blocked", "ok"),
     ("A adds B to A's own group", "blocked", "ok"),
@@ -141,10 +153,22 @@ async fn pair(server: &TestServer, tag: &str, block: bool) -> Pair {
 /// told of B's change first (T is B's friend) and the server queues a change for all its
 /// audience at once, so anything meant for A is queued ahead of the marker.
 async fn pushed_before_marker(p: &mut Pair, marker: &str, pick: impl Fn(&Event) -> bool) -> bool {
-    let _: SendAck = ok(&p.ct, send(Some(&p.a.id), None, marker)).await;
+    told_before_marker(&mut p.ca, &p.a.id, &p.ct, marker, pick).await
+}
+
+/// Makes `from` send `observer` (user `id`) a marker, and tells whether `observer` got an event
+/// `pick` accepts before it.
+async fn told_before_marker(
+    observer: &mut Connection,
+    id: &str,
+    from: &Connection,
+    marker: &str,
+    pick: impl Fn(&Event) -> bool,
+) -> bool {
+    let _: SendAck = ok(from, send(Some(id), None, marker)).await;
     let text = format!("text {marker}");
     let mut seen = false;
-    next_matching(&mut p.ca, |e| match e {
+    next_matching(observer, |e| match e {
         Event::Message(m) if m.text == text => Some(()),
         other => {
             seen |= pick(&other);
@@ -167,8 +191,28 @@ async fn walk(mut p: Pair, tag: &str) -> Vec<String> {
             p.ca.request(send(None, Some(&p.direct), &format!("{tag}-dc")))
                 .await,
         ),
-        outcome(p.ca.request(create("with b", &[&p.b])).await),
     ];
+    let typing = R::Typing {
+        conversation: p.direct.clone(),
+    };
+    out.push(outcome(p.ca.request(typing).await));
+    let receipts = R::Receipts {
+        conversation: p.direct.clone(),
+    };
+    let receipts: ReceiptsResult = ok(&p.ca, receipts).await;
+    let listed = receipts.receipts.iter().any(|r| r.user == b);
+    out.push((if listed { "B listed" } else { "B hidden" }).into());
+    let read = R::Read {
+        conversation: p.direct.clone(),
+        seq: 1,
+    };
+    let _: Value = ok(&p.ca, read).await;
+    let direct = p.direct.clone();
+    let read_by_a = |e: &Event| matches!(e, Event::Read { conversation, user, .. } if *conversation == direct && *user == a);
+    let cb = p.cb.as_mut().expect("B's connection");
+    let seen = told_before_marker(cb, &b, &p.ct, &format!("{tag}-r"), read_by_a).await;
+    out.push((if seen { "pushed" } else { "not pushed" }).into());
+    out.push(outcome(p.ca.request(create("with b", &[&p.b])).await));
     let add = |group: &str| R::GroupAdd {
         group: group.into(),
         users: vec![b.clone()],

@@ -334,6 +334,25 @@ impl Messaging {
         Ok(conv)
     }
 
+    /// The other member of a direct conversation `conv`, when one of the two blocked the other:
+    /// a block also silences typing and read receipts between them (PROTOCOL.md, "What a block
+    /// does").
+    async fn blocked_peer(
+        &self,
+        caller: UserId,
+        conv: ConvId,
+        members: &[UserId],
+    ) -> Result<Option<UserId>> {
+        if self.directory.info(conv).await?.group {
+            return Ok(None);
+        }
+        let Some(peer) = members.iter().copied().find(|u| *u != caller) else {
+            return Ok(None);
+        };
+        let rel = self.directory.relation(caller, peer).await?;
+        Ok((rel.a_blocked || rel.b_blocked).then_some(peer))
+    }
+
     /// The members of `conv`, if the caller is one of them.
     async fn member_check(&self, caller: &Caller, conv: ConvId) -> Result<Arc<[UserId]>> {
         let members = self.directory.members(conv).await?;
@@ -462,7 +481,12 @@ impl Messaging {
         });
         let members = self.directory.members(conv).await?;
         let is_direct = !self.directory.info(conv).await?.group;
-        let audience: &[UserId] = if is_direct { &members } else { &[caller.user] };
+        let blocked = self.blocked_peer(caller.user, conv, &members).await?;
+        let audience: &[UserId] = if is_direct && blocked.is_none() {
+            &members
+        } else {
+            &[caller.user]
+        };
         self.bus.publish(audience, &frame, caller.conn);
         Ok(ReadResult { read_seq })
     }
@@ -471,9 +495,12 @@ impl Messaging {
     pub async fn receipts(&self, caller: &Caller, conversation: &str) -> Result<ReceiptsResult> {
         let (conv, _) = self.membership(caller, conversation).await?;
         let members = self.store.member_records(conv).await?;
+        let ids: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        let hidden = self.blocked_peer(caller.user, conv, &ids).await?;
         Ok(ReceiptsResult {
             receipts: members
                 .iter()
+                .filter(|m| Some(m.user) != hidden)
                 .map(|m| Receipt {
                     user: m.user.to_string(),
                     read_seq: m.read_seq,
@@ -542,6 +569,16 @@ impl Messaging {
     pub async fn typing(&self, caller: &Caller, conversation: &str) -> Result<()> {
         let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
         let members = self.member_check(caller, conv).await?;
+        if self
+            .blocked_peer(caller.user, conv, &members)
+            .await?
+            .is_some()
+        {
+            return Err(Error::new(
+                ErrorCode::Blocked,
+                "one of you has blocked the other",
+            ));
+        }
         if self.typing_limiter.check_key(&(caller.user, conv)).is_err() {
             return Err(Error::new(
                 ErrorCode::RateLimited,
