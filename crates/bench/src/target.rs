@@ -36,7 +36,7 @@ pub struct Target {
 }
 
 /// Flags every bench-started server gets: cheap password hashing (registration is not what is
-/// measured) and limits that do not throttle the load.
+/// measured), limits that do not throttle the load, and groups open to strangers.
 fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
     [
         "--listen=127.0.0.1:0",
@@ -46,6 +46,8 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
         "--send-burst=1000000",
         "--outbound-queue-frames=8192",
         "--max-group-members=100000",
+        // The group scenario puts strangers into one group (the default admits friends only).
+        "--group-add-policy=anyone",
     ]
     .iter()
     .map(|s| (*s).to_owned())
