@@ -24,6 +24,7 @@ use banter_protocol::{ErrorCode, GroupInfo, MemberInfo, Role, SystemEvent};
 use super::directory::Directory;
 use super::messaging::{Messaging, dissolved, unknown_conversation};
 use super::text::{is_clean_line, is_clean_text};
+use super::turns::Turns;
 use super::{Caller, parse_id};
 use crate::config::GroupAddPolicy;
 use crate::error::{Error, Result};
@@ -54,6 +55,8 @@ pub struct Groups {
     max_members: usize,
     add_policy: GroupAddPolicy,
     max_groups: usize,
+    /// One group list at a time per user (see `turns`): it is as long as `max_groups_per_user`.
+    list_turns: Turns,
 }
 
 /// The wire form of a group.
@@ -128,6 +131,7 @@ impl Groups {
             max_members: limits.max_members,
             add_policy: limits.add_policy,
             max_groups: limits.max_groups_per_user,
+            list_turns: Turns::default(),
         }
     }
 
@@ -480,6 +484,7 @@ impl Groups {
 
     /// The caller's groups.
     pub async fn mine(&self, caller: &Caller) -> Result<Vec<GroupInfo>> {
+        let _turn = self.list_turns.take(caller.user).await;
         let groups = self.store.groups_of(caller.user).await?;
         Ok(groups.iter().map(group_view).collect())
     }

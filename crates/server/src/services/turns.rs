@@ -2,6 +2,7 @@
 //! many connections they hold, so that one user looping a heavy request (the conversation list
 //! of someone in thousands of groups) on every socket occupies one reader and one worker at a
 //! time instead of all of them. Waiting for a turn costs nothing but the request's own latency.
+//! Each list has its own turns (`conversations` in messaging, `groups` in groups).
 
 use std::hash::{BuildHasher, RandomState};
 
