@@ -36,7 +36,7 @@ pub struct Target {
 }
 
 /// Flags every bench-started server gets: cheap password hashing (registration is not what is
-/// measured) and limits that do not throttle the load.
+/// measured), limits that do not throttle the load, and groups open to strangers.
 fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
     [
         "--listen=127.0.0.1:0",
@@ -50,6 +50,8 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
         "--max-connections=1000000",
         "--max-pending-per-ip=1000000",
         "--max-sessions-per-ip=1000000",
+        // The group scenario puts strangers into one group (the default admits friends only).
+        "--group-add-policy=anyone",
     ]
     .iter()
     .map(|s| (*s).to_owned())

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     GroupFull,
     /// The user is a member already.
     AlreadyMember,
+    /// A user named (or the caller) is in the configured maximum number of live groups.
+    TooManyGroups,
     /// The named user is not a member of the group.
     NotMember,
     /// The group was dissolved and accepts no changes or messages.
@@ -84,7 +86,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -110,6 +112,7 @@ impl ErrorCode {
         Self::UnknownRequest,
         Self::GroupFull,
         Self::AlreadyMember,
+        Self::TooManyGroups,
         Self::NotMember,
         Self::GroupDissolved,
         Self::UnknownMessage,
@@ -151,6 +154,7 @@ impl ErrorCode {
             Self::UnknownRequest => "unknown_request",
             Self::GroupFull => "group_full",
             Self::AlreadyMember => "already_member",
+            Self::TooManyGroups => "too_many_groups",
             Self::NotMember => "not_member",
             Self::GroupDissolved => "group_dissolved",
             Self::UnknownMessage => "unknown_message",

@@ -183,7 +183,8 @@ pub enum ClientRequest {
         #[serde(default)]
         members: Vec<String>,
     },
-    /// Add (invite) users to a group; any member may. → `GroupAddResult`.
+    /// Add users to a group; any member may, for the users the server's `group_add_policy`
+    /// admits (friends of the adder by default; never across a block). → `GroupAddResult`.
     GroupAdd {
         /// Group (conversation) id.
         group: String,

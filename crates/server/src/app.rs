@@ -26,7 +26,7 @@ use crate::registry::{ConnId, Registry};
 use crate::services::accounts::Accounts;
 use crate::services::budget::BudgetLimits;
 use crate::services::directory::Directory;
-use crate::services::groups::Groups;
+use crate::services::groups::{GroupLimits, Groups};
 use crate::services::messaging::{Messaging, MessagingLimits};
 use crate::services::rooms::{RoomLimits, Rooms};
 use crate::services::social::Social;
@@ -163,7 +163,11 @@ impl Server {
                 Arc::clone(&store),
                 Arc::clone(&directory),
                 Arc::clone(&messaging),
-                config.max_group_members,
+                GroupLimits {
+                    max_members: config.max_group_members,
+                    add_policy: config.group_add_policy,
+                    max_groups_per_user: config.max_groups_per_user,
+                },
             ),
             rooms: Arc::new(Rooms::new(
                 RoomLimits {

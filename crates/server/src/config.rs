@@ -83,6 +83,11 @@ pub struct Config {
     pub recall_window_secs: u64,
     /// Largest group, owner included.
     pub max_group_members: usize,
+    /// Whom a member may put into a group (at creation or by `group_add`): `friends` (the
+    /// default: only the adder's friends) or `anyone`. Blocks apply under both.
+    pub group_add_policy: GroupAddPolicy,
+    /// Most live (not dissolved) groups one user may be a member of.
+    pub max_groups_per_user: usize,
     /// Messages of recent history each chatroom keeps (in memory).
     pub room_history: usize,
     /// Most bytes of encoded messages in a chatroom's recent history (the older ones go first).
@@ -124,6 +129,16 @@ pub enum DirectMessagePolicy {
     /// Any user may message any other, unless one blocked the other.
     Anyone,
     /// Only friends may message each other.
+    Friends,
+}
+
+/// Whom a group member may add to a group without the added user's own action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupAddPolicy {
+    /// Any user, unless one of the two blocked the other.
+    Anyone,
+    /// Only the adder's friends (a block ends a friendship, so it applies too).
     Friends,
 }
 
@@ -169,6 +184,8 @@ impl Default for Config {
             direct_message_policy: DirectMessagePolicy::Anyone,
             recall_window_secs: 120,
             max_group_members: 1_000,
+            group_add_policy: GroupAddPolicy::Friends,
+            max_groups_per_user: 500,
             room_history: 100,
             room_history_bytes: 64 * 1024,
             room_occupancy_interval_ms: 500,
@@ -269,6 +286,10 @@ impl Config {
             (
                 self.max_group_members >= 2,
                 "max_group_members must be >= 2",
+            ),
+            (
+                self.max_groups_per_user > 0,
+                "max_groups_per_user must be > 0",
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
             (self.max_connections > 0, "max_connections must be > 0"),
@@ -424,6 +445,10 @@ overrides! {
     recall_window_secs: u64, "BANTER_RECALL_WINDOW_SECS";
     /// Largest group.
     max_group_members: usize, "BANTER_MAX_GROUP_MEMBERS";
+    /// Whom a member may add to a group: friends or anyone.
+    group_add_policy: GroupAddPolicy, "BANTER_GROUP_ADD_POLICY";
+    /// Most live groups one user may be a member of.
+    max_groups_per_user: usize, "BANTER_MAX_GROUPS_PER_USER";
     /// Recent messages kept per chatroom.
     room_history: usize, "BANTER_ROOM_HISTORY";
     /// Most bytes of encoded recent messages kept per chatroom.

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use banter_protocol::{ErrorBody, ErrorCode};
 
-use crate::store::StoreError;
+use crate::store::{Refusal, StoreError, UserId};
 
 /// A refusal or failure to report to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,12 +57,29 @@ impl From<StoreError> for Error {
             }
             StoreError::Closed => Self::new(ErrorCode::ShuttingDown, "the server is shutting down"),
             StoreError::GroupFull => Self::new(ErrorCode::GroupFull, "the group is full"),
+            StoreError::Refused { user, why } => refusal(user, why),
             StoreError::NotFound | StoreError::Backend(_) => {
                 tracing::error!(error = %e, "store failure");
                 Self::new(ErrorCode::Internal, "internal error")
             }
         }
     }
+}
+
+/// The wire error for a user the group rules refused (the id tells a multi-user add which one).
+fn refusal(user: UserId, why: Refusal) -> Error {
+    let (code, what) = match why {
+        Refusal::Blocked => (ErrorCode::Blocked, "one of you has blocked the other"),
+        Refusal::NotFriends => (
+            ErrorCode::NotFriends,
+            "only friends may be added to a group (group_add_policy)",
+        ),
+        Refusal::TooManyGroups => (
+            ErrorCode::TooManyGroups,
+            "in the maximum number of groups (max_groups_per_user)",
+        ),
+    };
+    Error::with(code, format!("user {user}: {what}"))
 }
 
 /// Serde's wording for what a derived type expected, longest first, and the plain words that

@@ -281,19 +281,44 @@ async fn authorization_matrix() {
         .await,
         ErrorCode::AlreadyMember
     );
-    assert_eq!(
-        refused(
-            &o,
-            R::GroupCreate {
-                name: " ".into(),
-                description: None,
-                public: false,
-                members: vec![]
-            }
-        )
-        .await,
-        ErrorCode::InvalidField
-    );
+    // Blank names, and names or descriptions with control or bidi override/isolate characters.
+    for (name, description) in [
+        (" ", None),
+        ("evil\u{202E}nimda", None),
+        ("\u{2066}x\u{2069}", None),
+        ("tab\there", None),
+        ("ok", Some("right-to-left \u{202B}embedding")),
+        ("ok", Some("escape \u{1b}[31m")),
+    ] {
+        let create = R::GroupCreate {
+            name: name.into(),
+            description: description.map(Into::into),
+            public: false,
+            members: vec![],
+        };
+        assert_eq!(
+            refused(&o, create).await,
+            ErrorCode::InvalidField,
+            "{name:?}"
+        );
+        let update = R::GroupUpdate {
+            group: gid.clone(),
+            name: (name != "ok").then(|| name.into()),
+            description: description.map(Into::into),
+        };
+        assert_eq!(
+            refused(&o, update).await,
+            ErrorCode::InvalidField,
+            "{name:?}"
+        );
+    }
+    let multi_line = R::GroupCreate {
+        name: "Zoë's 🙂 group".into(),
+        description: Some("two\nlines".into()),
+        public: false,
+        members: vec![],
+    };
+    let _: GroupInfo = ok(&o, multi_line).await;
 
     // Any member may add; the new member sees history from joining only.
     let before = o

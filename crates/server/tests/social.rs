@@ -355,6 +355,26 @@ async fn profiles_are_visible_to_contacts_and_changes_are_pushed() {
             avatar_url: None,
             status_text: Some("line\nbreak".into()),
         },
+        R::ProfileUpdate {
+            display_name: Some("evil\u{202E}nimda".into()),
+            avatar_url: None,
+            status_text: None,
+        },
+        R::ProfileUpdate {
+            display_name: Some("\u{2067}isolate".into()),
+            avatar_url: None,
+            status_text: None,
+        },
+        R::ProfileUpdate {
+            display_name: None,
+            avatar_url: None,
+            status_text: Some("\u{202A}embedded".into()),
+        },
+        R::ProfileUpdate {
+            display_name: Some("nul\0".into()),
+            avatar_url: None,
+            status_text: None,
+        },
     ] {
         assert_eq!(refused(&a, bad).await, ErrorCode::InvalidField);
     }

@@ -54,6 +54,9 @@ conformance_tests!(
     social_graph,
     groups_and_system_entries,
     recall_and_edit,
+    group_add_rules,
+    contacts_exclude_blocks_and_dissolved_groups,
+    conversation_list_mixes_kinds,
 );
 
 #[tokio::test]

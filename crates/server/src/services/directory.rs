@@ -1,9 +1,17 @@
 //! Caches the hot paths read on every send: who is in a conversation, and whether two users may
 //! message each other. Services that change memberships or relations invalidate the entries here
 //! in the same call that commits the change, so a removed member or a block takes effect at once.
+//!
+//! Fills and invalidations are ordered by generations, so that a fill can never undo an
+//! invalidation: a fill notes its key's generation before it reads the store, and inserts its
+//! answer only if the generation is unchanged when the answer arrives; an invalidation bumps the
+//! generation and removes the entry, under the same lock. A read that began before a change
+//! committed may still answer its own caller with the old state (it raced the change), but it
+//! never leaves that state in the cache for the next caller. Invalidation is only "bump and
+//! remove", from any task, so it works the same when invalidations arrive over the bus.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
 
 use crate::error::Result;
@@ -12,28 +20,92 @@ use crate::store::{ConvId, Relation, Store, UserId};
 /// Entries kept in each cache before it is cleared (a crude but bounded policy).
 const CACHE_MAX: usize = 100_000;
 
-/// A bounded map behind a std mutex (held only for a lookup or an insert).
-struct Cache<K, V>(Mutex<HashMap<K, V>>);
+/// Generation counters per cache. Keys hash onto stripes: an invalidation of one key only
+/// discards the concurrent fills of keys on its stripe, and memory stays fixed however many
+/// keys are invalidated.
+const STRIPES: usize = 64;
+
+/// What a fill noted before its store read: the stripe and its generation then.
+#[derive(Debug, Clone, Copy)]
+struct Ticket {
+    stripe: usize,
+    generation: u64,
+}
+
+struct Inner<K, V> {
+    map: HashMap<K, V>,
+    generations: [u64; STRIPES],
+}
+
+/// A bounded map behind a std mutex (held only for a lookup, an insert or an invalidation;
+/// never across an await).
+struct Cache<K, V> {
+    inner: Mutex<Inner<K, V>>,
+    hasher: RandomState,
+}
 
 impl<K: Hash + Eq, V: Clone> Cache<K, V> {
     fn new() -> Self {
-        Self(Mutex::new(HashMap::new()))
-    }
-
-    fn get(&self, key: &K) -> Option<V> {
-        self.0.lock().expect("cache lock").get(key).cloned()
-    }
-
-    fn put(&self, key: K, value: V) {
-        let mut map = self.0.lock().expect("cache lock");
-        if map.len() >= CACHE_MAX {
-            map.clear();
+        Self {
+            inner: Mutex::new(Inner {
+                map: HashMap::new(),
+                generations: [0; STRIPES],
+            }),
+            hasher: RandomState::new(),
         }
-        map.insert(key, value);
     }
 
-    fn remove(&self, key: &K) {
-        self.0.lock().expect("cache lock").remove(key);
+    fn stripe(&self, key: &K) -> usize {
+        (self.hasher.hash_one(key) % STRIPES as u64) as usize
+    }
+
+    /// The cached value, or the ticket a fill must present to [`Cache::fill`].
+    fn get(&self, key: &K) -> Result<V, Ticket> {
+        let stripe = self.stripe(key);
+        let inner = self.inner.lock().expect("cache lock");
+        match inner.map.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Err(Ticket {
+                stripe,
+                generation: inner.generations[stripe],
+            }),
+        }
+    }
+
+    /// Inserts a value read from the store, unless the key was invalidated since `ticket`.
+    fn fill(&self, ticket: Ticket, key: K, value: V) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.generations[ticket.stripe] != ticket.generation {
+            return;
+        }
+        if inner.map.len() >= CACHE_MAX {
+            inner.map.clear();
+        }
+        inner.map.insert(key, value);
+    }
+
+    /// Inserts a value that never changes once it exists (no invalidation can race it).
+    fn put(&self, key: K, value: V) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        if inner.map.len() >= CACHE_MAX {
+            inner.map.clear();
+        }
+        inner.map.insert(key, value);
+    }
+
+    fn invalidate(&self, key: &K) {
+        let stripe = self.stripe(key);
+        let mut inner = self.inner.lock().expect("cache lock");
+        inner.generations[stripe] += 1;
+        inner.map.remove(key);
+    }
+
+    fn invalidate_all(&self) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        for g in &mut inner.generations {
+            *g += 1;
+        }
+        inner.map.clear();
     }
 }
 
@@ -57,6 +129,9 @@ pub struct Directory {
     relations: Cache<(UserId, UserId), Relation>,
     /// Kind and state per conversation.
     info: Cache<ConvId, ConvInfo>,
+    /// Test hook: pauses the next fill between its store read and its insert.
+    #[cfg(test)]
+    gate: Mutex<Option<Arc<tests::Gate>>>,
 }
 
 impl Directory {
@@ -68,44 +143,62 @@ impl Directory {
             direct: Cache::new(),
             relations: Cache::new(),
             info: Cache::new(),
+            #[cfg(test)]
+            gate: Mutex::new(None),
         }
     }
 
+    /// Where a test can hold a fill after its store read (nothing outside tests).
+    #[cfg(test)]
+    async fn before_fill(&self) {
+        let gate = self.gate.lock().expect("gate lock").take();
+        if let Some(gate) = gate {
+            gate.hold().await;
+        }
+    }
+
+    #[cfg(not(test))]
+    async fn before_fill(&self) {}
+
     /// Sorted member ids of `conv` (empty when it does not exist).
     pub async fn members(&self, conv: ConvId) -> Result<Arc<[UserId]>> {
-        if let Some(m) = self.members.get(&conv) {
-            return Ok(m);
-        }
+        let ticket = match self.members.get(&conv) {
+            Ok(m) => return Ok(m),
+            Err(ticket) => ticket,
+        };
         let m: Arc<[UserId]> = self.store.members(conv).await?.into();
+        self.before_fill().await;
         if !m.is_empty() {
-            self.members.put(conv, Arc::clone(&m));
+            self.members.fill(ticket, conv, Arc::clone(&m));
         }
         Ok(m)
     }
 
     /// Forgets what is cached about `conv` (call after changing its members or state).
     pub fn invalidate_conversation(&self, conv: ConvId) {
-        self.members.remove(&conv);
-        self.info.remove(&conv);
+        self.members.invalidate(&conv);
+        self.info.invalidate(&conv);
     }
 
     /// Whether `conv` is a group, and whether it was dissolved.
     pub async fn info(&self, conv: ConvId) -> Result<ConvInfo> {
-        if let Some(info) = self.info.get(&conv) {
-            return Ok(info);
-        }
+        let ticket = match self.info.get(&conv) {
+            Ok(info) => return Ok(info),
+            Err(ticket) => ticket,
+        };
         let group = self.store.group(conv).await?;
         let info = ConvInfo {
             group: group.is_some(),
             dissolved: group.is_some_and(|g| g.dissolved),
         };
-        self.info.put(conv, info);
+        self.before_fill().await;
+        self.info.fill(ticket, conv, info);
         Ok(info)
     }
 
     /// The cached direct conversation of a pair, if known.
     pub fn direct(&self, a: UserId, b: UserId) -> Option<ConvId> {
-        self.direct.get(&(a.min(b), a.max(b)))
+        self.direct.get(&(a.min(b), a.max(b))).ok()
     }
 
     /// Remembers the direct conversation of a pair.
@@ -117,10 +210,11 @@ impl Directory {
     pub async fn relation(&self, a: UserId, b: UserId) -> Result<Relation> {
         let key = (a.min(b), a.max(b));
         let seen = match self.relations.get(&key) {
-            Some(r) => r,
-            None => {
+            Ok(r) => r,
+            Err(ticket) => {
                 let r = self.store.relation(key.0, key.1).await?;
-                self.relations.put(key, r);
+                self.before_fill().await;
+                self.relations.fill(ticket, key, r);
                 r
             }
         };
@@ -129,12 +223,12 @@ impl Directory {
 
     /// Forgets the relation of a pair (call after changing it).
     pub fn invalidate_relation(&self, a: UserId, b: UserId) {
-        self.relations.remove(&(a.min(b), a.max(b)));
+        self.relations.invalidate(&(a.min(b), a.max(b)));
     }
 
     /// Forgets every cached relation (group membership changes affect `share_group`).
     pub fn invalidate_relations(&self) {
-        self.relations.0.lock().expect("cache lock").clear();
+        self.relations.invalidate_all();
     }
 }
 
@@ -147,5 +241,253 @@ fn flip(r: Relation) -> Relation {
         a_blocked: r.b_blocked,
         b_blocked: r.a_blocked,
         share_group: r.share_group,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Forces the race between a fill and an invalidation: a fill is held after its store read
+    //! while a change commits and invalidates, then allowed to insert its (now stale) answer.
+
+    use std::future::Future;
+
+    use tokio::sync::Notify;
+
+    use super::*;
+    use crate::bus::local::LocalBus;
+    use crate::config::{DirectMessagePolicy, SqliteSync};
+    use crate::metrics::Metrics;
+    use crate::registry::Registry;
+    use crate::services::Caller;
+    use crate::services::messaging::{Messaging, MessagingLimits, SendRequest};
+    use crate::store::sqlite::{SqliteOptions, SqliteStore};
+    use crate::store::{AddRules, GroupChange, NewGroup, SystemEntry};
+    use banter_protocol::ErrorCode;
+
+    /// Holds one fill between its store read and its insert.
+    #[derive(Default)]
+    pub(super) struct Gate {
+        reached: Notify,
+        resume: Notify,
+    }
+
+    impl Gate {
+        pub(super) async fn hold(&self) {
+            self.reached.notify_one();
+            self.resume.notified().await;
+        }
+    }
+
+    struct World {
+        _dir: tempfile::TempDir,
+        store: Arc<dyn Store>,
+        directory: Arc<Directory>,
+        messaging: Messaging,
+        users: [UserId; 3],
+    }
+
+    async fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let options = SqliteOptions {
+            write_batch_max: 64,
+            synchronous: SqliteSync::Normal,
+            readers: 2,
+        };
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(dir.path(), &options, Arc::clone(&metrics)).unwrap());
+        let mut users = [0; 3];
+        for (i, name) in ["alice", "bob", "carol"].iter().enumerate() {
+            users[i] = store.create_user(name, "hash").await.unwrap().id;
+        }
+        let directory = Arc::new(Directory::new(Arc::clone(&store)));
+        let registry = Arc::new(Registry::new(4, Arc::clone(&metrics)));
+        let messaging = Messaging::new(
+            Arc::clone(&store),
+            Arc::new(LocalBus::new(registry)),
+            metrics,
+            Arc::clone(&directory),
+            MessagingLimits {
+                max_text_bytes: 1000,
+                max_page: 100,
+                send_rate_per_sec: 1000,
+                send_burst: 1000,
+                direct_policy: DirectMessagePolicy::Anyone,
+                recall_window_ms: 1000,
+                max_page_bytes: 256 * 1024,
+                requests: crate::services::budget::BudgetLimits {
+                    user_rate: 1000,
+                    user_burst: 1000,
+                    conn_rate: 1000,
+                    conn_burst: 1000,
+                },
+            },
+        );
+        World {
+            _dir: dir,
+            store,
+            directory,
+            messaging,
+            users,
+        }
+    }
+
+    /// Runs `fill` held after its store read, commits and invalidates with `change` meanwhile,
+    /// then lets the fill finish and returns what it answered.
+    async fn race<T: Send + 'static>(
+        directory: &Directory,
+        fill: impl Future<Output = Result<T>> + Send + 'static,
+        change: impl Future<Output = ()>,
+    ) -> T {
+        let gate = Arc::new(Gate::default());
+        *directory.gate.lock().unwrap() = Some(Arc::clone(&gate));
+        let fill = tokio::spawn(fill);
+        gate.reached.notified().await;
+        change.await;
+        gate.resume.notify_one();
+        fill.await.unwrap().unwrap()
+    }
+
+    fn caller(user: UserId) -> Caller {
+        Caller {
+            user,
+            session: 1,
+            conn: None,
+        }
+    }
+
+    /// The code a send from `user` is refused with.
+    async fn refused(
+        w: &World,
+        user: UserId,
+        to: Option<UserId>,
+        conv: Option<ConvId>,
+    ) -> ErrorCode {
+        let req = SendRequest {
+            to: to.map(|u| u.to_string()),
+            conversation: conv.map(|c| c.to_string()),
+            client_msg_id: format!("m{user}"),
+            text: "hi".into(),
+        };
+        match w.messaging.queue_send(&caller(user), req).await {
+            Err(e) => e.code,
+            Ok(_) => panic!("the send from {user} went through"),
+        }
+    }
+
+    async fn group(w: &World) -> ConvId {
+        let [a, b, c] = w.users;
+        let (g, _) = w
+            .store
+            .create_group(NewGroup {
+                owner: a,
+                name: "g".into(),
+                description: String::new(),
+                public: false,
+                members: vec![b, c],
+                event: SystemEntry {
+                    actor: a,
+                    body: "{}".into(),
+                },
+                rules: AddRules {
+                    by: a,
+                    friends_only: false,
+                    max_groups: 10,
+                },
+            })
+            .await
+            .unwrap();
+        g.id
+    }
+
+    fn entry(actor: UserId) -> SystemEntry {
+        SystemEntry {
+            actor,
+            body: "{}".into(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_relation_fill_is_discarded_and_the_block_holds() {
+        let w = world().await;
+        let [a, b, _] = w.users;
+        let d = Arc::clone(&w.directory);
+        let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
+            w.store.block(b, a).await.unwrap();
+            w.directory.invalidate_relation(b, a);
+        })
+        .await;
+        assert!(
+            !stale.b_blocked,
+            "the held fill read the store before the block"
+        );
+        assert!(w.directory.relation(a, b).await.unwrap().b_blocked);
+        assert_eq!(refused(&w, a, Some(b), None).await, ErrorCode::Blocked);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_members_fill_is_discarded() {
+        let w = world().await;
+        let [a, b, _] = w.users;
+        let g = group(&w).await;
+        let d = Arc::clone(&w.directory);
+        let stale = race(&w.directory, async move { d.members(g).await }, async {
+            let remove = GroupChange::Remove { user: b };
+            w.store.change_group(g, remove, entry(a)).await.unwrap();
+            w.directory.invalidate_conversation(g);
+        })
+        .await;
+        assert!(
+            stale.contains(&b),
+            "the held fill read the store before the removal"
+        );
+        assert!(!w.directory.members(g).await.unwrap().contains(&b));
+        assert_eq!(
+            refused(&w, b, None, Some(g)).await,
+            ErrorCode::UnknownConversation
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_stale_info_fill_is_discarded() {
+        let w = world().await;
+        let [a, _, _] = w.users;
+        let g = group(&w).await;
+        let d = Arc::clone(&w.directory);
+        let stale = race(&w.directory, async move { d.info(g).await }, async {
+            w.store
+                .change_group(g, GroupChange::Dissolve, entry(a))
+                .await
+                .unwrap();
+            w.directory.invalidate_conversation(g);
+        })
+        .await;
+        assert!(
+            !stale.dissolved,
+            "the held fill read the store before the dissolve"
+        );
+        assert!(w.directory.info(g).await.unwrap().dissolved);
+        assert_eq!(
+            refused(&w, a, None, Some(g)).await,
+            ErrorCode::GroupDissolved
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn clearing_all_relations_discards_a_racing_fill() {
+        let w = world().await;
+        let [a, b, _] = w.users;
+        let g = group(&w).await;
+        let d = Arc::clone(&w.directory);
+        let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
+            w.store
+                .change_group(g, GroupChange::Dissolve, entry(a))
+                .await
+                .unwrap();
+            w.directory.invalidate_relations();
+        })
+        .await;
+        assert!(stale.share_group);
+        assert!(!w.directory.relation(a, b).await.unwrap().share_group);
     }
 }

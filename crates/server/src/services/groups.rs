@@ -1,10 +1,18 @@
 //! Groups: creation, membership and roles, rename, dissolve.
 //!
-//! Authorization (decided here): any member may add (invite) users; anyone may join a public
-//! group; owners and admins rename and describe; owners remove anyone, admins remove plain
+//! Authorization (decided here): any member may add users, subject to the consent rules below;
+//! anyone may join a public group; owners and admins rename and describe; owners remove anyone, admins remove plain
 //! members; only the owner sets roles, transfers ownership and dissolves; an owner must transfer
 //! ownership before leaving. Every change is stored together with a system entry that takes its
 //! own seq, and is pushed to the members (and to whoever was removed).
+//!
+//! Consent (checked by the store in the transaction that adds, see [`AddRules`]): nobody can be
+//! put into a group by someone they blocked or who blocked them; under the default
+//! `group_add_policy = "friends"` only the adder's friends can be put in; and nobody ends up in
+//! more than `max_groups_per_user` live groups. A join is the joiner's own act: only the cap
+//! applies. Members of one group who block each other later both stay members (the group's
+//! owner and admins moderate it; either may leave), but the group no longer makes them
+//! contacts: they see each other's profile and presence as strangers do.
 //!
 //! History policy: a member sees entries from the one that made them a member; a removed member
 //! loses access to the whole conversation at once.
@@ -15,15 +23,29 @@ use banter_protocol::{ErrorCode, GroupInfo, MemberInfo, Role, SystemEvent};
 
 use super::directory::Directory;
 use super::messaging::{Messaging, dissolved, unknown_conversation};
+use super::text::{is_clean_line, is_clean_text};
+use super::turns::Turns;
 use super::{Caller, parse_id};
+use crate::config::GroupAddPolicy;
 use crate::error::{Error, Result};
 use crate::store::{
-    ConvId, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, Store, StoreError,
-    SystemEntry, UserId,
+    AddRules, ConvId, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, Store,
+    StoreError, SystemEntry, UserId,
 };
 
 const NAME_MAX: usize = 64;
 const DESCRIPTION_MAX: usize = 512;
+
+/// The configured group limits and policy.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupLimits {
+    /// Largest group, owner included.
+    pub max_members: usize,
+    /// Whom a member may add.
+    pub add_policy: GroupAddPolicy,
+    /// Most live groups per user.
+    pub max_groups_per_user: usize,
+}
 
 /// The groups service.
 pub struct Groups {
@@ -31,6 +53,10 @@ pub struct Groups {
     directory: Arc<Directory>,
     messaging: Arc<Messaging>,
     max_members: usize,
+    add_policy: GroupAddPolicy,
+    max_groups: usize,
+    /// One group list at a time per user (see `turns`): it is as long as `max_groups_per_user`.
+    list_turns: Turns,
 }
 
 /// The wire form of a group.
@@ -60,20 +86,20 @@ fn forbidden(why: &'static str) -> Error {
 }
 
 fn check_name(name: &str) -> Result<()> {
-    if name.trim().is_empty() || name.len() > NAME_MAX || name.chars().any(char::is_control) {
+    if name.trim().is_empty() || name.len() > NAME_MAX || !is_clean_line(name) {
         return Err(Error::new(
             ErrorCode::InvalidField,
-            "a group name is 1 to 64 bytes of printable text",
+            "a group name is 1 to 64 bytes of printable text without bidi controls",
         ));
     }
     Ok(())
 }
 
 fn check_description(d: &str) -> Result<()> {
-    if d.len() > DESCRIPTION_MAX {
+    if d.len() > DESCRIPTION_MAX || !is_clean_text(d) {
         return Err(Error::new(
             ErrorCode::InvalidField,
-            "a description is at most 512 bytes",
+            "a description is at most 512 bytes of text without control or bidi characters",
         ));
     }
     Ok(())
@@ -96,13 +122,25 @@ impl Groups {
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
         messaging: Arc<Messaging>,
-        max_members: usize,
+        limits: GroupLimits,
     ) -> Self {
         Self {
             store,
             directory,
             messaging,
-            max_members,
+            max_members: limits.max_members,
+            add_policy: limits.add_policy,
+            max_groups: limits.max_groups_per_user,
+            list_turns: Turns::default(),
+        }
+    }
+
+    /// The rules for users that `caller` puts into a group.
+    fn rules(&self, caller: &Caller) -> AddRules {
+        AddRules {
+            by: caller.user,
+            friends_only: self.add_policy == GroupAddPolicy::Friends,
+            max_groups: self.max_groups,
         }
     }
 
@@ -218,6 +256,7 @@ impl Groups {
                 public,
                 members,
                 event: entry(caller.user, &event),
+                rules: self.rules(caller),
             })
             .await
         {
@@ -255,6 +294,7 @@ impl Groups {
         let change = GroupChange::Add {
             users: users.clone(),
             max: self.max_members,
+            rules: self.rules(caller),
         };
         self.apply(caller, g.id, change, &event, None).await?;
         Ok(ids(&users))
@@ -278,6 +318,7 @@ impl Groups {
         let change = GroupChange::Add {
             users: vec![caller.user],
             max: self.max_members,
+            rules: self.rules(caller),
         };
         self.apply(caller, g.id, change, &event, None).await?;
         self.info(g.id).await
@@ -443,6 +484,7 @@ impl Groups {
 
     /// The caller's groups.
     pub async fn mine(&self, caller: &Caller) -> Result<Vec<GroupInfo>> {
+        let _turn = self.list_turns.take(caller.user).await;
         let groups = self.store.groups_of(caller.user).await?;
         Ok(groups.iter().map(group_view).collect())
     }

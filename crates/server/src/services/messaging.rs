@@ -21,6 +21,7 @@ use super::fields::{
     amendment_key, check_client_msg_id, check_seq, check_text, reused_client_msg_id,
 };
 use super::page::{self, encoded_len};
+use super::turns::Turns;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::config::DirectMessagePolicy;
@@ -67,6 +68,8 @@ pub struct Messaging {
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
     budget: RequestBudget,
+    /// One conversation list at a time per user (see `turns`).
+    list_turns: Turns,
 }
 
 /// A send whose append is queued (see [`Messaging::queue_send`]).
@@ -182,6 +185,7 @@ impl Messaging {
                 Quota::per_second(typing).allow_burst(NonZeroU32::new(2).unwrap_or(typing)),
             ),
             budget: RequestBudget::new(limits.requests),
+            list_turns: Turns::default(),
         }
     }
 
@@ -336,6 +340,25 @@ impl Messaging {
         Ok(conv)
     }
 
+    /// The other member of a direct conversation `conv`, when one of the two blocked the other:
+    /// a block also silences typing and read receipts between them (PROTOCOL.md, "What a block
+    /// does").
+    async fn blocked_peer(
+        &self,
+        caller: UserId,
+        conv: ConvId,
+        members: &[UserId],
+    ) -> Result<Option<UserId>> {
+        if self.directory.info(conv).await?.group {
+            return Ok(None);
+        }
+        let Some(peer) = members.iter().copied().find(|u| *u != caller) else {
+            return Ok(None);
+        };
+        let rel = self.directory.relation(caller, peer).await?;
+        Ok((rel.a_blocked || rel.b_blocked).then_some(peer))
+    }
+
     /// The members of `conv`, if the caller is one of them.
     async fn member_check(&self, caller: &Caller, conv: ConvId) -> Result<Arc<[UserId]>> {
         let members = self.directory.members(conv).await?;
@@ -427,6 +450,7 @@ impl Messaging {
         caller: &Caller,
         since_ts: Option<i64>,
     ) -> Result<Vec<ConversationSummary>> {
+        let _turn = self.list_turns.take(caller.user).await;
         let list = self.store.conversations_of(caller.user).await?;
         let mut previews = page::Budget::new(self.limits.max_page_bytes);
         Ok(list
@@ -481,7 +505,12 @@ impl Messaging {
         });
         let members = self.directory.members(conv).await?;
         let is_direct = !self.directory.info(conv).await?.group;
-        let audience: &[UserId] = if is_direct { &members } else { &[caller.user] };
+        let blocked = self.blocked_peer(caller.user, conv, &members).await?;
+        let audience: &[UserId] = if is_direct && blocked.is_none() {
+            &members
+        } else {
+            &[caller.user]
+        };
         self.bus.publish(audience, &frame, caller.conn);
         Ok(ReadResult { read_seq })
     }
@@ -490,9 +519,12 @@ impl Messaging {
     pub async fn receipts(&self, caller: &Caller, conversation: &str) -> Result<ReceiptsResult> {
         let (conv, _) = self.membership(caller, conversation).await?;
         let members = self.store.member_records(conv).await?;
+        let ids: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        let hidden = self.blocked_peer(caller.user, conv, &ids).await?;
         Ok(ReceiptsResult {
             receipts: members
                 .iter()
+                .filter(|m| Some(m.user) != hidden)
                 .map(|m| Receipt {
                     user: m.user.to_string(),
                     read_seq: m.read_seq,
@@ -575,6 +607,16 @@ impl Messaging {
     pub async fn typing(&self, caller: &Caller, conversation: &str) -> Result<()> {
         let conv = parse_id(conversation, ErrorCode::UnknownConversation, "conversation")?;
         let members = self.member_check(caller, conv).await?;
+        if self
+            .blocked_peer(caller.user, conv, &members)
+            .await?
+            .is_some()
+        {
+            return Err(Error::new(
+                ErrorCode::Blocked,
+                "one of you has blocked the other",
+            ));
+        }
         if self.typing_limiter.check_key(&(caller.user, conv)).is_err() {
             return Err(Error::new(
                 ErrorCode::RateLimited,

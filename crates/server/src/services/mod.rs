@@ -15,6 +15,8 @@ mod page;
 mod password;
 pub mod rooms;
 pub mod social;
+mod text;
+pub mod turns;
 
 use banter_protocol::ErrorCode;
 

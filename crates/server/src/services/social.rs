@@ -1,8 +1,10 @@
 //! The social graph: profiles, friends, friend requests, blocks and presence.
 //!
 //! Visibility rule: a user's full profile and presence are visible to themselves, their friends
-//! and fellow group members ("contacts"); anyone else sees only id and username. Every change is
-//! pushed to the users it concerns.
+//! and fellow members of a live group ("contacts"); anyone else sees only id and username. A
+//! block either way ends contact, whatever groups the two share: the blocked user (and the
+//! blocker) see each other as strangers do, and get no profile or presence pushes. Every
+//! change is pushed to the users it concerns.
 
 use std::sync::Arc;
 
@@ -13,6 +15,7 @@ use banter_protocol::{
 
 use super::directory::Directory;
 use super::messaging::encode;
+use super::text::is_clean_line;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::clock::now_ms;
@@ -95,7 +98,7 @@ impl Social {
             return Ok(true);
         }
         let rel = self.directory.relation(viewer, user).await?;
-        Ok(rel.friends || rel.share_group)
+        Ok(!(rel.a_blocked || rel.b_blocked) && (rel.friends || rel.share_group))
     }
 
     /// An existing user other than the caller.
@@ -113,7 +116,7 @@ impl Social {
     /// Changes the caller's profile and pushes it to their contacts and other devices.
     pub async fn update_profile(&self, caller: &Caller, patch: ProfilePatch) -> Result<Profile> {
         let check = |v: &Option<String>, max: usize, what: &str| match v {
-            Some(s) if s.len() > max || s.chars().any(char::is_control) => Err(invalid(what)),
+            Some(s) if s.len() > max || !is_clean_line(s) => Err(invalid(what)),
             _ => Ok(()),
         };
         check(&patch.display_name, DISPLAY_NAME_MAX, "display_name")?;

@@ -6,9 +6,11 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod consent;
+
 use super::{
-    Amendment, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession, ProfilePatch,
-    Store, StoreError, SystemEntry, UserId,
+    AddRules, Amendment, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession,
+    ProfilePatch, Store, StoreError, SystemEntry, UserId,
 };
 
 /// Names of every check, for backends' test lists.
@@ -25,6 +27,9 @@ pub const CHECKS: &[&str] = &[
     "social_graph",
     "groups_and_system_entries",
     "recall_and_edit",
+    "group_add_rules",
+    "contacts_exclude_blocks_and_dissolved_groups",
+    "conversation_list_mixes_kinds",
 ];
 
 /// Runs the check named `name` (one of [`CHECKS`]) on `store`.
@@ -42,11 +47,16 @@ pub async fn run(name: &str, store: Arc<dyn Store>) {
         "social_graph" => social_graph(&*store).await,
         "groups_and_system_entries" => groups_and_system_entries(&*store).await,
         "recall_and_edit" => recall_and_edit(&*store).await,
+        "group_add_rules" => consent::group_add_rules(&*store).await,
+        "contacts_exclude_blocks_and_dissolved_groups" => {
+            consent::contacts_exclude_blocks_and_dissolved_groups(&*store).await;
+        }
+        "conversation_list_mixes_kinds" => consent::conversation_list(&*store).await,
         other => panic!("no conformance check named {other}"),
     }
 }
 
-async fn user(store: &dyn Store, name: &str) -> UserId {
+pub(super) async fn user(store: &dyn Store, name: &str) -> UserId {
     store
         .create_user(name, "hash")
         .await
@@ -429,7 +439,16 @@ async fn social_graph(store: &dyn Store) {
     assert_eq!((got.len(), got[0].last_seen), (1, Some(1234)));
 }
 
-fn event(actor: UserId, body: &str) -> SystemEntry {
+/// Rules that admit anyone not blocked, with room for plenty of groups.
+pub(super) fn open_rules(by: UserId) -> AddRules {
+    AddRules {
+        by,
+        friends_only: false,
+        max_groups: 1_000,
+    }
+}
+
+pub(super) fn event(actor: UserId, body: &str) -> SystemEntry {
     SystemEntry {
         actor,
         body: body.to_owned(),
@@ -448,6 +467,7 @@ async fn groups_and_system_entries(store: &dyn Store) {
             public: false,
             members: vec![b],
             event: event(a, "created"),
+            rules: open_rules(a),
         })
         .await
         .unwrap();
@@ -467,6 +487,7 @@ async fn groups_and_system_entries(store: &dyn Store) {
             GroupChange::Add {
                 users: vec![c],
                 max: 3,
+                rules: open_rules(b),
             },
             event(b, "added"),
         )
@@ -481,6 +502,7 @@ async fn groups_and_system_entries(store: &dyn Store) {
             GroupChange::Add {
                 users: vec![user(store, "dave").await],
                 max: 3,
+                rules: open_rules(a),
             },
             event(a, "x"),
         )

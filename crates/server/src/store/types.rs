@@ -129,6 +129,14 @@ pub enum StoreError {
     /// The group would exceed its size limit.
     #[error("group full")]
     GroupFull,
+    /// [`AddRules`] refuse to put `user` into a group.
+    #[error("user {user} may not be added: {why:?}")]
+    Refused {
+        /// The user who may not be added.
+        user: UserId,
+        /// Which rule refused.
+        why: Refusal,
+    },
     /// The store is shutting down.
     #[error("store closed")]
     Closed,
@@ -305,17 +313,46 @@ pub struct NewGroup {
     pub members: Vec<UserId>,
     /// The creation event.
     pub event: SystemEntry,
+    /// Consent and size rules for the owner and every initial member (`by` is the owner).
+    pub rules: AddRules,
+}
+
+/// The rules a store checks, in the transaction that makes the change, for every user a change
+/// puts into a group. Checking them there (and not only in the service) means a block or an
+/// unfriending that commits first always wins over an add that was checked before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddRules {
+    /// Who adds: the group's creator, the member adding, or the joiner themself.
+    pub by: UserId,
+    /// Every user other than `by` must be a friend of `by`.
+    pub friends_only: bool,
+    /// Most live (not dissolved) groups any added user may be in, this one included.
+    pub max_groups: usize,
+}
+
+/// Why [`AddRules`] refused a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The user and the adder: one blocked the other.
+    Blocked,
+    /// The rules admit friends only, and the user is not the adder's friend.
+    NotFriends,
+    /// The user is in `max_groups` live groups already.
+    TooManyGroups,
 }
 
 /// A change to a group, applied together with its system entry.
 #[derive(Debug, Clone)]
 pub enum GroupChange {
-    /// Add users (existing members are skipped); fails with `GroupFull` beyond `max`.
+    /// Add users (existing members are skipped); fails with `GroupFull` beyond `max`, and with
+    /// `Refused` when `rules` refuse one of the users.
     Add {
         /// Users.
         users: Vec<UserId>,
         /// Size limit.
         max: usize,
+        /// Consent and size rules for each new member.
+        rules: AddRules,
     },
     /// Remove a member (leave or removal).
     Remove {

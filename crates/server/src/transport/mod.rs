@@ -69,7 +69,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidField
         | C::InvalidRoom => StatusCode::BAD_REQUEST,
         C::Forbidden | C::Blocked | C::NotFriends | C::RecallWindowPassed => StatusCode::FORBIDDEN,
-        C::AlreadyFriends | C::GroupFull | C::AlreadyMember => StatusCode::CONFLICT,
+        C::AlreadyFriends | C::GroupFull | C::AlreadyMember | C::TooManyGroups => {
+            StatusCode::CONFLICT
+        }
         C::GroupDissolved => StatusCode::GONE,
         C::UnknownRequest | C::NotMember | C::UnknownMessage | C::NotInRoom => {
             StatusCode::NOT_FOUND

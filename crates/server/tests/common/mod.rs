@@ -37,11 +37,13 @@ pub struct TestUser {
     pub session: String,
 }
 
-/// The configuration tests start from: cheap password hashing, generous rates, and per-address
-/// connection caps that thousands of clients on 127.0.0.1 do not meet (tests/admission.rs
-/// sets its own).
+/// The configuration tests start from: cheap password hashing, generous rates, per-address
+/// connection caps that thousands of clients on 127.0.0.1 do not meet (tests/admission.rs sets
+/// its own), and groups open to adding anyone not blocked (so that tests of groups need not
+/// befriend every member first; tests/blocks.rs runs the default `friends` policy).
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
+        group_add_policy: banter_server::config::GroupAddPolicy::Anyone,
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         password_memory_kib: 64,

@@ -6,8 +6,8 @@ use super::messages::{self, Entry};
 use super::rows::{self, GROUP_COLUMNS, MEMBER_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    ConvId, EntryKind, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup, StoreError,
-    StoreResult, StoredMessage, SystemEntry, UserId,
+    AddRules, ConvId, EntryKind, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup,
+    Refusal, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
 };
 
 fn add_member(
@@ -33,6 +33,57 @@ fn user_exists(conn: &Connection, user: UserId) -> StoreResult<bool> {
         .map_err(backend)
 }
 
+fn holds(conn: &Connection, sql: &str, a: UserId, b: UserId) -> StoreResult<bool> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.exists(params![a, b]))
+        .map_err(backend)
+}
+
+/// Live (not dissolved) groups `user` is a member of.
+fn live_groups(conn: &Connection, user: UserId) -> StoreResult<usize> {
+    conn.prepare_cached(
+        "SELECT COUNT(*) FROM members m JOIN conversations c ON c.id = m.conv_id
+         WHERE m.user_id = ?1 AND c.kind = 'group' AND c.dissolved_at IS NULL",
+    )
+    .and_then(|mut s| s.query_row([user], |r| r.get::<_, i64>(0)))
+    .map(|n| usize::try_from(n).unwrap_or(0))
+    .map_err(backend)
+}
+
+/// Refuses `user` (about to join a group) if `rules` forbid it. Runs inside the write
+/// transaction, so a block committed before this add is always seen.
+fn check_rules(conn: &Connection, rules: &AddRules, user: UserId) -> StoreResult<()> {
+    let refuse = |why| Err(StoreError::Refused { user, why });
+    if !user_exists(conn, user)? {
+        return Err(StoreError::NotFound);
+    }
+    if user != rules.by {
+        if holds(
+            conn,
+            "SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = ?2)
+             OR (blocker = ?2 AND blocked = ?1)",
+            rules.by,
+            user,
+        )? {
+            return refuse(Refusal::Blocked);
+        }
+        if rules.friends_only
+            && !holds(
+                conn,
+                "SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = ?2",
+                rules.by,
+                user,
+            )?
+        {
+            return refuse(Refusal::NotFriends);
+        }
+    }
+    if live_groups(conn, user)? >= rules.max_groups {
+        return refuse(Refusal::TooManyGroups);
+    }
+    Ok(())
+}
+
 fn system(ctx: &mut WriteCtx<'_>, conv: ConvId, entry: &SystemEntry) -> StoreResult<StoredMessage> {
     messages::insert(
         ctx,
@@ -51,10 +102,12 @@ pub(super) fn create(
     ctx: &mut WriteCtx<'_>,
     g: NewGroup,
 ) -> StoreResult<(GroupRecord, StoredMessage)> {
+    let rules = AddRules {
+        by: g.owner,
+        ..g.rules
+    };
     for user in std::iter::once(g.owner).chain(g.members.iter().copied()) {
-        if !user_exists(ctx.conn, user)? {
-            return Err(StoreError::NotFound);
-        }
+        check_rules(ctx.conn, &rules, user)?;
     }
     ctx.conn
         .prepare_cached(
@@ -108,10 +161,10 @@ pub(super) fn change(
         return Err(StoreError::NotFound);
     }
     match change {
-        GroupChange::Add { users, max } => {
+        GroupChange::Add { users, max, rules } => {
             for user in &users {
-                if !user_exists(ctx.conn, *user)? {
-                    return Err(StoreError::NotFound);
+                if member(ctx.conn, conv, *user).map_err(backend)?.is_none() {
+                    check_rules(ctx.conn, &rules, *user)?;
                 }
             }
             // The entry comes first so that new members see it: their history starts there.

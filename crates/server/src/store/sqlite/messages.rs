@@ -251,56 +251,47 @@ pub(super) fn last_seq(conn: &Connection, conv: ConvId) -> rusqlite::Result<u64>
         .query_row([conv], |r| r.get(0))
 }
 
-fn last_message(conn: &Connection, conv: ConvId) -> rusqlite::Result<Option<StoredMessage>> {
-    conn.prepare_cached(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv_id = ?1 ORDER BY seq DESC LIMIT 1"
-    ))?
-    .query_row([conv], rows::message)
-    .optional()
-}
-
+/// One query for the whole list, whatever its length: the newest entry of each conversation is
+/// the `MAX(seq)` row (a primary-key lookup) and the peer of a direct conversation its other
+/// member. (It used to be two queries per conversation, which let one user with thousands of
+/// groups hold a reader for long enough to slow everyone's token lookups.)
 pub(super) fn conversations_of(
     conn: &Connection,
     user: UserId,
 ) -> rusqlite::Result<Vec<ConversationRecord>> {
     let mut list = conn.prepare_cached(
-        "SELECT c.id, c.kind, c.name, c.created_at, m.read_seq FROM members m
-         JOIN conversations c ON c.id = m.conv_id WHERE m.user_id = ?1",
+        "SELECT lm.id, lm.conv_id, lm.seq, lm.sender, lm.client_msg_id, lm.kind, lm.body,
+                lm.ref_seq, lm.edited_at, lm.recalled, lm.ts,
+                c.id, c.name, c.created_at, m.read_seq, p.id, p.username
+         FROM members m
+         JOIN conversations c ON c.id = m.conv_id
+         LEFT JOIN members pm ON c.kind = 'direct' AND pm.conv_id = c.id AND pm.user_id <> m.user_id
+         LEFT JOIN users p ON p.id = pm.user_id
+         LEFT JOIN messages lm ON lm.conv_id = c.id
+              AND lm.seq = (SELECT MAX(seq) FROM messages WHERE conv_id = c.id)
+         WHERE m.user_id = ?1",
     )?;
-    let mut peer = conn.prepare_cached(
-        "SELECT u.id, u.username FROM members m JOIN users u ON u.id = m.user_id
-         WHERE m.conv_id = ?1 AND m.user_id <> ?2 LIMIT 1",
-    )?;
-    let rows = list
+    let mut out = list
         .query_map([user], |r| {
-            Ok((
-                r.get::<_, ConvId>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, Option<String>>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, u64>(4)?,
-            ))
+            let last_message = match r.get::<_, Option<i64>>(0)? {
+                Some(_) => Some(rows::message(r)?),
+                None => None,
+            };
+            let created_at: i64 = r.get(13)?;
+            let peer = match r.get::<_, Option<UserId>>(15)? {
+                Some(id) => Some((id, r.get(16)?)),
+                None => None,
+            };
+            Ok(ConversationRecord {
+                id: r.get(11)?,
+                group_name: r.get(12)?,
+                peer,
+                updated_at: last_message.as_ref().map_or(created_at, |m| m.ts),
+                last_message,
+                read_seq: r.get(14)?,
+            })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(rows.len());
-    for (id, kind, name, created_at, read_seq) in rows {
-        let peer = if kind == "direct" {
-            peer.query_row(params![id, user], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?
-        } else {
-            None
-        };
-        let last_message = last_message(conn, id)?;
-        let updated_at = last_message.as_ref().map_or(created_at, |m| m.ts);
-        out.push(ConversationRecord {
-            id,
-            group_name: name,
-            peer,
-            last_message,
-            read_seq,
-            updated_at,
-        });
-    }
     out.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(b.id.cmp(&a.id)));
     Ok(out)
 }

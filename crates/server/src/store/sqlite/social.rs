@@ -65,9 +65,14 @@ pub(super) fn relation(conn: &Connection, a: UserId, b: UserId) -> rusqlite::Res
     const FRIENDS: &str = "SELECT 1 FROM friendships WHERE user_id = ?1 AND friend_id = ?2";
     const REQUEST: &str = "SELECT 1 FROM friend_requests WHERE from_id = ?1 AND to_id = ?2";
     const BLOCK: &str = "SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2";
+    // A shared group makes contacts only while it is live and neither blocked the other.
     const SHARE: &str = "SELECT 1 FROM members x JOIN members y ON x.conv_id = y.conv_id
          JOIN conversations c ON c.id = x.conv_id
-         WHERE x.user_id = ?1 AND y.user_id = ?2 AND c.kind = 'group' LIMIT 1";
+         WHERE x.user_id = ?1 AND y.user_id = ?2 AND c.kind = 'group'
+         AND c.dissolved_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = ?2)
+                                                 OR (blocker = ?2 AND blocked = ?1))
+         LIMIT 1";
     Ok(Relation {
         friends: exists(conn, FRIENDS, a, b)?,
         a_requested: exists(conn, REQUEST, a, b)?,
@@ -110,13 +115,18 @@ pub(super) fn social(conn: &Connection, user: UserId) -> rusqlite::Result<Social
 }
 
 pub(super) fn contacts(conn: &Connection, user: UserId) -> rusqlite::Result<Vec<UserId>> {
+    // The same rule as `relation().share_group`: live groups only, and never across a block
+    // (a block also ends a friendship, so the first half needs no such filter).
     ids(
         conn,
         "SELECT friend_id FROM friendships WHERE user_id = ?1
          UNION
          SELECT y.user_id FROM members x JOIN members y ON x.conv_id = y.conv_id
          JOIN conversations c ON c.id = x.conv_id
-         WHERE x.user_id = ?1 AND y.user_id <> ?1 AND c.kind = 'group'",
+         WHERE x.user_id = ?1 AND y.user_id <> ?1 AND c.kind = 'group'
+         AND c.dissolved_at IS NULL
+         AND NOT EXISTS (SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = y.user_id)
+                                                 OR (blocker = y.user_id AND blocked = ?1))",
         user,
     )
 }
