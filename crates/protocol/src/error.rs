@@ -78,13 +78,16 @@ pub enum ErrorCode {
     NotFound,
     /// The server is shutting down and accepts no new work.
     ShuttingDown,
+    /// The server is at capacity for this kind of work (password hashing); retry after the
+    /// `Retry-After` header's seconds.
+    Busy,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -120,6 +123,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::NotFound,
         Self::ShuttingDown,
+        Self::Busy,
         Self::Internal,
     ];
 
@@ -161,6 +165,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }

@@ -9,7 +9,9 @@ pub mod directory;
 pub mod fanout;
 pub mod groups;
 pub mod messaging;
-mod password;
+mod hashing;
+mod throttle;
+mod tokens;
 pub mod rooms;
 pub mod social;
 
@@ -28,6 +30,8 @@ pub struct Caller {
     pub session: SessionId,
     /// The WebSocket connection, when the request came over one.
     pub conn: Option<ConnId>,
+    /// When the caller's token expires (UTC milliseconds); an open socket closes then (4001).
+    pub expires_at: i64,
 }
 
 /// Parses an opaque wire id; a malformed id is reported with `code`, as if it did not exist.

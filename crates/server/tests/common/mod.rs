@@ -35,7 +35,7 @@ pub struct TestUser {
     pub session: String,
 }
 
-/// The configuration tests start from: cheap password hashing, generous rates.
+/// The configuration tests start from: cheap password hashing, generous rates and throttles.
 pub fn test_config(dir: &std::path::Path) -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
@@ -44,6 +44,11 @@ pub fn test_config(dir: &std::path::Path) -> Config {
         password_iterations: 1,
         send_rate_per_sec: 100_000,
         send_burst: 100_000,
+        // Every test logs in and registers from 127.0.0.1; tests of the throttles tighten these.
+        login_failures_per_account: 100_000,
+        login_failures_per_address: 100_000,
+        register_per_address_per_hour: 1_000_000,
+        register_burst: 100_000,
         ..Config::default()
     }
 }
