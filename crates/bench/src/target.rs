@@ -36,7 +36,8 @@ pub struct Target {
 }
 
 /// Flags every bench-started server gets: cheap password hashing (registration is not what is
-/// measured) and limits that do not throttle the load.
+/// measured) and limits that do not throttle the load (the population registers from one
+/// address).
 fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
     [
         "--listen=127.0.0.1:0",
@@ -46,6 +47,10 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
         "--send-burst=1000000",
         "--outbound-queue-frames=8192",
         "--max-group-members=100000",
+        "--register-per-address-per-hour=100000000",
+        "--register-burst=1000000",
+        "--login-failures-per-account=1000000",
+        "--login-failures-per-address=1000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -56,6 +61,12 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
 impl Target {
     /// Starts a server or attaches to the given one.
     pub async fn start(args: &TargetArgs, max_conns_per_user: usize) -> anyhow::Result<Self> {
+        Self::start_with(args, bench_server_flags(max_conns_per_user)).await
+    }
+
+    /// Starts a server with exactly `flags` (plus a data directory and `--server-arg`s), or
+    /// attaches to the given one.
+    pub async fn start_with(args: &TargetArgs, flags: Vec<String>) -> anyhow::Result<Self> {
         if let Some(addr) = &args.addr {
             return Ok(Self {
                 addr: addr.clone(),
@@ -66,7 +77,7 @@ impl Target {
             });
         }
         let dir = tempfile::tempdir()?;
-        let mut flags = bench_server_flags(max_conns_per_user);
+        let mut flags = flags;
         flags.push(format!("--data-dir={}", dir.path().join("data").display()));
         flags.extend(args.server_args.iter().cloned());
         let exe = std::env::current_exe().context("locate the banter binary")?;

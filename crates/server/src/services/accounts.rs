@@ -304,7 +304,10 @@ impl Accounts {
         let user = caller.user;
         let revoked = self
             .revoke_with(user, async move {
-                store.revoke_session(user, session).await.map(|()| vec![session])
+                store
+                    .revoke_session(user, session)
+                    .await
+                    .map(|()| vec![session])
             })
             .await;
         match revoked {
@@ -372,8 +375,10 @@ impl Accounts {
         self.store.set_password(caller.user, &hash).await?;
         let store = Arc::clone(&self.store);
         let (user, keep) = (caller.user, caller.session);
-        self.revoke_with(user, async move { store.revoke_other_sessions(user, keep).await })
-            .await?;
+        self.revoke_with(user, async move {
+            store.revoke_other_sessions(user, keep).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -439,8 +444,18 @@ mod tests {
     #[test]
     fn device_labels_refuse_control_and_bidi_characters() {
         assert_eq!(device_label(None).unwrap(), DEVICE_UNNAMED);
-        assert_eq!(device_label(Some("Pixel 8 — ünï")).unwrap(), "Pixel 8 — ünï");
-        for bad in ["a\0b", "a\u{1b}[31m", "two\nlines", "cr\r", "x\u{202E}gpj.exe", "\u{2066}y"] {
+        assert_eq!(
+            device_label(Some("Pixel 8 — ünï")).unwrap(),
+            "Pixel 8 — ünï"
+        );
+        for bad in [
+            "a\0b",
+            "a\u{1b}[31m",
+            "two\nlines",
+            "cr\r",
+            "x\u{202E}gpj.exe",
+            "\u{2066}y",
+        ] {
             assert_eq!(
                 device_label(Some(bad)).unwrap_err().code,
                 ErrorCode::InvalidField,

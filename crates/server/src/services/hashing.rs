@@ -29,6 +29,10 @@ pub(crate) const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 const OUTPUT_LEN: usize = 32;
 /// Bytes of random salt for a new hash.
 const SALT_LEN: usize = 16;
+/// Nice value of the hashing threads (Linux). Hashing is the work a stranger can ask for; when
+/// it competes for the CPU with messaging, messaging wins, and logins wait (or are refused
+/// `busy`) instead of every user's pings and sends.
+const HASH_THREAD_NICE: i32 = 10;
 
 /// How the pool is sized and what it hashes with.
 #[derive(Debug, Clone, Copy)]
@@ -167,6 +171,7 @@ impl Drop for Running<'_> {
 
 impl Worker {
     fn run(mut self) {
+        lower_priority();
         loop {
             let job = {
                 let jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
@@ -293,6 +298,17 @@ fn parse_phc(phc: &str) -> Option<(Argon2<'static>, Params, RawSalt, Output)> {
     Some((argon, params, salt, expected))
 }
 
+/// Gives the calling thread [`HASH_THREAD_NICE`] (Linux applies `setpriority` to one thread
+/// when given its thread id). Failing is harmless: hashing is still bounded, only not yielding.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) =
+        rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASH_THREAD_NICE)
+    {
+        tracing::debug!(error = %e, "cannot lower the hashing thread's priority");
+    }
+}
+
 fn internal(e: &dyn std::fmt::Display) -> Error {
     tracing::error!(error = %e, "password hashing failed");
     Error::new(ErrorCode::Internal, "internal error")
@@ -320,9 +336,11 @@ mod tests {
         let pool = pool(1, 4);
         let ours = pool.hash("hunter22".to_owned()).await.unwrap();
         let parsed = PasswordHash::new(&ours).unwrap();
-        assert!(Argon2::default()
-            .verify_password(b"hunter22", &parsed)
-            .is_ok());
+        assert!(
+            Argon2::default()
+                .verify_password(b"hunter22", &parsed)
+                .is_ok()
+        );
         assert!(pool.verify("hunter22".into(), ours.clone()).await.unwrap());
         assert!(!pool.verify("hunter23".into(), ours).await.unwrap());
         // A hash stored before the pool existed (argon2's own PHC, other parameters).
@@ -332,7 +350,11 @@ mod tests {
             .hash_password(b"old secret", &salt)
             .unwrap()
             .to_string();
-        assert!(pool.verify("old secret".into(), theirs.clone()).await.unwrap());
+        assert!(
+            pool.verify("old secret".into(), theirs.clone())
+                .await
+                .unwrap()
+        );
         assert!(!pool.verify("old secrex".into(), theirs).await.unwrap());
         assert!(!pool.verify("x".into(), "not a phc".into()).await.unwrap());
     }

@@ -8,12 +8,12 @@ pub mod accounts;
 pub mod directory;
 pub mod fanout;
 pub mod groups;
-pub mod messaging;
 mod hashing;
-mod throttle;
-mod tokens;
+pub mod messaging;
 pub mod rooms;
 pub mod social;
+mod throttle;
+mod tokens;
 
 use banter_protocol::ErrorCode;
 

@@ -196,7 +196,10 @@ impl LoginThrottle {
         let account = account.map(str::to_owned);
         let address = address.map(address_key);
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut addresses = self.addresses.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut addresses = self
+            .addresses
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let wait = account
             .as_ref()
             .and_then(|a| accounts.wait(a, now))
@@ -363,7 +366,13 @@ mod tests {
         drop(held); // no verdict (busy): refunded
         throttle.admit(Some("bob"), Some(addr)).unwrap().succeeded();
         assert_eq!(
-            throttle.accounts.lock().unwrap().entries.get("bob").map(|e| e.charges),
+            throttle
+                .accounts
+                .lock()
+                .unwrap()
+                .entries
+                .get("bob")
+                .map(|e| e.charges),
             None,
             "a success clears the account"
         );

@@ -368,3 +368,79 @@ pub fn send_request(id: &str, to: &str, client_msg_id: &str, text: &str) -> Stri
     })
     .to_string()
 }
+
+/// An HTTP response read off a raw connection, headers included.
+#[derive(Debug)]
+pub struct HttpReply {
+    pub status: u16,
+    /// Header lines, lower-cased names: `("retry-after", "1")`.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpReply {
+    /// The value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The `code` of an error body.
+    pub fn error_code(&self) -> Option<String> {
+        let v: serde_json::Value = serde_json::from_str(&self.body).ok()?;
+        Some(v["error"]["code"].as_str()?.to_owned())
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection from local address `from` (any of 127.0.0.0/8,
+/// to look like another client), read to the end.
+pub async fn http_from(
+    addr: &str,
+    from: std::net::IpAddr,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> HttpReply {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(from, 0)).unwrap();
+    let mut stream = socket.connect(addr.parse().unwrap()).await.unwrap();
+    let body = body.to_string();
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// `POST /v1/sessions` from `from`.
+pub async fn login_from(
+    addr: &str,
+    from: std::net::IpAddr,
+    username: &str,
+    password: &str,
+) -> HttpReply {
+    let body = serde_json::json!({"username": username, "password": password});
+    http_from(addr, from, "POST", "/v1/sessions", &body).await
+}
