@@ -295,7 +295,11 @@ impl RegisterThrottle {
 
     /// Takes one registration from `address`'s budget, or refuses with `rate_limited`.
     pub(crate) fn admit(&self, address: IpAddr) -> Result<(), Error> {
-        if self.checks.fetch_add(1, Ordering::Relaxed) % REGISTER_PRUNE_EVERY == 0 {
+        if self
+            .checks
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(REGISTER_PRUNE_EVERY)
+        {
             self.limiter.retain_recent();
         }
         self.limiter
