@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use banter_client::protocol::{ClientRequest, ErrorCode};
 use banter_client::{ClientError, Connection};
-use common::{PASSWORD, RawSocket, http_from, login_from, start_with};
+use common::{HttpConn, PASSWORD, RawSocket, http_from, login_from, start_with};
 
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
@@ -312,6 +312,8 @@ async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
         );
         let from = ip(127, 0, 1, u8::try_from(i + 1).unwrap());
         tasks.push(tokio::spawn(async move {
+            // One keep-alive connection per attacker, opened again whenever the server ends it.
+            let mut conn: Option<HttpConn> = None;
             for n in 0u32.. {
                 if Instant::now() >= until {
                     break;
@@ -323,9 +325,19 @@ async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
                 } else {
                     format!("ghost{i}x{n}")
                 };
-                let attempt = login_from(&addr, from, &name, "wrong password");
-                let Ok(r) = tokio::time::timeout_at(until.into(), attempt).await else {
+                let body = serde_json::json!({"username": name, "password": "wrong password"});
+                let attempt = async {
+                    if conn.is_none() {
+                        conn = HttpConn::open_from(&addr, from).await.ok();
+                    }
+                    conn.as_mut()?.request("POST", "/v1/sessions", &body).await
+                };
+                let Ok(reply) = tokio::time::timeout_at(until.into(), attempt).await else {
                     break;
+                };
+                let Some(r) = reply else {
+                    conn = None;
+                    continue;
                 };
                 match (r.status, r.error_code().as_deref()) {
                     (401, Some("bad_credentials")) if name == "victim" => {

@@ -394,6 +394,91 @@ impl HttpReply {
     }
 }
 
+/// A keep-alive HTTP/1.1 connection from a chosen local address, for clients that send many
+/// requests (a login flood).
+pub struct HttpConn {
+    stream: TcpStream,
+    addr: String,
+    buf: Vec<u8>,
+}
+
+impl HttpConn {
+    /// Connects to `addr` from local address `from` (any of 127.0.0.0/8).
+    pub async fn open_from(addr: &str, from: std::net::IpAddr) -> std::io::Result<Self> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::new(from, 0))?;
+        let stream = socket.connect(addr.parse().unwrap()).await?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            addr: addr.to_owned(),
+            buf: Vec::new(),
+        })
+    }
+
+    /// Sends one request and reads its response; `None` if the connection ended.
+    pub async fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Option<HttpReply> {
+        let body = body.to_string();
+        let request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
+        self.stream.write_all(request.as_bytes()).await.ok()?;
+        let head_end = loop {
+            if let Some(i) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            self.fill().await?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).to_string();
+        let mut reply = parse_head(&head);
+        let len: usize = reply.header("content-length")?.parse().ok()?;
+        while self.buf.len() < head_end + len {
+            self.fill().await?;
+        }
+        reply.body = String::from_utf8_lossy(&self.buf[head_end..head_end + len]).to_string();
+        self.buf.drain(..head_end + len);
+        Some(reply)
+    }
+
+    async fn fill(&mut self) -> Option<()> {
+        let mut chunk = [0u8; 4096];
+        match self.stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(())
+            }
+        }
+    }
+}
+
+/// The status line and headers of a response (its body left empty).
+fn parse_head(head: &str) -> HttpReply {
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    HttpReply {
+        status,
+        headers,
+        body: String::new(),
+    }
+}
+
 /// One HTTP/1.1 request on a fresh connection from local address `from` (any of 127.0.0.0/8,
 /// to look like another client), read to the end.
 pub async fn http_from(
@@ -417,20 +502,9 @@ pub async fn http_from(
     stream.read_to_end(&mut raw).await.unwrap();
     let text = String::from_utf8_lossy(&raw).to_string();
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|s| s.parse().ok())
-        .expect("a status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
     HttpReply {
-        status,
-        headers,
         body: body.to_owned(),
+        ..parse_head(head)
     }
 }
 
