@@ -80,73 +80,29 @@ pub async fn run(command: String, args: LoginsArgs) -> anyhow::Result<Report> {
     let api = Api::new(target.addr.clone());
     let prefix = population::prefix("logins");
     let users = population::users(&api, &prefix, args.pingers + 1).await?;
-    let victim = users[0].username.clone();
-    let pingers = population::connect_all(
-        &target.addr,
-        &users[1..]
-            .iter()
-            .map(|u| u.token.clone())
-            .collect::<Vec<_>>(),
-    )
-    .await?;
+    let tokens: Vec<String> = users[1..].iter().map(|u| u.token.clone()).collect();
+    let pingers = population::connect_all(&target.addr, &tokens).await?;
     let rss_before = target.rss_bytes();
     let cpu_before = target.cpu_seconds();
     let started = Instant::now();
     let until = started + Duration::from_secs(args.seconds);
     let tally = Arc::new(Tally::default());
-    let mut attackers = Vec::new();
-    for i in 0..args.concurrency {
-        let octets = u8::try_from(i % 250 + 1).unwrap_or(1);
-        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 1 + (i / 250) as u8, octets));
-        let api = Api::new(target.addr.clone()).from_local(source);
-        let (victim, prefix) = (victim.clone(), prefix.clone());
-        let (tally, on_victim) = (Arc::clone(&tally), i % 2 == 0);
-        attackers.push(tokio::spawn(async move {
-            for n in 0u64.. {
-                if Instant::now() >= until {
-                    break;
-                }
-                // A fresh unknown name each time: only the per-address throttle applies.
-                let name = if on_victim {
-                    victim.clone()
-                } else {
-                    format!("{prefix}-ghost-{i}-{n}")
-                };
-                let kind = match api.login(&name, "wrong password!", None).await {
-                    Ok(_) => "logged in (!)".to_owned(),
-                    Err(ClientError::Api { status, body }) => {
-                        if on_victim && body.code == ErrorCode::BadCredentials {
-                            tally.victim_guesses.fetch_add(1, Ordering::Relaxed);
-                        }
-                        format!("{status} {}", body.code)
-                    }
-                    Err(e) => format!(
-                        "client error: {}",
-                        e.to_string().split(':').next().unwrap_or("?")
-                    ),
-                };
-                tally.count(kind);
-            }
-        }));
-    }
+    let attackers: Vec<_> = (0..args.concurrency)
+        .map(|i| {
+            let attacker = Attacker {
+                api: Api::new(target.addr.clone()).from_local(source(i)),
+                victim: (i % 2 == 0).then(|| users[0].username.clone()),
+                ghost: format!("{prefix}-ghost-{i}"),
+                tally: Arc::clone(&tally),
+            };
+            tokio::spawn(attacker.run(until))
+        })
+        .collect();
     let latencies = Arc::new(Mutex::new(Latencies::default()));
-    let mut ping_tasks = Vec::new();
-    for conn in pingers {
-        let latencies = Arc::clone(&latencies);
-        ping_tasks.push(tokio::spawn(async move {
-            let mut mine = Latencies::default();
-            let mut next = Instant::now();
-            while Instant::now() < until {
-                let sent = Instant::now();
-                conn.request(ClientRequest::Ping).await?;
-                mine.record(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
-                next += PING_EVERY;
-                tokio::time::sleep_until(next.into()).await;
-            }
-            latencies.lock().await.merge(&mine);
-            anyhow::Ok(())
-        }));
-    }
+    let ping_tasks: Vec<_> = pingers
+        .into_iter()
+        .map(|conn| tokio::spawn(ping(conn, until, Arc::clone(&latencies))))
+        .collect();
     let mut rss_max = 0u64;
     while Instant::now() < until {
         rss_max = rss_max.max(target.rss_bytes().unwrap_or(0));
@@ -161,15 +117,7 @@ pub async fn run(command: String, args: LoginsArgs) -> anyhow::Result<Report> {
     let elapsed = started.elapsed();
     let server = ServerUse::measure(&target, cpu_before, elapsed);
     let (_, metrics) = api.get_text("/metrics").await?;
-    let metric = |name: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(f64::NAN)
-    };
     let mib = |b: u64| b as f64 / 1048576.0;
-    let guesses = tally.victim_guesses.load(Ordering::Relaxed) as f64;
     let mut figures = vec![
         (
             "concurrent wrong-password logins".to_owned(),
@@ -180,36 +128,8 @@ pub async fn run(command: String, args: LoginsArgs) -> anyhow::Result<Report> {
             mib(rss_before.unwrap_or(0)),
         ),
         ("server RSS max, sampled (MiB)".into(), mib(rss_max)),
-        ("victim guesses hashed".into(), guesses),
-        (
-            "victim guesses per second".into(),
-            guesses / elapsed.as_secs_f64(),
-        ),
-        (
-            "hashes computed".into(),
-            metric("banter_password_hashes_total"),
-        ),
-        (
-            "most hashes at once".into(),
-            metric("banter_password_hashing_max"),
-        ),
-        (
-            "refused busy (queue full)".into(),
-            metric("banter_password_hash_refusals_total"),
-        ),
-        (
-            "refused rate_limited (throttle)".into(),
-            metric("banter_logins_throttled_total"),
-        ),
     ];
-    let by_kind = tally
-        .by_kind
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    for (kind, n) in &by_kind {
-        figures.push((format!("answers: {kind}"), *n as f64));
-    }
+    figures.extend(tally.figures(&metrics, elapsed));
     let report = Report {
         scenario: "logins".into(),
         command,
@@ -230,4 +150,112 @@ pub async fn run(command: String, args: LoginsArgs) -> anyhow::Result<Report> {
     println!("  (latency is the other users' `ping` round trip)");
     report.save(&args.output.out)?;
     Ok(report)
+}
+
+/// The loopback source address of attacker `i`: 127.0.1.1, 127.0.1.2, …
+fn source(i: usize) -> IpAddr {
+    let host = u8::try_from(i % 250 + 1).unwrap_or(1);
+    let net = u8::try_from(1 + i / 250).unwrap_or(u8::MAX);
+    IpAddr::V4(Ipv4Addr::new(127, 0, net, host))
+}
+
+/// One attacker: guesses the victim's password, or (without a victim) a new unknown username
+/// each time, so that only the per-address throttle applies.
+struct Attacker {
+    api: Api,
+    victim: Option<String>,
+    ghost: String,
+    tally: Arc<Tally>,
+}
+
+impl Attacker {
+    async fn run(self, until: Instant) {
+        for n in 0u64.. {
+            if Instant::now() >= until {
+                break;
+            }
+            let name = match &self.victim {
+                Some(victim) => victim.clone(),
+                None => format!("{}-{n}", self.ghost),
+            };
+            let kind = match self.api.login(&name, "wrong password!", None).await {
+                Ok(_) => "logged in (!)".to_owned(),
+                Err(ClientError::Api { status, body }) => {
+                    if self.victim.is_some() && body.code == ErrorCode::BadCredentials {
+                        self.tally.victim_guesses.fetch_add(1, Ordering::Relaxed);
+                    }
+                    format!("{status} {}", body.code)
+                }
+                Err(e) => format!(
+                    "client error: {}",
+                    e.to_string().split(':').next().unwrap_or("?")
+                ),
+            };
+            self.tally.count(kind);
+        }
+    }
+}
+
+/// Pings every [`PING_EVERY`] until `until`, then adds its latencies to `all`.
+async fn ping(
+    conn: banter_client::Connection,
+    until: Instant,
+    all: Arc<Mutex<Latencies>>,
+) -> anyhow::Result<()> {
+    let mut mine = Latencies::default();
+    let mut next = Instant::now();
+    while Instant::now() < until {
+        let sent = Instant::now();
+        conn.request(ClientRequest::Ping).await?;
+        mine.record(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
+        next += PING_EVERY;
+        tokio::time::sleep_until(next.into()).await;
+    }
+    all.lock().await.merge(&mine);
+    Ok(())
+}
+
+impl Tally {
+    /// The attack's figures, with the server's counters from its `/metrics` text.
+    fn figures(&self, metrics: &str, elapsed: Duration) -> Vec<(String, f64)> {
+        let metric = |name: &str| -> f64 {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let guesses = self.victim_guesses.load(Ordering::Relaxed) as f64;
+        let mut figures = vec![
+            ("victim guesses hashed".to_owned(), guesses),
+            (
+                "victim guesses per second".into(),
+                guesses / elapsed.as_secs_f64(),
+            ),
+            (
+                "hashes computed".into(),
+                metric("banter_password_hashes_total"),
+            ),
+            (
+                "most hashes at once".into(),
+                metric("banter_password_hashing_max"),
+            ),
+            (
+                "refused busy (queue full)".into(),
+                metric("banter_password_hash_refusals_total"),
+            ),
+            (
+                "refused rate_limited (throttle)".into(),
+                metric("banter_logins_throttled_total"),
+            ),
+        ];
+        let by_kind = self
+            .by_kind
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (kind, n) in by_kind.iter() {
+            figures.push((format!("answers: {kind}"), *n as f64));
+        }
+        figures
+    }
 }

@@ -14,6 +14,10 @@ use banter_client::protocol::{ClientRequest, ErrorCode};
 use banter_client::{ClientError, Connection};
 use common::{HttpConn, PASSWORD, RawSocket, http_from, login_from, start_with};
 
+/// The flood test measures latency: it runs alone (write), the other tests of this file
+/// together (read).
+static ALONE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn ip(a: u8, b: u8, c: u8, d: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(a, b, c, d))
 }
@@ -27,6 +31,7 @@ fn api_code(e: &ClientError) -> (u16, ErrorCode) {
 
 #[tokio::test]
 async fn failed_logins_back_off_per_account_before_any_hashing() {
+    let _shared = ALONE.read().await;
     let server = start_with(|c| {
         c.login_failures_per_account = 3;
         c.login_backoff_ms = 300;
@@ -78,6 +83,7 @@ async fn failed_logins_back_off_per_account_before_any_hashing() {
 
 #[tokio::test]
 async fn failed_logins_back_off_per_address_across_accounts() {
+    let _shared = ALONE.read().await;
     let server = start_with(|c| {
         c.login_failures_per_address = 4;
         c.login_backoff_ms = 60_000;
@@ -105,6 +111,7 @@ async fn failed_logins_back_off_per_address_across_accounts() {
 
 #[tokio::test]
 async fn registrations_are_throttled_per_address() {
+    let _shared = ALONE.read().await;
     let server = start_with(|c| {
         c.register_burst = 2;
         c.register_per_address_per_hour = 1;
@@ -135,6 +142,7 @@ async fn registrations_are_throttled_per_address() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_hashing_queue_is_refused_with_busy() {
+    let _shared = ALONE.read().await;
     let server = start_with(|c| {
         c.password_hash_workers = 1;
         c.password_hash_queue = 2;
@@ -178,6 +186,7 @@ async fn a_full_hashing_queue_is_refused_with_busy() {
 
 #[tokio::test]
 async fn revoked_tokens_are_refused_on_the_very_next_request() {
+    let _shared = ALONE.read().await;
     let server = start_with(|_| {}).await;
     let alice = server.user("dora").await;
     server.api.me(&alice.token).await.unwrap();
@@ -217,6 +226,7 @@ async fn revoked_tokens_are_refused_on_the_very_next_request() {
 
 #[tokio::test]
 async fn open_sockets_close_with_4001_when_their_token_expires() {
+    let _shared = ALONE.read().await;
     let server = start_with(|c| c.token_ttl_secs = 2).await;
     server.api.register("erin", PASSWORD).await.unwrap();
     let login = server.api.login("erin", PASSWORD, None).await.unwrap();
@@ -237,6 +247,7 @@ async fn open_sockets_close_with_4001_when_their_token_expires() {
 
 #[tokio::test]
 async fn device_labels_with_control_or_bidi_characters_are_refused() {
+    let _shared = ALONE.read().await;
     let server = start_with(|_| {}).await;
     let fay = server.user("fay").await;
     for bad in [
@@ -275,10 +286,77 @@ fn rss_bytes() -> u64 {
     kib * 1024
 }
 
+/// What the flood's attackers were answered.
+#[derive(Default)]
+struct Tally {
+    /// `bad_credentials` on the victim: guesses that were hashed.
+    guesses: AtomicU64,
+    /// `rate_limited`.
+    throttled: AtomicU64,
+}
+
+/// Attacker `i` of the flood: from 127.0.1.(i + 1), on one keep-alive connection (opened again
+/// whenever the server ends it), retrying at once (ignoring Retry-After) until `until`. Even
+/// ones guess the victim's password; odd ones a new unknown name each time (the same hash for
+/// the server, and only the per-address throttle applies).
+async fn attack(addr: String, i: usize, until: Instant, tally: Arc<Tally>) {
+    let from = ip(127, 0, 1, u8::try_from(i + 1).unwrap());
+    let mut conn: Option<HttpConn> = None;
+    for n in 0u32.. {
+        if Instant::now() >= until {
+            return;
+        }
+        let name = if i % 2 == 0 {
+            "victim".to_owned()
+        } else {
+            format!("ghost{i}x{n}")
+        };
+        let body = serde_json::json!({"username": name, "password": "wrong password"});
+        let attempt = async {
+            if conn.is_none() {
+                conn = HttpConn::open_from(&addr, from).await.ok();
+            }
+            conn.as_mut()?.request("POST", "/v1/sessions", &body).await
+        };
+        let Ok(reply) = tokio::time::timeout_at(until.into(), attempt).await else {
+            return;
+        };
+        let Some(r) = reply else {
+            conn = None;
+            continue;
+        };
+        match (r.status, r.error_code().as_deref()) {
+            (401, Some("bad_credentials")) if i % 2 == 0 => {
+                tally.guesses.fetch_add(1, Ordering::Relaxed);
+            }
+            (401, Some("bad_credentials")) | (503, Some("busy")) => {}
+            (429, Some("rate_limited")) => {
+                tally.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            other => panic!("unexpected answer {other:?}: {r:?}"),
+        }
+        // 128 tight loops in this test process must not starve its pingers of the runtime.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Pings every 20 ms until `until`; the round trips.
+async fn pings(conn: Connection, until: Instant) -> Vec<Duration> {
+    let mut latencies = Vec::new();
+    while Instant::now() < until {
+        let sent = Instant::now();
+        conn.request(ClientRequest::Ping).await.unwrap();
+        latencies.push(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    latencies
+}
+
 /// Done-when 1, short: 128 concurrent wrong-password logins for 5 s against the default Argon2
 /// parameters, throttles and pool. (`banter bench logins` runs the 30 s version.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
+    let _alone = ALONE.write().await;
     const ATTACKERS: usize = 128;
     const FLOOD: Duration = Duration::from_secs(5);
     let defaults = banter_server::Config::default();
@@ -301,73 +379,14 @@ async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
     }
     let rss_before = rss_bytes();
     let until = Instant::now() + FLOOD;
-    let victim_guesses = Arc::new(AtomicU64::new(0));
-    let throttled = Arc::new(AtomicU64::new(0));
-    let mut tasks = Vec::new();
-    for i in 0..ATTACKERS {
-        let (addr, guesses, throttled) = (
-            server.addr.clone(),
-            Arc::clone(&victim_guesses),
-            Arc::clone(&throttled),
-        );
-        let from = ip(127, 0, 1, u8::try_from(i + 1).unwrap());
-        tasks.push(tokio::spawn(async move {
-            // One keep-alive connection per attacker, opened again whenever the server ends it.
-            let mut conn: Option<HttpConn> = None;
-            for n in 0u32.. {
-                if Instant::now() >= until {
-                    break;
-                }
-                // Half guess the victim's password; half a new unknown name each time (the
-                // same hash for the server, and only the per-address throttle applies).
-                let name = if i % 2 == 0 {
-                    "victim".to_owned()
-                } else {
-                    format!("ghost{i}x{n}")
-                };
-                let body = serde_json::json!({"username": name, "password": "wrong password"});
-                let attempt = async {
-                    if conn.is_none() {
-                        conn = HttpConn::open_from(&addr, from).await.ok();
-                    }
-                    conn.as_mut()?.request("POST", "/v1/sessions", &body).await
-                };
-                let Ok(reply) = tokio::time::timeout_at(until.into(), attempt).await else {
-                    break;
-                };
-                let Some(r) = reply else {
-                    conn = None;
-                    continue;
-                };
-                match (r.status, r.error_code().as_deref()) {
-                    (401, Some("bad_credentials")) if name == "victim" => {
-                        guesses.fetch_add(1, Ordering::Relaxed);
-                    }
-                    (401, Some("bad_credentials")) | (503, Some("busy")) => {}
-                    (429, Some("rate_limited")) => {
-                        throttled.fetch_add(1, Ordering::Relaxed);
-                    }
-                    other => panic!("unexpected answer {other:?}: {r:?}"),
-                }
-                // The attacker ignores Retry-After; yielding keeps 128 tight loops from
-                // starving the pingers of this test process itself.
-                tokio::task::yield_now().await;
-            }
-        }));
-    }
-    let mut pings = Vec::new();
-    for conn in conns {
-        pings.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            while Instant::now() < until {
-                let sent = Instant::now();
-                conn.request(ClientRequest::Ping).await.unwrap();
-                latencies.push(sent.elapsed());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            latencies
-        }));
-    }
+    let tally = Arc::new(Tally::default());
+    let tasks: Vec<_> = (0..ATTACKERS)
+        .map(|i| tokio::spawn(attack(server.addr.clone(), i, until, Arc::clone(&tally))))
+        .collect();
+    let pings: Vec<_> = conns
+        .into_iter()
+        .map(|conn| tokio::spawn(pings(conn, until)))
+        .collect();
     let mut rss_max = rss_before;
     while Instant::now() < until {
         rss_max = rss_max.max(rss_bytes());
@@ -382,21 +401,22 @@ async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
     }
     latencies.sort();
     let p99 = latencies[latencies.len() * 99 / 100];
-    let guesses = victim_guesses.load(Ordering::Relaxed);
+    let guesses = tally.guesses.load(Ordering::Relaxed);
+    let throttled = tally.throttled.load(Ordering::Relaxed);
     let workers = std::thread::available_parallelism().unwrap().get() as u64;
     let hashing_max = server.metric("banter_password_hashing_max").await;
     let growth = rss_max.saturating_sub(rss_before) >> 20;
     eprintln!(
         "flood: victim guesses {guesses}, throttled {}, hashes {}, busy {}, most at once \
          {hashing_max}, ping p99 {p99:?} of {}, RSS growth {growth} MiB",
-        throttled.load(Ordering::Relaxed),
+        throttled,
         server.metric("banter_password_hashes_total").await,
         server.metric("banter_password_hash_refusals_total").await,
         latencies.len(),
     );
     // 5 guesses, then one after each backoff that ends within the flood (1 s, then 2 s).
     assert!(guesses <= 7, "{guesses} guesses on one account in 5 s");
-    assert!(throttled.load(Ordering::Relaxed) > 0);
+    assert!(throttled > 0);
     assert!(hashing_max <= workers, "{hashing_max} hashes at once");
     assert!(growth <= 256, "RSS grew by {growth} MiB");
     assert!(p99 <= Duration::from_millis(50), "ping p99 {p99:?}");

@@ -206,7 +206,7 @@ impl Worker {
         let own = self.params.block_count();
         let need = params.block_count();
         if need > own {
-            return BlockBuf::Borrowed(vec![Block::new(); need]);
+            return BlockBuf::OneOff(vec![Block::new(); need]);
         }
         if self.memory.len() < own {
             self.memory = vec![Block::new(); own];
@@ -255,14 +255,14 @@ impl Worker {
 /// Memory for one job: the worker's own block or a one-off one.
 enum BlockBuf<'a> {
     Own(&'a mut [Block]),
-    Borrowed(Vec<Block>),
+    OneOff(Vec<Block>),
 }
 
 impl BlockBuf<'_> {
     fn get(&mut self) -> &mut [Block] {
         match self {
             Self::Own(b) => b,
-            Self::Borrowed(v) => v,
+            Self::OneOff(v) => v,
         }
     }
 }
