@@ -91,7 +91,7 @@ pub async fn run(command: String, args: LoginsArgs) -> anyhow::Result<Report> {
         .map(|i| {
             let attacker = Attacker {
                 api: Api::new(target.addr.clone()).from_local(source(i)),
-                victim: (i % 2 == 0).then(|| users[0].username.clone()),
+                victim: i.is_multiple_of(2).then(|| users[0].username.clone()),
                 ghost: format!("{prefix}-ghost-{i}"),
                 tally: Arc::clone(&tally),
             };

@@ -301,12 +301,13 @@ struct Tally {
 /// the server, and only the per-address throttle applies).
 async fn attack(addr: String, i: usize, until: Instant, tally: Arc<Tally>) {
     let from = ip(127, 0, 1, u8::try_from(i + 1).unwrap());
+    let on_victim = i.is_multiple_of(2);
     let mut conn: Option<HttpConn> = None;
     for n in 0u32.. {
         if Instant::now() >= until {
             return;
         }
-        let name = if i % 2 == 0 {
+        let name = if on_victim {
             "victim".to_owned()
         } else {
             format!("ghost{i}x{n}")
@@ -326,7 +327,7 @@ async fn attack(addr: String, i: usize, until: Instant, tally: Arc<Tally>) {
             continue;
         };
         match (r.status, r.error_code().as_deref()) {
-            (401, Some("bad_credentials")) if i % 2 == 0 => {
+            (401, Some("bad_credentials")) if on_victim => {
                 tally.guesses.fetch_add(1, Ordering::Relaxed);
             }
             (401, Some("bad_credentials")) | (503, Some("busy")) => {}
