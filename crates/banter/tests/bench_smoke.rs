@@ -157,3 +157,25 @@ fn connections_smoke() {
     assert_eq!(figure(&r, "connections open"), 300.0);
     assert!(figure(&r, "server RSS per connection (bytes)") > 0.0);
 }
+
+#[test]
+fn logins_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "logins",
+            "--concurrency",
+            "16",
+            "--seconds",
+            "2",
+            "--pingers",
+            "1",
+        ],
+    );
+    // Default throttle: 5 guesses at once, then one after the 1 s backoff.
+    assert!(figure(&r, "victim guesses hashed") <= 6.0);
+    assert!(figure(&r, "refused rate_limited (throttle)") > 0.0);
+    assert!(figure(&r, "most hashes at once") >= 1.0);
+    assert!(r["latency"]["samples"].as_u64().unwrap() > 0);
+}

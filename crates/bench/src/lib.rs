@@ -8,6 +8,7 @@
 pub mod chart;
 pub mod connections;
 pub mod load;
+pub mod logins;
 pub mod measure;
 pub mod phase;
 pub mod population;
@@ -28,6 +29,9 @@ pub enum BenchCommand {
     Room(scenarios::RoomArgs),
     /// N idle authenticated connections: connect rate and server memory per connection.
     Connections(connections::ConnectionsArgs),
+    /// C concurrent wrong-password logins with default hashing: server RSS, other users'
+    /// ping latency, guesses per account.
+    Logins(logins::LoginsArgs),
     /// Internal: one process of the `connections` scenario.
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -40,6 +44,7 @@ pub async fn run(command: String, cmd: BenchCommand) -> anyhow::Result<Option<Re
         BenchCommand::Direct(a) => scenarios::direct(command, a).await?,
         BenchCommand::Room(a) => scenarios::room(command, a).await?,
         BenchCommand::Connections(a) => connections::run(command, a).await?,
+        BenchCommand::Logins(a) => logins::run(command, a).await?,
         BenchCommand::ConnectionsWorker(a) => {
             connections::worker(a).await?;
             return Ok(None);

@@ -36,7 +36,8 @@ pub struct Target {
 }
 
 /// Flags every bench-started server gets: cheap password hashing (registration is not what is
-/// measured), limits that do not throttle the load, and groups open to strangers.
+/// measured), limits and throttles that do not hold back the load (the population registers
+/// from one address), and groups open to strangers.
 fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
     [
         "--listen=127.0.0.1:0",
@@ -52,6 +53,10 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
         "--max-sessions-per-ip=1000000",
         // The group scenario puts strangers into one group (the default admits friends only).
         "--group-add-policy=anyone",
+        "--register-per-address-per-hour=100000000",
+        "--register-burst=1000000",
+        "--login-failures-per-account=1000000",
+        "--login-failures-per-address=1000000",
     ]
     .iter()
     .map(|s| (*s).to_owned())
@@ -62,6 +67,12 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
 impl Target {
     /// Starts a server or attaches to the given one.
     pub async fn start(args: &TargetArgs, max_conns_per_user: usize) -> anyhow::Result<Self> {
+        Self::start_with(args, bench_server_flags(max_conns_per_user)).await
+    }
+
+    /// Starts a server with exactly `flags` (plus a data directory and `--server-arg`s), or
+    /// attaches to the given one.
+    pub async fn start_with(args: &TargetArgs, flags: Vec<String>) -> anyhow::Result<Self> {
         if let Some(addr) = &args.addr {
             return Ok(Self {
                 addr: addr.clone(),
@@ -72,7 +83,7 @@ impl Target {
             });
         }
         let dir = tempfile::tempdir()?;
-        let mut flags = bench_server_flags(max_conns_per_user);
+        let mut flags = flags;
         flags.push(format!("--data-dir={}", dir.path().join("data").display()));
         flags.extend(args.server_args.iter().cloned());
         let exe = std::env::current_exe().context("locate the banter binary")?;

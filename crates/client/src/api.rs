@@ -21,12 +21,25 @@ use crate::ClientError;
 pub struct Api {
     /// `host:port` of the server.
     addr: String,
+    /// Local source address of every request, if set.
+    local: Option<std::net::IpAddr>,
 }
 
 impl Api {
     /// A client for the server at `addr` (`host:port`).
     pub fn new(addr: impl Into<String>) -> Self {
-        Self { addr: addr.into() }
+        Self {
+            addr: addr.into(),
+            local: None,
+        }
+    }
+
+    /// The same client, sending every request from local address `ip` (e.g. one of 127.0.0.0/8,
+    /// to look like many clients, as servers throttle per source address).
+    #[must_use]
+    pub fn from_local(mut self, ip: std::net::IpAddr) -> Self {
+        self.local = Some(ip);
+        self
     }
 
     /// The server address.
@@ -39,7 +52,7 @@ impl Api {
         &self,
         req: Request<Full<Bytes>>,
     ) -> Result<Response<hyper::body::Incoming>, ClientError> {
-        self.raw_from(req, None).await
+        self.raw_from(req, self.local).await
     }
 
     /// Like `raw`, from the given local address (to spread many connections over several

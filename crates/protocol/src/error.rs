@@ -80,13 +80,16 @@ pub enum ErrorCode {
     NotFound,
     /// The server is shutting down and accepts no new work.
     ShuttingDown,
+    /// The server is at capacity for this kind of work (password hashing); retry after the
+    /// `Retry-After` header's seconds.
+    Busy,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 37] = [
+    pub const ALL: [ErrorCode; 38] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -123,6 +126,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::NotFound,
         Self::ShuttingDown,
+        Self::Busy,
         Self::Internal,
     ];
 
@@ -165,6 +169,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
+            Self::Busy => "busy",
             Self::Internal => "internal",
         }
     }

@@ -149,9 +149,8 @@ impl Server {
             accounts: Accounts::new(
                 Arc::clone(&store),
                 Arc::clone(&bus),
-                config.password_memory_kib,
-                config.password_iterations,
-                config.token_ttl_secs,
+                Arc::clone(&metrics),
+                &config,
             ),
             social: Social::new(
                 Arc::clone(&store),

@@ -26,6 +26,26 @@ pub struct Config {
     pub password_memory_kib: u32,
     /// Argon2id iterations.
     pub password_iterations: u32,
+    /// Threads that hash passwords, each holding one `password_memory_kib` block for good
+    /// (0: one per CPU core). Hashing memory is this × `password_memory_kib`, whatever the load.
+    pub password_hash_workers: usize,
+    /// Password hashes that may wait for a worker; beyond this, logins, registrations and
+    /// password changes are refused with 503 `busy` (`Retry-After: 1`).
+    pub password_hash_queue: usize,
+    /// Login attempts for one username without a success before each further one waits out a
+    /// backoff (refused with 429 `rate_limited` before any hashing).
+    pub login_failures_per_account: u32,
+    /// Login attempts from one IP address without a success before each further one waits out
+    /// a backoff (successes do not reset it; they only do not count).
+    pub login_failures_per_address: u32,
+    /// The first login backoff, in milliseconds; it doubles with each further failure.
+    pub login_backoff_ms: u64,
+    /// The longest login backoff, in milliseconds.
+    pub login_backoff_max_ms: u64,
+    /// Registrations one IP address may make per hour, sustained.
+    pub register_per_address_per_hour: u32,
+    /// Registrations one IP address may burst above the hourly rate.
+    pub register_burst: u32,
     /// How often the server pings each WebSocket, in milliseconds.
     pub heartbeat_interval_ms: u64,
     /// A connection from which nothing arrived for this long is closed (4002), in milliseconds.
@@ -160,6 +180,14 @@ impl Default for Config {
             token_ttl_secs: 30 * 24 * 3600,
             password_memory_kib: 19_456,
             password_iterations: 2,
+            password_hash_workers: 0,
+            password_hash_queue: 64,
+            login_failures_per_account: 5,
+            login_failures_per_address: 20,
+            login_backoff_ms: 1_000,
+            login_backoff_max_ms: 300_000,
+            register_per_address_per_hour: 30,
+            register_burst: 10,
             heartbeat_interval_ms: 20_000,
             heartbeat_timeout_ms: 60_000,
             handshake_timeout_ms: 10_000,
@@ -322,6 +350,22 @@ impl Config {
                 "password_iterations must be >= 1",
             ),
             (
+                self.password_hash_queue > 0,
+                "password_hash_queue must be > 0",
+            ),
+            (
+                self.login_failures_per_account > 0 && self.login_failures_per_address > 0,
+                "login_failures_per_account and login_failures_per_address must be > 0",
+            ),
+            (
+                self.login_backoff_max_ms >= self.login_backoff_ms,
+                "login_backoff_max_ms must be >= login_backoff_ms",
+            ),
+            (
+                self.register_per_address_per_hour > 0 && self.register_burst > 0,
+                "register_per_address_per_hour and register_burst must be > 0",
+            ),
+            (
                 self.max_text_bytes < self.max_frame_bytes,
                 "max_text_bytes must be below max_frame_bytes",
             ),
@@ -397,6 +441,22 @@ overrides! {
     password_memory_kib: u32, "BANTER_PASSWORD_MEMORY_KIB";
     /// Argon2id iterations.
     password_iterations: u32, "BANTER_PASSWORD_ITERATIONS";
+    /// Password hashing threads (0: one per core).
+    password_hash_workers: usize, "BANTER_PASSWORD_HASH_WORKERS";
+    /// Password hashes that may wait for a worker (beyond: 503 busy).
+    password_hash_queue: usize, "BANTER_PASSWORD_HASH_QUEUE";
+    /// Login attempts per username before backoff.
+    login_failures_per_account: u32, "BANTER_LOGIN_FAILURES_PER_ACCOUNT";
+    /// Login attempts per IP address before backoff.
+    login_failures_per_address: u32, "BANTER_LOGIN_FAILURES_PER_ADDRESS";
+    /// First login backoff in ms (doubles per further failure).
+    login_backoff_ms: u64, "BANTER_LOGIN_BACKOFF_MS";
+    /// Longest login backoff in ms.
+    login_backoff_max_ms: u64, "BANTER_LOGIN_BACKOFF_MAX_MS";
+    /// Registrations per IP address per hour.
+    register_per_address_per_hour: u32, "BANTER_REGISTER_PER_ADDRESS_PER_HOUR";
+    /// Registration burst per IP address.
+    register_burst: u32, "BANTER_REGISTER_BURST";
     /// Server ping period in ms.
     heartbeat_interval_ms: u64, "BANTER_HEARTBEAT_INTERVAL_MS";
     /// Close a connection silent for this many ms (close code 4002).

@@ -18,6 +18,9 @@ pub struct Error {
     pub code: ErrorCode,
     /// What went wrong, for people.
     pub message: Cow<'static, str>,
+    /// For a retryable refusal (`busy`, `rate_limited`): when to try again. HTTP sends it as
+    /// `Retry-After` (whole seconds, rounded up).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 /// Result alias for service calls.
@@ -29,6 +32,7 @@ impl Error {
         Self {
             code,
             message: Cow::Borrowed(message),
+            retry_after: None,
         }
     }
 
@@ -37,7 +41,15 @@ impl Error {
         Self {
             code,
             message: Cow::Owned(message),
+            retry_after: None,
         }
+    }
+
+    /// The same refusal, telling the client to retry after `wait`.
+    #[must_use]
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after = Some(wait);
+        self
     }
 
     /// The wire body.

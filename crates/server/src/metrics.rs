@@ -79,6 +79,21 @@ pub struct Metrics {
     commit_latency: Histogram<12>,
     commit_batch: Histogram<12>,
     errors: [AtomicU64; ErrorCode::ALL.len()],
+    auth: AuthMetrics,
+}
+
+/// Password hashing, login throttling and the token cache.
+#[derive(Default)]
+struct AuthMetrics {
+    hash_queue: AtomicI64,
+    hashing: AtomicI64,
+    hashing_max: AtomicI64,
+    hashes: AtomicU64,
+    hash_refusals: AtomicU64,
+    logins_throttled: AtomicU64,
+    registrations_throttled: AtomicU64,
+    token_cache_hits: AtomicU64,
+    token_cache_misses: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -99,6 +114,7 @@ impl Default for Metrics {
             commit_latency: Histogram::new(LATENCY_BUCKETS_US),
             commit_batch: Histogram::new(BATCH_BUCKETS),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
+            auth: AuthMetrics::default(),
         }
     }
 }
@@ -179,6 +195,53 @@ impl Metrics {
         }
     }
 
+    /// A password hash job joined the queue.
+    pub fn hash_queued(&self) {
+        self.auth.hash_queue.fetch_add(1, Relaxed);
+    }
+
+    /// A password hash job left the queue (taken by a worker, or never admitted).
+    pub fn hash_unqueued(&self) {
+        self.auth.hash_queue.fetch_sub(1, Relaxed);
+    }
+
+    /// A worker began hashing.
+    pub fn hash_started(&self) {
+        let now = self.auth.hashing.fetch_add(1, Relaxed) + 1;
+        self.auth.hashing_max.fetch_max(now, Relaxed);
+        self.auth.hashes.fetch_add(1, Relaxed);
+    }
+
+    /// A worker finished hashing.
+    pub fn hash_finished(&self) {
+        self.auth.hashing.fetch_sub(1, Relaxed);
+    }
+
+    /// A hash job was refused because the queue was full (`busy`).
+    pub fn hash_refused(&self) {
+        self.auth.hash_refusals.fetch_add(1, Relaxed);
+    }
+
+    /// A login was refused by the throttle, before hashing.
+    pub fn login_throttled(&self) {
+        self.auth.logins_throttled.fetch_add(1, Relaxed);
+    }
+
+    /// A registration was refused by the per-address throttle.
+    pub fn registration_throttled(&self) {
+        self.auth.registrations_throttled.fetch_add(1, Relaxed);
+    }
+
+    /// A token lookup was answered from the cache (`true`) or the store.
+    pub fn token_lookup(&self, cached: bool) {
+        let counter = if cached {
+            &self.auth.token_cache_hits
+        } else {
+            &self.auth.token_cache_misses
+        };
+        counter.fetch_add(1, Relaxed);
+    }
+
     /// Current open connections.
     pub fn open_connections(&self) -> i64 {
         self.connections.load(Relaxed)
@@ -187,7 +250,8 @@ impl Metrics {
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
-        let gauges: [(&str, &str, &str, i64); 4] = [
+        let auth = &self.auth;
+        let gauges: [(&str, &str, &str, i64); 7] = [
             (
                 "banter_connections",
                 "gauge",
@@ -211,6 +275,24 @@ impl Metrics {
                 "gauge",
                 "Open TCP connections admitted (HTTP and WebSocket).",
                 self.tcp_connections.load(Relaxed),
+            ),
+            (
+                "banter_password_hash_queue",
+                "gauge",
+                "Password hash jobs waiting for a worker.",
+                auth.hash_queue.load(Relaxed),
+            ),
+            (
+                "banter_password_hashing",
+                "gauge",
+                "Password hashes running now.",
+                auth.hashing.load(Relaxed),
+            ),
+            (
+                "banter_password_hashing_max",
+                "gauge",
+                "Most password hashes ever running at once (never above the worker count).",
+                auth.hashing_max.load(Relaxed),
             ),
         ];
         let counters = [
@@ -253,6 +335,36 @@ impl Metrics {
                 "banter_accept_errors_total",
                 "Failed accepts (for example out of file descriptors), each followed by a backoff.",
                 &self.accept_errors,
+            ),
+            (
+                "banter_password_hashes_total",
+                "Password hashes computed.",
+                &auth.hashes,
+            ),
+            (
+                "banter_password_hash_refusals_total",
+                "Password hash jobs refused with busy (queue full).",
+                &auth.hash_refusals,
+            ),
+            (
+                "banter_logins_throttled_total",
+                "Logins refused by the per-account or per-address throttle.",
+                &auth.logins_throttled,
+            ),
+            (
+                "banter_registrations_throttled_total",
+                "Registrations refused by the per-address throttle.",
+                &auth.registrations_throttled,
+            ),
+            (
+                "banter_token_cache_hits_total",
+                "Token lookups answered from the cache.",
+                &auth.token_cache_hits,
+            ),
+            (
+                "banter_token_cache_misses_total",
+                "Token lookups that read the store.",
+                &auth.token_cache_misses,
             ),
         ];
         for (name, kind, help, value) in gauges {

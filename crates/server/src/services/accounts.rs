@@ -1,9 +1,17 @@
 //! Accounts: registration, login tokens, sessions (devices), password changes, user lookup.
 //!
 //! Tokens are 32 random bytes (base64url); only their SHA-256 is stored, so a database leak
-//! yields no usable token. Revoking a session closes its open sockets at once (close 4001).
+//! yields no usable token. Revoking a session closes its open sockets at once (close 4001), and
+//! refuses its token from the very next request (the token cache, [`super::tokens`], is
+//! invalidated before the revoking call returns).
+//!
+//! Every password check or hash goes through the bounded pool ([`super::hashing`]), and logins
+//! and registrations through the throttles ([`super::throttle`]) first, so a stranger can make
+//! the server hash only so often.
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use banter_protocol::{CloseCode, ErrorCode, LoginResponse, SessionInfo, User};
 use base64::Engine as _;
@@ -12,12 +20,16 @@ use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
-use super::password::Hasher;
+use super::hashing::{HashPool, PoolConfig};
+use super::throttle::{LoginPolicy, LoginThrottle, RegisterThrottle};
+use super::tokens::{CachedSession, TokenCache};
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::clock::now_ms;
+use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::store::{NewSession, SessionRecord, Store, UserRecord};
+use crate::metrics::Metrics;
+use crate::store::{NewSession, SessionId, SessionRecord, Store, UserId, UserRecord};
 
 /// Username rules: 3–32 of `[a-z0-9_.-]`, stored lower-case.
 const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
@@ -25,6 +37,8 @@ const USERNAME_LEN: std::ops::RangeInclusive<usize> = 3..=32;
 const PASSWORD_LEN: std::ops::RangeInclusive<usize> = 8..=128;
 /// Device labels are cut to this many bytes.
 const DEVICE_MAX: usize = 64;
+/// The label of a session whose login named no device.
+const DEVICE_UNNAMED: &str = "unnamed device";
 /// Most users a prefix search returns.
 pub const SEARCH_MAX: u32 = 50;
 
@@ -32,7 +46,12 @@ pub const SEARCH_MAX: u32 = 50;
 pub struct Accounts {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
-    hasher: Hasher,
+    metrics: Arc<Metrics>,
+    hasher: HashPool,
+    logins: LoginThrottle,
+    registrations: RegisterThrottle,
+    /// Shared with revocation tasks, which must finish even if their request is dropped.
+    tokens: Arc<TokenCache>,
     token_ttl_ms: i64,
     /// A hash to verify against when the username is unknown, so that a failed login takes
     /// the same time whether or not the user exists.
@@ -81,60 +100,109 @@ fn normalize_username(raw: &str) -> Result<String> {
 }
 
 impl Accounts {
-    /// A service over `store`, kicking revoked sessions through `bus`.
+    /// A service over `store`, kicking revoked sessions through `bus`; starts the hashing
+    /// workers.
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn Bus>,
-        password_memory_kib: u32,
-        password_iterations: u32,
-        token_ttl_secs: u64,
+        metrics: Arc<Metrics>,
+        config: &Config,
     ) -> Self {
+        let hasher = HashPool::start(
+            PoolConfig {
+                workers: config.password_hash_workers,
+                queue: config.password_hash_queue,
+                memory_kib: config.password_memory_kib,
+                iterations: config.password_iterations,
+            },
+            Arc::clone(&metrics),
+        );
+        tracing::debug!(workers = hasher.workers(), "password hashing pool started");
         Self {
             store,
             bus,
-            hasher: Hasher::new(password_memory_kib, password_iterations),
-            token_ttl_ms: i64::try_from(token_ttl_secs.saturating_mul(1000)).unwrap_or(i64::MAX),
+            metrics,
+            hasher,
+            logins: LoginThrottle::new(LoginPolicy {
+                per_account: config.login_failures_per_account,
+                per_address: config.login_failures_per_address,
+                backoff: Duration::from_millis(config.login_backoff_ms),
+                backoff_max: Duration::from_millis(config.login_backoff_max_ms),
+            }),
+            registrations: RegisterThrottle::new(
+                config.register_per_address_per_hour,
+                config.register_burst,
+            ),
+            tokens: Arc::new(TokenCache::default()),
+            token_ttl_ms: i64::try_from(config.token_ttl_secs.saturating_mul(1000))
+                .unwrap_or(i64::MAX),
             decoy_hash: OnceCell::new(),
         }
     }
 
-    /// Creates an account.
-    pub async fn register(&self, username: &str, password: &str) -> Result<User> {
+    /// Creates an account; `from` (the client's address) is throttled.
+    pub async fn register(
+        &self,
+        username: &str,
+        password: &str,
+        from: Option<IpAddr>,
+    ) -> Result<User> {
         let username = normalize_username(username)?;
         validate_password(password)?;
+        if let Some(addr) = from {
+            self.registrations
+                .admit(addr)
+                .inspect_err(|_| self.metrics.registration_throttled())?;
+        }
         let hash = self.hasher.hash(password.to_owned()).await?;
         let user = self.store.create_user(&username, &hash).await?;
         tracing::info!(user = user.id, %username, "registered");
         Ok(user_view(&user))
     }
 
-    /// Checks credentials and issues a token for a new session.
+    /// Checks credentials and issues a token for a new session. The attempt is throttled per
+    /// username and per `from` address before any hashing.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         device: Option<&str>,
+        from: Option<IpAddr>,
     ) -> Result<LoginResponse> {
         let bad = Error::new(ErrorCode::BadCredentials, "wrong username or password");
-        let user = match normalize_username(username) {
-            Ok(name) => self.store.user_by_name(&name).await?,
-            Err(_) => None,
+        let device = device_label(device)?;
+        let name = normalize_username(username).ok();
+        let attempt = self
+            .logins
+            .admit(name.as_deref(), from)
+            .inspect_err(|_| self.metrics.login_throttled())?;
+        // Dropped on an early return (no verdict: busy, store failure), the attempt is refunded.
+        let user = match &name {
+            Some(name) => self.store.user_by_name(name).await?,
+            None => None,
         };
         let phc = match &user {
             Some(u) => u.password_hash.clone(),
             None => self.decoy().await?,
         };
-        let matches = self.hasher.verify(password.to_owned(), phc).await?;
+        // No stored password is outside these bounds, so such a guess needs no hashing (and
+        // says nothing about whether the user exists).
+        let matches = PASSWORD_LEN.contains(&password.len())
+            && self.hasher.verify(password.to_owned(), phc).await?;
         let user = match user {
-            Some(u) if matches => u,
-            _ => return Err(bad),
+            Some(u) if matches => {
+                attempt.succeeded();
+                u
+            }
+            _ => {
+                attempt.failed();
+                return Err(bad);
+            }
         };
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
         let token = URL_SAFE_NO_PAD.encode(raw);
         let now = now_ms();
-        let device = device.unwrap_or("unnamed device");
-        let device = truncate(device, DEVICE_MAX);
         let session = self
             .store
             .create_session(NewSession {
@@ -161,23 +229,37 @@ impl Accounts {
             .cloned()
     }
 
-    /// Resolves a bearer token to its caller.
+    /// Resolves a bearer token to its caller, from the token cache when it can.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
-        let session = self
-            .store
-            .session_by_token(token_hash(token))
-            .await?
-            .ok_or(Error::new(
-                ErrorCode::Unauthorized,
-                "unknown or revoked token",
-            ))?;
+        let hash = token_hash(token);
+        let session = match self.tokens.get(&hash) {
+            Ok(cached) => {
+                self.metrics.token_lookup(true);
+                cached
+            }
+            Err(seen) => {
+                self.metrics.token_lookup(false);
+                let record = self.store.session_by_token(hash).await?.ok_or(Error::new(
+                    ErrorCode::Unauthorized,
+                    "unknown or revoked token",
+                ))?;
+                let session = CachedSession {
+                    user: record.user_id,
+                    session: record.id,
+                    expires_at: record.expires_at,
+                };
+                self.tokens.fill(seen, hash, session);
+                session
+            }
+        };
         if session.expires_at <= now_ms() {
             return Err(Error::new(ErrorCode::TokenExpired, "the token has expired"));
         }
         Ok(Caller {
-            user: session.user_id,
-            session: session.id,
+            user: session.user,
+            session: session.session,
             conn: None,
+            expires_at: session.expires_at,
         })
     }
 
@@ -218,17 +300,50 @@ impl Accounts {
     }
 
     async fn revoke_id(&self, caller: &Caller, session: i64) -> Result<()> {
-        match self.store.revoke_session(caller.user, session).await {
+        let store = Arc::clone(&self.store);
+        let user = caller.user;
+        let revoked = self
+            .revoke_with(user, async move {
+                store
+                    .revoke_session(user, session)
+                    .await
+                    .map(|()| vec![session])
+            })
+            .await;
+        match revoked {
             Err(crate::store::StoreError::NotFound) => Err(Error::new(
                 ErrorCode::UnknownSession,
                 "no such session for this account",
             )),
-            other => other.map_err(Error::from),
+            other => other.map(drop).map_err(Error::from),
         }?;
-        self.bus
-            .kick_session(caller.user, session, CloseCode::AuthRevoked);
         tracing::info!(user = caller.user, session, "session revoked");
         Ok(())
+    }
+
+    /// Runs a store revocation, then drops the revoked sessions from the token cache and
+    /// closes their sockets, on a task of its own: a request dropped midway (its client went
+    /// away) must not leave a revoked token cached.
+    async fn revoke_with(
+        &self,
+        user: UserId,
+        revoke: impl Future<Output = crate::store::StoreResult<Vec<SessionId>>> + Send + 'static,
+    ) -> crate::store::StoreResult<Vec<SessionId>> {
+        let tokens = Arc::clone(&self.tokens);
+        let bus = Arc::clone(&self.bus);
+        let task = tokio::spawn(async move {
+            let revoked = revoke.await?;
+            tokens.revoked(&revoked);
+            for session in &revoked {
+                bus.kick_session(user, *session, CloseCode::AuthRevoked);
+            }
+            Ok(revoked)
+        });
+        task.await.unwrap_or_else(|e| {
+            Err(crate::store::StoreError::Backend(format!(
+                "revocation task failed: {e}"
+            )))
+        })
     }
 
     /// Changes the password and revokes every other session of the account.
@@ -239,26 +354,31 @@ impl Accounts {
             .user_by_id(caller.user)
             .await?
             .ok_or(Error::new(ErrorCode::Unauthorized, "the account is gone"))?;
+        // A stolen token must not become a way around the login throttle.
+        let attempt = self
+            .logins
+            .admit(Some(&user.username), None)
+            .inspect_err(|_| self.metrics.login_throttled())?;
         if !self
             .hasher
             .verify(old.to_owned(), user.password_hash)
             .await?
         {
+            attempt.failed();
             return Err(Error::new(
                 ErrorCode::BadCredentials,
                 "the current password is wrong",
             ));
         }
+        attempt.succeeded();
         let hash = self.hasher.hash(new.to_owned()).await?;
         self.store.set_password(caller.user, &hash).await?;
-        let revoked = self
-            .store
-            .revoke_other_sessions(caller.user, caller.session)
-            .await?;
-        for session in revoked {
-            self.bus
-                .kick_session(caller.user, session, CloseCode::AuthRevoked);
-        }
+        let store = Arc::clone(&self.store);
+        let (user, keep) = (caller.user, caller.session);
+        self.revoke_with(user, async move {
+            store.revoke_other_sessions(user, keep).await
+        })
+        .await?;
         Ok(())
     }
 
@@ -275,6 +395,25 @@ impl Accounts {
         let users = self.store.users_by_prefix(&prefix, limit).await?;
         Ok(users.iter().map(user_view).collect())
     }
+}
+
+/// The label of a new session: the client's, cut to [`DEVICE_MAX`] bytes, or
+/// [`DEVICE_UNNAMED`]. Control characters (NUL, ESC, newlines…) and bidirectional overrides and
+/// isolates (U+202A–U+202E, U+2066–U+2069), which could forge or hide text where the session
+/// list is shown, are refused with `invalid_field`.
+fn device_label(device: Option<&str>) -> Result<&str> {
+    let Some(device) = device else {
+        return Ok(DEVICE_UNNAMED);
+    };
+    let forbidden =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if device.chars().any(forbidden) {
+        return Err(Error::new(
+            ErrorCode::InvalidField,
+            "device must not contain control characters or bidirectional overrides",
+        ));
+    }
+    Ok(truncate(device, DEVICE_MAX))
 }
 
 /// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
@@ -298,6 +437,29 @@ mod tests {
                 normalize_username(bad).unwrap_err().code,
                 ErrorCode::InvalidUsername,
                 "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn device_labels_refuse_control_and_bidi_characters() {
+        assert_eq!(device_label(None).unwrap(), DEVICE_UNNAMED);
+        assert_eq!(
+            device_label(Some("Pixel 8 — ünï")).unwrap(),
+            "Pixel 8 — ünï"
+        );
+        for bad in [
+            "a\0b",
+            "a\u{1b}[31m",
+            "two\nlines",
+            "cr\r",
+            "x\u{202E}gpj.exe",
+            "\u{2066}y",
+        ] {
+            assert_eq!(
+                device_label(Some(bad)).unwrap_err().code,
+                ErrorCode::InvalidField,
+                "{bad:?}"
             );
         }
     }

@@ -353,6 +353,7 @@ mod tests {
             user,
             session: 1,
             conn: None,
+            expires_at: i64::MAX,
         }
     }
 

@@ -10,12 +10,14 @@ pub mod directory;
 pub mod fanout;
 mod fields;
 pub mod groups;
+mod hashing;
 pub mod messaging;
 mod page;
-mod password;
 pub mod rooms;
 pub mod social;
 mod text;
+mod throttle;
+mod tokens;
 pub mod turns;
 
 use banter_protocol::ErrorCode;
@@ -33,6 +35,8 @@ pub struct Caller {
     pub session: SessionId,
     /// The WebSocket connection, when the request came over one.
     pub conn: Option<ConnId>,
+    /// When the caller's token expires (UTC milliseconds); an open socket closes then (4001).
+    pub expires_at: i64,
 }
 
 /// Parses an opaque wire id; a malformed id is reported with `code`, as if it did not exist.

@@ -133,6 +133,11 @@ where
     );
 }
 
+/// Time left until `expires_at` (UTC milliseconds).
+fn until(expires_at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(expires_at - crate::clock::now_ms()).unwrap_or(0))
+}
+
 /// What the socket did.
 enum Io {
     /// Bytes were appended to the read buffer.
@@ -193,6 +198,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let shutdown = app.shutdown.cancelled();
         tokio::pin!(shutdown);
         let mut shutdown_seen = false;
+        // The token's expiry ends the connection as a revocation would (4001).
+        let expiry = tokio::time::sleep(until(self.caller.expires_at));
+        tokio::pin!(expiry);
+        let mut expired = false;
         // Writes of pushed frames are spaced by `coalesce`: a push arriving sooner after the
         // last write waits for this timer, and whatever joins it meanwhile leaves in the same
         // write. Replies and pings are never held back.
@@ -231,6 +240,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 () = &mut shutdown, if !shutdown_seen => {
                     shutdown_seen = true;
                     kick.kick(CloseCode::GoingAway);
+                }
+                () = &mut expiry, if !expired => {
+                    expired = true;
+                    kick.kick(CloseCode::AuthRevoked);
                 }
                 // Over the mark no exclusive reply is built (see `pipeline`).
                 ready = poll_fn(|cx| requests.poll_ready(cx, !backed_up)) => match ready {

@@ -1,9 +1,10 @@
 //! Handlers of the JSON HTTP API. Each is documented for the OpenAPI document.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
@@ -28,12 +29,18 @@ type Shared = State<Arc<App>>;
         (status = 400, description = "invalid_username, invalid_password, bad_request", body = ErrorResponse),
         (status = 409, description = "username_taken", body = ErrorResponse),
         (status = 413, description = "payload_too_large", body = ErrorResponse),
+        (status = 429, description = "rate_limited: too many registrations from this address (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
 pub(super) async fn register(
     State(app): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), ApiError> {
-    let user = app.accounts.register(&req.username, &req.password).await?;
+    let user = app
+        .accounts
+        .register(&req.username, &req.password, Some(peer.ip()))
+        .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
 
@@ -41,15 +48,24 @@ pub(super) async fn register(
 #[utoipa::path(post, path = "/v1/sessions", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 400, description = "invalid_field: a device label with control or bidi override characters", body = ErrorResponse),
         (status = 401, description = "bad_credentials", body = ErrorResponse),
+        (status = 429, description = "rate_limited: too many attempts for this account or from this address (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
 pub(super) async fn login(
     State(app): Shared,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let res = app
         .accounts
-        .login(&req.username, &req.password, req.device.as_deref())
+        .login(
+            &req.username,
+            &req.password,
+            req.device.as_deref(),
+            Some(peer.ip()),
+        )
         .await?;
     Ok(Json(res))
 }
@@ -114,6 +130,8 @@ pub(super) async fn me(State(app): Shared, Authed(caller): Authed) -> Result<Jso
         (status = 204, description = "Changed"),
         (status = 400, description = "invalid_password", body = ErrorResponse),
         (status = 401, description = "bad_credentials, unauthorized", body = ErrorResponse),
+        (status = 429, description = "rate_limited: too many wrong current passwords (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
 pub(super) async fn change_password(
     State(app): Shared,

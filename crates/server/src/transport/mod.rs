@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use banter_protocol::{ErrorCode, ErrorResponse};
@@ -83,7 +84,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        C::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        C::ShuttingDown | C::Busy => StatusCode::SERVICE_UNAVAILABLE,
         C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -108,6 +109,13 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(wait) = self.0.retry_after {
+            // Whole seconds, rounded up and at least 1, so a client never retries too early.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
         response.extensions_mut().insert(code);
         response
     }
