@@ -78,13 +78,15 @@ pub enum ErrorCode {
     NotFound,
     /// The server is shutting down and accepts no new work.
     ShuttingDown,
+    /// The server's store cannot write (I/O error, full or read-only disk, damaged database).
+    StoreUnavailable,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 36] = [
+    pub const ALL: [ErrorCode; 37] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -120,6 +122,7 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::NotFound,
         Self::ShuttingDown,
+        Self::StoreUnavailable,
         Self::Internal,
     ];
 
@@ -161,6 +164,7 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
+            Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
         }
     }

@@ -59,6 +59,8 @@ pub struct App {
     pub shutdown: CancellationToken,
     /// Tracks upgraded WebSocket sessions, which outlive their HTTP request.
     pub sessions: TaskTracker,
+    /// The store, for readiness (`/readyz` asks it whether it can write).
+    pub store: Arc<dyn Store>,
     next_conn: AtomicU64,
 }
 
@@ -102,6 +104,7 @@ impl Server {
                 write_batch_max: config.write_batch_max,
                 synchronous: config.sqlite_synchronous,
                 readers: config.sqlite_readers,
+                quick_check: config.sqlite_quick_check,
             },
             Arc::clone(&metrics),
         )?);
@@ -168,6 +171,7 @@ impl Server {
             metrics,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            store: Arc::clone(&store),
             next_conn: AtomicU64::new(0),
         });
         Ok(Self {
