@@ -153,7 +153,7 @@ impl DataDir {
         }
     }
 
-    /// Runs `PRAGMA quick_check` (every page is read once: about a second per GiB, see
+    /// Runs `PRAGMA quick_check` (every page is read once: 3–4 s for a 1.2 GB database, see
     /// docs/OPERATIONS.md) and refuses a damaged database.
     pub(super) fn quick_check(&self, conn: &Connection) -> StoreResult<()> {
         let started = Instant::now();
