@@ -212,3 +212,38 @@ async fn a_healthy_store_is_writable() {
     store.writable().await.unwrap();
     store.close().await;
 }
+
+/// Dropped without `close` (a start that failed after the store opened, a test): the directory
+/// is still left clean, or the next start would find `running` and no WAL and refuse.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_dropped_without_close_leaves_a_clean_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path()).unwrap();
+    store.create_user("alice", "h").await.unwrap();
+    drop(store);
+    assert_eq!(files(dir.path()), [DB_FILE, MARKER_FILE]);
+    assert!(marker(dir.path()).contains("state = \"clean\""));
+    let again = open(dir.path()).unwrap();
+    assert!(again.user_by_name("alice").await.unwrap().is_some());
+    again.close().await;
+}
+
+/// The common failed start: the store opens, then the port is taken. Starting again works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_cannot_bind_leaves_the_directory_startable() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut config = banter_server::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: taken.local_addr().unwrap(),
+        ..banter_server::Config::default()
+    };
+    let failed = banter_server::Server::bind(config.clone()).await;
+    assert!(
+        matches!(failed, Err(banter_server::StartError::Bind { .. })),
+        "the port is taken"
+    );
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    let server = banter_server::Server::bind(config).await.expect("starts");
+    server.store().close().await;
+}

@@ -180,7 +180,9 @@ impl DataDir {
 
     /// Settles the store id (new, or the database's, which must match the marker's), then makes
     /// the test write and checkpoints it into the database file, so that a start is announced
-    /// only once both files have taken a write.
+    /// only once both files have taken a write. After it the database file holds everything
+    /// (a crashed run's WAL included): an open that fails from here on may call
+    /// [`DataDir::mark_clean`] once its connections are closed.
     pub(super) fn adopt(&mut self, conn: &Connection) -> StoreResult<()> {
         let held: Option<String> = conn
             .query_row(
@@ -244,10 +246,17 @@ impl DataDir {
             tracing::warn!("another connection holds {DB_FILE} open: is a second server running?");
         }
         self.store_id = Some(id);
+        Ok(())
+    }
+
+    /// Records that a server now runs on this directory: from here on, a missing WAL means lost
+    /// writes. Call it last before taking writes.
+    pub(super) fn mark_running(&self) -> StoreResult<()> {
         self.mark(State::Running)
     }
 
-    /// After a clean shutdown: records that the database holds everything, if the WAL is gone.
+    /// After the last connection closed: records that the database holds everything, if the WAL
+    /// is gone (SQLite removes it when the last connection closes after a full checkpoint).
     pub(super) fn mark_clean(&self) {
         if self.wal.exists() {
             tracing::warn!(wal = %self.wal.display(), "the WAL is still there after shutdown");

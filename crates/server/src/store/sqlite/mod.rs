@@ -94,20 +94,18 @@ impl SqliteStore {
         }
         schema::migrate(&mut conn).map_err(|e| datadir.sqlite(&e, "migrate"))?;
         datadir.adopt(&conn)?;
-        let readers = (0..options.readers)
-            .map(|_| {
-                let c = Connection::open_with_flags(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.execute_batch(
-                    "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;
-                     PRAGMA mmap_size = 268435456;",
-                )?;
-                Ok(c)
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| datadir.sqlite(&e, "open"))?;
+        let readers = match open_readers(&path, options.readers).and_then(|readers| {
+            datadir.mark_running()?;
+            Ok(readers)
+        }) {
+            Ok(readers) => readers,
+            Err(e) => {
+                // The WAL goes with the last connection; the marker must not say `running`.
+                drop(conn);
+                datadir.mark_clean();
+                return Err(e);
+            }
+        };
         let health = Arc::new(Health::default());
         Ok(Self {
             writer: Writer::start(conn, options.write_batch_max, metrics, Arc::clone(&health)),
@@ -117,6 +115,15 @@ impl SqliteStore {
             reader_permits: Semaphore::new(options.readers),
             reader_count: u32::try_from(options.readers).unwrap_or(u32::MAX),
         })
+    }
+
+    /// Closes the readers, then the writer (whose close removes the WAL), then marks the
+    /// directory clean. Both `close` and `drop` end here; the second call does nothing.
+    fn shut(&self, writer_closed: bool) {
+        self.readers.lock().expect("reader pool lock").clear();
+        if writer_closed {
+            self.datadir.mark_clean();
+        }
     }
 
     /// Runs a query on a pooled read-only connection, off the async threads.
@@ -419,7 +426,35 @@ impl Store for SqliteStore {
         }
         self.reader_permits.close();
         self.readers.lock().expect("reader pool lock").clear();
-        self.writer.close().await;
-        self.datadir.mark_clean();
+        let closed = self.writer.close().await;
+        self.shut(closed);
     }
+}
+
+/// A store dropped without [`Store::close`] (a start that failed later, a test) still leaves a
+/// complete database and a clean marker, or the next start would find `running` and no WAL.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.readers.lock().expect("reader pool lock").clear();
+        let closed = self.writer.close_blocking();
+        self.shut(closed);
+    }
+}
+
+/// The pool of read-only connections.
+fn open_readers(path: &Path, count: usize) -> StoreResult<Vec<Connection>> {
+    (0..count)
+        .map(|_| {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            c.execute_batch(
+                "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;
+                 PRAGMA mmap_size = 268435456;",
+            )?;
+            Ok(c)
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))
 }

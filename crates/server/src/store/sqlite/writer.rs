@@ -187,22 +187,46 @@ impl Writer {
 
     /// Commits everything queued so far, stops the thread, checkpoints the whole WAL into the
     /// database and closes the connection. Call it after the readers are closed: SQLite removes
-    /// the WAL only when its last connection closes.
-    pub(super) async fn close(&self) {
+    /// the WAL only when its last connection closes. Returns whether this call closed it.
+    pub(super) async fn close(&self) -> bool {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Stop(tx)).await.is_ok() {
             _ = rx.await;
         }
         let thread = self.thread.lock().expect("writer thread lock").take();
-        if let Some(thread) = thread {
-            let finished = tokio::task::spawn_blocking(move || match thread.join() {
-                Ok(conn) => finish(conn),
-                Err(_) => tracing::error!("the sqlite writer thread panicked"),
-            });
-            if finished.await.is_err() {
-                tracing::error!("the final checkpoint did not run");
-            }
+        let Some(thread) = thread else {
+            return false;
+        };
+        let finished = tokio::task::spawn_blocking(move || join_and_finish(thread));
+        if finished.await.is_err() {
+            tracing::error!("the final checkpoint did not run");
         }
+        true
+    }
+
+    /// [`Writer::close`] for `Drop`, where nothing can be awaited: the thread is asked to stop
+    /// without waiting for queue room (if the queue is full it stops when the channel closes)
+    /// and joined. The thread never waits on the async side, so joining cannot deadlock.
+    pub(super) fn close_blocking(&self) -> bool {
+        let thread = self.thread.lock().expect("writer thread lock").take();
+        let Some(thread) = thread else {
+            return false;
+        };
+        let (tx, _rx) = oneshot::channel();
+        if self.commands.try_send(Command::Stop(tx)).is_err() {
+            // Full: the thread stops once the channel closes, after this `Writer` is gone.
+            tracing::warn!("writer queue full at drop: not waiting for the final checkpoint");
+            return false;
+        }
+        join_and_finish(thread);
+        true
+    }
+}
+
+fn join_and_finish(thread: std::thread::JoinHandle<Connection>) {
+    match thread.join() {
+        Ok(conn) => finish(conn),
+        Err(_) => tracing::error!("the sqlite writer thread panicked"),
     }
 }
 
