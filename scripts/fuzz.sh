@@ -8,7 +8,7 @@
 # Not part of scripts/test.sh: it is a second, heavy build (its own target directory).
 # Environment: FUZZ_SANITIZER (default none: the workspace forbids unsafe code, and
 # AddressSanitizer doubles build and run time; set `address` to use it), CARGO_TARGET_DIR
-# (default fuzz/target), FUZZ_JOBS (default 1).
+# (default fuzz/target), FUZZ_JOBS (default 1: one process per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +31,12 @@ else
     mapfile -t targets < <(cd fuzz && cargo fuzz list)
 fi
 
+jobs=()
+if [ "${FUZZ_JOBS:-1}" -gt 1 ]; then
+    # Parallel fuzzing processes; each logs to fuzz-<n>.log in fuzz/.
+    jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
+fi
+
 # One build for every target, then runs that reuse it.
 (cd fuzz && cargo fuzz build --sanitizer "$sanitizer")
 for target in "${targets[@]}"; do
@@ -38,6 +44,5 @@ for target in "${targets[@]}"; do
     mkdir -p "$work"
     echo "== $target: $seconds s"
     (cd fuzz && cargo fuzz run --sanitizer "$sanitizer" "$target" "$work" "corpus/$target" -- \
-        -max_total_time="$seconds" -jobs="${FUZZ_JOBS:-1}" -workers="${FUZZ_JOBS:-1}" \
-        -print_final_stats=1)
+        -max_total_time="$seconds" -print_final_stats=1 "${jobs[@]}")
 done
