@@ -1,13 +1,15 @@
-//! Tests that drive the real `banter` binary: crash safety under SIGKILL, graceful SIGTERM, and
-//! the README's no-setup `banter serve`.
+//! Tests that drive the real `banter` binary: crash safety under SIGKILL, graceful SIGTERM, the
+//! README's no-setup `banter serve`, and the data-directory checks (damaged directories refuse
+//! to start; a store that cannot write makes `/readyz` answer 503).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
+use banter_client::protocol::ErrorCode;
 use banter_client::protocol::Message;
-use banter_client::{Api, Connection, Event, Messenger, Target};
+use banter_client::{Api, ClientError, Connection, Event, Messenger, Target};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -20,10 +22,14 @@ struct Process {
 impl Process {
     /// Starts the binary in `cwd` with `args` after `serve`, and waits for its listen line.
     fn start(cwd: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
-            .arg("serve")
-            .args(args)
-            .current_dir(cwd)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_banter"));
+        command.arg("serve").args(args).current_dir(cwd);
+        Self::spawn(command)
+    }
+
+    /// Runs `command` (which must end up exec'ing `banter serve`) and waits for its listen line.
+    fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -212,4 +218,320 @@ fn serve_help_documents_every_option_and_its_default() {
         .output()
         .unwrap();
     assert!(!bad.status.success(), "a malformed flag is refused");
+}
+
+/// Runs `banter serve` in `cwd` expecting it to refuse to start; returns its exit status and
+/// everything it printed. Panics if it is still running after 30 s (it started instead).
+fn refused_start(cwd: &Path, args: &[&str]) -> (ExitStatus, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
+        .arg("serve")
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn banter");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            _ = child.kill();
+            panic!("banter started instead of refusing");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status, text)
+}
+
+/// Makes `path` (a file or a directory) unwritable, even for root (which ignores permission
+/// bits: then the immutable attribute is set too), until dropped.
+struct ReadOnly {
+    path: std::path::PathBuf,
+    immutable: bool,
+}
+
+impl ReadOnly {
+    fn new(path: &Path) -> Self {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = if path.is_dir() { 0o555 } else { 0o444 };
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let mut this = Self {
+            path: path.to_path_buf(),
+            immutable: false,
+        };
+        if this.writable() {
+            let ok = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+            assert!(ok.success(), "chattr +i {}", path.display());
+            this.immutable = true;
+        }
+        assert!(!this.writable(), "{} is still writable", path.display());
+        this
+    }
+
+    fn writable(&self) -> bool {
+        if self.path.is_dir() {
+            let probe = self.path.join("probe");
+            let ok = std::fs::File::create(&probe).is_ok();
+            _ = std::fs::remove_file(probe);
+            ok
+        } else {
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .is_ok()
+        }
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        use std::os::unix::fs::PermissionsExt as _;
+        if self.immutable {
+            _ = Command::new("chattr").arg("-i").arg(&self.path).status();
+        }
+        _ = std::fs::set_permissions(&self.path, std::fs::Permissions::from_mode(0o755));
+    }
+}
+
+/// `FAST` plus the data directory `data`, with fsync off (these tests kill processes, not power).
+fn data_args(data: &Path) -> Vec<String> {
+    let mut args: Vec<String> = FAST.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["--sqlite-synchronous".into(), "normal".into()]);
+    args.extend(["--data-dir".into(), data.to_str().unwrap().to_owned()]);
+    args
+}
+
+/// Starts the binary on `data`, has alice send `count` acknowledged messages of ~400 bytes to
+/// bob over 4 connections, and returns the running process.
+async fn server_with_messages(cwd: &Path, data: &Path, count: usize) -> Process {
+    let args = data_args(data);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Process::start(cwd, &args);
+    let api = Api::new(server.addr.clone());
+    let (_, alice) = user(&api, "alice").await;
+    let (bob, _) = user(&api, "bob").await;
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (addr, token, to) = (server.addr.clone(), alice.clone(), bob.clone());
+        tasks.push(tokio::spawn(async move {
+            let conn = Connection::connect(&addr, &token).await.unwrap();
+            for i in 0..count / 4 {
+                let key = format!("t{t}-{i}");
+                let text = format!("{key} {}", "x".repeat(400));
+                conn.send_text(&Target::User(to.clone()), &key, &text)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    server
+}
+
+/// SIGTERM, and the exit status once the process is gone.
+async fn terminate(server: Process) -> ExitStatus {
+    server.signal("TERM");
+    let mut server = server;
+    tokio::task::spawn_blocking(move || server.child.wait().unwrap())
+        .await
+        .unwrap()
+}
+
+fn count_messages(db: &Path) -> i64 {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    conn.query_row("SELECT COUNT(*) FROM messages WHERE kind = 0", [], |r| {
+        r.get(0)
+    })
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_leaves_every_message_in_the_database_file_and_no_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = server_with_messages(dir.path(), &data, 400).await;
+    assert!(
+        data.join("banter.db-wal").exists(),
+        "a running server has a WAL"
+    );
+    let status = terminate(server).await;
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        !data.join("banter.db-wal").exists(),
+        "the WAL is checkpointed and removed"
+    );
+    assert!(
+        !data.join("banter.db-shm").exists(),
+        "so is the shared-memory file"
+    );
+    let marker = std::fs::read_to_string(data.join("banter.id")).unwrap();
+    assert!(marker.contains("state = \"clean\""), "{marker}");
+    // The database file alone holds every acknowledged message.
+    assert_eq!(count_messages(&data.join("banter.db")), 400);
+}
+
+/// How a test damages a data directory after a clean shutdown, and what the refusal must say.
+enum Damage {
+    ReadOnlyDatabase,
+    ReadOnlyDirectory,
+    CorruptPages,
+    DeletedDatabase,
+    TruncatedDatabase,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_data_directory_refuses_to_start_and_says_why() {
+    let cases = [
+        (Damage::ReadOnlyDatabase, "can only be opened read-only"),
+        (Damage::ReadOnlyDirectory, "is not writable"),
+        (Damage::CorruptPages, "is damaged"),
+        (Damage::DeletedDatabase, "banter.db is missing, but"),
+        (Damage::TruncatedDatabase, "is damaged"),
+    ];
+    for (damage, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let db = data.join("banter.db");
+        let server = server_with_messages(dir.path(), &data, 2000).await;
+        assert!(terminate(server).await.success());
+        let _guard = match damage {
+            Damage::ReadOnlyDatabase => Some(ReadOnly::new(&db)),
+            Damage::ReadOnlyDirectory => Some(ReadOnly::new(&data)),
+            Damage::CorruptPages => {
+                // Four whole pages in the middle of the file, where the messages' B-tree is.
+                use std::io::{Seek as _, SeekFrom, Write as _};
+                let mut file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+                let pages = file.metadata().unwrap().len() / 4096;
+                assert!(pages > 100, "{pages} pages");
+                file.seek(SeekFrom::Start(pages / 2 * 4096)).unwrap();
+                file.write_all(&[0xA5; 4 * 4096]).unwrap();
+                None
+            }
+            Damage::DeletedDatabase => {
+                std::fs::remove_file(&db).unwrap();
+                None
+            }
+            Damage::TruncatedDatabase => {
+                let file = std::fs::OpenOptions::new().write(true).open(&db).unwrap();
+                let len = file.metadata().unwrap().len();
+                file.set_len(len / 2).unwrap();
+                None
+            }
+        };
+        let args = data_args(&data);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (status, output) = refused_start(dir.path(), &args);
+        assert!(!status.success(), "{expected}: exit status {status}");
+        assert!(
+            output.contains(expected) && output.contains("docs/OPERATIONS.md"),
+            "expected {expected:?} in:\n{output}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wal_deleted_after_sigkill_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = server_with_messages(dir.path(), &data, 200).await;
+    // Kill -9 right after the acks: the acknowledged messages are in the WAL only.
+    drop(server);
+    let wal = data.join("banter.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 200 * 400,
+        "the WAL holds the messages"
+    );
+    std::fs::remove_file(&wal).unwrap();
+    let args = data_args(&data);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (status, output) = refused_start(dir.path(), &args);
+    assert!(!status.success(), "exit status {status}");
+    assert!(
+        output.contains("did not shut down cleanly") && output.contains("banter.db-wal is missing"),
+        "{output}"
+    );
+}
+
+/// A store that cannot write (here: its files may not grow, as on a full disk) keeps serving
+/// reads but `/readyz` answers 503 `store_unavailable`, and writes get the same code rather
+/// than `internal`; once the disk takes writes again, readiness comes back by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_reports_a_store_that_cannot_write_until_it_can() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = data_args(&data);
+    // SIGXFSZ is ignored (and stays so across exec), so a write past the limit fails with EFBIG.
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "trap '' XFSZ; exec \"$0\" serve \"$@\""])
+        .arg(env!("CARGO_BIN_EXE_banter"))
+        .args(&args)
+        .current_dir(dir.path());
+    let server = Process::spawn(command);
+    let api = Api::new(server.addr.clone());
+    let (_, alice) = user(&api, "alice").await;
+    let (bob, _) = user(&api, "bob").await;
+    assert_eq!(api.get_text("/readyz").await.unwrap().0, 200);
+
+    let pid = server.child.id().to_string();
+    let wal = std::fs::metadata(data.join("banter.db-wal")).unwrap().len();
+    // Files may not grow past their size now: the next commit cannot append to the WAL (nor
+    // can readiness's probe write, which would otherwise fit in the space left).
+    let limit = format!("--fsize={wal}:");
+    assert!(
+        Command::new("prlimit")
+            .args(["--pid", &pid, &limit])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let conn = Connection::connect(&server.addr, &alice).await.unwrap();
+    let mut refused = None;
+    for i in 0..100 {
+        let text = "y".repeat(2000);
+        match conn
+            .send_text(&Target::User(bob.clone()), &format!("m{i}"), &text)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    match refused {
+        Some(ClientError::Api { body, .. }) => assert_eq!(body.code, ErrorCode::StoreUnavailable),
+        other => panic!("a write past the limit fails with store_unavailable: {other:?}"),
+    }
+    let (status, body) = api.get_text("/readyz").await.unwrap();
+    assert_eq!(status, 503);
+    assert!(body.contains("store_unavailable"), "{body}");
+    // Reads still work.
+    assert_eq!(api.get_text("/healthz").await.unwrap().0, 200);
+
+    assert!(
+        Command::new("prlimit")
+            .args(["--pid", &pid, "--fsize=unlimited:"])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.get_text("/readyz").await.unwrap().0 != 200 {
+        assert!(Instant::now() < deadline, "/readyz never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    conn.send_text(
+        &Target::User(bob.clone()),
+        "after",
+        "the disk takes writes again",
+    )
+    .await
+    .unwrap();
 }

@@ -83,13 +83,15 @@ pub enum ErrorCode {
     /// The server is at capacity for this kind of work (password hashing); retry after the
     /// `Retry-After` header's seconds.
     Busy,
+    /// The server's store cannot write (I/O error, full or read-only disk, damaged database).
+    StoreUnavailable,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 38] = [
+    pub const ALL: [ErrorCode; 39] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -127,6 +129,7 @@ impl ErrorCode {
         Self::NotFound,
         Self::ShuttingDown,
         Self::Busy,
+        Self::StoreUnavailable,
         Self::Internal,
     ];
 
@@ -170,6 +173,7 @@ impl ErrorCode {
             Self::NotFound => "not_found",
             Self::ShuttingDown => "shutting_down",
             Self::Busy => "busy",
+            Self::StoreUnavailable => "store_unavailable",
             Self::Internal => "internal",
         }
     }

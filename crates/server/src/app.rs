@@ -64,6 +64,8 @@ pub struct App {
     pub sessions: TaskTracker,
     /// Connections counted per client address.
     pub(crate) admission: Arc<Admission>,
+    /// The store, for readiness (`/readyz` asks it whether it can write).
+    pub store: Arc<dyn Store>,
     next_conn: AtomicU64,
 }
 
@@ -107,6 +109,7 @@ impl Server {
                 write_batch_max: config.write_batch_max,
                 synchronous: config.sqlite_synchronous,
                 readers: config.sqlite_readers,
+                quick_check: config.sqlite_quick_check,
             },
             Arc::clone(&metrics),
         )?);
@@ -185,6 +188,7 @@ impl Server {
             metrics,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
+            store: Arc::clone(&store),
             next_conn: AtomicU64::new(0),
         });
         Ok(Self {

@@ -95,6 +95,9 @@ pub struct Config {
     pub sqlite_synchronous: SqliteSync,
     /// Read-only SQLite connections serving queries.
     pub sqlite_readers: usize,
+    /// Run SQLite's `PRAGMA quick_check` at start and refuse a damaged database. It reads the
+    /// whole database once (see docs/OPERATIONS.md for its cost); `false` skips it.
+    pub sqlite_quick_check: bool,
     /// How long shutdown waits for connections and commits to finish, in milliseconds.
     pub shutdown_grace_ms: u64,
     /// Who may open a direct conversation: `anyone` (blocks still apply) or `friends`.
@@ -208,6 +211,7 @@ impl Default for Config {
             write_batch_max: 2048,
             sqlite_synchronous: SqliteSync::Full,
             sqlite_readers: 4,
+            sqlite_quick_check: true,
             shutdown_grace_ms: 10_000,
             direct_message_policy: DirectMessagePolicy::Anyone,
             recall_window_secs: 120,
@@ -497,6 +501,8 @@ overrides! {
     sqlite_synchronous: SqliteSync, "BANTER_SQLITE_SYNCHRONOUS";
     /// Read-only SQLite connections.
     sqlite_readers: usize, "BANTER_SQLITE_READERS";
+    /// Check the database with PRAGMA quick_check at start (true or false).
+    sqlite_quick_check: bool, "BANTER_SQLITE_QUICK_CHECK";
     /// Shutdown grace period in ms.
     shutdown_grace_ms: u64, "BANTER_SHUTDOWN_GRACE_MS";
     /// Who may open direct conversations: anyone or friends.

@@ -70,7 +70,14 @@ impl From<StoreError> for Error {
             StoreError::Closed => Self::new(ErrorCode::ShuttingDown, "the server is shutting down"),
             StoreError::GroupFull => Self::new(ErrorCode::GroupFull, "the group is full"),
             StoreError::Refused { user, why } => refusal(user, why),
-            StoreError::NotFound | StoreError::Backend(_) => {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "store unavailable");
+                Self::new(
+                    ErrorCode::StoreUnavailable,
+                    "the server cannot store data right now; retry later",
+                )
+            }
+            StoreError::NotFound | StoreError::Backend(_) | StoreError::DataDir(_) => {
                 tracing::error!(error = %e, "store failure");
                 Self::new(ErrorCode::Internal, "internal error")
             }

@@ -9,6 +9,9 @@ pub mod bus;
 pub mod clock;
 pub mod config;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod metrics;
 pub mod outbox;
 pub mod registry;

@@ -13,6 +13,7 @@ fn options() -> SqliteOptions {
         write_batch_max: 256,
         synchronous: SqliteSync::Normal,
         readers: 2,
+        quick_check: true,
     }
 }
 

@@ -293,6 +293,7 @@ mod tests {
             write_batch_max: 64,
             synchronous: SqliteSync::Normal,
             readers: 2,
+            quick_check: true,
         };
         let store: Arc<dyn Store> =
             Arc::new(SqliteStore::open(dir.path(), &options, Arc::clone(&metrics)).unwrap());

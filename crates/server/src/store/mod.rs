@@ -161,6 +161,14 @@ pub trait Store: Send + Sync + 'static {
     /// Counts stored rows holding messages of `conv` (for tests of read diffusion and
     /// idempotency; not used on hot paths).
     async fn count_messages(&self, conv: ConvId) -> StoreResult<u64>;
-    /// Waits for in-flight writes to commit and stops accepting new ones.
+    /// `Ok` when the store can take writes; `Unavailable` while its last write failed for a
+    /// lasting reason (I/O error, full or read-only disk, corruption), until a write succeeds
+    /// again (an implementation may try one to find out). Backs `/readyz`.
+    async fn writable(&self) -> StoreResult<()> {
+        Ok(())
+    }
+    /// Waits for in-flight writes to commit and stops accepting new ones. A file-backed store
+    /// also leaves its files complete and self-contained (SQLite: readers closed, the WAL
+    /// checkpointed into the database and removed).
     async fn close(&self);
 }

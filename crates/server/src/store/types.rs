@@ -143,6 +143,14 @@ pub enum StoreError {
     /// The database failed.
     #[error("storage backend: {0}")]
     Backend(String),
+    /// The database files cannot be written or read as they are (I/O error, full or read-only
+    /// disk, corruption): every write fails until an operator acts. Retryable for clients.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// The data directory failed a check at open; the message says what was found and what to
+    /// do (docs/OPERATIONS.md, "Data").
+    #[error("data directory check failed: {0}")]
+    DataDir(String),
 }
 
 /// Result alias for store calls.

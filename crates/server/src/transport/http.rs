@@ -19,6 +19,7 @@ use super::ApiError;
 use super::extract::{Authed, JsonBody, QueryParams};
 use crate::app::App;
 use crate::error::Error;
+use crate::store::StoreError;
 
 type Shared = State<Arc<App>>;
 
@@ -173,15 +174,26 @@ pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: accepting new work (503 while shutting down).
+/// Readiness: accepting new work (503 while shutting down, or while the store cannot write).
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "shutting_down", body = ErrorResponse)))]
+    (status = 503, description = "shutting_down, store_unavailable", body = ErrorResponse)))]
 pub(super) async fn readyz(State(app): Shared) -> Result<&'static str, ApiError> {
     if app.shutdown.is_cancelled() {
-        Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into())
-    } else {
-        Ok("ready")
+        return Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into());
+    }
+    // Not through `From<StoreError>`: that logs, and load balancers poll this every few seconds
+    // (the writer logged the failure once already).
+    match app.store.writable().await {
+        Ok(()) => Ok("ready"),
+        Err(StoreError::Closed) => {
+            Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into())
+        }
+        Err(_) => Err(Error::new(
+            ErrorCode::StoreUnavailable,
+            "the store cannot write; the server log says why",
+        )
+        .into()),
     }
 }
 

@@ -84,7 +84,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        C::ShuttingDown | C::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        C::ShuttingDown | C::Busy | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

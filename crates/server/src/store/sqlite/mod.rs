@@ -2,8 +2,11 @@
 //! ([`writer`]), and a small pool of read-only connections for queries.
 //!
 //! Readers never block the writer and see only committed data (WAL snapshot isolation).
+//! Opening checks the data directory first ([`datadir`]); closing checkpoints the WAL into the
+//! database and removes it.
 
 mod accounts;
+mod datadir;
 mod groups;
 mod messages;
 mod rows;
@@ -18,7 +21,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
-use self::writer::{WriteCtx, Writer, backend};
+use self::datadir::DataDir;
+use self::writer::{Health, WriteCtx, Writer, backend};
 use super::{
     Amendment, Appended, ConvId, ConversationRecord, GroupChange, GroupRecord, MemberRecord,
     NewGroup, NewMessage, NewSession, PendingAppend, ProfilePatch, ProfileRecord, Relation,
@@ -30,6 +34,7 @@ use crate::metrics::Metrics;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "banter.db";
+pub use self::datadir::MARKER_FILE;
 
 /// Options for [`SqliteStore::open`].
 #[derive(Debug, Clone)]
@@ -40,23 +45,34 @@ pub struct SqliteOptions {
     pub synchronous: SqliteSync,
     /// Read-only connections.
     pub readers: usize,
+    /// Run `PRAGMA quick_check` at open (reads every page once).
+    pub quick_check: bool,
 }
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     writer: Writer,
+    health: Arc<Health>,
+    datadir: DataDir,
     readers: Arc<Mutex<Vec<Connection>>>,
     /// One permit per pooled reader: a query waits here, not on the mutex.
     reader_permits: Semaphore,
+    /// How many readers (and permits) there are.
+    reader_count: u32,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `dir/banter.db`, applies migrations and starts the writer.
+    /// Refuses with [`StoreError::DataDir`], saying what it found, a directory whose database
+    /// or WAL vanished, a damaged or read-only database, or a directory it cannot write.
     pub fn open(dir: &Path, options: &SqliteOptions, metrics: Arc<Metrics>) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| StoreError::Backend(format!("create {}: {e}", dir.display())))?;
+            .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
+        let mut datadir = DataDir::survey(dir)?;
+        datadir.probe_writable()?;
         let path = dir.join(DB_FILE);
-        let mut conn = Connection::open(&path).map_err(backend)?;
+        let mut conn = Connection::open(&path).map_err(|e| datadir.sqlite(&e, "open"))?;
+        datadir.require_writable(&conn)?;
         let sync = match options.synchronous {
             SqliteSync::Full => "FULL",
             SqliteSync::Normal => "NORMAL",
@@ -72,27 +88,42 @@ impl SqliteStore {
              PRAGMA foreign_keys = ON; PRAGMA cache_size = -65536; PRAGMA mmap_size = 268435456;
              PRAGMA temp_store = MEMORY; PRAGMA wal_autocheckpoint = 16384;"
         ))
-        .map_err(backend)?;
-        schema::migrate(&mut conn).map_err(backend)?;
-        let readers = (0..options.readers)
-            .map(|_| {
-                let c = Connection::open_with_flags(
-                    &path,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )?;
-                c.execute_batch(
-                    "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;
-                     PRAGMA mmap_size = 268435456;",
-                )?;
-                Ok(c)
-            })
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(backend)?;
+        .map_err(|e| datadir.sqlite(&e, "open"))?;
+        if options.quick_check {
+            datadir.quick_check(&conn)?;
+        }
+        schema::migrate(&mut conn).map_err(|e| datadir.sqlite(&e, "migrate"))?;
+        datadir.adopt(&conn)?;
+        let readers = match open_readers(&path, options.readers).and_then(|readers| {
+            datadir.mark_running()?;
+            Ok(readers)
+        }) {
+            Ok(readers) => readers,
+            Err(e) => {
+                // The WAL goes with the last connection; the marker must not say `running`.
+                drop(conn);
+                datadir.mark_clean();
+                return Err(e);
+            }
+        };
+        let health = Arc::new(Health::default());
         Ok(Self {
-            writer: Writer::start(conn, options.write_batch_max, metrics),
+            writer: Writer::start(conn, options.write_batch_max, metrics, Arc::clone(&health)),
+            health,
+            datadir,
             readers: Arc::new(Mutex::new(readers)),
             reader_permits: Semaphore::new(options.readers),
+            reader_count: u32::try_from(options.readers).unwrap_or(u32::MAX),
         })
+    }
+
+    /// Closes the readers, then the writer (whose close removes the WAL), then marks the
+    /// directory clean. Both `close` and `drop` end here; the second call does nothing.
+    fn shut(&self, writer_closed: bool) {
+        self.readers.lock().expect("reader pool lock").clear();
+        if writer_closed {
+            self.datadir.mark_clean();
+        }
     }
 
     /// Runs a query on a pooled read-only connection, off the async threads.
@@ -365,7 +396,67 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn close(&self) {
-        self.writer.close().await;
+    async fn writable(&self) -> StoreResult<()> {
+        if self.health.fault().is_none() {
+            return Ok(());
+        }
+        // The fault stays until a write commits clean. Without client writes (a load balancer
+        // took the node out) none would come, so readiness makes one itself: it returns once
+        // the operator has fixed the disk.
+        let now = crate::clock::now_ms().to_string();
+        self.write(move |ctx| {
+            ctx.conn
+                .execute(
+                    "INSERT OR REPLACE INTO banter_meta (key, value) VALUES ('probed_at', ?1)",
+                    [now],
+                )
+                .map(|_| ())
+                .map_err(backend)
+        })
+        .await?;
+        match self.health.fault() {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Unavailable(why)),
+        }
     }
+
+    async fn close(&self) {
+        // Readers go first: SQLite removes the WAL only when its last connection closes. Taking
+        // every permit waits for the reads in flight; later reads get `Closed`.
+        if let Ok(permits) = self.reader_permits.acquire_many(self.reader_count).await {
+            permits.forget();
+        }
+        self.reader_permits.close();
+        self.readers.lock().expect("reader pool lock").clear();
+        let closed = self.writer.close().await;
+        self.shut(closed);
+    }
+}
+
+/// A store dropped without [`Store::close`] (a start that failed later, a test) still leaves a
+/// complete database and a clean marker, or the next start would find `running` and no WAL.
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.readers.lock().expect("reader pool lock").clear();
+        let closed = self.writer.close_blocking();
+        self.shut(closed);
+    }
+}
+
+/// The pool of read-only connections.
+fn open_readers(path: &Path, count: usize) -> StoreResult<Vec<Connection>> {
+    (0..count)
+        .map(|_| {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?;
+            c.execute_batch(
+                "PRAGMA busy_timeout = 5000; PRAGMA cache_size = -16384;
+                 PRAGMA mmap_size = 268435456;",
+            )?;
+            Ok(c)
+        })
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))
 }

@@ -86,6 +86,14 @@ CREATE TABLE blocks (
     PRIMARY KEY (blocker, blocked)
 ) WITHOUT ROWID;
 ",
+    r"
+-- The store's own facts: its id (also in the data directory's banter.id marker, so that a
+-- replaced or emptied database is noticed at start) and when it was last opened and probed.
+CREATE TABLE banter_meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+",
 ];
 
 /// Brings the database up to the newest schema.

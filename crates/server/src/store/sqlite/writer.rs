@@ -7,16 +7,17 @@
 //! concurrent senders cost one fsync, not a thousand.
 //!
 //! The writer also owns the per-conversation `last seq` cache and the message-id generator: as
-//! the only writer it can keep them exact without reading the database on every append.
+//! the only writer it can keep them exact without reading the database on every append. And it
+//! keeps the store's [`Health`]: whether the last transaction failed for a lasting reason.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, ErrorCode, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::metrics::Metrics;
@@ -33,6 +34,9 @@ pub(super) struct WriteCtx<'a> {
     pub(super) now: i64,
     seqs: &'a mut HashMap<ConvId, u64>,
     last_id: &'a mut i64,
+    /// A job's lasting failure ([`StoreError::Unavailable`]), for [`Health`]: the job's
+    /// savepoint is rolled back and the batch still commits, so the commit alone cannot tell.
+    fault: Option<String>,
 }
 
 impl WriteCtx<'_> {
@@ -59,6 +63,32 @@ impl WriteCtx<'_> {
     pub(super) fn next_message_id(&mut self) -> i64 {
         *self.last_id = (*self.last_id + 1).max(self.now << 16);
         *self.last_id
+    }
+}
+
+/// Whether the store can write, as the writer last saw it: a write transaction that fails with
+/// an I/O error, a full or read-only disk, or corruption sets the fault; the next transaction
+/// that commits clean clears it. Readiness (`/readyz`) reports it.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    // A std mutex: held for a clone or a swap, never across an await.
+    fault: Mutex<Option<String>>,
+}
+
+impl Health {
+    /// Why the last write transaction failed, if it failed for a lasting reason.
+    pub(super) fn fault(&self) -> Option<String> {
+        self.fault.lock().expect("health lock").clone()
+    }
+
+    fn set(&self, fault: Option<String>) {
+        let mut current = self.fault.lock().expect("health lock");
+        match (&*current, &fault) {
+            (None, Some(why)) => tracing::error!(error = %why, "the store cannot write"),
+            (Some(_), None) => tracing::info!("the store writes again"),
+            _ => {}
+        }
+        *current = fault;
     }
 }
 
@@ -92,16 +122,22 @@ impl<R> Future for Committed<R> {
 /// Handle to the writer thread.
 pub(super) struct Writer {
     commands: mpsc::Sender<Command>,
-    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// The thread hands its connection back when it stops, for the final checkpoint.
+    thread: Mutex<Option<std::thread::JoinHandle<Connection>>>,
 }
 
 impl Writer {
     /// Starts the writer thread on `conn`.
-    pub(super) fn start(conn: Connection, batch_max: usize, metrics: Arc<Metrics>) -> Self {
+    pub(super) fn start(
+        conn: Connection,
+        batch_max: usize,
+        metrics: Arc<Metrics>,
+        health: Arc<Health>,
+    ) -> Self {
         let (commands, rx) = mpsc::channel(WRITE_QUEUE);
         let thread = std::thread::Builder::new()
             .name("banter-sqlite-writer".into())
-            .spawn(move || run(conn, rx, batch_max, &metrics))
+            .spawn(move || run(conn, rx, batch_max, &metrics, &health))
             .expect("spawn sqlite writer thread");
         Self {
             commands,
@@ -134,6 +170,9 @@ impl Writer {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
             let result = f(ctx);
+            if let Err(StoreError::Unavailable(why)) = &result {
+                ctx.fault.get_or_insert_with(|| why.clone());
+            }
             Box::new(move |committed: StoreResult<()>| {
                 // The caller may have gone away (timeout, disconnect); the write stands.
                 _ = tx.send(committed.and(result));
@@ -146,16 +185,63 @@ impl Writer {
         Ok(Committed(rx))
     }
 
-    /// Commits everything queued so far, stops the thread and waits for it.
-    pub(super) async fn close(&self) {
+    /// Commits everything queued so far, stops the thread, checkpoints the whole WAL into the
+    /// database and closes the connection. Call it after the readers are closed: SQLite removes
+    /// the WAL only when its last connection closes. Returns whether this call closed it.
+    pub(super) async fn close(&self) -> bool {
         let (tx, rx) = oneshot::channel();
         if self.commands.send(Command::Stop(tx)).await.is_ok() {
             _ = rx.await;
         }
         let thread = self.thread.lock().expect("writer thread lock").take();
-        if let Some(thread) = thread {
-            _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        let Some(thread) = thread else {
+            return false;
+        };
+        let finished = tokio::task::spawn_blocking(move || join_and_finish(thread));
+        if finished.await.is_err() {
+            tracing::error!("the final checkpoint did not run");
         }
+        true
+    }
+
+    /// [`Writer::close`] for `Drop`, where nothing can be awaited: the thread is asked to stop
+    /// without waiting for queue room (if the queue is full it stops when the channel closes)
+    /// and joined. The thread never waits on the async side, so joining cannot deadlock.
+    pub(super) fn close_blocking(&self) -> bool {
+        let thread = self.thread.lock().expect("writer thread lock").take();
+        let Some(thread) = thread else {
+            return false;
+        };
+        let (tx, _rx) = oneshot::channel();
+        if self.commands.try_send(Command::Stop(tx)).is_err() {
+            // Full: the thread stops once the channel closes, after this `Writer` is gone.
+            tracing::warn!("writer queue full at drop: not waiting for the final checkpoint");
+            return false;
+        }
+        join_and_finish(thread);
+        true
+    }
+}
+
+fn join_and_finish(thread: std::thread::JoinHandle<Connection>) {
+    match thread.join() {
+        Ok(conn) => finish(conn),
+        Err(_) => tracing::error!("the sqlite writer thread panicked"),
+    }
+}
+
+/// The final checkpoint: `TRUNCATE` copies every WAL page into the database and empties the WAL,
+/// and closing the last connection then deletes it, so a stopped server leaves one file.
+fn finish(conn: Connection) {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => {}
+        Ok(_) => tracing::warn!("another connection kept the WAL from being checkpointed"),
+        Err(e) => tracing::error!(error = %e, "final WAL checkpoint failed"),
+    }
+    if let Err((_, e)) = conn.close() {
+        tracing::error!(error = %e, "closing the database failed");
     }
 }
 
@@ -185,12 +271,35 @@ fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
         .map_err(backend)
 }
 
-/// Maps a SQLite error to the store's opaque backend error.
+/// Maps a SQLite error to the store's error: `Unavailable` when the files cannot be written or
+/// read as they are (every later write would fail the same way until an operator acts),
+/// otherwise the opaque `Backend`.
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+    let lasting = matches!(
+        e.sqlite_error_code(),
+        Some(
+            ErrorCode::SystemIoFailure
+                | ErrorCode::DiskFull
+                | ErrorCode::ReadOnly
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::CannotOpen
+        )
+    );
+    if lasting {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        StoreError::Backend(e.to_string())
+    }
 }
 
-fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, batch_max: usize, metrics: &Metrics) {
+fn run(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Command>,
+    batch_max: usize,
+    metrics: &Metrics,
+    health: &Health,
+) -> Connection {
     let mut seqs = HashMap::new();
     let mut last_id: i64 = conn
         .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
@@ -216,35 +325,47 @@ fn run(conn: Connection, mut rx: mpsc::Receiver<Command>, batch_max: usize, metr
             }
         }
         if !batch.is_empty() {
-            commit_batch(&conn, &mut batch, &mut seqs, &mut last_id, metrics);
+            let fault = commit_batch(&conn, &mut batch, &mut seqs, &mut last_id, metrics);
+            match fault {
+                Ok(()) => health.set(None),
+                Err(Some(why)) => health.set(Some(why)),
+                Err(None) => {}
+            }
         }
     }
     if let Some(ack) = stop {
         _ = ack.send(());
     }
+    conn
 }
 
 /// Runs `batch` in one transaction, commits, then completes every job with the outcome.
+/// Returns `Ok` when the batch committed clean, `Err(Some(why))` when it or one of its jobs
+/// failed for a lasting reason, `Err(None)` for any other failure (which says nothing about
+/// the store's health).
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Job>,
     seqs: &mut HashMap<ConvId, u64>,
     last_id: &mut i64,
     metrics: &Metrics,
-) {
+) -> Result<(), Option<String>> {
     let started = Instant::now();
     let size = batch.len();
     let mut completions = Vec::with_capacity(size);
+    let mut fault = None;
     let outcome = exec(conn, "BEGIN IMMEDIATE").and_then(|()| {
         let mut ctx = WriteCtx {
             conn,
             now: crate::clock::now_ms(),
             seqs: &mut *seqs,
             last_id: &mut *last_id,
+            fault: None,
         };
         for job in batch.drain(..) {
             completions.push(job(&mut ctx));
         }
+        fault = ctx.fault.take();
         exec(conn, "COMMIT")
     });
     // Jobs not run (BEGIN failed) are dropped here: their callers see `Closed`.
@@ -259,7 +380,13 @@ fn commit_batch(
     for complete in completions {
         complete(match &outcome {
             Ok(()) => Ok(()),
+            Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
             Err(e) => Err(StoreError::Backend(e.to_string())),
         });
+    }
+    match outcome {
+        Ok(()) if fault.is_none() => Ok(()),
+        Err(StoreError::Unavailable(why)) => Err(Some(why)),
+        _ => Err(fault),
     }
 }
