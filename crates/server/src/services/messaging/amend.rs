@@ -9,7 +9,7 @@ use crate::services::Caller;
 use crate::services::fields::{
     amendment_key, check_client_msg_id, check_seq, check_text, reused_client_msg_id,
 };
-use crate::store::{Amendment, EntryKind, StoreError};
+use crate::store::{Amendment, EntryKind, StoreError, StoredMessage};
 
 impl Messaging {
     /// Recalls (within the window) or edits one of the caller's text messages. A retry with the
@@ -30,27 +30,15 @@ impl Messaging {
         if let Amendment::Edit(text) = &amendment {
             check_text(text, self.limits.max_text_bytes)?;
         }
-        let unknown = || {
-            Error::new(
-                ErrorCode::UnknownMessage,
-                "no message of yours at that seq that can be changed",
-            )
-        };
-        let target = self.store.message(conv, seq).await?.ok_or_else(unknown)?;
+        let target = self
+            .store
+            .message(conv, seq)
+            .await?
+            .ok_or_else(unknown_message)?;
         if target.sender != caller.user || target.kind != EntryKind::Text {
-            return Err(unknown());
+            return Err(unknown_message());
         }
-        // Whether a recalled message may be touched again is the store's call: a retried recall
-        // is idempotent, anything else is refused.
-        if matches!(amendment, Amendment::Recall)
-            && !target.recalled
-            && crate::clock::now_ms() - target.ts > self.limits.recall_window_ms
-        {
-            return Err(Error::new(
-                ErrorCode::RecallWindowPassed,
-                "the message is too old to recall",
-            ));
-        }
+        self.check_recall_window(&amendment, &target)?;
         if self.directory.info(conv).await?.dissolved {
             return Err(dissolved());
         }
@@ -64,7 +52,7 @@ impl Messaging {
             .amend(conv, seq, caller.user, key, amendment)
             .await
         {
-            Err(StoreError::NotFound) => return Err(unknown()),
+            Err(StoreError::NotFound) => return Err(unknown_message()),
             other => other?,
         };
         if appended.duplicate
@@ -81,4 +69,28 @@ impl Messaging {
         }
         Ok(ack(&appended))
     }
+
+    /// Refuses to recall a message older than the recall window.
+    fn check_recall_window(&self, amendment: &Amendment, target: &StoredMessage) -> Result<()> {
+        // Whether a recalled message may be touched again is the store's call: a retried recall
+        // is idempotent, anything else is refused.
+        if matches!(amendment, Amendment::Recall)
+            && !target.recalled
+            && crate::clock::now_ms() - target.ts > self.limits.recall_window_ms
+        {
+            return Err(Error::new(
+                ErrorCode::RecallWindowPassed,
+                "the message is too old to recall",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The refusal of an amendment whose target is not the caller's own text message.
+fn unknown_message() -> Error {
+    Error::new(
+        ErrorCode::UnknownMessage,
+        "no message of yours at that seq that can be changed",
+    )
 }
