@@ -99,18 +99,70 @@ pub struct Server {
     store: Arc<dyn Store>,
 }
 
+/// Binds the listening socket, naming the address in the error.
+async fn bind_listener(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
+}
+
+/// The SQLite store's options from the configuration.
+fn sqlite_options(config: &Config) -> SqliteOptions {
+    SqliteOptions {
+        write_batch_max: config.write_batch_max,
+        synchronous: config.sqlite_synchronous,
+        readers: config.sqlite_readers,
+        quick_check: config.sqlite_quick_check,
+    }
+}
+
+/// The messaging service's limits from the configuration.
+fn messaging_limits(config: &Config) -> MessagingLimits {
+    MessagingLimits {
+        max_text_bytes: config.max_text_bytes,
+        max_page: config.max_page,
+        send_rate_per_sec: config.send_rate_per_sec,
+        send_burst: config.send_burst,
+        direct_policy: config.direct_message_policy,
+        recall_window_ms: i64::try_from(config.recall_window_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        max_page_bytes: config.max_page_bytes,
+        requests: BudgetLimits {
+            user_rate: config.request_rate_per_sec,
+            user_burst: config.request_burst,
+            conn_rate: config.connection_request_rate_per_sec,
+            conn_burst: config.connection_request_burst,
+        },
+    }
+}
+
+/// The groups service's limits from the configuration.
+fn group_limits(config: &Config) -> GroupLimits {
+    GroupLimits {
+        max_members: config.max_group_members,
+        add_policy: config.group_add_policy,
+        max_groups_per_user: config.max_groups_per_user,
+    }
+}
+
+/// The chatrooms' limits from the configuration.
+fn room_limits(config: &Config) -> RoomLimits {
+    RoomLimits {
+        history: config.room_history,
+        occupancy_interval: Duration::from_millis(config.room_occupancy_interval_ms),
+        max_text_bytes: config.max_text_bytes,
+        max_rooms: config.max_rooms,
+        history_bytes: config.room_history_bytes,
+    }
+}
+
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
             &config.data_dir,
-            &SqliteOptions {
-                write_batch_max: config.write_batch_max,
-                synchronous: config.sqlite_synchronous,
-                readers: config.sqlite_readers,
-                quick_check: config.sqlite_quick_check,
-            },
+            &sqlite_options(&config),
             Arc::clone(&metrics),
         )?);
         let registry = Arc::new(Registry::new(
@@ -118,35 +170,14 @@ impl Server {
             Arc::clone(&metrics),
         ));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&registry)));
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        let listener = bind_listener(config.listen).await?;
         let directory = Arc::new(Directory::new(Arc::clone(&store)));
         let messaging = Arc::new(Messaging::new(
             Arc::clone(&store),
             Arc::clone(&bus),
             Arc::clone(&metrics),
             Arc::clone(&directory),
-            MessagingLimits {
-                max_text_bytes: config.max_text_bytes,
-                max_page: config.max_page,
-                send_rate_per_sec: config.send_rate_per_sec,
-                send_burst: config.send_burst,
-                direct_policy: config.direct_message_policy,
-                recall_window_ms: i64::try_from(config.recall_window_secs.saturating_mul(1000))
-                    .unwrap_or(i64::MAX),
-                max_page_bytes: config.max_page_bytes,
-                requests: BudgetLimits {
-                    user_rate: config.request_rate_per_sec,
-                    user_burst: config.request_burst,
-                    conn_rate: config.connection_request_rate_per_sec,
-                    conn_burst: config.connection_request_burst,
-                },
-            },
+            messaging_limits(&config),
         ));
         let app = Arc::new(App {
             accounts: Accounts::new(
@@ -165,22 +196,9 @@ impl Server {
                 Arc::clone(&store),
                 Arc::clone(&directory),
                 Arc::clone(&messaging),
-                GroupLimits {
-                    max_members: config.max_group_members,
-                    add_policy: config.group_add_policy,
-                    max_groups_per_user: config.max_groups_per_user,
-                },
+                group_limits(&config),
             ),
-            rooms: Arc::new(Rooms::new(
-                RoomLimits {
-                    history: config.room_history,
-                    occupancy_interval: Duration::from_millis(config.room_occupancy_interval_ms),
-                    max_text_bytes: config.max_text_bytes,
-                    max_rooms: config.max_rooms,
-                    history_bytes: config.room_history_bytes,
-                },
-                Arc::clone(&metrics),
-            )),
+            rooms: Arc::new(Rooms::new(room_limits(&config), Arc::clone(&metrics))),
             messaging,
             admission: Arc::new(Admission::new(&config)),
             config,

@@ -2,25 +2,23 @@
 //! list, read cursors and receipts, recall, edit and typing.
 //!
 //! Fan-out encodes each event once into shared bytes and hands them to the bus; the sender's own
-//! connection gets the acknowledgement instead of the event.
+//! connection gets the acknowledgement instead of the event. The read side (pages, the
+//! conversation list, cursors and receipts) is in `reads`, recall and edit in `amend`.
+
+mod amend;
+mod reads;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use banter_protocol::{
-    ConversationKind, ConversationSummary, ErrorCode, Message, MessageKind, MessagePage,
-    ReadResult, Receipt, ReceiptsResult, SendAck, ServerFrame,
-};
+use banter_protocol::{ErrorCode, Message, MessageKind, SendAck, ServerFrame};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::budget::{BudgetLimits, RequestBudget};
 use super::directory::Directory;
 use super::fanout::Fanout;
-use super::fields::{
-    amendment_key, check_client_msg_id, check_seq, check_text, reused_client_msg_id,
-};
-use super::page::{self, encoded_len};
+use super::fields::{check_client_msg_id, check_text, reused_client_msg_id};
 use super::turns::Turns;
 use super::{Caller, parse_id};
 use crate::bus::Bus;
@@ -29,8 +27,8 @@ use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::registry::ConnId;
 use crate::store::{
-    Amendment, Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store,
-    StoreError, StoredMessage, UserId,
+    Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store, StoreError,
+    StoredMessage, UserId,
 };
 
 /// Typing notices per second per user and conversation (burst 2).
@@ -382,225 +380,6 @@ impl Messaging {
             .await?
             .ok_or_else(unknown_conversation)?;
         Ok((conv, member))
-    }
-
-    fn page_size(&self, limit: Option<u32>) -> u32 {
-        limit
-            .unwrap_or(self.limits.max_page)
-            .clamp(1, self.limits.max_page)
-    }
-
-    /// Entries after `after_seq` that the caller may see, oldest first.
-    pub async fn sync(
-        &self,
-        caller: &Caller,
-        conversation: &str,
-        after_seq: u64,
-        limit: Option<u32>,
-    ) -> Result<MessagePage> {
-        check_seq(after_seq, "after_seq")?;
-        let (conv, member) = self.membership(caller, conversation).await?;
-        let limit = self.page_size(limit);
-        let max_bytes = self.limits.max_page_bytes;
-        let from = after_seq.max(member.joined_seq.saturating_sub(1));
-        let rows = self
-            .store
-            .messages_after(conv, from, limit + 1, max_bytes)
-            .await?;
-        let messages = page::fit(rows.iter(), limit as usize, max_bytes);
-        Ok(MessagePage {
-            has_more: rows.len() > messages.len(),
-            messages,
-        })
-    }
-
-    /// Entries before `before_seq` (the newest when absent) that the caller may see.
-    pub async fn history(
-        &self,
-        caller: &Caller,
-        conversation: &str,
-        before_seq: Option<u64>,
-        limit: Option<u32>,
-    ) -> Result<MessagePage> {
-        if let Some(seq) = before_seq {
-            check_seq(seq, "before_seq")?;
-        }
-        let (conv, member) = self.membership(caller, conversation).await?;
-        let limit = self.page_size(limit);
-        let max_bytes = self.limits.max_page_bytes;
-        let rows = self
-            .store
-            .messages_before(conv, before_seq, member.joined_seq, limit + 1, max_bytes)
-            .await?;
-        // Fitted from the newest down: the page ends next to `before_seq`.
-        let mut messages = page::fit(rows.iter().rev(), limit as usize, max_bytes);
-        messages.reverse();
-        Ok(MessagePage {
-            has_more: rows.len() > messages.len(),
-            messages,
-        })
-    }
-
-    /// The caller's conversations, newest activity first. The list holds every conversation
-    /// (how many a user has is bounded by the group cap and by the people who message them);
-    /// the previews (`last_message`) are bounded by `max_page_bytes` together: once it is spent,
-    /// later conversations come without one (`sync` gets it).
-    pub async fn conversations(
-        &self,
-        caller: &Caller,
-        since_ts: Option<i64>,
-    ) -> Result<Vec<ConversationSummary>> {
-        let _turn = self.list_turns.take(caller.user).await;
-        let list = self.store.conversations_of(caller.user).await?;
-        let mut previews = page::Budget::new(self.limits.max_page_bytes);
-        Ok(list
-            .into_iter()
-            .filter(|c| since_ts.is_none_or(|since| c.updated_at > since))
-            .map(|c| {
-                let last_seq = c.last_message.as_ref().map_or(0, |m| m.seq);
-                ConversationSummary {
-                    id: c.id.to_string(),
-                    kind: if c.group_name.is_some() {
-                        ConversationKind::Group
-                    } else {
-                        ConversationKind::Direct
-                    },
-                    name: c.group_name,
-                    peer: c.peer.as_ref().map(|(id, _)| id.to_string()),
-                    peer_username: c.peer.map(|(_, name)| name),
-                    last_seq,
-                    read_seq: c.read_seq,
-                    unread: last_seq.saturating_sub(c.read_seq),
-                    updated_at: c.updated_at,
-                    last_message: c
-                        .last_message
-                        .as_ref()
-                        .map(message_view)
-                        .filter(|m| previews.take(encoded_len(m))),
-                }
-            })
-            .collect())
-    }
-
-    /// Moves the caller's read cursor; the caller's other devices are told, and in a direct
-    /// conversation so is the peer (a read receipt).
-    pub async fn read(&self, caller: &Caller, conversation: &str, seq: u64) -> Result<ReadResult> {
-        check_seq(seq, "seq")?;
-        let (conv, _) = self.membership(caller, conversation).await?;
-        let last = self.store.last_seq(conv).await?;
-        if seq > last {
-            return Err(Error::with(
-                ErrorCode::InvalidSeq,
-                format!("seq {seq} is beyond the last message ({last})"),
-            ));
-        }
-        let read_seq = match self.store.set_read_cursor(caller.user, conv, seq).await {
-            Err(StoreError::NotFound) => return Err(unknown_conversation()),
-            other => other?,
-        };
-        let frame = encode(&ServerFrame::Read {
-            conversation: conv.to_string(),
-            user: caller.user.to_string(),
-            seq: read_seq,
-        });
-        let members = self.directory.members(conv).await?;
-        let is_direct = !self.directory.info(conv).await?.group;
-        let blocked = self.blocked_peer(caller.user, conv, &members).await?;
-        let audience: &[UserId] = if is_direct && blocked.is_none() {
-            &members
-        } else {
-            &[caller.user]
-        };
-        self.bus.publish(audience, &frame, caller.conn);
-        Ok(ReadResult { read_seq })
-    }
-
-    /// Every member's read cursor.
-    pub async fn receipts(&self, caller: &Caller, conversation: &str) -> Result<ReceiptsResult> {
-        let (conv, _) = self.membership(caller, conversation).await?;
-        let members = self.store.member_records(conv).await?;
-        let ids: Vec<UserId> = members.iter().map(|m| m.user).collect();
-        let hidden = self.blocked_peer(caller.user, conv, &ids).await?;
-        Ok(ReceiptsResult {
-            receipts: members
-                .iter()
-                .filter(|m| Some(m.user) != hidden)
-                .map(|m| Receipt {
-                    user: m.user.to_string(),
-                    read_seq: m.read_seq,
-                })
-                .collect(),
-        })
-    }
-
-    /// Recalls (within the window) or edits one of the caller's text messages. A retry with the
-    /// same `client_msg_id` answers the original acknowledgement (see [`amendment_key`]).
-    pub async fn amend(
-        &self,
-        caller: &Caller,
-        conversation: &str,
-        seq: u64,
-        amendment: Amendment,
-        client_msg_id: Option<String>,
-    ) -> Result<SendAck> {
-        check_seq(seq, "seq")?;
-        if let Some(id) = &client_msg_id {
-            check_client_msg_id(id)?;
-        }
-        let (conv, _) = self.membership(caller, conversation).await?;
-        if let Amendment::Edit(text) = &amendment {
-            check_text(text, self.limits.max_text_bytes)?;
-        }
-        let unknown = || {
-            Error::new(
-                ErrorCode::UnknownMessage,
-                "no message of yours at that seq that can be changed",
-            )
-        };
-        let target = self.store.message(conv, seq).await?.ok_or_else(unknown)?;
-        if target.sender != caller.user || target.kind != EntryKind::Text {
-            return Err(unknown());
-        }
-        // Whether a recalled message may be touched again is the store's call: a retried recall
-        // is idempotent, anything else is refused.
-        if matches!(amendment, Amendment::Recall)
-            && !target.recalled
-            && crate::clock::now_ms() - target.ts > self.limits.recall_window_ms
-        {
-            return Err(Error::new(
-                ErrorCode::RecallWindowPassed,
-                "the message is too old to recall",
-            ));
-        }
-        if self.directory.info(conv).await?.dissolved {
-            return Err(dissolved());
-        }
-        let key = amendment_key(&amendment, target.id, client_msg_id.as_deref());
-        let kind = match amendment {
-            Amendment::Recall => EntryKind::Recall,
-            Amendment::Edit(_) => EntryKind::Edit,
-        };
-        let appended = match self
-            .store
-            .amend(conv, seq, caller.user, key, amendment)
-            .await
-        {
-            Err(StoreError::NotFound) => return Err(unknown()),
-            other => other?,
-        };
-        if appended.duplicate
-            && (appended.message.kind != kind
-                || appended.message.conv != conv
-                || appended.message.ref_seq != Some(seq))
-        {
-            // The key names another request of this sender (a send given this very key).
-            return Err(reused_client_msg_id());
-        }
-        if !appended.duplicate {
-            let members = self.directory.members(conv).await?;
-            self.publish(caller, &appended.message, members);
-        }
-        Ok(ack(&appended))
     }
 
     /// Tells the conversation's other members the caller is typing.

@@ -113,6 +113,21 @@ impl RoomState {
         }
         metrics.delivered(queued);
     }
+
+    /// Keeps `message` in the recent window, dropping the oldest past either bound (count or
+    /// encoded bytes).
+    fn remember(&mut self, message: RoomMessage, limits: &RoomLimits) {
+        let bytes = encoded_len(&message);
+        self.recent.push_back((message, bytes));
+        self.recent_bytes += bytes;
+        while self.recent.len() > limits.history
+            || (self.recent_bytes > limits.history_bytes && !self.recent.is_empty())
+        {
+            if let Some((_, gone)) = self.recent.pop_front() {
+                self.recent_bytes -= gone;
+            }
+        }
+    }
 }
 
 impl Rooms {
@@ -281,13 +296,7 @@ impl Rooms {
             .iter()
             .find(|(m, _)| m.sender == sender && m.client_msg_id == client_msg_id)
         {
-            return Ok(RoomAck {
-                room: name.to_owned(),
-                seq: m.seq,
-                message_id: m.id.clone(),
-                ts: m.ts,
-                duplicate: true,
-            });
+            return Ok(room_ack(name, m, true));
         }
         state.seq += 1;
         let message = RoomMessage {
@@ -303,24 +312,20 @@ impl Rooms {
             message: message.clone(),
         });
         state.broadcast(&frame, Some(conn), &self.metrics);
-        let ack = RoomAck {
-            room: name.to_owned(),
-            seq: message.seq,
-            message_id: message.id.clone(),
-            ts: message.ts,
-            duplicate: false,
-        };
-        let bytes = encoded_len(&message);
-        state.recent.push_back((message, bytes));
-        state.recent_bytes += bytes;
-        while state.recent.len() > self.limits.history
-            || (state.recent_bytes > self.limits.history_bytes && !state.recent.is_empty())
-        {
-            if let Some((_, gone)) = state.recent.pop_front() {
-                state.recent_bytes -= gone;
-            }
-        }
+        let ack = room_ack(name, &message, false);
+        state.remember(message, &self.limits);
         Ok(ack)
+    }
+}
+
+/// The acknowledgement of `message` in room `room`.
+fn room_ack(room: &str, message: &RoomMessage, duplicate: bool) -> RoomAck {
+    RoomAck {
+        room: room.to_owned(),
+        seq: message.seq,
+        message_id: message.id.clone(),
+        ts: message.ts,
+        duplicate,
     }
 }
 
