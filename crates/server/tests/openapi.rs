@@ -241,3 +241,60 @@ async fn a_missing_query_parameter_is_named_plainly() {
     assert!(message.starts_with("bad query parameter: "), "{message}");
     assert!(!message.contains("deserialize"), "{message}");
 }
+
+/// The edges of the documented bounds, each on the side the document puts it.
+#[tokio::test]
+async fn the_servers_answers_match_the_documented_bounds() {
+    let (server, _doc) = document().await;
+    let register = |username: &str, password: &str| {
+        serde_json::json!({ "username": username, "password": password }).to_string()
+    };
+    let long_name = "a".repeat(32);
+    let long_password = "p".repeat(128);
+    for (username, password, status) in [
+        ("Ab.c_-9", "12345678", 201), // upper case is in the pattern
+        (long_name.as_str(), long_password.as_str(), 201),
+        ("ab", "12345678", 400),            // minLength 3
+        (&"b".repeat(33), "12345678", 400), // maxLength 32
+        ("abc\u{e9}", "12345678", 400),     // outside [A-Za-z0-9_.-]
+        ("abc def", "12345678", 400),
+        ("abcd", "1234567", 400),        // password minLength 8
+        ("abce", &"p".repeat(129), 400), // password maxLength 128
+    ] {
+        let (got, body) = server
+            .http_from(
+                LOCAL,
+                "POST",
+                "/v1/accounts",
+                None,
+                &register(username, password),
+            )
+            .await;
+        assert_eq!(
+            got,
+            status,
+            "{username:?} / {} bytes: {body}",
+            password.len()
+        );
+    }
+    let login = |device: &str| {
+        serde_json::json!({ "username": "ab.c_-9", "password": "12345678", "device": device })
+            .to_string()
+    };
+    for (device, status) in [
+        ("phone \u{e9}", 200),
+        ("a\u{0}", 400),
+        ("a\u{1b}", 400),
+        ("a\u{7f}", 400),
+        ("a\u{85}", 400), // C1 control, inside \u007F-\u009F
+        ("a\u{a0}", 200), // just past it
+        ("a\u{202e}", 400),
+        ("a\u{2069}", 400),
+        ("a\u{206a}", 200),
+    ] {
+        let (got, body) = server
+            .http_from(LOCAL, "POST", "/v1/sessions", None, &login(device))
+            .await;
+        assert_eq!(got, status, "device {device:?}: {body}");
+    }
+}
