@@ -8,9 +8,12 @@ use crate::ErrorBody;
 /// `POST /v1/accounts`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    /// 3–32 characters of `[a-z0-9_.-]`.
+    /// 3–32 characters of `[a-z0-9_.-]`; upper-case ASCII letters are accepted and stored
+    /// lower-case.
+    #[schema(min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
     pub username: String,
-    /// 8–128 bytes.
+    /// 8–128 bytes of UTF-8 (the schema's bounds count characters; the server counts bytes).
+    #[schema(min_length = 8, max_length = 128)]
     pub password: String,
 }
 
@@ -21,8 +24,11 @@ pub struct LoginRequest {
     pub username: String,
     /// Password.
     pub password: String,
-    /// Free-form device label shown in the session list (at most 64 bytes).
+    /// Device label shown in the session list; cut to 64 bytes. Control characters
+    /// (U+0000–U+001F, U+007F–U+009F) and bidirectional overrides and isolates
+    /// (U+202A–U+202E, U+2066–U+2069) are refused with 400 `invalid_field`.
     #[serde(default)]
+    #[schema(pattern = r"^[^\u0000-\u001F\u007F-\u009F\u202A-\u202E\u2066-\u2069]*$")]
     pub device: Option<String>,
 }
 
@@ -44,7 +50,9 @@ pub struct LoginResponse {
 pub struct ChangePasswordRequest {
     /// The current password.
     pub old_password: String,
-    /// The new password (8–128 bytes).
+    /// The new password: 8–128 bytes of UTF-8 (the schema's bounds count characters; the
+    /// server counts bytes).
+    #[schema(min_length = 8, max_length = 128)]
     pub new_password: String,
 }
 

@@ -80,9 +80,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T>
     }
 }
 
+/// axum's words before serde's in a query rejection.
+const QUERY_PREFIX: &str = "Failed to deserialize query string: ";
+
+/// "missing query parameter `prefix`" rather than axum's "Failed to deserialize query string:
+/// missing field `prefix`" (a query has parameters, not fields).
 fn query_rejection(rejection: &QueryRejection) -> Error {
-    Error::with(
-        ErrorCode::BadRequest,
-        plain_parse_error(&rejection.body_text()),
-    )
+    let text = rejection.body_text();
+    let detail = text.strip_prefix(QUERY_PREFIX).unwrap_or(&text);
+    let detail = plain_parse_error(detail);
+    let message = match detail.strip_prefix("missing field ") {
+        Some(name) => format!("missing query parameter {name}"),
+        None => format!("bad query parameter: {detail}"),
+    };
+    Error::with(ErrorCode::BadRequest, message)
 }

@@ -27,7 +27,7 @@ type Shared = State<Arc<App>>;
 #[utoipa::path(post, path = "/v1/accounts", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered", body = User),
-        (status = 400, description = "invalid_username, invalid_password, bad_request", body = ErrorResponse),
+        (status = 400, description = "invalid_username, invalid_password (see the schema's bounds), bad_request", body = ErrorResponse),
         (status = 409, description = "username_taken", body = ErrorResponse),
         (status = 413, description = "payload_too_large", body = ErrorResponse),
         (status = 429, description = "rate_limited: too many registrations from this address (Retry-After)", body = ErrorResponse),
@@ -50,7 +50,7 @@ pub(super) async fn register(
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "invalid_field: a device label with control or bidi override characters", body = ErrorResponse),
-        (status = 401, description = "bad_credentials", body = ErrorResponse),
+        (status = 401, description = "bad_credentials: wrong username or password (also for a username or password outside the registration rules)", body = ErrorResponse),
         (status = 429, description = "rate_limited: too many attempts for this account or from this address (Retry-After)", body = ErrorResponse),
         (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
@@ -103,7 +103,8 @@ pub(super) async fn logout(
     params(("id" = String, Path, description = "Session id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "unknown_session", body = ErrorResponse),
+        (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+        (status = 404, description = "unknown_session: no session of the caller's with this id (any id not of the caller's, or not a positive integer)", body = ErrorResponse),
     ))]
 pub(super) async fn revoke(
     State(app): Shared,
@@ -129,8 +130,8 @@ pub(super) async fn me(State(app): Shared, Authed(caller): Authed) -> Result<Jso
     request_body = ChangePasswordRequest,
     responses(
         (status = 204, description = "Changed"),
-        (status = 400, description = "invalid_password", body = ErrorResponse),
-        (status = 401, description = "bad_credentials, unauthorized", body = ErrorResponse),
+        (status = 400, description = "invalid_password: the new password is outside 8–128 bytes", body = ErrorResponse),
+        (status = 401, description = "bad_credentials: the current password is wrong; unauthorized, token_expired", body = ErrorResponse),
         (status = 429, description = "rate_limited: too many wrong current passwords (Retry-After)", body = ErrorResponse),
         (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
@@ -147,10 +148,13 @@ pub(super) async fn change_password(
 
 /// Query of `GET /v1/users`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct SearchQuery {
-    /// Username prefix (case-insensitive).
+    /// Username prefix (case-insensitive), 1–32 bytes.
+    #[param(min_length = 1, max_length = 32)]
     prefix: String,
-    /// At most this many users (1–50, default 20).
+    /// At most this many users: 20 if absent; any other value is brought into 1–50.
+    #[param(value_type = Option<i64>, minimum = 0, maximum = 4_294_967_295_u64)]
     limit: Option<u32>,
 }
 
@@ -158,7 +162,8 @@ pub(super) struct SearchQuery {
 #[utoipa::path(get, path = "/v1/users", security(("bearer" = [])), params(SearchQuery),
     responses(
         (status = 200, description = "Matching users", body = Vec<User>),
-        (status = 400, description = "bad_request", body = ErrorResponse),
+        (status = 400, description = "bad_request: `prefix` missing or outside 1–32 bytes, or `limit` not an unsigned 32-bit integer", body = ErrorResponse),
+        (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
     ))]
 pub(super) async fn search_users(
     State(app): Shared,

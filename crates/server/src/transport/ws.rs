@@ -35,12 +35,23 @@ use crate::session;
 /// The GUID RFC 6455 appends to the client's key.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
-/// Opens a WebSocket session.
-#[utoipa::path(get, path = "/v1/ws",
+/// Opens a WebSocket session (RFC 6455 handshake). The token goes in `Authorization: Bearer`
+/// or, from browsers, as the subprotocol `banter.auth.<token>`.
+#[utoipa::path(get, path = "/v1/ws", security(("bearer" = [])),
+    params(
+        ("Upgrade" = String, Header, description = "A comma-separated list naming `websocket` (any case)",
+            pattern = r"^([^,]*,)*[ \t]*[Ww][Ee][Bb][Ss][Oo][Cc][Kk][Ee][Tt][ \t]*(,[^,]*)*$"),
+        ("Connection" = String, Header, description = "A comma-separated list naming `Upgrade` (any case)",
+            pattern = r"^([^,]*,)*[ \t]*[Uu][Pp][Gg][Rr][Aa][Dd][Ee][ \t]*(,[^,]*)*$"),
+        ("Sec-WebSocket-Version" = String, Header, description = "Exactly `13`", pattern = "^13$"),
+        ("Sec-WebSocket-Key" = String, Header, description = "Base64 of 16 random bytes (RFC 6455 §4.2.1), sent once",
+            pattern = "^[A-Za-z0-9+/]{21}[AQgw]==$"),
+        ("Sec-WebSocket-Protocol" = Option<String>, Header, description = "`banter.v1` (answered when offered) and, for browsers, `banter.auth.<token>`"),
+    ),
     responses(
         (status = 101, description = "Switching to the Banter WebSocket protocol (docs/PROTOCOL.md)"),
         (status = 400, description = "bad_request: not a WebSocket upgrade, or a Sec-WebSocket-Key that is not base64 of 16 bytes", body = banter_protocol::ErrorResponse),
-        (status = 401, description = "unauthorized, token_expired", body = banter_protocol::ErrorResponse),
+        (status = 401, description = "unauthorized (no token in either place), token_expired", body = banter_protocol::ErrorResponse),
         (status = 429, description = "too_many_connections: max_connections_per_user or max_sessions_per_ip reached", body = banter_protocol::ErrorResponse),
         (status = 503, description = "shutting_down", body = banter_protocol::ErrorResponse),
     ))]
