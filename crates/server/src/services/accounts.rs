@@ -176,25 +176,18 @@ impl Accounts {
             .logins
             .admit(name.as_deref(), from)
             .inspect_err(|_| self.metrics.login_throttled())?;
-        // Dropped on an early return (no verdict: busy, store failure), the attempt is refunded.
-        let user = match &name {
-            Some(name) => self.store.user_by_name(name).await?,
-            None => None,
-        };
-        let phc = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => self.decoy().await?,
-        };
-        // No stored password is outside these bounds, so such a guess needs no hashing (and
-        // says nothing about whether the user exists).
-        let matches = PASSWORD_LEN.contains(&password.len())
-            && self.hasher.verify(password.to_owned(), phc).await?;
-        let user = match user {
-            Some(u) if matches => {
-                attempt.succeeded();
-                u
+        // Refused before a verdict (busy, a store failure), the attempt is refunded; dropped
+        // because the client went away, it counts as failed (see `super::throttle`).
+        let user = match self.check_password(name.as_deref(), password).await {
+            Err(e) => {
+                attempt.refund();
+                return Err(e);
             }
-            _ => {
+            Ok(Some(user)) => {
+                attempt.succeeded();
+                user
+            }
+            Ok(None) => {
                 attempt.failed();
                 return Err(bad);
             }
@@ -220,6 +213,28 @@ impl Accounts {
             expires_at: session.expires_at,
             user: user_view(&user),
         })
+    }
+
+    /// The user `name` if `password` is theirs. An unknown user is checked against the decoy
+    /// hash, so that the answer takes as long either way.
+    async fn check_password(
+        &self,
+        name: Option<&str>,
+        password: &str,
+    ) -> Result<Option<UserRecord>> {
+        let user = match name {
+            Some(name) => self.store.user_by_name(name).await?,
+            None => None,
+        };
+        let phc = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self.decoy().await?,
+        };
+        // No stored password is outside these bounds, so such a guess needs no hashing (and
+        // says nothing about whether the user exists).
+        let matches = PASSWORD_LEN.contains(&password.len())
+            && self.hasher.verify(password.to_owned(), phc).await?;
+        Ok(user.filter(|_| matches))
     }
 
     async fn decoy(&self) -> Result<String> {
@@ -359,11 +374,14 @@ impl Accounts {
             .logins
             .admit(Some(&user.username), None)
             .inspect_err(|_| self.metrics.login_throttled())?;
-        if !self
-            .hasher
-            .verify(old.to_owned(), user.password_hash)
-            .await?
-        {
+        let matches = match self.hasher.verify(old.to_owned(), user.password_hash).await {
+            Ok(matches) => matches,
+            Err(e) => {
+                attempt.refund();
+                return Err(e);
+            }
+        };
+        if !matches {
             attempt.failed();
             return Err(Error::new(
                 ErrorCode::BadCredentials,

@@ -7,7 +7,10 @@
 //! the backoff is refused with `rate_limited` (and `Retry-After`) without hashing and without
 //! being charged. A successful login clears its account's charges and takes back its own charge
 //! from the address (so successes never count against an address, nor reset it). An attempt
-//! that never reached a verdict (`busy`, a store failure) is refunded. Charging at admission
+//! the server refused before a verdict (`busy`, a store failure) is refunded; one whose client
+//! went away (closed the connection, hit the request deadline) is not: once its hash job was
+//! accepted a worker may be computing it, and a refund would let one address keep every worker
+//! busy without ever backing off. Charging at admission
 //! rather than after the verdict is what holds under concurrency: 128 guesses sent at once are
 //! charged one by one, and all but the first `limit` are refused.
 //!
@@ -167,13 +170,13 @@ pub(crate) struct LoginThrottle {
     addresses: Mutex<Table<IpAddr>>,
 }
 
-/// An admitted login attempt. Say how it ended with [`Attempt::succeeded`] or
-/// [`Attempt::failed`]; dropped without either (no verdict), its charges are refunded.
+/// An admitted login attempt. Say how it ended with [`Attempt::succeeded`],
+/// [`Attempt::failed`] or [`Attempt::refund`]; dropped without any (its client went away), it
+/// counts as failed: its charges stay.
 pub(crate) struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     account: Option<String>,
     address: Option<IpAddr>,
-    settled: bool,
 }
 
 impl LoginThrottle {
@@ -224,15 +227,13 @@ impl LoginThrottle {
             throttle: self,
             account,
             address,
-            settled: false,
         })
     }
 }
 
 impl Attempt<'_> {
     /// The password was right: the account starts afresh, the address is not charged.
-    pub(crate) fn succeeded(mut self) {
-        self.settled = true;
+    pub(crate) fn succeeded(self) {
         if let Some(a) = &self.account {
             self.throttle
                 .accounts
@@ -240,26 +241,15 @@ impl Attempt<'_> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear(a);
         }
-        if let Some(a) = &self.address {
-            self.throttle
-                .addresses
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .refund(a, Instant::now());
-        }
+        self.refund_address();
     }
 
     /// The password was wrong: the charges stay.
-    pub(crate) fn failed(mut self) {
-        self.settled = true;
-    }
-}
+    pub(crate) fn failed(self) {}
 
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
+    /// The server refused the attempt before a verdict (`busy`, a store failure): its charges
+    /// are taken back.
+    pub(crate) fn refund(self) {
         if let Some(a) = &self.account {
             self.throttle
                 .accounts
@@ -267,6 +257,10 @@ impl Drop for Attempt<'_> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .refund(a, Instant::now());
         }
+        self.refund_address();
+    }
+
+    fn refund_address(&self) {
         if let Some(a) = &self.address {
             self.throttle
                 .addresses
@@ -367,7 +361,7 @@ mod tests {
         assert!(refused.retry_after.is_some());
         // Another account from the same address is not affected.
         throttle.admit(Some("carol"), Some(addr)).unwrap().failed();
-        drop(held); // no verdict (busy): refunded
+        held.into_iter().for_each(Attempt::refund); // refused before a verdict (busy)
         throttle.admit(Some("bob"), Some(addr)).unwrap().succeeded();
         assert_eq!(
             throttle
@@ -381,6 +375,19 @@ mod tests {
             "a success clears the account"
         );
         assert_eq!(throttle.addresses.lock().unwrap().entries[&addr].charges, 1);
+    }
+
+    #[test]
+    fn abandoned_attempts_keep_their_charges() {
+        let throttle = LoginThrottle::new(POLICY);
+        let addr: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..3 {
+            // The client went away after its hash job was queued: no verdict, no refund.
+            drop(throttle.admit(Some("dave"), Some(addr)).unwrap());
+        }
+        let refused = throttle.admit(Some("dave"), Some(addr)).err().unwrap();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(throttle.addresses.lock().unwrap().entries[&addr].charges, 3);
     }
 
     #[test]
