@@ -327,6 +327,8 @@ async fn device_labels_with_control_or_bidi_characters_are_refused() {
         "two\nlines",
         "x\u{202E}fdp.exe",
         "\u{2067}z",
+        "rtl\u{200F}mark",
+        "\u{061C}alm",
     ] {
         let e = server
             .api

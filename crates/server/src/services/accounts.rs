@@ -416,16 +416,14 @@ impl Accounts {
 }
 
 /// The label of a new session: the client's, cut to [`DEVICE_MAX`] bytes, or
-/// [`DEVICE_UNNAMED`]. Control characters (NUL, ESC, newlines…) and bidirectional overrides and
-/// isolates (U+202A–U+202E, U+2066–U+2069), which could forge or hide text where the session
-/// list is shown, are refused with `invalid_field`.
+/// [`DEVICE_UNNAMED`]. Control characters (NUL, ESC, newlines…) and bidi formatting
+/// characters, which could forge or hide text where the session list is shown, are refused
+/// with `invalid_field` (the rules of [`super::text`]).
 fn device_label(device: Option<&str>) -> Result<&str> {
     let Some(device) = device else {
         return Ok(DEVICE_UNNAMED);
     };
-    let forbidden =
-        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if device.chars().any(forbidden) {
+    if !super::text::is_clean_line(device) {
         return Err(Error::new(
             ErrorCode::InvalidField,
             "device must not contain control characters or bidirectional overrides",
@@ -473,6 +471,7 @@ mod tests {
             "cr\r",
             "x\u{202E}gpj.exe",
             "\u{2066}y",
+            "phone\u{200F}",
         ] {
             assert_eq!(
                 device_label(Some(bad)).unwrap_err().code,

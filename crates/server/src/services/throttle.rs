@@ -17,15 +17,14 @@
 //! Registrations: a token bucket per source address (`register_per_address_per_hour`, bursts of
 //! `register_burst`), via governor.
 //!
-//! IPv6 addresses are keyed by their /64 (one host usually holds a whole /64); IPv4-mapped IPv6
-//! addresses by their IPv4 address. Each table holds at most [`MAX_ENTRIES`] keys: charges are
+//! Addresses are keyed as the connection caps key them ([`crate::net::address_key`]: IPv6 by
+//! its /64, IPv4-mapped IPv6 as IPv4). Each table holds at most [`MAX_ENTRIES`] keys: charges are
 //! forgotten [`FORGET_AFTER`] after the later of the last charge and the end of its backoff,
 //! and a full table drops its forgettable keys, then its stalest one.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -34,7 +33,9 @@ use banter_protocol::ErrorCode;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::budget::quota;
 use crate::error::Error;
+use crate::net::address_key;
 
 /// Most keys one throttle table holds (≈ 100 bytes each).
 pub(crate) const MAX_ENTRIES: usize = 65_536;
@@ -54,20 +55,6 @@ pub(crate) struct LoginPolicy {
     pub(crate) backoff: Duration,
     /// Longest backoff.
     pub(crate) backoff_max: Duration,
-}
-
-/// The throttle key of a source address.
-pub(crate) fn address_key(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 /// One key's charges.
@@ -279,10 +266,8 @@ pub(crate) struct RegisterThrottle {
 
 impl RegisterThrottle {
     pub(crate) fn new(per_hour: u32, burst: u32) -> Self {
-        let per_hour = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: RateLimiter::keyed(Quota::per_hour(per_hour).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota(Quota::per_hour, per_hour, burst)),
             checks: AtomicU64::new(0),
         }
     }
@@ -391,12 +376,24 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_is_keyed_by_its_64_and_the_table_stays_bounded() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        assert_eq!(address_key(a), address_key(b));
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(address_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+    fn ipv6_is_charged_by_its_64_and_the_table_stays_bounded() {
+        // Both addresses of one /64 are one key (`crate::net::address_key`).
+        let throttle = LoginThrottle::new(LoginPolicy {
+            per_address: 3,
+            ..POLICY
+        });
+        for a in [
+            "2001:db8:1:2:aaaa::1",
+            "2001:db8:1:2:bbbb::2",
+            "2001:db8:1:2::3",
+        ] {
+            throttle
+                .admit(None, Some(a.parse().unwrap()))
+                .unwrap()
+                .failed();
+        }
+        let refused = throttle.admit(None, Some("2001:db8:1:2::4".parse().unwrap()));
+        assert!(refused.is_err(), "three failures from one /64 back it off");
         let mut t = Table::new(1);
         let now = Instant::now();
         for n in 0..MAX_ENTRIES + 10 {
