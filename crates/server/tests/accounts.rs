@@ -2,6 +2,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use banter_client::protocol::ErrorCode;
 use banter_client::{ClientError, Connection, Event};
 use common::{PASSWORD, start_server, start_with};
@@ -96,6 +98,44 @@ async fn expired_tokens_are_refused() {
         .err()
         .unwrap();
     assert_eq!(code(&ws), (401, ErrorCode::TokenExpired));
+    server.stop().await;
+}
+
+/// Every login adds a session: past `max_sessions_per_user` the oldest is revoked (its token
+/// refused, its socket closed with 4001), so the session list stays bounded.
+#[tokio::test]
+async fn a_login_past_the_session_cap_revokes_the_oldest() {
+    let server = start_with(|c| c.max_sessions_per_user = 3).await;
+    let oldest = server.user("hank").await;
+    // Its token is cached (a request before the trim), so the trim must void the cache too.
+    server.api.me(&oldest.token).await.unwrap();
+    let mut socket = server.connect(&oldest).await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(server.login("hank").await);
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), socket.next_event())
+        .await
+        .expect("the oldest session's socket stayed open");
+    assert_eq!(closed, Some(Event::Closed { code: Some(4001) }));
+    let err = server.api.me(&oldest.token).await.unwrap_err();
+    assert_eq!(code(&err), (401, ErrorCode::Unauthorized));
+    let newest = later.last().unwrap();
+    let sessions = server.api.sessions(&newest.token).await.unwrap();
+    let ids: Vec<_> = sessions.iter().map(|s| s.id.as_str()).collect();
+    let kept: Vec<_> = later.iter().map(|u| u.session.as_str()).collect();
+    assert_eq!(ids, kept, "the three newest sessions stay, oldest first");
+    for user in &later {
+        server.api.me(&user.token).await.unwrap();
+    }
+    // Many more logins: still three.
+    for _ in 0..10 {
+        server.login("hank").await;
+    }
+    let sessions = server.api.sessions(&newest.token).await.unwrap_err();
+    assert_eq!(code(&sessions), (401, ErrorCode::Unauthorized));
+    let last = server.login("hank").await;
+    assert_eq!(server.api.sessions(&last.token).await.unwrap().len(), 3);
     server.stop().await;
 }
 

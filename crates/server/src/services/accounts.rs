@@ -53,6 +53,8 @@ pub struct Accounts {
     /// Shared with revocation tasks, which must finish even if their request is dropped.
     tokens: Arc<TokenCache>,
     token_ttl_ms: i64,
+    /// Live sessions a user may hold (at least 1).
+    max_sessions: u32,
     /// A hash to verify against when the username is unknown, so that a failed login takes
     /// the same time whether or not the user exists.
     decoy_hash: OnceCell<String>,
@@ -136,6 +138,7 @@ impl Accounts {
             tokens: Arc::new(TokenCache::default()),
             token_ttl_ms: i64::try_from(config.token_ttl_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            max_sessions: config.max_sessions_per_user.max(1),
             decoy_hash: OnceCell::new(),
         }
     }
@@ -207,6 +210,7 @@ impl Accounts {
             })
             .await?;
         tracing::info!(user = user.id, session = session.id, "logged in");
+        self.trim_sessions(user.id).await?;
         Ok(LoginResponse {
             token,
             session_id: session.id.to_string(),
@@ -276,6 +280,24 @@ impl Accounts {
             conn: None,
             expires_at: session.expires_at,
         })
+    }
+
+    /// Revokes `user`'s oldest sessions past `max_sessions_per_user` (closing their sockets
+    /// with 4001), so that logging in again and again cannot grow the session list without end.
+    async fn trim_sessions(&self, user: UserId) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let keep = self.max_sessions;
+        let revoked = self
+            .revoke_with(user, async move { store.trim_sessions(user, keep).await })
+            .await?;
+        if !revoked.is_empty() {
+            tracing::info!(
+                user,
+                revoked = revoked.len(),
+                "oldest sessions revoked: too many"
+            );
+        }
+        Ok(())
     }
 
     /// The caller's account.

@@ -213,6 +213,11 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn trim_sessions(&self, user: UserId, keep: u32) -> StoreResult<Vec<SessionId>> {
+        self.write(move |ctx| accounts::trim_sessions(ctx, user, keep))
+            .await
+    }
+
     async fn revoke_other_sessions(
         &self,
         user: UserId,
