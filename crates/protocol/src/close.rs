@@ -22,6 +22,9 @@ pub enum CloseCode {
     HeartbeatTimeout,
     /// 4003: the connection's outbound queue stayed full (slow consumer). Reconnect and `sync`.
     SlowConsumer,
+    /// 4004: the user already holds `max_connections_per_user` connections (another device
+    /// took the last place while this one was upgrading). Close another one, or retry later.
+    TooManyConnections,
 }
 
 impl CloseCode {
@@ -36,6 +39,7 @@ impl CloseCode {
             Self::AuthRevoked => 4001,
             Self::HeartbeatTimeout => 4002,
             Self::SlowConsumer => 4003,
+            Self::TooManyConnections => 4004,
         }
     }
 
@@ -50,6 +54,7 @@ impl CloseCode {
             Self::AuthRevoked => "auth revoked",
             Self::HeartbeatTimeout => "heartbeat timeout",
             Self::SlowConsumer => "slow consumer",
+            Self::TooManyConnections => "too many connections",
         }
     }
 
@@ -64,6 +69,7 @@ impl CloseCode {
             Self::AuthRevoked,
             Self::HeartbeatTimeout,
             Self::SlowConsumer,
+            Self::TooManyConnections,
         ]
         .into_iter()
         .find(|c| c.code() == code)

@@ -22,6 +22,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Lifetime of a login token, in seconds.
     pub token_ttl_secs: u64,
+    /// Most live sessions (logged-in devices) per user; a login past it revokes the oldest.
+    pub max_sessions_per_user: u32,
     /// Argon2id memory cost in KiB (OWASP minimum: 19456).
     pub password_memory_kib: u32,
     /// Argon2id iterations.
@@ -181,6 +183,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("banter-data"),
             token_ttl_secs: 30 * 24 * 3600,
+            max_sessions_per_user: 100,
             password_memory_kib: 19_456,
             password_iterations: 2,
             password_hash_workers: 0,
@@ -441,6 +444,8 @@ overrides! {
     data_dir: PathBuf, "BANTER_DATA_DIR";
     /// Login token lifetime in seconds.
     token_ttl_secs: u64, "BANTER_TOKEN_TTL_SECS";
+    /// Most live sessions per user (a login past it revokes the oldest).
+    max_sessions_per_user: u32, "BANTER_MAX_SESSIONS_PER_USER";
     /// Argon2id memory cost in KiB.
     password_memory_kib: u32, "BANTER_PASSWORD_MEMORY_KIB";
     /// Argon2id iterations.

@@ -13,6 +13,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod metrics;
+mod net;
 pub mod outbox;
 pub mod registry;
 pub mod services;

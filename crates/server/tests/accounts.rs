@@ -2,9 +2,13 @@
 
 mod common;
 
+use std::time::Duration;
+
 use banter_client::protocol::ErrorCode;
 use banter_client::{ClientError, Connection, Event};
-use common::{PASSWORD, start_server, start_with};
+use common::{PASSWORD, RawFrame, parse_frame, start_server, start_with};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 fn code(e: &ClientError) -> (u16, ErrorCode) {
     match e {
@@ -96,6 +100,44 @@ async fn expired_tokens_are_refused() {
         .err()
         .unwrap();
     assert_eq!(code(&ws), (401, ErrorCode::TokenExpired));
+    server.stop().await;
+}
+
+/// Every login adds a session: past `max_sessions_per_user` the oldest is revoked (its token
+/// refused, its socket closed with 4001), so the session list stays bounded.
+#[tokio::test]
+async fn a_login_past_the_session_cap_revokes_the_oldest() {
+    let server = start_with(|c| c.max_sessions_per_user = 3).await;
+    let oldest = server.user("hank").await;
+    // Its token is cached (a request before the trim), so the trim must void the cache too.
+    server.api.me(&oldest.token).await.unwrap();
+    let mut socket = server.connect(&oldest).await;
+    let mut later = Vec::new();
+    for _ in 0..3 {
+        later.push(server.login("hank").await);
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(10), socket.next_event())
+        .await
+        .expect("the oldest session's socket stayed open");
+    assert_eq!(closed, Some(Event::Closed { code: Some(4001) }));
+    let err = server.api.me(&oldest.token).await.unwrap_err();
+    assert_eq!(code(&err), (401, ErrorCode::Unauthorized));
+    let newest = later.last().unwrap();
+    let sessions = server.api.sessions(&newest.token).await.unwrap();
+    let ids: Vec<_> = sessions.iter().map(|s| s.id.as_str()).collect();
+    let kept: Vec<_> = later.iter().map(|u| u.session.as_str()).collect();
+    assert_eq!(ids, kept, "the three newest sessions stay, oldest first");
+    for user in &later {
+        server.api.me(&user.token).await.unwrap();
+    }
+    // Many more logins: still three.
+    for _ in 0..10 {
+        server.login("hank").await;
+    }
+    let sessions = server.api.sessions(&newest.token).await.unwrap_err();
+    assert_eq!(code(&sessions), (401, ErrorCode::Unauthorized));
+    let last = server.login("hank").await;
+    assert_eq!(server.api.sessions(&last.token).await.unwrap().len(), 3);
     server.stop().await;
 }
 
@@ -267,4 +309,86 @@ async fn raw_post(addr: &str, path: &str, body: &str) -> (u16, String) {
     let status = out[9..12].parse().unwrap();
     let body = out.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
+}
+
+/// Upgrades on a fresh connection (headers read byte by byte, so that no frame is lost), then
+/// reads the server's first frame: `Err(status)` if the upgrade was refused, `Ok(None)` if the
+/// server switched and then ended the stream without a frame.
+async fn upgrade_and_first_frame(addr: &str, token: &str) -> Result<Option<RawFrame>, u16> {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed in the handshake"
+        );
+        head.push(byte[0]);
+    }
+    let status: u16 = String::from_utf8_lossy(&head)[9..12].parse().unwrap();
+    if status != 101 {
+        return Err(status);
+    }
+    let mut buf = Vec::new();
+    loop {
+        if let Some((frame, _)) = parse_frame(&buf) {
+            return Ok(Some(frame));
+        }
+        let mut chunk = [0u8; 4096];
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return Ok(None),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Upgrades racing for a user's last connection place: each is refused at the handshake
+/// (429), admitted (its `hello`), or, having lost the race after the `101`, closed with 4004:
+/// never a `101` and then a stream that ends without a close frame (1006, no reason).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrades_that_lose_the_per_user_race_close_with_4004() {
+    let server = start_with(|c| c.max_connections_per_user = 1).await;
+    let ivy = server.user("ivy").await;
+    let (mut admitted, mut lost, mut refused) = (0, 0, 0);
+    for _round in 0..25 {
+        let racers: Vec<_> = (0..24)
+            .map(|_| {
+                let (addr, token) = (server.addr.clone(), ivy.token.clone());
+                tokio::spawn(async move { upgrade_and_first_frame(&addr, &token).await })
+            })
+            .collect();
+        for racer in racers {
+            match racer.await.unwrap() {
+                Err(status) => {
+                    assert_eq!(status, 429);
+                    refused += 1;
+                }
+                Ok(Some(frame)) if frame.opcode == 1 => admitted += 1,
+                Ok(Some(frame)) => {
+                    assert_eq!(frame.close_code(), Some(4004), "{frame:?}");
+                    lost += 1;
+                }
+                Ok(None) => panic!("a 101 then no close frame"),
+            }
+        }
+        // The admitted sockets were dropped with their tasks: wait until the place is free.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while server.metric("banter_connections").await > 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a connection stayed open"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    assert!(admitted >= 25, "one per round at least: {admitted}");
+    println!("admitted {admitted}, lost the race after the 101 {lost}, refused {refused}");
+    server.stop().await;
 }

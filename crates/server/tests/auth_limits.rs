@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use banter_client::protocol::{ClientRequest, ErrorCode};
 use banter_client::{ClientError, Connection};
-use common::{HttpConn, PASSWORD, RawSocket, http_from, login_from, start_with};
+use common::{HttpConn, PASSWORD, RawSocket, http_from, login_from, start_with, tcp_from};
+use tokio::io::AsyncWriteExt as _;
 
 /// The flood test measures latency: it runs alone (write), the other tests of this file
 /// together (read).
@@ -106,6 +107,76 @@ async fn failed_logins_back_off_per_address_across_accounts() {
     // Carol herself, from her own address, is not locked out by the attacker's address.
     let r = login_from(&server.addr, ip(127, 0, 0, 4), "carol", PASSWORD).await;
     assert_eq!(r.status, 200, "{r:?}");
+    server.stop().await;
+}
+
+/// A login whose client goes away once its hash job is queued still counts against its
+/// address: refunding it let one address keep every hashing worker busy, never backing off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abandoned_logins_still_count_towards_the_address_backoff() {
+    let _shared = ALONE.read().await;
+    let server = start_with(|c| {
+        c.password_hash_workers = 1;
+        c.password_hash_queue = 64;
+        c.password_memory_kib = 19_456;
+        c.password_iterations = 4;
+        c.login_failures_per_address = 3;
+        c.login_backoff_ms = 60_000;
+        c.login_backoff_max_ms = 60_000;
+    })
+    .await;
+    server.api.register("erin", PASSWORD).await.unwrap();
+    let accepted = async || {
+        server.metric("banter_password_hashes_total").await
+            + server.metric("banter_password_hash_queue").await
+    };
+    let before = accepted().await;
+    // Two logins from other addresses hold the only worker, so the attacker's jobs wait.
+    let blockers: Vec<_> = (11..13)
+        .map(|d| {
+            let addr = server.addr.clone();
+            tokio::spawn(
+                async move { login_from(&addr, ip(127, 0, 0, d), "erin", "nope nope").await },
+            )
+        })
+        .collect();
+    let attacker = ip(127, 0, 0, 10);
+    let body = serde_json::json!({"username": "erin", "password": "wrong password"}).to_string();
+    let request = format!(
+        "POST /v1/sessions HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    let mut abandoned = Vec::new();
+    for _ in 0..3 {
+        let mut stream = tcp_from(&server.addr, attacker).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        abandoned.push(stream);
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while accepted().await < before + 5 {
+        assert!(Instant::now() < deadline, "the hash jobs were never queued");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The attacker goes away while its jobs wait.
+    drop(abandoned);
+    for blocker in blockers {
+        let r = blocker.await.unwrap();
+        assert_eq!(r.error_code().as_deref(), Some("bad_credentials"), "{r:?}");
+    }
+    while server.metric("banter_password_hash_queue").await > 0
+        || server.metric("banter_password_hashing").await > 0
+    {
+        assert!(Instant::now() < deadline, "the hashing queue never drained");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let r = login_from(&server.addr, attacker, "erin", "wrong password").await;
+    assert_eq!(
+        (r.status, r.error_code().as_deref()),
+        (429, Some("rate_limited")),
+        "three abandoned attempts were refunded: {r:?}"
+    );
     server.stop().await;
 }
 
@@ -256,6 +327,8 @@ async fn device_labels_with_control_or_bidi_characters_are_refused() {
         "two\nlines",
         "x\u{202E}fdp.exe",
         "\u{2067}z",
+        "rtl\u{200F}mark",
+        "\u{061C}alm",
     ] {
         let e = server
             .api

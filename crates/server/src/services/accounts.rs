@@ -53,6 +53,8 @@ pub struct Accounts {
     /// Shared with revocation tasks, which must finish even if their request is dropped.
     tokens: Arc<TokenCache>,
     token_ttl_ms: i64,
+    /// Live sessions a user may hold (at least 1).
+    max_sessions: u32,
     /// A hash to verify against when the username is unknown, so that a failed login takes
     /// the same time whether or not the user exists.
     decoy_hash: OnceCell<String>,
@@ -136,6 +138,7 @@ impl Accounts {
             tokens: Arc::new(TokenCache::default()),
             token_ttl_ms: i64::try_from(config.token_ttl_secs.saturating_mul(1000))
                 .unwrap_or(i64::MAX),
+            max_sessions: config.max_sessions_per_user.max(1),
             decoy_hash: OnceCell::new(),
         }
     }
@@ -176,25 +179,18 @@ impl Accounts {
             .logins
             .admit(name.as_deref(), from)
             .inspect_err(|_| self.metrics.login_throttled())?;
-        // Dropped on an early return (no verdict: busy, store failure), the attempt is refunded.
-        let user = match &name {
-            Some(name) => self.store.user_by_name(name).await?,
-            None => None,
-        };
-        let phc = match &user {
-            Some(u) => u.password_hash.clone(),
-            None => self.decoy().await?,
-        };
-        // No stored password is outside these bounds, so such a guess needs no hashing (and
-        // says nothing about whether the user exists).
-        let matches = PASSWORD_LEN.contains(&password.len())
-            && self.hasher.verify(password.to_owned(), phc).await?;
-        let user = match user {
-            Some(u) if matches => {
-                attempt.succeeded();
-                u
+        // Refused before a verdict (busy, a store failure), the attempt is refunded; dropped
+        // because the client went away, it counts as failed (see `super::throttle`).
+        let user = match self.check_password(name.as_deref(), password).await {
+            Err(e) => {
+                attempt.refund();
+                return Err(e);
             }
-            _ => {
+            Ok(Some(user)) => {
+                attempt.succeeded();
+                user
+            }
+            Ok(None) => {
                 attempt.failed();
                 return Err(bad);
             }
@@ -214,12 +210,35 @@ impl Accounts {
             })
             .await?;
         tracing::info!(user = user.id, session = session.id, "logged in");
+        self.trim_sessions(user.id).await?;
         Ok(LoginResponse {
             token,
             session_id: session.id.to_string(),
             expires_at: session.expires_at,
             user: user_view(&user),
         })
+    }
+
+    /// The user `name` if `password` is theirs. An unknown user is checked against the decoy
+    /// hash, so that the answer takes as long either way.
+    async fn check_password(
+        &self,
+        name: Option<&str>,
+        password: &str,
+    ) -> Result<Option<UserRecord>> {
+        let user = match name {
+            Some(name) => self.store.user_by_name(name).await?,
+            None => None,
+        };
+        let phc = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => self.decoy().await?,
+        };
+        // No stored password is outside these bounds, so such a guess needs no hashing (and
+        // says nothing about whether the user exists).
+        let matches = PASSWORD_LEN.contains(&password.len())
+            && self.hasher.verify(password.to_owned(), phc).await?;
+        Ok(user.filter(|_| matches))
     }
 
     async fn decoy(&self) -> Result<String> {
@@ -261,6 +280,24 @@ impl Accounts {
             conn: None,
             expires_at: session.expires_at,
         })
+    }
+
+    /// Revokes `user`'s oldest sessions past `max_sessions_per_user` (closing their sockets
+    /// with 4001), so that logging in again and again cannot grow the session list without end.
+    async fn trim_sessions(&self, user: UserId) -> Result<()> {
+        let store = Arc::clone(&self.store);
+        let keep = self.max_sessions;
+        let revoked = self
+            .revoke_with(user, async move { store.trim_sessions(user, keep).await })
+            .await?;
+        if !revoked.is_empty() {
+            tracing::info!(
+                user,
+                revoked = revoked.len(),
+                "oldest sessions revoked: too many"
+            );
+        }
+        Ok(())
     }
 
     /// The caller's account.
@@ -359,11 +396,14 @@ impl Accounts {
             .logins
             .admit(Some(&user.username), None)
             .inspect_err(|_| self.metrics.login_throttled())?;
-        if !self
-            .hasher
-            .verify(old.to_owned(), user.password_hash)
-            .await?
-        {
+        let matches = match self.hasher.verify(old.to_owned(), user.password_hash).await {
+            Ok(matches) => matches,
+            Err(e) => {
+                attempt.refund();
+                return Err(e);
+            }
+        };
+        if !matches {
             attempt.failed();
             return Err(Error::new(
                 ErrorCode::BadCredentials,
@@ -398,16 +438,14 @@ impl Accounts {
 }
 
 /// The label of a new session: the client's, cut to [`DEVICE_MAX`] bytes, or
-/// [`DEVICE_UNNAMED`]. Control characters (NUL, ESC, newlines…) and bidirectional overrides and
-/// isolates (U+202A–U+202E, U+2066–U+2069), which could forge or hide text where the session
-/// list is shown, are refused with `invalid_field`.
+/// [`DEVICE_UNNAMED`]. Control characters (NUL, ESC, newlines…) and bidi formatting
+/// characters, which could forge or hide text where the session list is shown, are refused
+/// with `invalid_field` (the rules of [`super::text`]).
 fn device_label(device: Option<&str>) -> Result<&str> {
     let Some(device) = device else {
         return Ok(DEVICE_UNNAMED);
     };
-    let forbidden =
-        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
-    if device.chars().any(forbidden) {
+    if !super::text::is_clean_line(device) {
         return Err(Error::new(
             ErrorCode::InvalidField,
             "device must not contain control characters or bidirectional overrides",
@@ -455,6 +493,7 @@ mod tests {
             "cr\r",
             "x\u{202E}gpj.exe",
             "\u{2066}y",
+            "phone\u{200F}",
         ] {
             assert_eq!(
                 device_label(Some(bad)).unwrap_err().code,

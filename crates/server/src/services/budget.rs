@@ -35,18 +35,29 @@ pub struct RequestBudget {
     per_conn: DefaultKeyedRateLimiter<ConnId>,
 }
 
-fn quota(rate: u32, burst: u32) -> Quota {
+/// A quota of `rate` per period (`per`: `Quota::per_second`, `Quota::per_hour`…) with bursts
+/// of `burst`. A 0 from the configuration is taken as 1: governor has no empty quota, and a
+/// limit of nothing at all is not what an operator writing 0 would get anyway.
+pub(crate) fn quota(per: fn(NonZeroU32) -> Quota, rate: u32, burst: u32) -> Quota {
     let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    Quota::per_second(rate).allow_burst(burst)
+    per(rate).allow_burst(burst)
 }
 
 impl RequestBudget {
     /// Budgets with these limits, every key at full burst.
     pub fn new(limits: BudgetLimits) -> Self {
         Self {
-            per_user: RateLimiter::keyed(quota(limits.user_rate, limits.user_burst)),
-            per_conn: RateLimiter::keyed(quota(limits.conn_rate, limits.conn_burst)),
+            per_user: RateLimiter::keyed(quota(
+                Quota::per_second,
+                limits.user_rate,
+                limits.user_burst,
+            )),
+            per_conn: RateLimiter::keyed(quota(
+                Quota::per_second,
+                limits.conn_rate,
+                limits.conn_burst,
+            )),
         }
     }
 

@@ -7,22 +7,24 @@
 //! the backoff is refused with `rate_limited` (and `Retry-After`) without hashing and without
 //! being charged. A successful login clears its account's charges and takes back its own charge
 //! from the address (so successes never count against an address, nor reset it). An attempt
-//! that never reached a verdict (`busy`, a store failure) is refunded. Charging at admission
+//! the server refused before a verdict (`busy`, a store failure) is refunded; one whose client
+//! went away (closed the connection, hit the request deadline) is not: once its hash job was
+//! accepted a worker may be computing it, and a refund would let one address keep every worker
+//! busy without ever backing off. Charging at admission
 //! rather than after the verdict is what holds under concurrency: 128 guesses sent at once are
 //! charged one by one, and all but the first `limit` are refused.
 //!
 //! Registrations: a token bucket per source address (`register_per_address_per_hour`, bursts of
 //! `register_burst`), via governor.
 //!
-//! IPv6 addresses are keyed by their /64 (one host usually holds a whole /64); IPv4-mapped IPv6
-//! addresses by their IPv4 address. Each table holds at most [`MAX_ENTRIES`] keys: charges are
+//! Addresses are keyed as the connection caps key them ([`crate::net::address_key`]: IPv6 by
+//! its /64, IPv4-mapped IPv6 as IPv4). Each table holds at most [`MAX_ENTRIES`] keys: charges are
 //! forgotten [`FORGET_AFTER`] after the later of the last charge and the end of its backoff,
 //! and a full table drops its forgettable keys, then its stalest one.
 
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::net::{IpAddr, Ipv6Addr};
-use std::num::NonZeroU32;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,7 +33,9 @@ use banter_protocol::ErrorCode;
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::budget::quota;
 use crate::error::Error;
+use crate::net::address_key;
 
 /// Most keys one throttle table holds (≈ 100 bytes each).
 pub(crate) const MAX_ENTRIES: usize = 65_536;
@@ -51,20 +55,6 @@ pub(crate) struct LoginPolicy {
     pub(crate) backoff: Duration,
     /// Longest backoff.
     pub(crate) backoff_max: Duration,
-}
-
-/// The throttle key of a source address.
-pub(crate) fn address_key(addr: IpAddr) -> IpAddr {
-    match addr {
-        IpAddr::V4(_) => addr,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-    }
 }
 
 /// One key's charges.
@@ -167,13 +157,13 @@ pub(crate) struct LoginThrottle {
     addresses: Mutex<Table<IpAddr>>,
 }
 
-/// An admitted login attempt. Say how it ended with [`Attempt::succeeded`] or
-/// [`Attempt::failed`]; dropped without either (no verdict), its charges are refunded.
+/// An admitted login attempt. Say how it ended with [`Attempt::succeeded`],
+/// [`Attempt::failed`] or [`Attempt::refund`]; dropped without any (its client went away), it
+/// counts as failed: its charges stay.
 pub(crate) struct Attempt<'a> {
     throttle: &'a LoginThrottle,
     account: Option<String>,
     address: Option<IpAddr>,
-    settled: bool,
 }
 
 impl LoginThrottle {
@@ -224,15 +214,13 @@ impl LoginThrottle {
             throttle: self,
             account,
             address,
-            settled: false,
         })
     }
 }
 
 impl Attempt<'_> {
     /// The password was right: the account starts afresh, the address is not charged.
-    pub(crate) fn succeeded(mut self) {
-        self.settled = true;
+    pub(crate) fn succeeded(self) {
         if let Some(a) = &self.account {
             self.throttle
                 .accounts
@@ -240,26 +228,15 @@ impl Attempt<'_> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear(a);
         }
-        if let Some(a) = &self.address {
-            self.throttle
-                .addresses
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .refund(a, Instant::now());
-        }
+        self.refund_address();
     }
 
     /// The password was wrong: the charges stay.
-    pub(crate) fn failed(mut self) {
-        self.settled = true;
-    }
-}
+    pub(crate) fn failed(self) {}
 
-impl Drop for Attempt<'_> {
-    fn drop(&mut self) {
-        if self.settled {
-            return;
-        }
+    /// The server refused the attempt before a verdict (`busy`, a store failure): its charges
+    /// are taken back.
+    pub(crate) fn refund(self) {
         if let Some(a) = &self.account {
             self.throttle
                 .accounts
@@ -267,6 +244,10 @@ impl Drop for Attempt<'_> {
                 .unwrap_or_else(PoisonError::into_inner)
                 .refund(a, Instant::now());
         }
+        self.refund_address();
+    }
+
+    fn refund_address(&self) {
         if let Some(a) = &self.address {
             self.throttle
                 .addresses
@@ -285,10 +266,8 @@ pub(crate) struct RegisterThrottle {
 
 impl RegisterThrottle {
     pub(crate) fn new(per_hour: u32, burst: u32) -> Self {
-        let per_hour = NonZeroU32::new(per_hour).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Self {
-            limiter: RateLimiter::keyed(Quota::per_hour(per_hour).allow_burst(burst)),
+            limiter: RateLimiter::keyed(quota(Quota::per_hour, per_hour, burst)),
             checks: AtomicU64::new(0),
         }
     }
@@ -367,7 +346,7 @@ mod tests {
         assert!(refused.retry_after.is_some());
         // Another account from the same address is not affected.
         throttle.admit(Some("carol"), Some(addr)).unwrap().failed();
-        drop(held); // no verdict (busy): refunded
+        held.into_iter().for_each(Attempt::refund); // refused before a verdict (busy)
         throttle.admit(Some("bob"), Some(addr)).unwrap().succeeded();
         assert_eq!(
             throttle
@@ -384,12 +363,37 @@ mod tests {
     }
 
     #[test]
-    fn ipv6_is_keyed_by_its_64_and_the_table_stays_bounded() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        assert_eq!(address_key(a), address_key(b));
-        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
-        assert_eq!(address_key(mapped), "10.0.0.1".parse::<IpAddr>().unwrap());
+    fn abandoned_attempts_keep_their_charges() {
+        let throttle = LoginThrottle::new(POLICY);
+        let addr: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..3 {
+            // The client went away after its hash job was queued: no verdict, no refund.
+            drop(throttle.admit(Some("dave"), Some(addr)).unwrap());
+        }
+        let refused = throttle.admit(Some("dave"), Some(addr)).err().unwrap();
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert_eq!(throttle.addresses.lock().unwrap().entries[&addr].charges, 3);
+    }
+
+    #[test]
+    fn ipv6_is_charged_by_its_64_and_the_table_stays_bounded() {
+        // Both addresses of one /64 are one key (`crate::net::address_key`).
+        let throttle = LoginThrottle::new(LoginPolicy {
+            per_address: 3,
+            ..POLICY
+        });
+        for a in [
+            "2001:db8:1:2:aaaa::1",
+            "2001:db8:1:2:bbbb::2",
+            "2001:db8:1:2::3",
+        ] {
+            throttle
+                .admit(None, Some(a.parse().unwrap()))
+                .unwrap()
+                .failed();
+        }
+        let refused = throttle.admit(None, Some("2001:db8:1:2::4".parse().unwrap()));
+        assert!(refused.is_err(), "three failures from one /64 back it off");
         let mut t = Table::new(1);
         let now = Instant::now();
         for n in 0..MAX_ENTRIES + 10 {

@@ -12,7 +12,7 @@
 //! one's cache no later than that), and never outlive their token's own expiry. At most
 //! [`MAX_ENTRIES`] are held; a full cache first drops expired entries, then empties.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -96,6 +96,8 @@ impl TokenCache {
 
     /// Forgets `sessions` (already revoked in the store) and voids fills in flight.
     pub(crate) fn revoked(&self, sessions: &[SessionId]) {
+        // Built before locking: every authentication waits on this lock.
+        let sessions: HashSet<SessionId> = sessions.iter().copied().collect();
         let mut inner = self.lock();
         inner.generation += 1;
         inner

@@ -92,15 +92,6 @@ where
         queue: Arc::clone(&queue),
         kick: Arc::clone(&kick),
     };
-    if app.registry.register(caller.user, handle.clone()).is_err() {
-        // Lost a race with another connection of the same user after the handshake check.
-        tracing::debug!(user = caller.user, "connection limit reached after upgrade");
-        return;
-    }
-    app.metrics.connection_opened();
-    if app.registry.connections_of(caller.user) == 1 {
-        app.social.presence_changed(caller.user, true).await;
-    }
     let mut session = Session {
         app: Arc::clone(&app),
         caller,
@@ -113,6 +104,21 @@ where
         reported: 0,
         peer_closed: false,
     };
+    if app
+        .registry
+        .register(caller.user, session.handle.clone())
+        .is_err()
+    {
+        // Lost a race with another connection of the same user after the handshake check:
+        // say why (4004) rather than drop the connection with no close frame.
+        tracing::debug!(user = caller.user, "connection limit reached after upgrade");
+        session.close(CloseCode::TooManyConnections).await;
+        return;
+    }
+    app.metrics.connection_opened();
+    if app.registry.connections_of(caller.user) == 1 {
+        app.social.presence_changed(caller.user, true).await;
+    }
     let code = session.serve(&queue).await;
     queue.close();
     for room in session.rooms.drain(..) {

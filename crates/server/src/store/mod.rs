@@ -48,6 +48,8 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions_of(&self, user: UserId) -> StoreResult<Vec<SessionRecord>>;
     /// Revokes one of `user`'s sessions; `NotFound` if it is not theirs or not live.
     async fn revoke_session(&self, user: UserId, session: SessionId) -> StoreResult<()>;
+    /// Revokes `user`'s live sessions but the newest `keep`; returns the revoked ids.
+    async fn trim_sessions(&self, user: UserId, keep: u32) -> StoreResult<Vec<SessionId>>;
     /// Revokes all of `user`'s sessions except `keep`; returns the revoked ids.
     async fn revoke_other_sessions(
         &self,

@@ -21,7 +21,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +47,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::error::Error;
 use crate::metrics::Metrics;
+use crate::net::address_key;
 
 /// First pause after a failed accept; it doubles on each failure in a row.
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
@@ -142,20 +143,6 @@ impl Drop for IpPermit {
                 counts.remove(&self.key);
             }
         }
-    }
-}
-
-/// The address a connection is counted under.
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let bits = u128::from(v6) & !((1u128 << 64) - 1);
-                IpAddr::V6(Ipv6Addr::from(bits))
-            }
-        },
     }
 }
 

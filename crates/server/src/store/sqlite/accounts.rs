@@ -147,6 +147,27 @@ pub(super) fn revoke_session(
     )
 }
 
+/// One statement, so that concurrent logins cannot together leave more than `keep`.
+pub(super) fn trim_sessions(
+    ctx: &mut WriteCtx<'_>,
+    user: UserId,
+    keep: u32,
+) -> StoreResult<Vec<SessionId>> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE sessions SET revoked_at = ?1
+             WHERE user_id = ?2 AND revoked_at IS NULL AND id NOT IN (
+                 SELECT id FROM sessions WHERE user_id = ?2 AND revoked_at IS NULL
+                 ORDER BY id DESC LIMIT ?3)
+             RETURNING id",
+        )
+        .and_then(|mut s| {
+            s.query_map(params![ctx.now, user, keep], |r| r.get(0))?
+                .collect()
+        })
+        .map_err(backend)
+}
+
 pub(super) fn revoke_other_sessions(
     ctx: &mut WriteCtx<'_>,
     user: UserId,

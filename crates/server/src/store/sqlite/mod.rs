@@ -15,7 +15,7 @@ mod social;
 mod writer;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
@@ -55,8 +55,10 @@ pub struct SqliteStore {
     health: Arc<Health>,
     datadir: DataDir,
     readers: Arc<Mutex<Vec<Connection>>>,
-    /// One permit per pooled reader: a query waits here, not on the mutex.
-    reader_permits: Semaphore,
+    /// One permit per pooled reader: a query waits here, not on the mutex. A permit is held by
+    /// the blocking task that uses the connection, not by the query's future, so a dropped
+    /// query (a request deadline, a client gone) frees it only once its connection is back.
+    reader_permits: Arc<Semaphore>,
     /// How many readers (and permits) there are.
     reader_count: u32,
 }
@@ -112,7 +114,7 @@ impl SqliteStore {
             health,
             datadir,
             readers: Arc::new(Mutex::new(readers)),
-            reader_permits: Semaphore::new(options.readers),
+            reader_permits: Arc::new(Semaphore::new(options.readers)),
             reader_count: u32::try_from(options.readers).unwrap_or(u32::MAX),
         })
     }
@@ -120,10 +122,16 @@ impl SqliteStore {
     /// Closes the readers, then the writer (whose close removes the WAL), then marks the
     /// directory clean. Both `close` and `drop` end here; the second call does nothing.
     fn shut(&self, writer_closed: bool) {
-        self.readers.lock().expect("reader pool lock").clear();
+        self.pool().clear();
         if writer_closed {
             self.datadir.mark_clean();
         }
+    }
+
+    /// The reader pool. A panic while it was locked (in a query closure) cannot leave the
+    /// `Vec` half-changed, so a poisoned lock is taken as it is.
+    fn pool(&self) -> MutexGuard<'_, Vec<Connection>> {
+        lock_pool(&self.readers)
     }
 
     /// Runs a query on a pooled read-only connection, off the async threads.
@@ -132,25 +140,20 @@ impl SqliteStore {
         R: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<R> + Send + 'static,
     {
-        let _permit = self
-            .reader_permits
-            .acquire()
+        let permit = Arc::clone(&self.reader_permits)
+            .acquire_owned()
             .await
             .map_err(|_| StoreError::Closed)?;
         let pool = Arc::clone(&self.readers);
         tokio::task::spawn_blocking(move || {
-            let conn = pool
-                .lock()
-                .expect("reader pool lock")
-                .pop()
-                .expect("a permit guarantees a pooled reader");
-            let result = f(&conn);
-            pool.lock().expect("reader pool lock").push(conn);
-            result
+            // The permit moves here: if this future is dropped, the task still runs to the end
+            // and gives the connection back before the permit lets the next query in.
+            let _permit = permit;
+            let lease = Lease::take(pool).ok_or(StoreError::Closed)?;
+            f(lease.conn()).map_err(backend)
         })
         .await
         .map_err(|e| StoreError::Backend(format!("reader task: {e}")))?
-        .map_err(backend)
     }
 
     async fn write<R, F>(&self, f: F) -> StoreResult<R>
@@ -207,6 +210,11 @@ impl Store for SqliteStore {
 
     async fn revoke_session(&self, user: UserId, session: SessionId) -> StoreResult<()> {
         self.write(move |ctx| accounts::revoke_session(ctx, user, session))
+            .await
+    }
+
+    async fn trim_sessions(&self, user: UserId, keep: u32) -> StoreResult<Vec<SessionId>> {
+        self.write(move |ctx| accounts::trim_sessions(ctx, user, keep))
             .await
     }
 
@@ -427,7 +435,7 @@ impl Store for SqliteStore {
             permits.forget();
         }
         self.reader_permits.close();
-        self.readers.lock().expect("reader pool lock").clear();
+        self.pool().clear();
         let closed = self.writer.close().await;
         self.shut(closed);
     }
@@ -437,9 +445,45 @@ impl Store for SqliteStore {
 /// complete database and a clean marker, or the next start would find `running` and no WAL.
 impl Drop for SqliteStore {
     fn drop(&mut self) {
-        self.readers.lock().expect("reader pool lock").clear();
+        self.pool().clear();
         let closed = self.writer.close_blocking();
         self.shut(closed);
+    }
+}
+
+fn lock_pool(pool: &Mutex<Vec<Connection>>) -> MutexGuard<'_, Vec<Connection>> {
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A reader taken from the pool; it goes back when the lease drops, even if the query
+/// panicked, so the pool never shrinks below its permits.
+struct Lease {
+    pool: Arc<Mutex<Vec<Connection>>>,
+    conn: Option<Connection>,
+}
+
+impl Lease {
+    /// `None` only once the pool was emptied by `close`.
+    fn take(pool: Arc<Mutex<Vec<Connection>>>) -> Option<Self> {
+        let conn = lock_pool(&pool).pop()?;
+        Some(Self {
+            pool,
+            conn: Some(conn),
+        })
+    }
+
+    fn conn(&self) -> &Connection {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            lock_pool(&self.pool).push(conn);
+        }
     }
 }
 
@@ -459,4 +503,78 @@ fn open_readers(path: &Path, count: usize) -> StoreResult<Vec<Connection>> {
         })
         .collect::<rusqlite::Result<Vec<_>>>()
         .map_err(|e| StoreError::DataDir(format!("cannot open {}: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+
+    fn open(dir: &Path, readers: usize) -> SqliteStore {
+        let options = SqliteOptions {
+            write_batch_max: 16,
+            synchronous: SqliteSync::Normal,
+            readers,
+            quick_check: false,
+        };
+        SqliteStore::open(dir, &options, Arc::new(Metrics::default())).unwrap()
+    }
+
+    /// A read whose closure runs until `release` says so, having said it started.
+    fn held_read(
+        store: &Arc<SqliteStore>,
+        started: mpsc::Sender<()>,
+        release: mpsc::Receiver<()>,
+    ) -> tokio::task::JoinHandle<StoreResult<()>> {
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            store
+                .read(move |_| {
+                    started.send(()).expect("the test waits for the start");
+                    release.recv().ok();
+                    Ok(())
+                })
+                .await
+        })
+    }
+
+    /// Reads dropped while their query runs (a request deadline, a client gone) must not
+    /// let another read find the pool empty: that panicked with the pool's lock held and
+    /// poisoned it, and every later read answered `internal`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn dropped_reads_keep_the_pool_whole_and_close_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(dir.path(), 2));
+        store.create_user("alice", "phc").await.unwrap();
+        let mut releases = Vec::new();
+        for _ in 0..2 {
+            let (started_tx, started_rx) = mpsc::channel();
+            let (release_tx, release_rx) = mpsc::channel();
+            let task = held_read(&store, started_tx, release_rx);
+            tokio::task::spawn_blocking(move || started_rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            // Both readers are busy; dropping the query's future must not free its reader.
+            task.abort();
+            assert!(task.await.unwrap_err().is_cancelled());
+            releases.push(release_tx);
+        }
+        let waiting = {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move { store.user_by_name("alice").await })
+        };
+        drop(releases);
+        let found = waiting.await.unwrap().unwrap();
+        assert_eq!(found.map(|u| u.username).as_deref(), Some("alice"));
+        for _ in 0..20 {
+            assert!(store.user_by_name("alice").await.unwrap().is_some());
+        }
+        store.close().await;
+        assert!(
+            !dir.path().join(format!("{DB_FILE}-wal")).exists(),
+            "close left the WAL: a reader was still open"
+        );
+    }
 }
