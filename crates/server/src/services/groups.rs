@@ -7,12 +7,13 @@
 //! own seq, and is pushed to the members (and to whoever was removed).
 //!
 //! Consent (checked by the store in the transaction that adds, see [`AddRules`]): nobody can be
-//! put into a group by someone they blocked or who blocked them; under the default
-//! `group_add_policy = "friends"` only the adder's friends can be put in; and nobody ends up in
-//! more than `max_groups_per_user` live groups. A join is the joiner's own act: only the cap
-//! applies. Members of one group who block each other later both stay members (the group's
-//! owner and admins moderate it; either may leave), but the group no longer makes them
-//! contacts: they see each other's profile and presence as strangers do.
+//! put into a group by someone they blocked or who blocked them, nor into a group with a member
+//! (or a user added alongside) on either side of a block with them, whoever adds, and nobody
+//! joins such a group either; under the default `group_add_policy = "friends"` only the adder's
+//! friends can be put in; and nobody ends up in more than `max_groups_per_user` live groups.
+//! Members of one group who block each other later both stay members (the group's owner and
+//! admins moderate it; either may leave), but the group no longer makes them contacts: they see
+//! each other's profile and presence as strangers do.
 //!
 //! History policy: a member sees entries from the one that made them a member; a removed member
 //! loses access to the whole conversation at once.
