@@ -89,6 +89,10 @@ impl From<StoreError> for Error {
 fn refusal(user: UserId, why: Refusal) -> Error {
     let (code, what) = match why {
         Refusal::Blocked => (ErrorCode::Blocked, "one of you has blocked the other"),
+        Refusal::BlockedMember => (
+            ErrorCode::Blocked,
+            "a block stands between them and a member of the group",
+        ),
         Refusal::NotFriends => (
             ErrorCode::NotFriends,
             "only friends may be added to a group (group_add_policy)",

@@ -39,6 +39,13 @@ const PATHS: &[(&str, &str, &str)] = &[
     ("A adds B to A's own group", "blocked", "ok"),
     ("A adds B to a third user's group", "blocked", "ok"),
     ("B (the blocker) creates a group with A", "blocked", "ok"),
+    // T, a friend of both, cannot bring them together either, nor can they meet by joining.
+    ("T creates a group with A and B", "blocked", "ok"),
+    ("T adds B to a group A is in", "blocked", "ok"),
+    ("T adds A to a group B is in", "blocked", "ok"),
+    ("T adds A and B to a group at once", "blocked", "ok"),
+    ("A joins a public group B is in", "blocked", "ok"),
+    ("B joins a public group A is in", "blocked", "ok"),
     // Policy for a group they shared before the block: both stay members and the group's
     // messages reach every member (docs/PROTOCOL.md, "Blocks"); everything else below holds.
     (
@@ -179,6 +186,37 @@ async fn told_before_marker(
     seen
 }
 
+/// The paths through a third user's groups and through public groups, in [`PATHS`]' order.
+async fn through_others(p: &Pair) -> Vec<String> {
+    let (a, b) = (p.a.id.clone(), p.b.id.clone());
+    let add = |group: &str, users: &[&str]| R::GroupAdd {
+        group: group.into(),
+        users: users.iter().map(|u| (*u).to_owned()).collect(),
+    };
+    let mut out = vec![outcome(
+        p.ct.request(create("t, a, b", &[&p.a, &p.b])).await,
+    )];
+    let with_a: GroupInfo = ok(&p.ct, create("t and a", &[&p.a])).await;
+    out.push(outcome(p.ct.request(add(&with_a.id, &[&b])).await));
+    let with_b: GroupInfo = ok(&p.ct, create("t and b", &[&p.b])).await;
+    out.push(outcome(p.ct.request(add(&with_b.id, &[&a])).await));
+    let alone: GroupInfo = ok(&p.ct, create("t alone", &[])).await;
+    out.push(outcome(p.ct.request(add(&alone.id, &[&a, &b])).await));
+    let public = |name: &str| R::GroupCreate {
+        name: name.into(),
+        description: None,
+        public: true,
+        members: vec![],
+    };
+    let bs: GroupInfo = ok(p.cb(), public("b's open group")).await;
+    out.push(outcome(p.ca.request(R::GroupJoin { group: bs.id }).await));
+    let as_: GroupInfo = ok(&p.ca, public("a's open group")).await;
+    out.push(outcome(
+        p.cb().request(R::GroupJoin { group: as_.id }).await,
+    ));
+    out
+}
+
 /// Walks every path for `p` (in the order of [`PATHS`]) and returns what happened.
 async fn walk(mut p: Pair, tag: &str) -> Vec<String> {
     let (a, b) = (p.a.id.clone(), p.b.id.clone());
@@ -220,6 +258,7 @@ async fn walk(mut p: Pair, tag: &str) -> Vec<String> {
     out.push(outcome(p.ca.request(add(&p.own)).await));
     out.push(outcome(p.ca.request(add(&p.thirds)).await));
     out.push(outcome(p.cb().request(create("with a", &[&p.a])).await));
+    out.extend(through_others(&p).await);
 
     let in_shared = outcome(
         p.ca.request(send(None, Some(&p.shared), &format!("{tag}-g")))

@@ -293,3 +293,28 @@ async fn group_changes_share_one_budget() {
     );
     server.stop().await;
 }
+
+/// `profiles` and `presence` name at most 200 ids (`LOOKUP_MAX`): 200 are answered, 201 are
+/// `bad_request`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_and_presence_take_at_most_two_hundred_ids() {
+    let server = start_with(|_| {}).await;
+    let alice = server.user("alice").await;
+    let a = server.connect(&alice).await;
+    let ids = |n: usize| -> Vec<String> {
+        let mut v = vec![alice.id.clone()];
+        v.extend((1..n).map(|i| format!("{}", 900_000 + i)));
+        v
+    };
+    let at_cap: banter_client::protocol::ProfilesResult =
+        ok(&a, R::Profiles { users: ids(200) }).await;
+    assert_eq!(at_cap.profiles.len(), 1, "unknown ids are left out");
+    let _: banter_client::protocol::PresenceResult = ok(&a, R::Presence { users: ids(200) }).await;
+    for over in [
+        R::Profiles { users: ids(201) },
+        R::Presence { users: ids(201) },
+    ] {
+        assert_eq!(refused(&a, over).await, ErrorCode::BadRequest);
+    }
+    server.stop().await;
+}

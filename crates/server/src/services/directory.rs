@@ -25,6 +25,11 @@ const CACHE_MAX: usize = 100_000;
 /// keys are invalidated.
 const STRIPES: usize = 64;
 
+/// Above this many keys, one invalidation bumps every stripe and scans the map once instead
+/// of removing the keys one by one (the scan costs at most `CACHE_MAX` checks, however many
+/// keys a dissolve of a 1,000-member group names: about 500,000 pairs).
+const KEYS_ONE_BY_ONE: usize = 4 * STRIPES;
+
 /// What a fill noted before its store read: the stripe and its generation then.
 #[derive(Debug, Clone, Copy)]
 struct Ticket {
@@ -100,12 +105,26 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         inner.map.remove(key);
     }
 
-    fn invalidate_all(&self) {
+    /// Invalidates every key `hit` accepts; `keys` lists them, `count` of them.
+    fn invalidate_many(
+        &self,
+        count: usize,
+        keys: impl Iterator<Item = K>,
+        hit: impl Fn(&K) -> bool,
+    ) {
         let mut inner = self.inner.lock().expect("cache lock");
-        for g in &mut inner.generations {
-            *g += 1;
+        if count > KEYS_ONE_BY_ONE {
+            for g in &mut inner.generations {
+                *g += 1;
+            }
+            inner.map.retain(|k, _| !hit(k));
+            return;
         }
-        inner.map.clear();
+        for key in keys {
+            let stripe = self.stripe(&key);
+            inner.generations[stripe] += 1;
+            inner.map.remove(&key);
+        }
     }
 }
 
@@ -226,9 +245,28 @@ impl Directory {
         self.relations.invalidate(&(a.min(b), a.max(b)));
     }
 
-    /// Forgets every cached relation (group membership changes affect `share_group`).
-    pub fn invalidate_relations(&self) {
-        self.relations.invalidate_all();
+    /// Forgets the relations of every pair of one user of `changed` and one of `members`
+    /// (call after a group change: whom it joins or parts, and the group's members; for a
+    /// created or dissolved group both are all its members). Other pairs stay cached.
+    pub fn invalidate_relations_between(&self, changed: &[UserId], members: &[UserId]) {
+        let mut changed = changed.to_vec();
+        changed.sort_unstable();
+        let mut members = members.to_vec();
+        members.sort_unstable();
+        let pairs = || {
+            changed.iter().flat_map(|&x| {
+                members
+                    .iter()
+                    .filter(move |&&y| y != x)
+                    .map(move |&y| (x.min(y), x.max(y)))
+            })
+        };
+        let has = |set: &[UserId], u: UserId| set.binary_search(&u).is_ok();
+        let hit = |&(x, y): &(UserId, UserId)| {
+            (has(&changed, x) && has(&members, y)) || (has(&changed, y) && has(&members, x))
+        };
+        self.relations
+            .invalidate_many(changed.len() * members.len(), pairs(), hit);
     }
 }
 
@@ -475,21 +513,50 @@ mod tests {
         );
     }
 
+    /// A dissolve invalidates every pair of members, one by one (few pairs) or by one scan
+    /// of the cache (many): either way a fill that raced it is discarded.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn clearing_all_relations_discards_a_racing_fill() {
+    async fn invalidating_member_pairs_discards_a_racing_fill() {
         let w = world().await;
-        let [a, b, _] = w.users;
-        let g = group(&w).await;
-        let d = Arc::clone(&w.directory);
-        let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
-            w.store
-                .change_group(g, GroupChange::Dissolve, entry(a))
-                .await
-                .unwrap();
-            w.directory.invalidate_relations();
-        })
-        .await;
-        assert!(stale.share_group);
-        assert!(!w.directory.relation(a, b).await.unwrap().share_group);
+        let [a, b, c] = w.users;
+        // Unknown ids make the second round name more pairs than are removed one by one.
+        let many: Vec<UserId> = (1_000..1_000 + KEYS_ONE_BY_ONE as UserId).collect();
+        for extra in [vec![], many] {
+            let g = group(&w).await;
+            // The last round left the pair cached: the fill below must read the store.
+            w.directory.invalidate_relation(a, b);
+            let d = Arc::clone(&w.directory);
+            let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
+                w.store
+                    .change_group(g, GroupChange::Dissolve, entry(a))
+                    .await
+                    .unwrap();
+                let mut members = vec![a, b, c];
+                members.extend(&extra);
+                w.directory.invalidate_relations_between(&members, &members);
+            })
+            .await;
+            assert!(stale.share_group, "{} extra", extra.len());
+            assert!(!w.directory.relation(a, b).await.unwrap().share_group);
+        }
+    }
+
+    /// Only the pairs a change names are forgotten: the rest stay cached.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_change_keeps_unrelated_pairs_cached() {
+        let w = world().await;
+        let [a, b, c] = w.users;
+        group(&w).await;
+        for (x, y) in [(a, b), (a, c), (b, c)] {
+            w.directory.relation(x, y).await.unwrap();
+        }
+        let cached = |x: UserId, y: UserId| {
+            let inner = w.directory.relations.inner.lock().unwrap();
+            inner.map.contains_key(&(x.min(y), x.max(y)))
+        };
+        // `c` removed from a group of `a` and `b`.
+        w.directory.invalidate_relations_between(&[c], &[a, b]);
+        assert!(cached(a, b), "a and b still share what they shared");
+        assert!(!cached(a, c) && !cached(b, c));
     }
 }

@@ -7,12 +7,13 @@
 //! own seq, and is pushed to the members (and to whoever was removed).
 //!
 //! Consent (checked by the store in the transaction that adds, see [`AddRules`]): nobody can be
-//! put into a group by someone they blocked or who blocked them; under the default
-//! `group_add_policy = "friends"` only the adder's friends can be put in; and nobody ends up in
-//! more than `max_groups_per_user` live groups. A join is the joiner's own act: only the cap
-//! applies. Members of one group who block each other later both stay members (the group's
-//! owner and admins moderate it; either may leave), but the group no longer makes them
-//! contacts: they see each other's profile and presence as strangers do.
+//! put into a group by someone they blocked or who blocked them, nor into a group with a member
+//! (or a user added alongside) on either side of a block with them, whoever adds, and nobody
+//! joins such a group either; under the default `group_add_policy = "friends"` only the adder's
+//! friends can be put in; and nobody ends up in more than `max_groups_per_user` live groups.
+//! Members of one group who block each other later both stay members (the group's owner and
+//! admins moderate it; either may leave), but the group no longer makes them contacts: they see
+//! each other's profile and presence as strangers do.
 //!
 //! History policy: a member sees entries from the one that made them a member; a removed member
 //! loses access to the whole conversation at once.
@@ -151,14 +152,19 @@ impl Groups {
         )
     }
 
-    async fn parse_users(&self, raw: &[String]) -> Result<Vec<UserId>> {
-        let mut users = Vec::with_capacity(raw.len());
-        for r in raw {
-            let id = parse_id(r, ErrorCode::UnknownUser, "user")?;
-            if !users.contains(&id) {
-                users.push(id);
-            }
+    /// The distinct users named, sorted. A list longer than the largest group is refused
+    /// before it is read (duplicates count): a frame can carry thousands of ids, and none of
+    /// the work for them should happen when the answer is `group_full` anyway.
+    fn parse_users(&self, raw: &[String]) -> Result<Vec<UserId>> {
+        if raw.len() > self.max_members {
+            return Err(self.full());
         }
+        let mut users = raw
+            .iter()
+            .map(|r| parse_id(r, ErrorCode::UnknownUser, "user"))
+            .collect::<Result<Vec<_>>>()?;
+        users.sort_unstable();
+        users.dedup();
         Ok(users)
     }
 
@@ -201,23 +207,35 @@ impl Groups {
         event: &SystemEvent,
         also: Option<UserId>,
     ) -> Result<()> {
+        // Who the change makes or unmakes fellow members of the rest (`share_group`).
+        let changed = match &change {
+            GroupChange::Add { users, .. } => Some(users.clone()),
+            GroupChange::Remove { user } => Some(vec![*user]),
+            GroupChange::Dissolve => None,
+            _ => Some(Vec::new()),
+        };
+        // The group exists (the caller loaded it): an add's `NotFound` is a user's.
+        let not_found = if matches!(change, GroupChange::Add { .. }) {
+            Error::new(ErrorCode::UnknownUser, "no such user")
+        } else {
+            Error::new(ErrorCode::NotMember, "not a member of the group")
+        };
         let stored = match self
             .store
             .change_group(conv, change, entry(caller.user, event))
             .await
         {
             Err(StoreError::GroupFull) => return Err(self.full()),
-            Err(StoreError::NotFound) => {
-                return Err(Error::new(
-                    ErrorCode::NotMember,
-                    "not a member of the group",
-                ));
-            }
+            Err(StoreError::NotFound) => return Err(not_found),
             other => other?,
         };
         self.directory.invalidate_conversation(conv);
-        self.directory.invalidate_relations();
-        let mut audience = self.directory.members(conv).await?.to_vec();
+        let members = self.directory.members(conv).await?;
+        // A dissolved group (its members stay listed) no longer joins any pair of them.
+        let changed = changed.as_deref().unwrap_or(&members[..]);
+        self.directory
+            .invalidate_relations_between(changed, &members);
+        let mut audience = members.to_vec();
         audience.extend(also);
         self.messaging.publish(caller, &stored, audience.into());
         Ok(())
@@ -235,7 +253,7 @@ impl Groups {
         check_name(&name)?;
         let description = description.unwrap_or_default();
         check_description(&description)?;
-        let mut members = self.parse_users(members).await?;
+        let mut members = self.parse_users(members)?;
         members.retain(|u| *u != caller.user);
         if members.len() + 1 > self.max_members {
             return Err(self.full());
@@ -265,7 +283,9 @@ impl Groups {
             }
             other => other?,
         };
-        self.directory.invalidate_relations();
+        // Every pair of the new members now shares a group.
+        self.directory
+            .invalidate_relations_between(&everyone, &everyone);
         self.messaging.publish(caller, &created, everyone.into());
         Ok(group_view(&group))
     }
@@ -273,7 +293,7 @@ impl Groups {
     /// Adds users to a group the caller is a member of.
     pub async fn add(&self, caller: &Caller, group: &str, users: &[String]) -> Result<Vec<String>> {
         let (g, _) = self.load_member(caller, group).await?;
-        let mut users = self.parse_users(users).await?;
+        let mut users = self.parse_users(users)?;
         let current = self.directory.members(g.id).await?;
         users.retain(|u| current.binary_search(u).is_err());
         if users.is_empty() {
@@ -282,10 +302,10 @@ impl Groups {
                 "everyone named is a member already",
             ));
         }
-        for u in &users {
-            if self.store.user_by_id(*u).await?.is_none() {
-                return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
-            }
+        // Checked again in the store's transaction; this refuses an oversize add before any
+        // per-user work. Unknown users are the store's `NotFound` (see `apply`).
+        if current.len() + users.len() > self.max_members {
+            return Err(self.full());
         }
         let event = SystemEvent::MembersAdded {
             by: caller.user.to_string(),

@@ -343,6 +343,9 @@ pub struct AddRules {
 pub enum Refusal {
     /// The user and the adder: one blocked the other.
     Blocked,
+    /// The user and a member of the group (or another user added with them): one blocked the
+    /// other.
+    BlockedMember,
     /// The rules admit friends only, and the user is not the adder's friend.
     NotFriends,
     /// The user is in `max_groups` live groups already.

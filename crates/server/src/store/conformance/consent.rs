@@ -88,11 +88,15 @@ pub(super) async fn group_add_rules(store: &dyn Store) {
         e,
         Refusal::Blocked,
     );
-    // ... but a third member who blocked nobody may add them.
-    add(store, g.id, vec![e], open_rules(c)).await.unwrap();
+    // ... and so may no third member while a is in the group (see `blocks_among_members`).
+    refused(
+        add(store, g.id, vec![e], open_rules(c)).await,
+        e,
+        Refusal::BlockedMember,
+    );
     assert_eq!(
         store.last_seq(g.id).await.unwrap(),
-        3,
+        2,
         "refusals leave no entry"
     );
 
@@ -127,17 +131,88 @@ pub(super) async fn group_add_rules(store: &dyn Store) {
         .create_group(new_group(b, vec![], capped))
         .await
         .unwrap();
-    // A join is the joiner's own add: only the cap applies (d blocked a).
+    // A join is the joiner's own add: the cap applies, and so do blocks with members (d
+    // blocked a, and owns the group).
     let (open, _) = store
         .create_group(new_group(d, vec![], open_rules(d)))
         .await
         .unwrap();
-    add(store, open.id, vec![a], open_rules(a)).await.unwrap();
+    refused(
+        add(store, open.id, vec![a], open_rules(a)).await,
+        a,
+        Refusal::BlockedMember,
+    );
     refused(
         add(store, open.id, vec![b], AddRules { by: b, ..capped }).await,
         b,
         Refusal::TooManyGroups,
     );
+    blocks_among_members(store).await;
+}
+
+/// A block between two users keeps them out of one group whoever adds them: at create between
+/// any two initial members, and at an add between the added user and any member or any user
+/// added alongside. A block made later between two members leaves the group as it is.
+async fn blocks_among_members(store: &dyn Store) {
+    let t = user(store, "trent").await;
+    let x = user(store, "xavier").await;
+    let y = user(store, "yvonne").await;
+    let z = user(store, "zoe").await;
+    store.block(y, x).await.unwrap();
+    // Whichever comes second in the request is the one refused.
+    for (members, second) in [(vec![x, y], y), (vec![y, x], x), (vec![z, x, y], y)] {
+        refused(
+            store
+                .create_group(new_group(t, members, open_rules(t)))
+                .await,
+            second,
+            Refusal::BlockedMember,
+        );
+    }
+    assert!(
+        store.groups_of(t).await.unwrap().is_empty(),
+        "a refused create leaves no group"
+    );
+    let (with_x, _) = store
+        .create_group(new_group(t, vec![x], open_rules(t)))
+        .await
+        .unwrap();
+    refused(
+        add(store, with_x.id, vec![z, y], open_rules(t)).await,
+        y,
+        Refusal::BlockedMember,
+    );
+    assert!(
+        store.member(with_x.id, z).await.unwrap().is_none(),
+        "a refused add adds no one"
+    );
+    let (with_y, _) = store
+        .create_group(new_group(t, vec![y], open_rules(t)))
+        .await
+        .unwrap();
+    refused(
+        add(store, with_y.id, vec![x], open_rules(t)).await,
+        x,
+        Refusal::BlockedMember,
+    );
+    // Two users added together who block each other.
+    let (alone, _) = store
+        .create_group(new_group(t, vec![], open_rules(t)))
+        .await
+        .unwrap();
+    refused(
+        add(store, alone.id, vec![x, y], open_rules(t)).await,
+        y,
+        Refusal::BlockedMember,
+    );
+    // A block between members made after they joined refuses nobody new.
+    let (later, _) = store
+        .create_group(new_group(t, vec![x, z], open_rules(t)))
+        .await
+        .unwrap();
+    store.block(z, x).await.unwrap();
+    let w = user(store, "walter").await;
+    add(store, later.id, vec![w], open_rules(t)).await.unwrap();
 }
 
 pub(super) async fn contacts_exclude_blocks_and_dissolved_groups(store: &dyn Store) {

@@ -50,9 +50,24 @@ fn live_groups(conn: &Connection, user: UserId) -> StoreResult<usize> {
     .map_err(backend)
 }
 
-/// Refuses `user` (about to join a group) if `rules` forbid it. Runs inside the write
-/// transaction, so a block committed before this add is always seen.
-fn check_rules(conn: &Connection, rules: &AddRules, user: UserId) -> StoreResult<()> {
+/// A block, either way, between `user` and a current member of `conv` other than `user`.
+/// Both directions are primary-key lookups per member, so the cost is the group's size.
+fn blocks_a_member(conn: &Connection, conv: ConvId, user: UserId) -> StoreResult<bool> {
+    holds(
+        conn,
+        "SELECT 1 FROM members m WHERE m.conv_id = ?1 AND m.user_id <> ?2
+         AND (EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = m.user_id)
+           OR EXISTS (SELECT 1 FROM blocks WHERE blocker = m.user_id AND blocked = ?2))",
+        conv,
+        user,
+    )
+}
+
+/// Refuses `user` (about to become a member of `conv`) if `rules` forbid it. Runs inside the
+/// write transaction, after the earlier users of the same change were inserted, so a block
+/// committed before this add is always seen, between `user` and the adder, any current member
+/// or any user added alongside.
+fn check_rules(conn: &Connection, conv: ConvId, rules: &AddRules, user: UserId) -> StoreResult<()> {
     let refuse = |why| Err(StoreError::Refused { user, why });
     if !user_exists(conn, user)? {
         return Err(StoreError::NotFound);
@@ -78,8 +93,26 @@ fn check_rules(conn: &Connection, rules: &AddRules, user: UserId) -> StoreResult
             return refuse(Refusal::NotFriends);
         }
     }
+    if blocks_a_member(conn, conv, user)? {
+        return refuse(Refusal::BlockedMember);
+    }
     if live_groups(conn, user)? >= rules.max_groups {
         return refuse(Refusal::TooManyGroups);
+    }
+    Ok(())
+}
+
+/// Checks and inserts `user` as a plain member (skipping one who is a member already).
+fn admit(
+    ctx: &WriteCtx<'_>,
+    conv: ConvId,
+    rules: &AddRules,
+    user: UserId,
+    joined_seq: u64,
+) -> StoreResult<()> {
+    if member(ctx.conn, conv, user).map_err(backend)?.is_none() {
+        check_rules(ctx.conn, conv, rules, user)?;
+        add_member(ctx, conv, user, MemberRole::Member, joined_seq)?;
     }
     Ok(())
 }
@@ -106,8 +139,14 @@ pub(super) fn create(
         by: g.owner,
         ..g.rules
     };
-    for user in std::iter::once(g.owner).chain(g.members.iter().copied()) {
-        check_rules(ctx.conn, &rules, user)?;
+    if !user_exists(ctx.conn, g.owner)? {
+        return Err(StoreError::NotFound);
+    }
+    if live_groups(ctx.conn, g.owner)? >= rules.max_groups {
+        return Err(StoreError::Refused {
+            user: g.owner,
+            why: Refusal::TooManyGroups,
+        });
     }
     ctx.conn
         .prepare_cached(
@@ -119,8 +158,10 @@ pub(super) fn create(
     let conv = ctx.conn.last_insert_rowid();
     let created = system(ctx, conv, &g.event)?;
     add_member(ctx, conv, g.owner, MemberRole::Owner, created.seq)?;
+    // Each member is checked against those inserted before them, so a block between any two
+    // of the new members refuses the whole group (the savepoint undoes what was written).
     for user in &g.members {
-        add_member(ctx, conv, *user, MemberRole::Member, created.seq)?;
+        admit(ctx, conv, &rules, *user, created.seq)?;
     }
     let group = rows::group_by_id(ctx.conn, conv)
         .map_err(backend)?
@@ -162,15 +203,11 @@ pub(super) fn change(
     }
     match change {
         GroupChange::Add { users, max, rules } => {
-            for user in &users {
-                if member(ctx.conn, conv, *user).map_err(backend)?.is_none() {
-                    check_rules(ctx.conn, &rules, *user)?;
-                }
-            }
             // The entry comes first so that new members see it: their history starts there.
+            // A refusal below undoes it with the rest (the job's savepoint).
             let event = system(ctx, conv, &entry)?;
             for user in users {
-                add_member(ctx, conv, user, MemberRole::Member, event.seq)?;
+                admit(ctx, conv, &rules, user, event.seq)?;
             }
             if member_count(ctx.conn, conv)? > max {
                 return Err(StoreError::GroupFull);
