@@ -8,14 +8,13 @@
 mod amend;
 mod reads;
 
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use banter_protocol::{ErrorCode, Message, MessageKind, SendAck, ServerFrame};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::budget::{BudgetLimits, RequestBudget};
+use super::budget::{BudgetLimits, RequestBudget, quota};
 use super::directory::Directory;
 use super::fanout::Fanout;
 use super::fields::{check_client_msg_id, check_text, reused_client_msg_id};
@@ -31,8 +30,10 @@ use crate::store::{
     StoredMessage, UserId,
 };
 
-/// Typing notices per second per user and conversation (burst 2).
+/// Typing notices per second per user and conversation.
 const TYPING_PER_SEC: u32 = 1;
+/// Typing indicators a user may burst per conversation.
+const TYPING_BURST: u32 = 2;
 
 /// Limits the messaging service enforces.
 #[derive(Debug, Clone, Copy)]
@@ -168,9 +169,6 @@ impl Messaging {
         directory: Arc<Directory>,
         limits: MessagingLimits,
     ) -> Self {
-        let rate = NonZeroU32::new(limits.send_rate_per_sec).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(limits.send_burst).unwrap_or(NonZeroU32::MIN);
-        let typing = NonZeroU32::new(TYPING_PER_SEC).unwrap_or(NonZeroU32::MIN);
         Self {
             fanout: Fanout::new(Arc::clone(&bus)),
             store,
@@ -178,10 +176,16 @@ impl Messaging {
             metrics,
             directory,
             limits,
-            send_limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
-            typing_limiter: RateLimiter::keyed(
-                Quota::per_second(typing).allow_burst(NonZeroU32::new(2).unwrap_or(typing)),
-            ),
+            send_limiter: RateLimiter::keyed(quota(
+                Quota::per_second,
+                limits.send_rate_per_sec,
+                limits.send_burst,
+            )),
+            typing_limiter: RateLimiter::keyed(quota(
+                Quota::per_second,
+                TYPING_PER_SEC,
+                TYPING_BURST,
+            )),
             budget: RequestBudget::new(limits.requests),
             list_turns: Turns::default(),
         }
