@@ -90,7 +90,10 @@ impl<K: Hash + Eq + Clone> Table<K> {
     /// How long `key` must still wait, if it must.
     fn wait(&self, key: &K, now: Instant) -> Option<Duration> {
         let entry = self.entries.get(key)?;
-        (!entry.forgotten(now) && now < entry.next_allowed).then(|| entry.next_allowed - now)
+        // Under the limit there is never a wait, whatever the clock readings of concurrent
+        // attempts (an entry's `next_allowed` starts at its first charge's `now`).
+        (entry.charges >= self.limit && !entry.forgotten(now) && now < entry.next_allowed)
+            .then(|| entry.next_allowed - now)
     }
 
     /// Charges one attempt to `key`; from the `limit`-th on, the next one must wait.
@@ -182,7 +185,6 @@ impl LoginThrottle {
         account: Option<&str>,
         address: Option<IpAddr>,
     ) -> Result<Attempt<'_>, Error> {
-        let now = Instant::now();
         let account = account.map(str::to_owned);
         let address = address.map(address_key);
         let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
@@ -190,6 +192,8 @@ impl LoginThrottle {
             .addresses
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        // Read under the locks, so that charges are stamped in the order they are made.
+        let now = Instant::now();
         let wait = account
             .as_ref()
             .and_then(|a| accounts.wait(a, now))
@@ -332,6 +336,19 @@ mod tests {
         assert_eq!(t.wait(&key, later), None);
         t.charge(&key, later, &POLICY);
         assert_eq!(t.wait(&key, later), None, "forgotten charges start over");
+    }
+
+    #[test]
+    fn under_the_limit_an_earlier_clock_reading_never_waits() {
+        // Two attempts read the clock, the later reading is charged first: the earlier one,
+        // still under the limit, must not be told to wait for the other's timestamp (it used to
+        // be refused "retry in 1 ms").
+        let mut t = Table::new(POLICY.per_account);
+        let earlier = Instant::now();
+        let later = earlier + Duration::from_millis(5);
+        let key = "bob".to_owned();
+        t.charge(&key, later, &POLICY);
+        assert_eq!(t.wait(&key, earlier), None);
     }
 
     #[test]
