@@ -316,12 +316,10 @@ async fn raw_post(addr: &str, path: &str, body: &str) -> (u16, String) {
 /// server switched and then ended the stream without a frame.
 async fn upgrade_and_first_frame(addr: &str, token: &str) -> Result<Option<RawFrame>, u16> {
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Authorization: Bearer {token}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream
+        .write_all(common::upgrade_request(addr, token).as_bytes())
+        .await
+        .unwrap();
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut byte = [0u8; 1];

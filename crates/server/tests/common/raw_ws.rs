@@ -26,15 +26,22 @@ impl RawFrame {
     }
 }
 
+/// A WebSocket upgrade request for `/v1/ws` authenticated by `token` (the RFC 6455 example key).
+pub fn upgrade_request(addr: &str, token: &str) -> String {
+    format!(
+        "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Authorization: Bearer {token}\r\n\r\n"
+    )
+}
+
 impl RawSocket {
     /// Performs the upgrade on `stream` with `token`; panics unless the server switches.
     pub async fn open_on(mut stream: TcpStream, addr: &str, token: &str) -> Self {
-        let request = format!(
-            "GET /v1/ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Authorization: Bearer {token}\r\n\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+            .write_all(upgrade_request(addr, token).as_bytes())
+            .await
+            .unwrap();
         let mut buf = Vec::new();
         let end = loop {
             let mut chunk = [0u8; 1024];
