@@ -318,3 +318,38 @@ async fn profiles_and_presence_take_at_most_two_hundred_ids() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_requests_that_cost_the_server_spend_the_same_user_budget() {
+    let server = budget_server(4, 4).await;
+    let alice = server.user("alice").await;
+    // The user budget is shared by every device and by HTTP: searches spend it...
+    for i in 0..4 {
+        let found = server.api.search_users(&alice.token, "ali").await;
+        assert!(found.is_ok(), "search {i}: {found:?}");
+    }
+    let code = |r: Result<(), banter_client::ClientError>| match r {
+        Err(banter_client::ClientError::Api { body, .. }) => body.code,
+        other => panic!("expected a refusal, got {other:?}"),
+    };
+    let refused = server.api.search_users(&alice.token, "ali").await.map(drop);
+    assert_eq!(code(refused), ErrorCode::RateLimited);
+    // ...and so do the session changes, which are refused before they change anything.
+    let other = server.login("alice").await;
+    assert_eq!(
+        code(server.api.revoke(&alice.token, &other.session).await),
+        ErrorCode::RateLimited
+    );
+    assert_eq!(
+        code(server.api.logout(&alice.token).await),
+        ErrorCode::RateLimited
+    );
+    assert!(
+        server.api.me(&other.token).await.is_ok(),
+        "the refused revoke left the session alive"
+    );
+    // Another user's budget is untouched.
+    let bob = server.user("bob").await;
+    assert!(server.api.search_users(&bob.token, "ali").await.is_ok());
+    server.stop().await;
+}

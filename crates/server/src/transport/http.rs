@@ -89,11 +89,13 @@ pub(super) async fn sessions(
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+        (status = 429, description = "rate_limited: the user's request budget is spent", body = ErrorResponse),
     ))]
 pub(super) async fn logout(
     State(app): Shared,
     Authed(caller): Authed,
 ) -> Result<StatusCode, ApiError> {
+    app.messaging.check_request_budget(caller.user, None)?;
     app.accounts.logout(&caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -105,12 +107,14 @@ pub(super) async fn logout(
         (status = 204, description = "Revoked"),
         (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
         (status = 404, description = "unknown_session: no session of the caller's with this id (any id not of the caller's, or not a positive integer)", body = ErrorResponse),
+        (status = 429, description = "rate_limited: the user's request budget is spent", body = ErrorResponse),
     ))]
 pub(super) async fn revoke(
     State(app): Shared,
     Authed(caller): Authed,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    app.messaging.check_request_budget(caller.user, None)?;
     app.accounts.revoke(&caller, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -132,7 +136,7 @@ pub(super) async fn me(State(app): Shared, Authed(caller): Authed) -> Result<Jso
         (status = 204, description = "Changed"),
         (status = 400, description = "invalid_password: the new password is outside 8–128 bytes", body = ErrorResponse),
         (status = 401, description = "bad_credentials: the current password is wrong; unauthorized, token_expired", body = ErrorResponse),
-        (status = 429, description = "rate_limited: too many wrong current passwords (Retry-After)", body = ErrorResponse),
+        (status = 429, description = "rate_limited: too many wrong current passwords (Retry-After), or the user's request budget is spent", body = ErrorResponse),
         (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),
     ))]
 pub(super) async fn change_password(
@@ -140,6 +144,7 @@ pub(super) async fn change_password(
     Authed(caller): Authed,
     JsonBody(req): JsonBody<ChangePasswordRequest>,
 ) -> Result<StatusCode, ApiError> {
+    app.messaging.check_request_budget(caller.user, None)?;
     app.accounts
         .change_password(&caller, &req.old_password, &req.new_password)
         .await?;
@@ -164,12 +169,14 @@ pub(super) struct SearchQuery {
         (status = 200, description = "Matching users", body = Vec<User>),
         (status = 400, description = "bad_request: `prefix` missing or outside 1–32 bytes, or `limit` not an unsigned 32-bit integer", body = ErrorResponse),
         (status = 401, description = "unauthorized, token_expired", body = ErrorResponse),
+        (status = 429, description = "rate_limited: the user's request budget is spent", body = ErrorResponse),
     ))]
 pub(super) async fn search_users(
     State(app): Shared,
-    Authed(_caller): Authed,
+    Authed(caller): Authed,
     QueryParams(q): QueryParams<SearchQuery>,
 ) -> Result<Json<Vec<User>>, ApiError> {
+    app.messaging.check_request_budget(caller.user, None)?;
     Ok(Json(app.accounts.search(&q.prefix, q.limit).await?))
 }
 
