@@ -281,3 +281,17 @@ pub fn send_request(id: &str, to: &str, client_msg_id: &str, text: &str) -> Stri
     })
     .to_string()
 }
+
+/// A `group_create` request for a group of `members` (the caller is added as owner).
+pub fn create_group(
+    name: &str,
+    members: &[&TestUser],
+    public: bool,
+) -> banter_client::protocol::ClientRequest {
+    banter_client::protocol::ClientRequest::GroupCreate {
+        name: name.into(),
+        description: Some("a test group".into()),
+        public,
+        members: members.iter().map(|u| u.id.clone()).collect(),
+    }
+}
