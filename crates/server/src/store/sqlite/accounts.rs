@@ -153,19 +153,15 @@ pub(super) fn trim_sessions(
     user: UserId,
     keep: u32,
 ) -> StoreResult<Vec<SessionId>> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE sessions SET revoked_at = ?1
-             WHERE user_id = ?2 AND revoked_at IS NULL AND id NOT IN (
-                 SELECT id FROM sessions WHERE user_id = ?2 AND revoked_at IS NULL
-                 ORDER BY id DESC LIMIT ?3)
-             RETURNING id",
-        )
-        .and_then(|mut s| {
-            s.query_map(params![ctx.now, user, keep], |r| r.get(0))?
-                .collect()
-        })
-        .map_err(backend)
+    revoke_returning(
+        ctx,
+        "UPDATE sessions SET revoked_at = ?1
+         WHERE user_id = ?2 AND revoked_at IS NULL AND id NOT IN (
+             SELECT id FROM sessions WHERE user_id = ?2 AND revoked_at IS NULL
+             ORDER BY id DESC LIMIT ?3)
+         RETURNING id",
+        params![ctx.now, user, keep],
+    )
 }
 
 pub(super) fn revoke_other_sessions(
@@ -173,16 +169,12 @@ pub(super) fn revoke_other_sessions(
     user: UserId,
     keep: SessionId,
 ) -> StoreResult<Vec<SessionId>> {
-    ctx.conn
-        .prepare_cached(
-            "UPDATE sessions SET revoked_at = ?1
-             WHERE user_id = ?2 AND id <> ?3 AND revoked_at IS NULL RETURNING id",
-        )
-        .and_then(|mut s| {
-            s.query_map(params![ctx.now, user, keep], |r| r.get(0))?
-                .collect()
-        })
-        .map_err(backend)
+    revoke_returning(
+        ctx,
+        "UPDATE sessions SET revoked_at = ?1
+         WHERE user_id = ?2 AND id <> ?3 AND revoked_at IS NULL RETURNING id",
+        params![ctx.now, user, keep],
+    )
 }
 
 pub(super) fn direct_by_key(conn: &Connection, key: &str) -> rusqlite::Result<Option<ConvId>> {
@@ -246,4 +238,16 @@ pub(super) fn set_read_cursor(
         })
         .map_err(backend)?
         .ok_or(StoreError::NotFound)
+}
+
+/// Runs a session-revoking `UPDATE … RETURNING id` and collects the revoked ids.
+fn revoke_returning(
+    ctx: &WriteCtx<'_>,
+    sql: &str,
+    params: &[&dyn rusqlite::ToSql],
+) -> StoreResult<Vec<SessionId>> {
+    ctx.conn
+        .prepare_cached(sql)
+        .and_then(|mut s| s.query_map(params, |r| r.get(0))?.collect())
+        .map_err(backend)
 }
