@@ -377,14 +377,13 @@ async fn upgrades_that_lose_the_per_user_race_close_with_4004() {
             }
         }
         // The admitted sockets were dropped with their tasks: wait until the place is free.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while server.metric("banter_connections").await > 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a connection stayed open"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        assert_eq!(
+            server
+                .metric_becomes("banter_connections", 0, Duration::from_secs(10))
+                .await,
+            0,
+            "a connection stayed open"
+        );
     }
     assert!(admitted >= 25, "one per round at least: {admitted}");
     println!("admitted {admitted}, lost the race after the 101 {lost}, refused {refused}");

@@ -120,14 +120,13 @@ async fn an_sdk_app_that_stops_reading_events_has_its_connection_closed() {
     }
     // Within the SDK's stall limit (5 s) and a margin, Bob's socket is closed: the server
     // counts only Alice's connection.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while server.metric("banter_connections").await != 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the stalled connection is still open"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(
+        server
+            .metric_becomes("banter_connections", 1, Duration::from_secs(30))
+            .await,
+        1,
+        "the stalled connection is still open"
+    );
     // Requests now fail at once, and the app still gets what was buffered, then the end.
     assert!(matches!(
         tokio::time::timeout(Duration::from_secs(5), b.request(ClientRequest::Ping)).await,
@@ -153,13 +152,12 @@ async fn dropping_an_sdk_connection_closes_its_socket() {
     assert_eq!(server.metric("banter_connections").await, 2);
     drop(conns);
     // The server sees both go (well before any heartbeat timeout).
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while server.metric("banter_connections").await != 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "dropped connections are still open"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert_eq!(
+        server
+            .metric_becomes("banter_connections", 0, Duration::from_secs(5))
+            .await,
+        0,
+        "dropped connections are still open"
+    );
     server.stop().await;
 }

@@ -184,18 +184,6 @@ async fn recent_window_ordering_and_refusals() {
     server.stop().await;
 }
 
-/// Polls the metric `name` until it equals `want` (10 s at most); returns what it last read.
-async fn metric_becomes(server: &common::TestServer, name: &str, want: u64) -> u64 {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let now = server.metric(name).await;
-        if now == want || tokio::time::Instant::now() >= deadline {
-            return now;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
-}
-
 /// Fills `rooms` (a connection's share each) with `history` messages of `text`, then leaves
 /// them all: the first half of the connections by `room_leave`, the rest by closing. Returns
 /// the connections still open.
@@ -236,7 +224,9 @@ async fn fill_and_leave(
         conn.close().await;
     }
     assert_eq!(
-        metric_becomes(server, "banter_rooms", 0).await,
+        server
+            .metric_becomes("banter_rooms", 0, std::time::Duration::from_secs(10))
+            .await,
         0,
         "every room freed"
     );

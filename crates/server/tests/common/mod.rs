@@ -14,6 +14,7 @@ pub use raw_ws::*;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use banter_client::{Api, Connection, Messenger};
 use banter_server::store::Store;
@@ -112,6 +113,19 @@ impl TestServer {
             .trim()
             .parse()
             .unwrap()
+    }
+
+    /// Polls the metric `name` until it equals `want`, for at most `within`; returns the last
+    /// value read (so the caller's assertion shows what it was).
+    pub async fn metric_becomes(&self, name: &str, want: u64, within: Duration) -> u64 {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let now = self.metric(name).await;
+            if now == want || tokio::time::Instant::now() >= deadline {
+                return now;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Registers and logs in `name`.
