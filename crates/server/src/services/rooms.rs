@@ -23,7 +23,7 @@ use std::time::Duration;
 use banter_protocol::{ErrorCode, RoomAck, RoomJoined, RoomMessage, ServerFrame};
 use bytes::Bytes;
 
-use super::fields::check_client_msg_id;
+use super::fields::{check_client_msg_id, check_text};
 use super::messaging::encode;
 use super::page::encoded_len;
 use crate::error::{Error, Result};
@@ -276,15 +276,7 @@ impl Rooms {
         text: String,
     ) -> Result<RoomAck> {
         check_client_msg_id(&client_msg_id)?;
-        if text.trim().is_empty() {
-            return Err(Error::new(ErrorCode::EmptyMessage, "the message is empty"));
-        }
-        if text.len() > self.limits.max_text_bytes {
-            return Err(Error::with(
-                ErrorCode::TextTooLong,
-                format!("text exceeds {} bytes", self.limits.max_text_bytes),
-            ));
-        }
+        check_text(&text, self.limits.max_text_bytes)?;
         let room = self.existing(name).ok_or_else(not_in_room)?;
         let mut state = room.state.lock().expect("room lock");
         if !state.occupants.contains_key(&conn) {
