@@ -222,8 +222,3 @@ pub(super) async fn metrics(State(app): Shared) -> impl IntoResponse {
 pub(super) async fn openapi() -> impl IntoResponse {
     Json(super::ApiDoc::openapi())
 }
-
-/// Any other route.
-pub(super) async fn not_found() -> ApiError {
-    Error::new(ErrorCode::NotFound, "no such route").into()
-}

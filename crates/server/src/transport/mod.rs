@@ -9,6 +9,7 @@ mod extract;
 mod http;
 pub(crate) mod listener;
 mod openapi;
+mod web;
 mod ws;
 
 use std::sync::Arc;
@@ -41,7 +42,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
         .route("/openapi.json", get(http::openapi))
-        .fallback(http::not_found)
+        .fallback(web::fallback)
+        .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             refuse_while_draining,
@@ -52,6 +54,17 @@ pub fn router(app: Arc<App>) -> Router {
         ))
         .layer(DefaultBodyLimit::max(app.config.max_body_bytes))
         .with_state(app)
+}
+
+/// Headers on every response: no type sniffing, no referrer leaving the page, never framed
+/// (the page's own Content-Security-Policy says `frame-ancestors 'none'` too).
+async fn security_headers(mut response: Response) -> Response {
+    use axum::http::header::{REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS};
+    let headers = response.headers_mut();
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 /// The HTTP status for each error code.
