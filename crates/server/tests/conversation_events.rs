@@ -164,6 +164,11 @@ async fn read_receipts_and_unread_counts() {
     );
     let list = b.conversations(None).await.unwrap().conversations;
     assert_eq!(list.iter().find(|x| x.id == g.id).unwrap().unread, 4);
+    // The creator and sender made every entry: none is unread for her.
+    let list = a.conversations(None).await.unwrap().conversations;
+    let mine = list.iter().find(|x| x.id == g.id).unwrap();
+    assert_eq!((mine.read_seq, mine.unread), (4, 0));
+    assert!(cursors.contains(&(alice.id.clone(), 4)), "{cursors:?}");
     server.stop().await;
 }
 

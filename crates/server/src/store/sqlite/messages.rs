@@ -62,6 +62,7 @@ fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> rusqlite::Result<StoredMe
             ])
         })?;
     ctx.set_last_seq(e.conv, seq);
+    mark_read_by_sender(ctx.conn, e.conv, e.sender, seq)?;
     Ok(StoredMessage {
         id,
         conv: e.conv,
@@ -106,6 +107,22 @@ pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appen
         }
         Err(e) => Err(backend(e)),
     }
+}
+
+/// One has read what one writes, and what came before it: the sender's read cursor moves to
+/// each entry they make (a message, an edit, a group change), so their own entries never count
+/// as unread for them. (A sender who is no longer a member, as after leaving, has no row.)
+fn mark_read_by_sender(
+    conn: &Connection,
+    conv: ConvId,
+    sender: UserId,
+    seq: u64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "UPDATE members SET read_seq = ?1 WHERE conv_id = ?2 AND user_id = ?3 AND read_seq < ?1",
+    )?
+    .execute(params![seq, conv, sender])?;
+    Ok(())
 }
 
 /// Whether `e` is a UNIQUE index violation (only `(sender, client_msg_id)` is unique besides
