@@ -169,6 +169,21 @@ async fn read_receipts_and_unread_counts() {
     let mine = list.iter().find(|x| x.id == g.id).unwrap();
     assert_eq!((mine.read_seq, mine.unread), (4, 0));
     assert!(cursors.contains(&(alice.id.clone(), 4)), "{cursors:?}");
+    // A member added later has only the entry that added them to read, not the history before
+    // it (which they cannot see).
+    let dave = server.user("dave").await;
+    let _: Value = ok(
+        &a,
+        R::GroupAdd {
+            group: g.id.clone(),
+            users: vec![dave.id.clone()],
+        },
+    )
+    .await;
+    let d = server.connect(&dave).await;
+    let list = d.conversations(None).await.unwrap().conversations;
+    let theirs = list.iter().find(|x| x.id == g.id).unwrap();
+    assert_eq!((theirs.last_seq, theirs.read_seq, theirs.unread), (5, 4, 1));
     server.stop().await;
 }
 

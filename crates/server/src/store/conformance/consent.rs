@@ -259,8 +259,8 @@ pub(super) async fn conversation_list(store: &dyn Store) {
         .await
         .unwrap();
     store.append(text(busy.id, b, "1")).await.unwrap();
-    store.append(text(busy.id, a, "2")).await.unwrap();
     store.set_read_cursor(a, busy.id, 2).await.unwrap();
+    store.append(text(busy.id, b, "2")).await.unwrap();
     let list = store.conversations_of(a).await.unwrap();
     assert_eq!(list.len(), 3);
     let direct = list.iter().find(|x| x.id == ab).unwrap();
@@ -282,11 +282,12 @@ pub(super) async fn conversation_list(store: &dyn Store) {
         Some(1),
         "the creation entry"
     );
+    assert_eq!(q.read_seq, 1, "made by its creator, so read by her");
     let busy_entry = list.iter().find(|x| x.id == busy.id).unwrap();
     let last = busy_entry.last_message.as_ref().unwrap();
     assert_eq!(
         (last.seq, last.text.as_str(), last.sender),
-        (3, "text of 2", a)
+        (3, "text of 2", b)
     );
     assert_eq!(busy_entry.read_seq, 2);
     assert_eq!(busy_entry.updated_at, last.ts);

@@ -203,7 +203,12 @@ pub(super) async fn conversation_list_and_read_cursor(store: &dyn Store) {
     let ab_entry = list.iter().find(|x| x.id == ab).unwrap();
     assert_eq!(ab_entry.peer, Some((b, "bob".to_owned())));
     assert_eq!(ab_entry.last_message.as_ref().unwrap().seq, 2);
-    assert_eq!(ab_entry.read_seq, 0);
+    assert_eq!(
+        ab_entry.read_seq, 1,
+        "her own entry is read by her, bob's is not"
+    );
+    let ac_entry = list.iter().find(|x| x.id == ac).unwrap();
+    assert_eq!(ac_entry.read_seq, 0);
     assert!(list[0].updated_at >= list[1].updated_at, "newest first");
     assert_eq!(store.set_read_cursor(a, ab, 1).await.unwrap(), 1);
     assert_eq!(

@@ -10,19 +10,29 @@ use crate::store::{
     Refusal, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
 };
 
+/// Inserts a member whose history starts at `joined_seq`, the entry that made them one. Nothing
+/// before it is theirs to read, so their cursor starts just before it; at it for the entry's
+/// own actor (the creator, or a user who joined), who has read what they did.
 fn add_member(
     ctx: &WriteCtx<'_>,
     conv: ConvId,
     user: UserId,
     role: MemberRole,
-    joined_seq: u64,
+    joined: &StoredMessage,
 ) -> StoreResult<bool> {
+    let read_seq = if user == joined.sender {
+        joined.seq
+    } else {
+        joined.seq - 1
+    };
     ctx.conn
         .prepare_cached(
             "INSERT OR IGNORE INTO members (conv_id, user_id, role, joined_seq, read_seq, joined_at)
-             VALUES (?1, ?2, ?3, ?4, 0, ?5)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         )
-        .and_then(|mut s| s.execute(params![conv, user, role as i64, joined_seq, ctx.now]))
+        .and_then(|mut s| {
+            s.execute(params![conv, user, role as i64, joined.seq, read_seq, ctx.now])
+        })
         .map(|n| n > 0)
         .map_err(backend)
 }
@@ -108,11 +118,11 @@ fn admit(
     conv: ConvId,
     rules: &AddRules,
     user: UserId,
-    joined_seq: u64,
+    joined: &StoredMessage,
 ) -> StoreResult<()> {
     if member(ctx.conn, conv, user).map_err(backend)?.is_none() {
         check_rules(ctx.conn, conv, rules, user)?;
-        add_member(ctx, conv, user, MemberRole::Member, joined_seq)?;
+        add_member(ctx, conv, user, MemberRole::Member, joined)?;
     }
     Ok(())
 }
@@ -157,11 +167,11 @@ pub(super) fn create(
         .map_err(backend)?;
     let conv = ctx.conn.last_insert_rowid();
     let created = system(ctx, conv, &g.event)?;
-    add_member(ctx, conv, g.owner, MemberRole::Owner, created.seq)?;
+    add_member(ctx, conv, g.owner, MemberRole::Owner, &created)?;
     // Each member is checked against those inserted before them, so a block between any two
     // of the new members refuses the whole group (the savepoint undoes what was written).
     for user in &g.members {
-        admit(ctx, conv, &rules, *user, created.seq)?;
+        admit(ctx, conv, &rules, *user, &created)?;
     }
     let group = rows::group_by_id(ctx.conn, conv)
         .map_err(backend)?
@@ -207,7 +217,7 @@ pub(super) fn change(
             // A refusal below undoes it with the rest (the job's savepoint).
             let event = system(ctx, conv, &entry)?;
             for user in users {
-                admit(ctx, conv, &rules, user, event.seq)?;
+                admit(ctx, conv, &rules, user, &event)?;
             }
             if member_count(ctx.conn, conv)? > max {
                 return Err(StoreError::GroupFull);
