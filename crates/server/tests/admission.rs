@@ -346,7 +346,7 @@ async fn the_global_cap_refuses_at_once_and_keeps_a_reserve_for_health() {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut fresh = TcpStream::connect(&server.addr).await.unwrap();
-        if let Some((404, _)) = http_on(&mut fresh, &get("/nowhere")).await {
+        if let Some((404, _)) = http_on(&mut fresh, &get("/v1/nowhere")).await {
             break;
         }
         assert!(

@@ -84,8 +84,6 @@ where
             recall_window_secs: config.recall_window_secs,
         },
     }));
-    // The queue is fresh, so the hello always fits and goes out first.
-    _ = queue.push(hello);
     let handle = ConnHandle {
         conn,
         session: caller.session,
@@ -104,6 +102,9 @@ where
         reported: 0,
         peer_closed: false,
     };
+    // The hello is the first bytes written: replies and pushes are queued behind it (the outbox
+    // is drained into `out` too), even for requests that came in the upgrade's own write.
+    session.out.text(hello);
     if app
         .registry
         .register(caller.user, session.handle.clone())
@@ -217,7 +218,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         let mut last_write = Instant::now()
             .checked_sub(coalesce)
             .unwrap_or_else(Instant::now);
-        let mut write_now = false;
+        // Whatever is already buffered (the hello) leaves at once.
+        let mut write_now = !self.out.is_empty();
         let mut requests = Pipeline::default();
         let mut batch = Vec::new();
         loop {

@@ -37,11 +37,21 @@ pub fn upgrade_request(addr: &str, token: &str) -> String {
 
 impl RawSocket {
     /// Performs the upgrade on `stream` with `token`; panics unless the server switches.
-    pub async fn open_on(mut stream: TcpStream, addr: &str, token: &str) -> Self {
-        stream
-            .write_all(upgrade_request(addr, token).as_bytes())
-            .await
-            .unwrap();
+    pub async fn open_on(stream: TcpStream, addr: &str, token: &str) -> Self {
+        Self::open_sending(stream, addr, token, &[]).await
+    }
+
+    /// Performs the upgrade with `early` bytes (frames) in the same write as the request, as a
+    /// client that does not wait for the `101`.
+    pub async fn open_sending(
+        mut stream: TcpStream,
+        addr: &str,
+        token: &str,
+        early: &[u8],
+    ) -> Self {
+        let mut request = upgrade_request(addr, token).into_bytes();
+        request.extend_from_slice(early);
+        stream.write_all(&request).await.unwrap();
         let mut buf = Vec::new();
         let end = loop {
             let mut chunk = [0u8; 1024];
