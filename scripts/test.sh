@@ -13,3 +13,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== web client tests (node, headless Chromium)"
+scripts/web-deps.sh
+target_dir="${CARGO_TARGET_DIR:-target}"
+# `cargo test` built the binary the web tests run (crates/banter's integration tests need it).
+BANTER_BIN="$(cd "$target_dir" && pwd)/debug/banter"
+export BANTER_BIN
+(cd web && npm test)

@@ -1,0 +1,37 @@
+// Launches Debian's Chromium through playwright-core (Playwright cannot download a browser here).
+import { chromium } from 'playwright-core';
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+/** Where screenshots and other test output go (not committed). */
+export const OUTPUT_DIR = process.env.WEB_TEST_OUTPUT ?? join(root, 'target', 'web-test-output');
+
+export async function launch() {
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+}
+
+/**
+ * A new browser context (one "person": own storage) with a page open on the app.
+ * Every page dialog fails the test: message text must never run as script.
+ */
+export async function openApp(browser, url, { width = 1280, height = 800, colorScheme = 'light' } = {}) {
+  const context = await browser.newContext({ viewport: { width, height }, colorScheme });
+  const page = await context.newPage();
+  const dialogs = [];
+  page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss().catch(() => {}); });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e));
+  await page.goto(url);
+  return { context, page, dialogs, errors };
+}
