@@ -100,6 +100,8 @@ pub struct Config {
     /// Run SQLite's `PRAGMA quick_check` at start and refuse a damaged database. It reads the
     /// whole database once (see docs/OPERATIONS.md for its cost); `false` skips it.
     pub sqlite_quick_check: bool,
+    /// Serve the web client at `/` (else only the API, health and metrics answer).
+    pub web_client: bool,
     /// How long shutdown waits for connections and commits to finish, in milliseconds.
     pub shutdown_grace_ms: u64,
     /// Who may open a direct conversation: `anyone` (blocks still apply) or `friends`.
@@ -215,6 +217,7 @@ impl Default for Config {
             sqlite_synchronous: SqliteSync::Full,
             sqlite_readers: 4,
             sqlite_quick_check: true,
+            web_client: true,
             shutdown_grace_ms: 10_000,
             direct_message_policy: DirectMessagePolicy::Anyone,
             recall_window_secs: 120,
@@ -508,6 +511,8 @@ overrides! {
     sqlite_readers: usize, "BANTER_SQLITE_READERS";
     /// Check the database with PRAGMA quick_check at start (true or false).
     sqlite_quick_check: bool, "BANTER_SQLITE_QUICK_CHECK";
+    /// Serve the web client at / (true or false).
+    web_client: bool, "BANTER_WEB_CLIENT";
     /// Shutdown grace period in ms.
     shutdown_grace_ms: u64, "BANTER_SHUTDOWN_GRACE_MS";
     /// Who may open direct conversations: anyone or friends.

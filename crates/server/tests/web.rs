@@ -139,3 +139,14 @@ async fn api_paths_file_names_and_escapes_stay_typed_404s() {
     assert_eq!(api.header("x-frame-options"), Some("DENY"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn with_the_web_client_off_only_the_api_answers() {
+    let server = common::start_with(|c| c.web_client = false).await;
+    for path in ["/", "/login", "/c/12", "/assets/000000000000/main.js"] {
+        assert_not_found(&get(&server.addr, path).await, path);
+    }
+    assert_eq!(get(&server.addr, "/healthz").await.status, 200);
+    assert_eq!(get(&server.addr, "/v1/me").await.status, 401);
+    server.stop().await;
+}

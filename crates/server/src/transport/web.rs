@@ -11,9 +11,10 @@
 //! on each request (rust-embed's behaviour), so the client can be edited without a rebuild.
 //! Either way the version is the hash of the content being served.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::body::Body;
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, Uri};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +22,7 @@ use banter_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
+use crate::app::App;
 use crate::error::Error;
 
 #[derive(rust_embed::Embed)]
@@ -85,11 +87,12 @@ fn render() -> Rendered {
     }
 }
 
-/// Every route the router does not know: the page, an asset, or a typed `404`.
-pub(super) async fn fallback(method: Method, uri: Uri) -> Response {
+/// Every route the router does not know: the page, an asset, or a typed `404` (always, with
+/// `web_client = false`).
+pub(super) async fn fallback(State(app): State<Arc<App>>, method: Method, uri: Uri) -> Response {
     let path = uri.path();
     let readable = method == Method::GET || method == Method::HEAD;
-    if !readable || path == "/v1" || path.starts_with("/v1/") {
+    if !app.config.web_client || !readable || path == "/v1" || path.starts_with("/v1/") {
         return not_found();
     }
     if let Some(rest) = path.strip_prefix(ASSETS) {
