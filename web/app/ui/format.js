@@ -1,0 +1,238 @@
+// Formatting helpers shared by the views: names, times, dates, previews, system entries and
+// friendly error text. Pure functions over plain data (plus the client for names).
+
+const DAY = 24 * 60 * 60 * 1000;
+
+function startOfDay(ts) {
+  const d = new Date(ts);
+  d.setHours(0, 0, 0, 0);
+  return d.getTime();
+}
+
+function yesterdayOf(today) {
+  const d = new Date(today);
+  d.setDate(d.getDate() - 1);
+  return d.getTime();
+}
+
+/** "14:05" in the user's locale. */
+export function timeOf(ts) {
+  return new Date(ts).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** A full date and time, for tooltips. */
+export function fullDate(ts) {
+  return new Date(ts).toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });
+}
+
+/** "Today", "Yesterday", "Monday 3 March" or "3 March 2025". */
+export function dayLabel(ts, now = Date.now()) {
+  const today = startOfDay(now);
+  const day = startOfDay(ts);
+  if (day === today) return 'Today';
+  if (day === yesterdayOf(today)) return 'Yesterday';
+  const d = new Date(ts);
+  const sameYear = d.getFullYear() === new Date(now).getFullYear();
+  if (sameYear && today - day < 7 * DAY) {
+    return d.toLocaleDateString([], { weekday: 'long', day: 'numeric', month: 'long' });
+  }
+  return d.toLocaleDateString([], { day: 'numeric', month: 'long', ...(sameYear ? {} : { year: 'numeric' }) });
+}
+
+/** True when two timestamps fall on the same local day. */
+export function sameDay(a, b) {
+  return startOfDay(a) === startOfDay(b);
+}
+
+/** Compact time for the conversation list: "14:05" today, "Yesterday", weekday, or a date. */
+export function listTime(ts, now = Date.now()) {
+  if (!ts) return '';
+  const today = startOfDay(now);
+  const day = startOfDay(ts);
+  if (day === today) return timeOf(ts);
+  if (day === yesterdayOf(today)) return 'Yesterday';
+  const d = new Date(ts);
+  if (today - day < 7 * DAY) return d.toLocaleDateString([], { weekday: 'short' });
+  if (d.getFullYear() === new Date(now).getFullYear()) {
+    return d.toLocaleDateString([], { day: 'numeric', month: 'short' });
+  }
+  return d.toLocaleDateString([], { day: 'numeric', month: 'short', year: '2-digit' });
+}
+
+/** "last seen 5 minutes ago" style text. */
+export function lastSeen(ts, now = Date.now()) {
+  if (!ts) return 'offline';
+  const mins = Math.round((now - ts) / 60000);
+  if (mins < 1) return 'last seen just now';
+  if (mins < 60) return `last seen ${mins} minute${mins === 1 ? '' : 's'} ago`;
+  if (sameDay(ts, now)) return `last seen today at ${timeOf(ts)}`;
+  return `last seen ${dayLabel(ts, now).toLowerCase()} at ${timeOf(ts)}`.replace(/^last seen (\d)/, 'last seen on $1');
+}
+
+/** The logged-in user {id, username} (the SDK exposes it as a getter). */
+export function me(client) {
+  const u = typeof client.user === 'function' ? client.me ?? client.self : client.user;
+  return u ?? { id: undefined, username: '' };
+}
+
+/** The cached profile of a user, or undefined (asking may start a load). */
+export function profileOf(client, id) {
+  try {
+    if (typeof client.user === 'function') return client.user(id);
+    if (typeof client.profile === 'function') return client.profile(id);
+  } catch { /* not loaded */ }
+  return undefined;
+}
+
+/** A display name for a user id ("You" for the logged-in user when `you` is set). */
+export function nameOf(client, id, { you = false } = {}) {
+  const self = me(client);
+  if (you && id === self.id) return 'You';
+  const profile = profileOf(client, id);
+  const fromProfile = profile?.display_name || profile?.username;
+  if (fromProfile) return fromProfile;
+  const name = safe(() => client.displayName(id));
+  if (name && name !== '…') return name;
+  return id === self.id && self.username ? self.username : (name || '…');
+}
+
+/** The title of a conversation: the peer's display name, or the group's name. */
+export function conversationName(client, conv) {
+  if (!conv) return '';
+  if (conv.kind === 'group') return conv.name || 'Group';
+  const profile = conv.peer ? profileOf(client, conv.peer) : null;
+  return profile?.display_name || profile?.username || conv.peer_username
+    || (conv.peer ? nameOf(client, conv.peer) : 'Conversation');
+}
+
+/** First letter of a name for the avatar. */
+export function initial(name) {
+  const first = [...String(name || '?').trim()][0] || '?';
+  return first.toLocaleUpperCase();
+}
+
+/** A stable colour class (0..7) for an id. */
+export function hue(id) {
+  let h = 0;
+  for (const ch of String(id ?? '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+  return `avatar-hue-${h % 8}`;
+}
+
+function list(names) {
+  if (names.length <= 1) return names.join('');
+  if (names.length === 2) return `${names[0]} and ${names[1]}`;
+  return `${names.slice(0, -1).join(', ')} and ${names[names.length - 1]}`;
+}
+
+/** Words for a group's system entry: "alice added bob", "carol left". */
+export function systemText(client, event) {
+  if (!event) return 'Group updated';
+  const n = (id) => nameOf(client, id, { you: true });
+  switch (event.event) {
+    case 'group_created':
+      return `${n(event.by)} created the group${event.name ? ` “${event.name}”` : ''}`;
+    case 'members_added':
+      return `${n(event.by)} added ${list((event.users || []).map(n))}`;
+    case 'member_joined':
+      return `${n(event.user)} joined`;
+    case 'member_left':
+      return `${n(event.user)} left`;
+    case 'member_removed':
+      return `${n(event.by)} removed ${n(event.user)}`;
+    case 'role_changed':
+      return `${n(event.by)} made ${n(event.user)} ${event.role === 'admin' ? 'an admin' : `a ${event.role || 'member'}`}`;
+    case 'owner_transferred':
+      return `${n(event.from)} made ${n(event.to)} the owner`;
+    case 'group_updated': {
+      const parts = [];
+      if (event.name !== undefined && event.name !== null) parts.push(`renamed the group to “${event.name}”`);
+      if (event.description !== undefined && event.description !== null) parts.push('changed the description');
+      return `${n(event.by)} ${parts.length ? parts.join(' and ') : 'updated the group'}`;
+    }
+    case 'group_dissolved':
+      return `${n(event.by)} dissolved the group`;
+    default:
+      return 'Group updated';
+  }
+}
+
+/** One-line preview of a conversation's last entry, for the list. */
+export function previewOf(client, conv) {
+  const m = conv.last_message;
+  if (!m) return conv.last_seq ? '' : 'No messages yet';
+  const myId = me(client).id;
+  const kind = m.kind || 'text';
+  if (kind === 'system') return systemText(client, m.event);
+  if (kind === 'recall' || m.recalled) return 'message recalled';
+  const who = m.sender === myId ? 'You: ' : conv.kind === 'group' ? `${nameOf(client, m.sender)}: ` : '';
+  const text = String(m.text || '').replace(/\s+/g, ' ').trim();
+  if (kind === 'edit') return `${who}${text} (edited)`;
+  return `${who}${text}`;
+}
+
+/** "alice is typing…" for a list of user ids (empty string for none). */
+export function typingText(client, ids) {
+  const names = ids.map((id) => nameOf(client, id));
+  if (names.length === 0) return '';
+  if (names.length === 1) return `${names[0]} is typing…`;
+  if (names.length === 2) return `${names[0]} and ${names[1]} are typing…`;
+  return 'Several people are typing…';
+}
+
+/** UTF-8 length of a string. */
+const encoder = new TextEncoder();
+export function byteLength(text) {
+  return encoder.encode(text).length;
+}
+
+const FRIENDLY = {
+  bad_credentials: 'Wrong username or password.',
+  invalid_username: 'Usernames are 3–32 characters: lower-case letters, digits, “_”, “.” and “-”.',
+  invalid_password: 'Passwords must be 8 to 128 bytes long.',
+  username_taken: 'That username is already taken. Try another one.',
+  unauthorized: 'Your session has ended. Log in again.',
+  token_expired: 'Your session has expired. Log in again.',
+  empty_message: 'The message is empty.',
+  text_too_long: 'The message is too long.',
+  unknown_user: 'That user does not exist.',
+  unknown_conversation: 'This conversation is not available.',
+  cannot_message_self: 'You cannot send a message to yourself.',
+  blocked: 'You cannot message this person.',
+  not_friends: 'You can only message friends on this server.',
+  group_dissolved: 'This group was dissolved.',
+  unknown_message: 'That message can no longer be changed.',
+  recall_window_passed: 'It is too late to recall this message.',
+  forbidden: 'You are not allowed to do that.',
+  too_many_connections: 'Too many open connections. Close another tab or device and retry.',
+  shutting_down: 'The server is restarting. Try again in a moment.',
+  store_unavailable: 'The server cannot save data right now. Try again later.',
+  payload_too_large: 'That is too large to send.',
+  internal: 'Something went wrong on the server.',
+  timeout: 'The server did not answer in time.',
+};
+
+function seconds(n) {
+  const s = Math.max(1, Math.ceil(Number(n) || 1));
+  return `${s} second${s === 1 ? '' : 's'}`;
+}
+
+/** Friendly text for an error (a BanterError's code, a network failure, or anything else). */
+export function errorText(err) {
+  if (!err) return 'Something went wrong.';
+  const code = err.code;
+  if (code === 'rate_limited') {
+    return err.retryAfter ? `Too many attempts. Try again in ${seconds(err.retryAfter)}.` : 'Slow down a little and try again.';
+  }
+  if (code === 'busy') {
+    return `The server is busy. Try again in ${seconds(err.retryAfter || 1)}.`;
+  }
+  if (code && FRIENDLY[code]) return FRIENDLY[code];
+  if (err instanceof TypeError || code === 'network' || code === 'offline') {
+    return 'Cannot reach the server. Check your connection and try again.';
+  }
+  return err.message || 'Something went wrong.';
+}
+
+function safe(fn) {
+  try { return fn(); } catch { return undefined; }
+}
