@@ -119,15 +119,6 @@ async function boot() {
     }
   });
 
-  // Without a network the socket cannot work, but it may take a while to notice: close it at
-  // once (the outbox keeps what is written meanwhile) and reconnect when the network is back.
-  window.addEventListener('offline', () => {
-    if (client.loggedIn && client.state !== 'offline') client.disconnect();
-  });
-  window.addEventListener('online', () => {
-    if (client.loggedIn && client.state === 'offline') client.connect();
-  });
-
   const router = startRouter(onRoute);
   if (client.restore()) client.connect();
   router.refresh();

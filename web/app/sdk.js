@@ -204,8 +204,9 @@ export class BanterClient extends EventTarget {
 
   /**
    * Opens the socket and keeps it open: reconnects with exponential backoff and jitter (0.5 s
-   * doubling to 30 s, reset after a hello), at once on the 'online' event. Stops on close 4001 or
-   * when the server refuses the token (emits 'signedout').
+   * doubling to 30 s, reset after a hello), at once on the 'online' event; on 'offline' the
+   * socket is given up at once and no retry runs until 'online'. Stops on close 4001 or when the
+   * server refuses the token (emits 'signedout').
    */
   connect() {
     if (!this.#session) throw new BanterError('unauthorized', 'not logged in');

@@ -21,6 +21,7 @@ export class Connection {
   #attempt = 0;
   #reconnectTimer = null;
   #onlineListener = null;
+  #offlineListener = null;
   #keepalive = null;
   #lastRx = 0;
   #nextId = 0;
@@ -58,6 +59,16 @@ export class Connection {
         if (this.#wanted && !this.#ws) this.#open('reconnecting');
       };
       globalThis.addEventListener('online', this.#onlineListener);
+      // Without a network the socket cannot work, but noticing can take until the keepalive
+      // (browsers keep "open" sockets through an outage): give it up at once, and wait for
+      // 'online' instead of backing off (#lost).
+      this.#offlineListener = () => {
+        const ws = this.#ws;
+        if (!ws) return;
+        this.#lost(ws, 1006, false);
+        closeQuietly(ws);
+      };
+      globalThis.addEventListener('offline', this.#offlineListener);
     }
     this.#open('connecting');
   }
@@ -69,7 +80,9 @@ export class Connection {
     this.#reconnectTimer = null;
     if (this.#onlineListener) {
       globalThis.removeEventListener?.('online', this.#onlineListener);
+      globalThis.removeEventListener?.('offline', this.#offlineListener);
       this.#onlineListener = null;
+      this.#offlineListener = null;
     }
     const ws = this.#ws;
     if (ws) {
@@ -192,6 +205,13 @@ export class Connection {
     }
     if (code === 4001) {
       this.#host.revoked();
+      return;
+    }
+    if (globalThis.navigator?.onLine === false) {
+      // No network: the 'online' listener reconnects; retrying meanwhile would only fail.
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = null;
+      this.#setState('offline');
       return;
     }
     this.#setState('reconnecting');
