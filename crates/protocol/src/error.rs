@@ -78,6 +78,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     /// No such HTTP route.
     NotFound,
+    /// The HTTP route exists, but not with this method (the `Allow` header lists those it has).
+    MethodNotAllowed,
     /// The server is shutting down and accepts no new work.
     ShuttingDown,
     /// The server is at capacity for this kind of work (password hashing); retry after the
@@ -91,7 +93,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 39] = [
+    pub const ALL: [ErrorCode; 40] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -127,6 +129,7 @@ impl ErrorCode {
         Self::NotInRoom,
         Self::PayloadTooLarge,
         Self::NotFound,
+        Self::MethodNotAllowed,
         Self::ShuttingDown,
         Self::Busy,
         Self::StoreUnavailable,
@@ -171,6 +174,7 @@ impl ErrorCode {
             Self::NotInRoom => "not_in_room",
             Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::ShuttingDown => "shutting_down",
             Self::Busy => "busy",
             Self::StoreUnavailable => "store_unavailable",

@@ -35,6 +35,51 @@ pub struct Limits {
     pub max_group_members: usize,
     /// Seconds after sending during which a message can be recalled.
     pub recall_window_secs: u64,
+    /// Sends a user may burst above `send_rate_per_sec`.
+    #[serde(default)]
+    pub send_burst: u32,
+    /// Sustained state-changing requests per second per user (all devices together).
+    #[serde(default)]
+    pub request_rate_per_sec: u32,
+    /// Requests a user may burst above `request_rate_per_sec`.
+    #[serde(default)]
+    pub request_burst: u32,
+    /// Sustained state-changing requests per second on one connection.
+    #[serde(default)]
+    pub connection_request_rate_per_sec: u32,
+    /// Requests one connection may burst above its rate.
+    #[serde(default)]
+    pub connection_request_burst: u32,
+    /// Typing notices per second per user and conversation.
+    #[serde(default)]
+    pub typing_per_sec: u32,
+    /// Typing notices a user may burst per conversation.
+    #[serde(default)]
+    pub typing_burst: u32,
+    /// Most bytes of encoded messages in one `sync` or `history` page.
+    #[serde(default)]
+    pub max_page_bytes: usize,
+    /// Most WebSocket connections of one user at once.
+    #[serde(default)]
+    pub max_connections_per_user: usize,
+    /// Most live groups one user may be a member of.
+    #[serde(default)]
+    pub max_groups_per_user: usize,
+    /// Most chatrooms one connection may be in.
+    #[serde(default)]
+    pub max_rooms_per_connection: usize,
+    /// Recent messages a chatroom keeps.
+    #[serde(default)]
+    pub room_history: usize,
+    /// Most bytes of encoded recent messages a chatroom keeps.
+    #[serde(default)]
+    pub room_history_bytes: usize,
+    /// Interval of the server's WebSocket pings, in ms.
+    #[serde(default)]
+    pub heartbeat_interval_ms: u64,
+    /// A connection silent for this long (ms) is closed with 4002.
+    #[serde(default)]
+    pub heartbeat_timeout_ms: u64,
 }
 
 /// What a conversation entry is.

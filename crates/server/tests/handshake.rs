@@ -40,3 +40,35 @@ async fn hello_comes_first_even_for_requests_in_the_upgrade_write() {
     }
     server.stop().await;
 }
+
+/// PROTOCOL.md's `hello` example, which documents every announced limit with its default.
+fn documented_limits() -> Value {
+    let doc = include_str!("../../../docs/PROTOCOL.md");
+    let start = doc
+        .find(r#"{"type": "hello""#)
+        .expect("PROTOCOL.md has a hello example");
+    let end = start + doc[start..].find("\n```").expect("the example ends");
+    let hello: Value = serde_json::from_str(&doc[start..end]).expect("the example is JSON");
+    hello["limits"].clone()
+}
+
+#[tokio::test]
+async fn hello_announces_every_documented_limit_with_its_default() {
+    // The real defaults, not the test configuration's generous rates.
+    let server = common::start_with(|c| {
+        let defaults = banter_server::config::Config::default();
+        c.send_rate_per_sec = defaults.send_rate_per_sec;
+        c.send_burst = defaults.send_burst;
+        c.request_rate_per_sec = defaults.request_rate_per_sec;
+        c.request_burst = defaults.request_burst;
+        c.connection_request_rate_per_sec = defaults.connection_request_rate_per_sec;
+        c.connection_request_burst = defaults.connection_request_burst;
+    })
+    .await;
+    let alice = server.user("alice").await;
+    let mut socket = RawSocket::open(&server.addr, &alice.token).await;
+    let hello: Value = serde_json::from_slice(&socket.next_frame().await.unwrap().payload).unwrap();
+    assert_eq!(hello["type"], "hello");
+    assert_eq!(hello["limits"], documented_limits());
+    server.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The web client as the server serves it: the page at `/` and at the client's own routes,
 //! versioned assets cached for good, the security headers, and the paths that must stay typed
-//! `404`s (the API's, file names, other versions, anything that climbs out of the client).
+//! errors (the API's `404`s and `405`s, file names, other versions, anything that climbs out of
+//! the client).
 
 mod common;
 
@@ -148,5 +149,33 @@ async fn with_the_web_client_off_only_the_api_answers() {
     }
     assert_eq!(get(&server.addr, "/healthz").await.status, 200);
     assert_eq!(get(&server.addr, "/v1/me").await.status, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_wrong_method_on_a_known_route_is_a_typed_405() {
+    let server = start_server().await;
+    for (method, path, allow) in [
+        ("GET", "/v1/accounts", "POST"),
+        ("PUT", "/v1/sessions", "GET,HEAD,POST"),
+        ("POST", "/v1/me", "GET,HEAD"),
+        ("DELETE", "/healthz", "GET,HEAD"),
+    ] {
+        let reply = http_from(&server.addr, LOCAL, method, path, &serde_json::json!({})).await;
+        assert_eq!(reply.status, 405, "{method} {path}: {}", reply.body);
+        assert_eq!(
+            reply.error_code().as_deref(),
+            Some("method_not_allowed"),
+            "{method} {path}"
+        );
+        let mut allowed: Vec<&str> = reply
+            .header("allow")
+            .unwrap()
+            .split(',')
+            .map(str::trim)
+            .collect();
+        allowed.sort_unstable();
+        assert_eq!(allowed.join(","), allow, "{method} {path}");
+    }
     server.stop().await;
 }

@@ -31,9 +31,9 @@ use crate::store::{
 };
 
 /// Typing notices per second per user and conversation.
-const TYPING_PER_SEC: u32 = 1;
+pub const TYPING_PER_SEC: u32 = 1;
 /// Typing indicators a user may burst per conversation.
-const TYPING_BURST: u32 = 2;
+pub const TYPING_BURST: u32 = 2;
 
 /// Limits the messaging service enforces.
 #[derive(Debug, Clone, Copy)]

@@ -57,6 +57,33 @@ const OUT_HIGH_WATER: usize = 256 * 1024;
 /// Buffered bytes that are written at once, without waiting out the coalescing window.
 const OUT_FLUSH: usize = 32 * 1024;
 
+/// Every limit a client should respect, as `hello` announces them (PROTOCOL.md "Limits").
+fn announced_limits(config: &crate::config::Config) -> Limits {
+    Limits {
+        max_frame_bytes: config.max_frame_bytes,
+        max_text_bytes: config.max_text_bytes,
+        send_rate_per_sec: config.send_rate_per_sec,
+        max_page: config.max_page,
+        max_group_members: config.max_group_members,
+        recall_window_secs: config.recall_window_secs,
+        send_burst: config.send_burst,
+        request_rate_per_sec: config.request_rate_per_sec,
+        request_burst: config.request_burst,
+        connection_request_rate_per_sec: config.connection_request_rate_per_sec,
+        connection_request_burst: config.connection_request_burst,
+        typing_per_sec: crate::services::messaging::TYPING_PER_SEC,
+        typing_burst: crate::services::messaging::TYPING_BURST,
+        max_page_bytes: config.max_page_bytes,
+        max_connections_per_user: config.max_connections_per_user,
+        max_groups_per_user: config.max_groups_per_user,
+        max_rooms_per_connection: crate::services::rooms::ROOMS_PER_CONNECTION,
+        room_history: config.room_history,
+        room_history_bytes: config.room_history_bytes,
+        heartbeat_interval_ms: config.heartbeat_interval_ms,
+        heartbeat_timeout_ms: config.heartbeat_timeout_ms,
+    }
+}
+
 /// Runs one connection to completion.
 pub(crate) async fn run<S>(app: Arc<App>, stream: S, caller: Caller, conn: ConnId)
 where
@@ -75,14 +102,7 @@ where
         session: caller.session.to_string(),
         connection: conn.to_string(),
         server_time: crate::clock::now_ms(),
-        limits: Limits {
-            max_frame_bytes: config.max_frame_bytes,
-            max_text_bytes: config.max_text_bytes,
-            send_rate_per_sec: config.send_rate_per_sec,
-            max_page: config.max_page,
-            max_group_members: config.max_group_members,
-            recall_window_secs: config.recall_window_secs,
-        },
+        limits: announced_limits(config),
     }));
     let handle = ConnHandle {
         conn,

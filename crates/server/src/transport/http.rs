@@ -222,3 +222,12 @@ pub(super) async fn metrics(State(app): Shared) -> impl IntoResponse {
 pub(super) async fn openapi() -> impl IntoResponse {
     Json(super::ApiDoc::openapi())
 }
+
+/// A known route with another method: `405` with a typed body (axum adds the `Allow` header).
+pub(super) async fn method_not_allowed() -> ApiError {
+    Error::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
+    .into()
+}

@@ -43,6 +43,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(http::metrics))
         .route("/openapi.json", get(http::openapi))
         .fallback(web::fallback)
+        .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
@@ -97,6 +98,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
             StatusCode::NOT_FOUND
         }
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::ShuttingDown | C::Busy | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
