@@ -389,3 +389,38 @@ async fn upgrades_that_lose_the_per_user_race_close_with_4004() {
     println!("admitted {admitted}, lost the race after the 101 {lost}, refused {refused}");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_json_body_without_its_content_type_is_refused_with_a_hint() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = start_server().await;
+    let body = r#"{"username":"formy","password":"correct horse battery"}"#;
+    // curl -d labels its body a form; a browser's cross-origin "simple" request says text/plain.
+    for content_type in ["application/x-www-form-urlencoded", "text/plain", ""] {
+        let header = if content_type.is_empty() {
+            String::new()
+        } else {
+            format!("Content-Type: {content_type}\r\n")
+        };
+        let mut s = TcpStream::connect(&server.addr).await.unwrap();
+        let req = format!(
+            "POST /v1/accounts HTTP/1.1\r\nHost: {}\r\n{header}Content-Length: {}\r\n\
+             Connection: close\r\n\r\n{body}",
+            server.addr,
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 400"), "{content_type:?}: {out}");
+        assert!(out.contains(r#""code":"bad_request""#), "{out}");
+        assert!(
+            out.contains("Content-Type: application/json"),
+            "the message says what to send: {out}"
+        );
+    }
+    // Nothing was registered.
+    let (status, _) = raw_post(&server.addr, "/v1/accounts", body).await;
+    assert_eq!(status, 201);
+    server.stop().await;
+}

@@ -58,6 +58,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 fn json_rejection(rejection: &JsonRejection) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::new(ErrorCode::PayloadTooLarge, "the request body is too large")
+    } else if matches!(rejection, JsonRejection::MissingJsonContentType(_)) {
+        // A JSON body under another type is refused: a browser sends text/plain and form types
+        // cross-origin without asking first, JSON only after a preflight this server never grants.
+        Error::new(
+            ErrorCode::BadRequest,
+            "send the JSON body with Content-Type: application/json",
+        )
     } else {
         Error::with(
             ErrorCode::BadRequest,
