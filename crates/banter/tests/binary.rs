@@ -182,19 +182,39 @@ async fn sigterm_closes_sockets_with_1001_and_exits_cleanly() {
 }
 
 /// The README's server command: no flags, no config, data under ./banter-data, port 8080.
+/// It runs in a network namespace of its own (`unshare`), so the test passes while another
+/// process holds 8080 on this machine (the README's own server, say), and is asked through
+/// that namespace's loopback.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_with_no_setup_listens_on_8080_and_creates_its_data_dir() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Process::start(dir.path(), &[]);
+    let mut command = Command::new("unshare");
+    command
+        .args(["--net", "--map-root-user", "sh", "-c"])
+        .arg(r#"ip link set lo up && exec "$0" serve"#)
+        .arg(env!("CARGO_BIN_EXE_banter"))
+        .current_dir(dir.path());
+    let server = Process::spawn(command);
     assert_eq!(
         server.addr, "127.0.0.1:8080",
         "the documented default address"
     );
-    let (status, _) = Api::new(server.addr.clone())
-        .get_text("/healthz")
-        .await
-        .unwrap();
-    assert_eq!(status, 200);
+    // An HTTP/1.0 request from inside the namespace, with nothing but bash.
+    let out = Command::new("nsenter")
+        .args(["--target", &server.child.id().to_string()])
+        .args(["--user", "--net", "--preserve-credentials", "bash", "-c"])
+        .arg(
+            "exec 3<>/dev/tcp/127.0.0.1/8080 && printf 'GET /healthz HTTP/1.0\\r\\n\\r\\n' >&3 \
+             && cat <&3",
+        )
+        .output()
+        .expect("nsenter and bash");
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reply.starts_with("HTTP/1.0 200"),
+        "{reply} {:?}",
+        out.status
+    );
     assert!(dir.path().join("banter-data/banter.db").exists());
     server.signal("INT");
 }
