@@ -13,13 +13,22 @@ use crate::phase::{self, Outcome};
 use crate::population::{self, BenchUser};
 use crate::target::{Machine, OutputArgs, Target, TargetArgs};
 
+/// Each fan-out scenario's default `--rate` and `--seconds` (the help text of [`LoadArgs`] names
+/// them; a test checks that it does).
+const DEFAULTS: [(&str, (f64, u64)); 3] = [
+    ("group", (500.0, 40)),
+    ("direct", (10_000.0, 20)),
+    ("room", (100.0, 20)),
+];
+
 /// Options every fan-out scenario shares.
 #[derive(Debug, Clone, clap::Args)]
 pub struct LoadArgs {
-    /// Messages per second, all senders together.
+    /// Messages per second, all senders together [default: group 500, direct 10000, room 100].
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Seconds of sending (the seed's "rounds" of one second each).
+    /// Seconds of sending (the seed's "rounds" of one second each) [default: group 40, direct
+    /// 20, room 20].
     #[arg(long)]
     pub seconds: Option<u64>,
     /// Bytes of padding in each message text.
@@ -364,7 +373,8 @@ async fn execute(
 
 /// `banter bench group`.
 pub async fn group(command: String, args: GroupArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 500.0, 40, 4, async |t: &Target| {
+    let (rate, seconds) = DEFAULTS[0].1;
+    execute(command, &args.load, rate, seconds, 4, async |t: &Target| {
         setup_group(&args, t).await
     })
     .await
@@ -372,7 +382,8 @@ pub async fn group(command: String, args: GroupArgs) -> anyhow::Result<Report> {
 
 /// `banter bench direct`.
 pub async fn direct(command: String, args: DirectArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 10_000.0, 20, 4, async |t: &Target| {
+    let (rate, seconds) = DEFAULTS[1].1;
+    execute(command, &args.load, rate, seconds, 4, async |t: &Target| {
         setup_direct(&args, t).await
     })
     .await
@@ -380,8 +391,38 @@ pub async fn direct(command: String, args: DirectArgs) -> anyhow::Result<Report>
 
 /// `banter bench room`.
 pub async fn room(command: String, args: RoomArgs) -> anyhow::Result<Report> {
-    execute(command, &args.load, 100.0, 20, 10, async |t: &Target| {
-        setup_room(&args, t).await
-    })
+    let (rate, seconds) = DEFAULTS[2].1;
+    execute(
+        command,
+        &args.load,
+        rate,
+        seconds,
+        10,
+        async |t: &Target| setup_room(&args, t).await,
+    )
     .await
+}
+
+#[cfg(test)]
+mod defaults_tests {
+    use clap::Args as _;
+
+    #[test]
+    fn the_help_names_every_scenario_default() {
+        let command = super::LoadArgs::augment_args(clap::Command::new("bench"));
+        let help = |id: &str| {
+            let arg = command.get_arguments().find(|a| a.get_id() == id).unwrap();
+            arg.get_help().unwrap().to_string().replace('\n', " ")
+        };
+        for (name, (rate, seconds)) in super::DEFAULTS {
+            assert!(
+                help("rate").contains(&format!("{name} {rate}")),
+                "{name} rate"
+            );
+            assert!(
+                help("seconds").contains(&format!("{name} {seconds}")),
+                "{name} seconds"
+            );
+        }
+    }
 }
