@@ -279,10 +279,17 @@ impl Config {
                 path: path.clone(),
                 source,
             })?;
-            let file: Overrides = toml::from_str(&text).map_err(|source| ConfigError::Parse {
-                path: path.clone(),
-                source,
-            })?;
+            let mut file: Overrides =
+                toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                    path: path.clone(),
+                    source,
+                })?;
+            // A relative path in the file means one beside the file, wherever the server starts.
+            if let (Some(dir), Some(base)) = (file.data_dir.as_mut(), path.parent())
+                && dir.is_relative()
+            {
+                *dir = base.join(&*dir);
+            }
             config.apply(file);
         }
         config.apply(cli);
@@ -567,6 +574,28 @@ mod tests {
         assert_eq!(config.max_page, 7, "file overrides default");
         assert_eq!(config.send_burst, 9, "flag overrides file");
         assert_eq!(config.max_text_bytes, Config::default().max_text_bytes);
+    }
+
+    #[test]
+    fn a_relative_data_dir_in_a_file_is_beside_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("etc").join("banter.toml");
+        std::fs::create_dir(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
+        let from_file = Config::load(Overrides {
+            config: Some(path.clone()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(from_file.data_dir, dir.path().join("etc").join("data"));
+        // On the command line (or in a variable) it stays relative to the working directory.
+        let from_flag = Config::load(Overrides {
+            config: Some(path),
+            data_dir: Some("here".into()),
+            ..Overrides::default()
+        })
+        .unwrap();
+        assert_eq!(from_flag.data_dir, PathBuf::from("here"));
     }
 
     #[test]
