@@ -170,7 +170,7 @@ impl Server {
             Arc::clone(&metrics),
         ));
         let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&registry)));
-        let listener = bind_listener(config.listen).await?;
+        let listener = bind_listener(config.listen.0).await?;
         let directory = Arc::new(Directory::new(Arc::clone(&store)));
         let messaging = Arc::new(Messaging::new(
             Arc::clone(&store),

@@ -5,11 +5,12 @@
 //! environment and flags are parsed together by clap into [`Overrides`]; the TOML file is parsed
 //! into the same type, so every option has exactly one name in every source.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+pub use crate::net::Listen;
 
 /// Everything the server can be told. Field docs are the reference; `docs/banter.example.toml` is
 /// generated from [`Config::default`] and checked by a test.
@@ -17,7 +18,7 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP and WebSocket listener binds.
-    pub listen: SocketAddr,
+    pub listen: Listen,
     /// Directory holding the SQLite database.
     pub data_dir: PathBuf,
     /// Lifetime of a login token, in seconds.
@@ -182,7 +183,7 @@ pub enum SqliteSync {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            listen: Listen(([127, 0, 0, 1], 8080).into()),
             data_dir: PathBuf::from("banter-data"),
             token_ttl_secs: 30 * 24 * 3600,
             max_sessions_per_user: 100,
@@ -448,8 +449,8 @@ macro_rules! overrides {
 }
 
 overrides! {
-    /// Address to listen on.
-    listen: SocketAddr, "BANTER_LISTEN";
+    /// Address to listen on: IP and port, or host name and port (localhost:8080).
+    listen: Listen, "BANTER_LISTEN";
     /// Data directory (SQLite database).
     data_dir: PathBuf, "BANTER_DATA_DIR";
     /// Login token lifetime in seconds.

@@ -235,7 +235,7 @@ async fn a_start_that_cannot_bind_leaves_the_directory_startable() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config = banter_server::Config {
         data_dir: dir.path().to_path_buf(),
-        listen: taken.local_addr().unwrap(),
+        listen: banter_server::config::Listen(taken.local_addr().unwrap()),
         ..banter_server::Config::default()
     };
     let failed = banter_server::Server::bind(config.clone()).await;
