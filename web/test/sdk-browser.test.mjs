@@ -3,9 +3,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { startServer } from './support/server.mjs';
+import { startServer, PASSWORD } from './support/server.mjs';
 import { launch, CHROMIUM } from './support/browser.mjs';
-import { PASSWORD, newUser } from './sdk-helpers.mjs';
+import { newUser } from './support/sdk.mjs';
 
 const skip = existsSync(CHROMIUM) ? false : `no browser at ${CHROMIUM}`;
 let server;

@@ -1,29 +1,20 @@
 // The browser SDK against a real server: accounts, messaging, unread and receipts, typing,
 // edits and recalls, permanent failures and the outbox bound.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer } from './support/server.mjs';
+import { PASSWORD, uniqueName } from './support/server.mjs';
 import { BanterClient, BanterError, memoryStorage, OUTBOX_LIMIT } from '../app/sdk.js';
+import { until, testServer } from './support/people.mjs';
 import {
-  PASSWORD, uniqueName, waitFor, nextEvent, record, makeClient, newUser, texts, seqsContiguous,
-  pairWithConversation, closeAll,
-} from './sdk-helpers.mjs';
+  nextEvent, record, makeClient, newUser, texts, seqsContiguous, pairWithConversation,
+} from './support/sdk.mjs';
 
-let server;
-const clients = [];
-const track = (...cs) => (clients.push(...cs), cs.length === 1 ? cs[0] : cs);
-
-before(async () => {
-  server = await startServer();
-});
-after(async () => {
-  closeAll(clients);
-  await server.stop();
-});
+const env = testServer();
+const { track } = env;
 
 test('register, login, restore and logout', async () => {
   const storage = memoryStorage();
-  const c = track(new BanterClient({ baseUrl: server.url, storage }));
+  const c = track(new BanterClient({ baseUrl: env.url, storage }));
   const username = uniqueName('acc');
   const user = await c.register(username, PASSWORD);
   assert.equal(user.username, username);
@@ -41,7 +32,7 @@ test('register, login, restore and logout', async () => {
   assert.equal(c.sessionId, login.session_id);
 
   // A "reload": a new client on the same storage takes the session up without logging in.
-  const c2 = track(new BanterClient({ baseUrl: server.url, storage }));
+  const c2 = track(new BanterClient({ baseUrl: env.url, storage }));
   assert.equal(c2.loggedIn, false);
   assert.equal(c2.restore(), true);
   assert.equal(c2.user.id, user.id);
@@ -64,15 +55,15 @@ test('register, login, restore and logout', async () => {
   assert.equal((await signedout).reason, 'logout');
   assert.equal(c2.loggedIn, false);
   assert.equal(c2.state, 'offline');
-  assert.equal(new BanterClient({ baseUrl: server.url, storage }).restore(), false, 'logout clears the saved session');
-  const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${login.token}` } });
+  assert.equal(new BanterClient({ baseUrl: env.url, storage }).restore(), false, 'logout clears the saved session');
+  const me = await fetch(`${env.url}/v1/me`, { headers: { authorization: `Bearer ${login.token}` } });
   assert.equal(me.status, 401, 'the token is refused after logout');
   await assert.rejects(c2.request('ping'), (e) => e.code === 'unauthorized');
   assert.throws(() => c2.send({ conversation: '1', text: 'x' }), (e) => e.code === 'unauthorized');
 });
 
 test('two clients exchange messages and each sees both sides once, in order', async () => {
-  const { a, b, conv } = await pairWithConversation(server.url);
+  const { a, b, conv } = await pairWithConversation(env.url);
   track(a, b);
   const conversation = b.conversation(conv);
   assert.equal(conversation.kind, 'direct');
@@ -86,7 +77,7 @@ test('two clients exchange messages and each sees both sides once, in order', as
   }
   const all = ['hello', 'a1', 'a2', 'a3', 'a4', 'a5', 'b1', 'b2'];
   for (const c of [a, b]) {
-    await waitFor(() => texts(c, conv).length === all.length && c.outbox().length === 0, 5000, 'all 8 messages on both sides');
+    await until(() => texts(c, conv).length === all.length && c.outbox().length === 0, { timeout: 5000, what: 'all 8 messages on both sides' });
   }
   const view = (c) => c.messages(conv).map((m) => `${m.seq}:${m.sender}:${m.text}`);
   assert.deepEqual(view(a), view(b), 'both sides hold the same messages in the same order');
@@ -100,19 +91,19 @@ test('two clients exchange messages and each sees both sides once, in order', as
 });
 
 test('messages() of a listed conversation loads its newest page by itself', async () => {
-  const { a, b, conv, bName } = await pairWithConversation(server.url);
+  const { a, b, conv, bName } = await pairWithConversation(env.url);
   track(a, b);
   a.send({ conversation: conv, text: 'second' });
-  await waitFor(() => texts(b, conv).includes('second'), 5000, 'the message at B');
-  const b2 = track(await makeClient(server.url, { name: bName }));
-  await waitFor(() => b2.conversation(conv), 5000, "the list on B's second device");
+  await until(() => texts(b, conv).includes('second'), { timeout: 5000, what: 'the message at B' });
+  const b2 = track(await makeClient(env.url, { name: bName }));
+  await until(() => b2.conversation(conv), { timeout: 5000, what: "the list on B's second device" });
   assert.deepEqual(b2.messages(conv), [], 'nothing loaded yet');
-  await waitFor(() => texts(b2, conv).length === 2, 5000, 'messages() to load the conversation');
+  await until(() => texts(b2, conv).length === 2, { timeout: 5000, what: 'messages() to load the conversation' });
   assert.deepEqual(texts(b2, conv), ['hello', 'second']);
 });
 
 test('a pending message shows in messages() until acknowledged, then has its seq', async () => {
-  const { a, b, conv } = await pairWithConversation(server.url);
+  const { a, b, conv } = await pairWithConversation(env.url);
   track(a, b);
   const events = record(a, 'messages');
   const id = a.send({ conversation: conv, text: 'on its way' });
@@ -122,31 +113,31 @@ test('a pending message shows in messages() until acknowledged, then has its seq
   assert.equal(last.state, 'sending');
   assert.equal(last.text, 'on its way');
   assert.ok(events.some((e) => e.detail.conversation === conv), "send emits 'messages' at once");
-  const sent = await waitFor(() => a.messages(conv).find((m) => m.client_msg_id === id && !m.pending), 5000, 'the ack');
+  const sent = await until(() => a.messages(conv).find((m) => m.client_msg_id === id && !m.pending), { timeout: 5000, what: 'the ack' });
   assert.equal(sent.seq, 2);
   assert.equal(sent.sender, a.me.id);
   assert.equal(a.messages(conv).filter((m) => m.client_msg_id === id).length, 1, 'the pending entry is gone');
 });
 
 test('unread counts messages from others; our own sends are not unread for us', async () => {
-  const aName = await newUser(server.url, 'a');
-  const bName = await newUser(server.url, 'b');
-  const a = track(await makeClient(server.url, { name: aName }));
-  const b = track(await makeClient(server.url, { name: bName }));
+  const aName = await newUser(env.url, 'a');
+  const bName = await newUser(env.url, 'b');
+  const a = track(await makeClient(env.url, { name: aName }));
+  const b = track(await makeClient(env.url, { name: bName }));
   a.send({ to: b.me.id, text: 'one' });
-  const conv = (await waitFor(() => a.directConversation(b.me.id), 5000, 'the conversation')).id;
+  const conv = (await until(() => a.directConversation(b.me.id), { timeout: 5000, what: 'the conversation' })).id;
   a.send({ conversation: conv, text: 'two' });
   a.send({ conversation: conv, text: 'three' });
-  await waitFor(() => b.conversation(conv)?.unread === 3, 5000, 'B to count 3 unread');
-  await waitFor(() => texts(b, conv).length === 3, 5000, 'the three messages at B');
+  await until(() => b.conversation(conv)?.unread === 3, { timeout: 5000, what: 'B to count 3 unread' });
+  await until(() => texts(b, conv).length === 3, { timeout: 5000, what: 'the three messages at B' });
   assert.equal(b.peerReadSeq(conv), 3, "A's own message at seq 3 is a read receipt up to 3");
-  await waitFor(() => a.outbox().length === 0, 5000, "A's sends to be acknowledged");
+  await until(() => a.outbox().length === 0, { timeout: 5000, what: "A's sends to be acknowledged" });
   assert.equal(a.conversation(conv).unread, 0, 'A does not count its own messages');
   assert.equal(a.conversation(conv).read_seq, 3, "A's read cursor follows its own messages");
   // The server agrees.
-  await waitFor(async () => (await a.receipts(conv)).find((r) => r.user === a.me.id)?.read_seq === 3, 5000, "A's read cursor at 3");
-  const a2 = track(await makeClient(server.url, { name: aName }));
-  await waitFor(() => a2.conversation(conv), 5000, 'the list on a second device');
+  await until(async () => (await a.receipts(conv)).find((r) => r.user === a.me.id)?.read_seq === 3, { timeout: 5000, what: "A's read cursor at 3" });
+  const a2 = track(await makeClient(env.url, { name: aName }));
+  await until(() => a2.conversation(conv), { timeout: 5000, what: 'the list on a second device' });
   assert.equal(a2.conversation(conv).unread, 0);
   assert.equal(a2.conversation(conv).read_seq, 3);
 
@@ -159,23 +150,23 @@ test('unread counts messages from others; our own sends are not unread for us', 
   assert.equal(a.peerReadSeq(conv), 3);
 
   // A fresh device of A learns the peer's cursor from receipts when it opens the conversation.
-  const a3 = track(await makeClient(server.url, { name: aName }));
+  const a3 = track(await makeClient(env.url, { name: aName }));
   assert.equal(a3.peerReadSeq(conv), 0);
   await a3.openConversation(conv);
   assert.equal(a3.peerReadSeq(conv), 3);
 
   // B's other device hears about B's read, and a new message counts again.
-  const b2 = track(await makeClient(server.url, { name: bName }));
-  await waitFor(() => b2.conversation(conv)?.unread === 0, 5000, "B2's list");
+  const b2 = track(await makeClient(env.url, { name: bName }));
+  await until(() => b2.conversation(conv)?.unread === 0, { timeout: 5000, what: "B2's list" });
   a.send({ conversation: conv, text: 'four' });
-  await waitFor(() => b.conversation(conv).unread === 1 && b2.conversation(conv).unread === 1, 5000, 'one unread on both B devices');
+  await until(() => b.conversation(conv).unread === 1 && b2.conversation(conv).unread === 1, { timeout: 5000, what: 'one unread on both B devices' });
   await b.markRead(conv, 4);
-  await waitFor(() => b2.conversation(conv).unread === 0, 5000, "B's read reaching B2");
+  await until(() => b2.conversation(conv).unread === 0, { timeout: 5000, what: "B's read reaching B2" });
   assert.equal(b2.conversation(conv).read_seq, 4);
 });
 
 test('typing is throttled, delivered to the peer and expires', async () => {
-  const { a, b, conv } = await pairWithConversation(server.url);
+  const { a, b, conv } = await pairWithConversation(env.url);
   track(a, b);
   const typingAtB = record(b, 'typing');
   let typersDuring;
@@ -183,7 +174,7 @@ test('typing is throttled, delivered to the peer and expires', async () => {
   a.typing(conv);
   a.typing(conv); // within 3 s: not sent
   a.send({ conversation: conv, text: 'after typing' });
-  await waitFor(() => texts(b, conv).includes('after typing'), 5000, 'the message after typing');
+  await until(() => texts(b, conv).includes('after typing'), { timeout: 5000, what: 'the message after typing' });
   const fromA = typingAtB.filter((e) => e.detail.user === a.me.id && e.detail.typing);
   assert.equal(fromA.length, 1, 'exactly one typing event reached B before the message');
   assert.equal(fromA[0].detail.conversation, conv);
@@ -193,22 +184,22 @@ test('typing is throttled, delivered to the peer and expires', async () => {
   // Expiry: B types, A sees it for about 5 s.
   const started = Date.now();
   b.typing(conv);
-  await waitFor(() => a.typers(conv).includes(b.me.id), 5000, 'B typing at A');
-  await waitFor(() => a.typers(conv).length === 0, 8000, "B's typing to expire at A");
+  await until(() => a.typers(conv).includes(b.me.id), { timeout: 5000, what: 'B typing at A' });
+  await until(() => a.typers(conv).length === 0, { timeout: 8000, what: "B's typing to expire at A" });
   assert.ok(Date.now() - started >= 4500, `expired after ${Date.now() - started} ms, expected about 5 s`);
 });
 
 test('edits and recalls are applied to their target and are not entries of their own', async () => {
-  const { a, b, conv } = await pairWithConversation(server.url);
+  const { a, b, conv } = await pairWithConversation(env.url);
   track(a, b);
   a.send({ conversation: conv, text: 'tpyo' });
   a.send({ conversation: conv, text: 'regret' });
-  await waitFor(() => texts(b, conv).includes('regret') && a.outbox().length === 0, 5000, 'both messages');
+  await until(() => texts(b, conv).includes('regret') && a.outbox().length === 0, { timeout: 5000, what: 'both messages' });
   const ack = await a.edit(conv, 2, 'typo');
   assert.equal(ack.seq, 4);
   await a.recall(conv, 3);
   for (const c of [a, b]) {
-    await waitFor(() => c.messages(conv).find((m) => m.seq === 3)?.recalled === true, 5000, 'the recall');
+    await until(() => c.messages(conv).find((m) => m.seq === 3)?.recalled === true, { timeout: 5000, what: 'the recall' });
     const msgs = c.messages(conv);
     assert.deepEqual(msgs.map((m) => m.seq), [1, 2, 3], 'edit and recall entries are not in the array');
     assert.equal(msgs[1].text, 'typo');
@@ -216,26 +207,26 @@ test('edits and recalls are applied to their target and are not entries of their
     assert.equal(msgs[2].text, '');
   }
   // A later device gets the final state straight from history.
-  const b2 = track(await makeClient(server.url, { name: b.me.username }));
+  const b2 = track(await makeClient(env.url, { name: b.me.username }));
   await b2.openConversation(conv);
   assert.deepEqual(b2.messages(conv).map((m) => [m.seq, m.text, Boolean(m.recalled)]), [[1, 'hello', false], [2, 'typo', false], [3, '', true]]);
 });
 
 test('permanent failures mark the entry failed; retry and discard', async () => {
-  const aName = await newUser(server.url, 'a');
-  const a = track(await makeClient(server.url, { name: aName }));
+  const aName = await newUser(env.url, 'a');
+  const a = track(await makeClient(env.url, { name: aName }));
   const id = a.send({ to: a.me.id, text: 'note to self' });
-  await waitFor(() => a.outbox().find((e) => e.client_msg_id === id)?.state === 'failed', 5000, 'the send to fail');
+  await until(() => a.outbox().find((e) => e.client_msg_id === id)?.state === 'failed', { timeout: 5000, what: 'the send to fail' });
   assert.equal(a.outbox()[0].error, 'cannot_message_self');
   const bogus = a.send({ conversation: '999999', text: 'nowhere' });
-  const failed = await waitFor(() => a.outbox().find((e) => e.client_msg_id === bogus && e.state === 'failed'), 5000, 'unknown conversation to fail');
+  const failed = await until(() => a.outbox().find((e) => e.client_msg_id === bogus && e.state === 'failed'), { timeout: 5000, what: 'unknown conversation to fail' });
   assert.equal(failed.error, 'unknown_conversation');
   assert.deepEqual(a.messages('999999').map((m) => [m.client_msg_id, m.state, m.pending]), [[bogus, 'failed', true]]);
 
   const events = record(a, 'messages');
   assert.equal(a.retry(id), true);
   assert.equal(a.outbox()[0].state, 'sending');
-  await waitFor(() => a.outbox()[0].state === 'failed', 5000, 'the retry to fail again');
+  await until(() => a.outbox()[0].state === 'failed', { timeout: 5000, what: 'the retry to fail again' });
   assert.ok(events.length >= 2, 'retry and its failure emit messages');
   assert.equal(a.discard(id), true);
   assert.equal(a.discard(bogus), true);
@@ -248,8 +239,8 @@ test('permanent failures mark the entry failed; retry and discard', async () => 
 });
 
 test('the outbox holds at most 500 entries', async () => {
-  const aName = await newUser(server.url, 'a');
-  const a = track(await makeClient(server.url, { name: aName, connect: false }));
+  const aName = await newUser(env.url, 'a');
+  const a = track(await makeClient(env.url, { name: aName, connect: false }));
   for (let i = 0; i < OUTBOX_LIMIT; i += 1) a.send({ to: '424242', text: `m${i}` });
   assert.equal(a.outbox().length, 500);
   assert.throws(() => a.send({ to: '424242', text: 'one too many' }), (e) => e instanceof BanterError && e.code === 'outbox_full');
@@ -259,10 +250,10 @@ test('the outbox holds at most 500 entries', async () => {
 });
 
 test('profiles, display names, presence and friend events', async () => {
-  const aName = await newUser(server.url, 'a');
-  const bName = await newUser(server.url, 'b');
-  const a = track(await makeClient(server.url, { name: aName }));
-  const b = track(await makeClient(server.url, { name: bName }));
+  const aName = await newUser(env.url, 'a');
+  const bName = await newUser(env.url, 'b');
+  const a = track(await makeClient(env.url, { name: aName }));
+  const b = track(await makeClient(env.url, { name: bName }));
   const bId = b.me.id;
 
   assert.equal(a.user(bId), undefined, 'not cached yet');
@@ -299,10 +290,10 @@ test('profiles, display names, presence and friend events', async () => {
 });
 
 test('a message from a new conversation adds it to the list', async () => {
-  const aName = await newUser(server.url, 'a');
-  const bName = await newUser(server.url, 'b');
-  const a = track(await makeClient(server.url, { name: aName }));
-  const b = track(await makeClient(server.url, { name: bName }));
+  const aName = await newUser(env.url, 'a');
+  const bName = await newUser(env.url, 'b');
+  const a = track(await makeClient(env.url, { name: aName }));
+  const b = track(await makeClient(env.url, { name: bName }));
   assert.deepEqual(b.conversations(), []);
   const changed = nextEvent(b, 'conversations', () => b.conversations().length === 1);
   a.send({ to: b.me.id, text: 'first contact' });
@@ -312,7 +303,7 @@ test('a message from a new conversation adds it to the list', async () => {
   assert.equal(c.peer, a.me.id);
   assert.equal(c.unread, 1);
   // The first message of a brand-new conversation is held without opening it.
-  await waitFor(() => texts(b, c.id).includes('first contact'), 5000, 'the first message');
+  await until(() => texts(b, c.id).includes('first contact'), { timeout: 5000, what: 'the first message' });
   assert.ok(seqsContiguous(b, c.id));
   assert.equal(b.hasOlder(c.id), false);
 });

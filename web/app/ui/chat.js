@@ -1,12 +1,13 @@
 // The chat view (/c/<id> and /u/<userId>): header with name and presence or members, the
 // message timeline, typing line, "new messages" jump button and the composer. Marks messages
 // read when they are visible and the page has focus; loads older pages near the top.
-import { h, replace } from './dom.js';
+import { h, listen, replace } from './dom.js';
 import { createTimeline } from './timeline.js';
 import { createComposer } from './composer.js';
 import {
-  conversationName, errorText, hue, initial, lastSeen, me, nameOf, profileOf, typingText,
+  conversationName, errorText, lastSeen, me, nameOf, onlineOf, profileOf, safe, typingText,
 } from './format.js';
+import { avatar, presenceDot } from './avatar.js';
 import { icon } from './icons.js';
 
 function findDirect(client, userId) {
@@ -119,19 +120,9 @@ export function mountChat(root, ctx, { id, userId }) {
   replace(root, section);
 
   function send(text) {
-    if (convId) {
-      try {
-        client.send({ conversation: convId, text });
-      } catch (err) {
-        toast(errorText(err), 'error');
-        return false;
-      }
-      render({ forceBottom: true });
-      return true;
-    }
-    if (!peerId || peerId === myId) return false;
+    if (!convId && (!peerId || peerId === myId)) return false;
     try {
-      client.send({ to: peerId, text });
+      client.send(convId ? { conversation: convId, text } : { to: peerId, text });
     } catch (err) {
       toast(errorText(err), 'error');
       return false;
@@ -171,13 +162,10 @@ export function mountChat(root, ctx, { id, userId }) {
     if (c?.peer) peerId = c.peer;
     const name = c ? conversationName(client, c) : peerId ? nameOf(client, peerId) : '…';
     title.textContent = name;
-    const colourId = isGroup ? convId : peerId;
-    const online = !isGroup && peerId ? safe(() => client.online(peerId)) : undefined;
+    const online = isGroup ? undefined : onlineOf(client, peerId);
     replace(avatarBox,
-      h('span', { class: `avatar avatar-md ${hue(colourId)}`, 'aria-hidden': 'true' }, initial(name)),
-      online === undefined ? null : h('span', {
-        class: `presence presence-${online ? 'online' : 'offline'}`, role: 'img', 'aria-label': online ? 'Online' : 'Offline',
-      }));
+      isGroup ? avatar({ id: convId, name }) : avatar({ id: peerId, name, url: profileOf(client, peerId)?.avatar_url }),
+      online === undefined ? null : presenceDot(online));
     let sub = '';
     if (isGroup) {
       const count = groupInfo?.member_count;
@@ -380,10 +368,12 @@ export function mountChat(root, ctx, { id, userId }) {
     presence(e) { if (e.detail?.user === peerId) renderHeader(); },
     hello() { if (convId && (!positioned || unavailable)) open(); },
   };
-  for (const [type, fn] of Object.entries(handlers)) client.addEventListener(type, fn);
   const onFocus = () => scheduleRead();
-  window.addEventListener('focus', onFocus);
-  document.addEventListener('visibilitychange', onFocus);
+  const unlisten = [
+    listen(client, handlers),
+    listen(window, { focus: onFocus }),
+    listen(document, { visibilitychange: onFocus }),
+  ];
   const resize = new ResizeObserver(() => { if (timeline.isAtBottom()) scheduleRead(); });
   resize.observe(timeline.el);
   // Recall windows close and "Today" becomes "Yesterday" while the chat stays open.
@@ -398,9 +388,7 @@ export function mountChat(root, ctx, { id, userId }) {
   return {
     unmount() {
       destroyed = true;
-      for (const [type, fn] of Object.entries(handlers)) client.removeEventListener(type, fn);
-      window.removeEventListener('focus', onFocus);
-      document.removeEventListener('visibilitychange', onFocus);
+      for (const off of unlisten) off();
       resize.disconnect();
       clearInterval(clock);
       clearTimeout(markTimer);
@@ -409,8 +397,4 @@ export function mountChat(root, ctx, { id, userId }) {
       timeline.destroy();
     },
   };
-}
-
-function safe(fn) {
-  try { return fn(); } catch { return undefined; }
 }

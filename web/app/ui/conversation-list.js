@@ -1,8 +1,11 @@
 // The conversation list in the sidebar: one link per conversation with avatar, name, last
 // message preview, time, unread badge and (for direct chats) the peer's presence. Rows are
 // updated in place (keyed by id), so focus and scroll position survive updates.
-import { h, replace } from './dom.js';
-import { conversationName, hue, initial, listTime, previewOf, typingText } from './format.js';
+import { h, listen, replace } from './dom.js';
+import {
+  conversationName, listTime, onlineOf, previewOf, profileOf, safe, typingText,
+} from './format.js';
+import { avatar, presenceDot } from './avatar.js';
 
 /**
  * Creates the list. Returns {el, select(id), destroy()}; `select` highlights the open
@@ -60,11 +63,13 @@ export function createConversationList(client) {
     const typers = safe(() => client.typers(conv.id)) || [];
     const typing = typers.length ? typingText(client, typers) : '';
     const preview = typing || previewOf(client, conv);
-    const online = conv.kind === 'direct' && conv.peer ? safe(() => client.online(conv.peer)) : undefined;
+    const direct = conv.kind === 'direct';
+    const online = direct ? onlineOf(client, conv.peer) : undefined;
+    const picture = direct && conv.peer ? profileOf(client, conv.peer)?.avatar_url : undefined;
     const unread = Number(conv.unread) || 0;
     const time = conv.last_message?.ts || conv.updated_at;
     const isSelected = conv.id === selected;
-    const sig = JSON.stringify([name, preview, !!typing, online, unread, listTime(time), isSelected, conv.kind]);
+    const sig = JSON.stringify([name, picture, preview, !!typing, online, unread, listTime(time), isSelected, conv.kind]);
     if (sig === row.sig) return;
     row.sig = sig;
     const link = row.link;
@@ -75,13 +80,8 @@ export function createConversationList(client) {
     link.dataset.kind = conv.kind;
     replace(link,
       h('span', { class: 'avatar-wrap' },
-        h('span', { class: `avatar avatar-md ${hue(conv.kind === 'direct' ? conv.peer : conv.id)}`, 'aria-hidden': 'true' },
-          initial(name)),
-        online === undefined ? null : h('span', {
-          class: `presence presence-${online ? 'online' : 'offline'}`, role: 'img',
-          'aria-label': online ? 'Online' : 'Offline', title: online ? 'Online' : 'Offline',
-          dataset: { testid: 'presence' },
-        })),
+        avatar({ id: direct ? conv.peer : conv.id, name, url: picture }),
+        online === undefined ? null : presenceDot(online)),
       h('span', { class: 'conv-body' },
         h('span', { class: 'conv-top' },
           h('span', { class: 'conv-name' }, name),
@@ -95,7 +95,7 @@ export function createConversationList(client) {
     const ids = [];
     for (const c of conversations) {
       if (c.kind !== 'direct' || !c.peer || asked.has(c.peer)) continue;
-      if (safe(() => client.online(c.peer)) === undefined) ids.push(c.peer);
+      if (onlineOf(client, c.peer) === undefined) ids.push(c.peer);
       asked.add(c.peer);
     }
     if (ids.length && client.state === 'connected' && typeof client.loadPresence === 'function') {
@@ -154,7 +154,7 @@ export function createConversationList(client) {
     conversations: schedule, profile: schedule, presence: schedule, typing: onTyping,
     messages: onTyping, state: schedule, hello: onHello,
   };
-  for (const [type, fn] of Object.entries(events)) client.addEventListener(type, fn);
+  const unlisten = listen(client, events);
   // Times like "Yesterday" change while the page stays open.
   const clock = setInterval(schedule, 60_000);
   render();
@@ -168,14 +168,10 @@ export function createConversationList(client) {
     },
     focusFilter() { input.focus(); },
     destroy() {
-      for (const [type, fn] of Object.entries(events)) client.removeEventListener(type, fn);
+      unlisten();
       clearInterval(clock);
       clearTimeout(typingTimer);
       clearTimeout(frame);
     },
   };
-}
-
-function safe(fn) {
-  try { return fn(); } catch { return undefined; }
 }

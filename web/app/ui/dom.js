@@ -1,6 +1,6 @@
 // The one way the UI builds DOM: elements from a tag, properties and children. Strings become
 // text nodes, never HTML, so nothing a user typed is ever parsed as markup. There is no
-// innerHTML anywhere in the client.
+// innerHTML anywhere in the client. Also `listen`, for event listeners removed together.
 
 /**
  * h('button', {class: 'primary', onclick, 'aria-label': 'Send'}, 'Send')
@@ -41,4 +41,14 @@ export function append(el, children) {
 export function replace(el, ...children) {
   el.replaceChildren();
   return append(el, children);
+}
+
+/**
+ * Adds `handlers` ({type: listener}) to `target` (an element, window, document or the client);
+ * returns one function that removes them all.
+ */
+export function listen(target, handlers) {
+  const entries = Object.entries(handlers);
+  for (const [type, fn] of entries) target.addEventListener(type, fn);
+  return () => { for (const [type, fn] of entries) target.removeEventListener(type, fn); };
 }

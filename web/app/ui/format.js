@@ -1,5 +1,6 @@
-// Formatting helpers shared by the views: names, times, dates, previews, system entries and
-// friendly error text. Pure functions over plain data (plus the client for names).
+// Formatting helpers shared by the shell, the chat and the panels: names and profiles, times
+// and dates, previews, system entries, byte lengths and friendly error text. Pure functions over
+// plain data (plus the client for names).
 
 const DAY = 24 * 60 * 60 * 1000;
 
@@ -23,6 +24,21 @@ export function timeOf(ts) {
 /** A full date and time, for tooltips. */
 export function fullDate(ts) {
   return new Date(ts).toLocaleString([], { dateStyle: 'full', timeStyle: 'short' });
+}
+
+/** A date with the year and a time ("3 Mar 2025, 14:05"), for records such as sessions. */
+export function dateTime(ts) {
+  if (!ts) return '';
+  return new Date(ts).toLocaleString([], {
+    year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit',
+  });
+}
+
+/** The time today ("14:05"), else the day and time ("3 Mar, 14:05"). */
+export function timeOrDate(ts, now = Date.now()) {
+  if (!ts) return '';
+  if (sameDay(ts, now)) return timeOf(ts);
+  return new Date(ts).toLocaleString([], { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit' });
 }
 
 /** "Today", "Yesterday", "Monday 3 March" or "3 March 2025". */
@@ -75,7 +91,7 @@ export function me(client) {
   return u ?? { id: undefined, username: '' };
 }
 
-/** The cached profile of a user, or undefined (asking may start a load). */
+/** The cached profile of a user, or undefined (asking may start a load that emits 'profile'). */
 export function profileOf(client, id) {
   try {
     if (typeof client.user === 'function') return client.user(id);
@@ -84,16 +100,30 @@ export function profileOf(client, id) {
   return undefined;
 }
 
-/** A display name for a user id ("You" for the logged-in user when `you` is set). */
-export function nameOf(client, id, { you = false } = {}) {
+/** Whether a user is online: true, false, or undefined while unknown. */
+export function onlineOf(client, id) {
+  return id ? safe(() => client.online(id)) : undefined;
+}
+
+/**
+ * A display name for a user id, preferring the cached profile over `fallback` (a profile-like
+ * object the caller holds, such as a friends-list entry). "You" for the logged-in user when
+ * `you` is set.
+ */
+export function nameOf(client, id, fallback, { you = false } = {}) {
   const self = me(client);
   if (you && id === self.id) return 'You';
   const profile = profileOf(client, id);
-  const fromProfile = profile?.display_name || profile?.username;
-  if (fromProfile) return fromProfile;
+  const known = profile?.display_name || fallback?.display_name || profile?.username || fallback?.username;
+  if (known) return known;
   const name = safe(() => client.displayName(id));
   if (name && name !== '…') return name;
   return id === self.id && self.username ? self.username : (name || '…');
+}
+
+/** The username of a user id ('' while unknown). */
+export function usernameOf(client, id, fallback) {
+  return profileOf(client, id)?.username || fallback?.username || '';
 }
 
 /** The title of a conversation: the peer's display name, or the group's name. */
@@ -105,19 +135,6 @@ export function conversationName(client, conv) {
     || (conv.peer ? nameOf(client, conv.peer) : 'Conversation');
 }
 
-/** First letter of a name for the avatar. */
-export function initial(name) {
-  const first = [...String(name || '?').trim()][0] || '?';
-  return first.toLocaleUpperCase();
-}
-
-/** A stable colour class (0..7) for an id. */
-export function hue(id) {
-  let h = 0;
-  for (const ch of String(id ?? '')) h = (h * 31 + ch.codePointAt(0)) >>> 0;
-  return `avatar-hue-${h % 8}`;
-}
-
 function list(names) {
   if (names.length <= 1) return names.join('');
   if (names.length === 2) return `${names[0]} and ${names[1]}`;
@@ -127,7 +144,7 @@ function list(names) {
 /** Words for a group's system entry: "alice added bob", "carol left". */
 export function systemText(client, event) {
   if (!event) return 'Group updated';
-  const n = (id) => nameOf(client, id, { you: true });
+  const n = (id) => nameOf(client, id, undefined, { you: true });
   switch (event.event) {
     case 'group_created':
       return `${n(event.by)} created the group${event.name ? ` “${event.name}”` : ''}`;
@@ -192,15 +209,26 @@ const FRIENDLY = {
   username_taken: 'That username is already taken. Try another one.',
   unauthorized: 'Your session has ended. Log in again.',
   token_expired: 'Your session has expired. Log in again.',
+  bad_request: 'The request was not understood.',
   empty_message: 'The message is empty.',
   text_too_long: 'The message is too long.',
+  invalid_field: 'Some text is too long or contains characters that are not allowed.',
   unknown_user: 'That user does not exist.',
   unknown_conversation: 'This conversation is not available.',
-  cannot_message_self: 'You cannot send a message to yourself.',
-  blocked: 'You cannot message this person.',
-  not_friends: 'You can only message friends on this server.',
-  group_dissolved: 'This group was dissolved.',
   unknown_message: 'That message can no longer be changed.',
+  unknown_request: 'That request no longer exists.',
+  unknown_session: 'That session has already ended.',
+  cannot_message_self: 'You cannot send a message to yourself.',
+  blocked: 'Not possible: one of you has blocked the other.',
+  not_friends: 'You can only do that with friends.',
+  already_friends: 'You are already friends.',
+  group_dissolved: 'This group was dissolved.',
+  group_full: 'The group is full.',
+  too_many_groups: 'Someone is already in too many groups.',
+  already_member: 'Already a member of the group.',
+  not_member: 'That person is not a member of the group.',
+  invalid_room: 'Room names are 1–64 characters of a–z, 0–9, _ and -.',
+  not_in_room: 'You are not in that room.',
   recall_window_passed: 'It is too late to recall this message.',
   forbidden: 'You are not allowed to do that.',
   too_many_connections: 'Too many open connections. Close another tab or device and retry.',
@@ -210,6 +238,9 @@ const FRIENDLY = {
   internal: 'Something went wrong on the server.',
   timeout: 'The server did not answer in time.',
 };
+
+/** Codes whose server message names who was refused: it is kept after the friendly words. */
+const WITH_DETAIL = new Set(['blocked', 'not_friends', 'too_many_groups']);
 
 function seconds(n) {
   const s = Math.max(1, Math.ceil(Number(n) || 1));
@@ -226,13 +257,17 @@ export function errorText(err) {
   if (code === 'busy') {
     return `The server is busy. Try again in ${seconds(err.retryAfter || 1)}.`;
   }
-  if (code && FRIENDLY[code]) return FRIENDLY[code];
+  if (code && FRIENDLY[code]) {
+    const detail = WITH_DETAIL.has(code) && err.message && err.message !== code;
+    return detail ? `${FRIENDLY[code]} (${err.message})` : FRIENDLY[code];
+  }
   if (err instanceof TypeError || code === 'network' || code === 'offline') {
     return 'Cannot reach the server. Check your connection and try again.';
   }
   return err.message || 'Something went wrong.';
 }
 
-function safe(fn) {
+/** `fn()`, or undefined if it throws (the client's getters throw for what is not loaded yet). */
+export function safe(fn) {
   try { return fn(); } catch { return undefined; }
 }

@@ -3,7 +3,8 @@
 // (links through linkify); `white-space: pre-wrap` keeps the newlines.
 import { h, replace } from './dom.js';
 import { linkify } from './linkify.js';
-import { byteLength, fullDate, hue, systemText, timeOf } from './format.js';
+import { byteLength, fullDate, systemText, timeOf } from './format.js';
+import { hueIndex } from './avatar.js';
 import { icon } from './icons.js';
 
 const STATE_LABEL = { sending: 'Sending', sent: 'Sent', read: 'Read', failed: 'Not sent' };
@@ -77,7 +78,7 @@ export function renderItem(client, item, actions, { maxBytes }) {
   });
   const bubble = h('div', { class: 'bubble' });
   if (item.showName) {
-    bubble.append(h('div', { class: `msg-sender ${hue(m.sender).replace('avatar-', 'sender-')}` }, item.senderName));
+    bubble.append(h('div', { class: `msg-sender sender-hue-${hueIndex(m.sender)}` }, item.senderName));
   }
   if (item.editing) {
     bubble.append(editor(item, actions, maxBytes));

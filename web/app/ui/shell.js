@@ -1,12 +1,13 @@
 // The signed-in layout: top bar (brand, connection state), sidebar (navigation, conversation
 // list, account menu) and the main area, which holds a chat or a panel. At phone width it is
 // one column: the list, or the open chat/panel with a back button.
-import { h, replace } from './dom.js';
+import { h, listen, replace } from './dom.js';
 import { createConversationList } from './conversation-list.js';
 import { mountChat } from './chat.js';
 import { clearDrafts } from './composer.js';
 import { createNotifier, updateTitle } from './notify.js';
-import { errorText, hue, initial, me, profileOf } from './format.js';
+import { errorText, me, profileOf, safe } from './format.js';
+import { avatar } from './avatar.js';
 import { icon as iconEl } from './icons.js';
 
 const NAV = [
@@ -59,7 +60,7 @@ export function createShell(root, { client, navigate, toast, logout }) {
   const conversations = createConversationList(client);
 
   // Account menu in the sidebar footer.
-  const meAvatar = h('span', { class: 'avatar avatar-sm', 'aria-hidden': 'true' });
+  const meAvatar = h('span', { class: 'avatar-wrap' });
   const meName = h('span', { class: 'me-name' });
   const meUser = h('span', { class: 'me-user' });
   const menuButton = h('button', {
@@ -87,8 +88,7 @@ export function createShell(root, { client, navigate, toast, logout }) {
     const name = p?.display_name || self.username || '';
     meName.textContent = name;
     meUser.textContent = self.username ? `@${self.username}` : '';
-    meAvatar.textContent = initial(name);
-    meAvatar.className = `avatar avatar-sm ${hue(self.id)}`;
+    replace(meAvatar, avatar({ id: self.id, name, url: p?.avatar_url, size: 'sm' }));
   }
 
   function menuItems() {
@@ -207,14 +207,13 @@ export function createShell(root, { client, navigate, toast, logout }) {
       conversations.focusFilter();
     }
   };
-  client.addEventListener('state', renderState);
-  client.addEventListener('conversations', onConversations);
-  client.addEventListener('profile', onProfile);
-  client.addEventListener('hello', renderMe);
-  client.addEventListener('error', onError);
-  window.addEventListener('online', onNet);
-  window.addEventListener('offline', onNet);
-  document.addEventListener('keydown', onKeys);
+  const unlisten = [
+    listen(client, {
+      state: renderState, conversations: onConversations, profile: onProfile, hello: renderMe, error: onError,
+    }),
+    listen(window, { online: onNet, offline: onNet }),
+    listen(document, { keydown: onKeys }),
+  ];
   renderState();
   renderMe();
   updateTitle(client);
@@ -227,20 +226,9 @@ export function createShell(root, { client, navigate, toast, logout }) {
       conversations.destroy();
       notifier.destroy();
       closeMenu(false);
-      client.removeEventListener('state', renderState);
-      client.removeEventListener('conversations', onConversations);
-      client.removeEventListener('profile', onProfile);
-      client.removeEventListener('hello', renderMe);
-      client.removeEventListener('error', onError);
-      window.removeEventListener('online', onNet);
-      window.removeEventListener('offline', onNet);
-      document.removeEventListener('keydown', onKeys);
+      for (const off of unlisten) off();
       clearDrafts();
       document.title = 'Banter';
     },
   };
-}
-
-function safe(fn) {
-  try { return fn(); } catch { return undefined; }
 }

@@ -5,7 +5,7 @@
 // older pages are prepended.
 import { h } from './dom.js';
 import { canRecall, deliveryState, renderItem, signature } from './message.js';
-import { dayLabel, me, nameOf, sameDay, systemText } from './format.js';
+import { dayLabel, me, nameOf, safe, sameDay, systemText } from './format.js';
 
 const GROUP_GAP_MS = 5 * 60 * 1000;
 const BOTTOM_SLACK = 48;
@@ -183,8 +183,4 @@ export function createTimeline({ client, actions, maxBytes, onScroll }) {
     itemElement(key) { return nodes.get(key)?.li ?? null; },
     destroy() { nodes.clear(); },
   };
-}
-
-function safe(fn) {
-  try { return fn(); } catch { return undefined; }
 }

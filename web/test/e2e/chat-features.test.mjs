@@ -2,83 +2,34 @@
 // picker by keyboard, failed sends with Retry and Discard, group system lines and a dissolved
 // group's composer, the phone layout, log-in errors with Retry-After, desktop notifications,
 // and an accessibility scan.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp } from '../support/browser.mjs';
+import { uniqueName, PASSWORD } from '../support/server.mjs';
+import { openApp, seriousViolations, closeCleanly } from '../support/browser.mjs';
+import {
+  testServer, until, sdkUser, befriend, sendDirect, logInThroughPage, openAs, connected,
+} from '../support/people.mjs';
 import { BanterClient, memoryStorage } from '../../app/sdk.js';
 
-let server;
-let browser;
-const clients = [];
+// One wrong password per account, then a long backoff: the log-in test sees Retry-After.
+const env = testServer({ args: ['--login-failures-per-account', '1', '--login-backoff-ms', '30000'], browser: true });
 
-before(async () => {
-  // One wrong password per account, then a long backoff: the log-in test sees Retry-After.
-  server = await startServer(['--login-failures-per-account', '1', '--login-backoff-ms', '30000']);
-  browser = await launch();
-});
-
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await browser?.close();
-  await server?.stop();
-});
-
-async function until(fn, { timeout = 15000, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-async function sdkUser(prefix, profile) {
-  const name = uniqueName(prefix);
-  await register(server.url, name);
-  const client = new BanterClient({ baseUrl: server.url, storage: memoryStorage() });
-  await client.login(name, PASSWORD, 'test setup');
-  const hello = new Promise((resolve) => client.addEventListener('hello', resolve, { once: true }));
-  client.connect();
-  await hello;
-  if (profile) await client.updateProfile(profile);
-  clients.push(client);
-  return { name, id: client.me.id, client };
-}
-
-async function befriend(a, b) {
-  await a.client.friendRequest(b.id);
-  await b.client.friendAccept(a.id);
-}
-
-async function direct(from, to, text) {
-  from.client.send({ to: to.id, text });
-  await until(() => from.client.outbox().length === 0, { what: 'the send' });
-  return from.client.directConversation(to.id).id;
-}
-
-const connected = (page) => page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: 15000 });
 const composer = (page) => page.getByRole('textbox', { name: 'Message', exact: true });
 const texts = (page) => page.locator('.msg-list .msg .msg-text').allTextContents();
 
+/** A person in the browser, logged in and connected. */
 async function login(name, opts) {
-  const app = await openApp(browser, `${server.url}/`, opts);
-  await app.page.getByLabel('Username').fill(name);
-  await app.page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await app.page.getByRole('button', { name: 'Log in' }).click();
+  const app = await openAs(env.browser, env.url, name, opts);
   await connected(app.page);
   return app;
 }
 
 test('own messages: edit inline (Enter saves, Esc cancels), recall, emoji by keyboard', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
-  const convId = await direct(bob, alice, 'hello');
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['hello']);
   const { page, context, dialogs, errors } = await login(alice.name);
-  await page.goto(`${server.url}/c/${convId}`);
+  await page.goto(`${env.url}/c/${convId}`);
   await connected(page);
   await page.locator('.msg-text', { hasText: 'hello' }).waitFor();
 
@@ -143,15 +94,13 @@ test('own messages: edit inline (Enter saves, Esc cancels), recall, emoji by key
   assert.equal(await page.evaluate(() => document.activeElement.id), 'composer-input', 'focus returns to the composer');
   assert.equal(await page.getByRole('button', { name: 'Insert emoji' }).getAttribute('aria-expanded'), 'false');
 
-  assert.deepEqual(dialogs, []);
-  assert.deepEqual(errors.map(String), []);
-  await context.close();
+  await closeCleanly({ context, dialogs, errors });
 });
 
 test('a refused send shows as failed with Retry and Discard', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
-  const convId = await direct(bob, alice, 'hi');
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['hi']);
   await bob.client.block(alice.id);
   const { page, context } = await login(alice.name);
   await page.locator(`a.conv[data-conversation="${convId}"]`).click();
@@ -171,9 +120,9 @@ test('a refused send shows as failed with Retry and Discard', async () => {
 });
 
 test('groups: sender names, system lines in words, group info link, dissolved group composer', async () => {
-  const alice = await sdkUser('alice', { display_name: 'Alice A' });
-  const bob = await sdkUser('bob', { display_name: 'Bob B' });
-  const carol = await sdkUser('carol', { display_name: 'Carol C' });
+  const alice = await sdkUser(env.url, { prefix: 'alice', profile: { display_name: 'Alice A' } });
+  const bob = await sdkUser(env.url, { prefix: 'bob', profile: { display_name: 'Bob B' } });
+  const carol = await sdkUser(env.url, { prefix: 'carol', profile: { display_name: 'Carol C' } });
   await befriend(alice, bob);
   await befriend(alice, carol);
   const group = await alice.client.groupCreate({ name: 'Team', members: [bob.id] });
@@ -201,13 +150,13 @@ test('groups: sender names, system lines in words, group info link, dissolved gr
 });
 
 test('phone width: one column, the list or the chat with a back button; the filter box', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob', { display_name: 'Bobby' });
-  const carol = await sdkUser('carol', { display_name: 'Caroline' });
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob', profile: { display_name: 'Bobby' } });
+  const carol = await sdkUser(env.url, { prefix: 'carol', profile: { display_name: 'Caroline' } });
   await befriend(alice, bob);
   await befriend(alice, carol);
-  const bobConv = await direct(bob, alice, 'from bob');
-  await direct(carol, alice, 'from carol');
+  const bobConv = await sendDirect(bob, alice, ['from bob']);
+  await sendDirect(carol, alice, ['from carol']);
   const { page, context } = await login(alice.name, { width: 390, height: 760 });
 
   const list = page.getByRole('navigation', { name: 'Conversations' });
@@ -230,8 +179,8 @@ test('phone width: one column, the list or the chat with a back button; the filt
 });
 
 test('log-in errors in words, Retry-After honoured; log out from the sidebar menu', async () => {
-  const alice = await sdkUser('alice');
-  const { page, context } = await openApp(browser, `${server.url}/`);
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const { page, context } = await openApp(env.browser, `${env.url}/`);
   await page.getByLabel('Username').fill(alice.name);
   await page.getByLabel('Password', { exact: true }).fill('not the password');
   await page.getByRole('button', { name: 'Log in' }).click();
@@ -242,7 +191,7 @@ test('log-in errors in words, Retry-After honoured; log out from the sidebar men
   assert.equal(await held.isDisabled(), true, 'the button waits out Retry-After');
 
   // Registration errors too.
-  await page.goto(`${server.url}/register`);
+  await page.goto(`${env.url}/register`);
   await page.getByLabel('Username').fill(alice.name);
   await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
   await page.getByRole('button', { name: 'Create account' }).click();
@@ -261,11 +210,9 @@ test('log-in errors in words, Retry-After honoured; log out from the sidebar men
   await page.getByRole('button', { name: 'Log in' }).waitFor();
 
   // A session revoked elsewhere ends here too, with a message.
-  await page.getByLabel('Username').fill(bob);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logInThroughPage(page, bob);
   await connected(page);
-  const other = new BanterClient({ baseUrl: server.url, storage: memoryStorage() });
+  const other = new BanterClient({ baseUrl: env.url, storage: memoryStorage() });
   await other.login(bob, PASSWORD, 'other device');
   const browserSession = (await other.sessions()).find((x) => !x.current && x.device !== 'other device');
   await other.revokeSession(browserSession.id);
@@ -275,10 +222,10 @@ test('log-in errors in words, Retry-After honoured; log out from the sidebar men
 });
 
 test('desktop notifications are opt-in and fire for messages from others while hidden', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob', { display_name: 'Bob N' });
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob', profile: { display_name: 'Bob N' } });
   await befriend(alice, bob);
-  const convId = await direct(bob, alice, 'first');
+  const convId = await sendDirect(bob, alice, ['first']);
   const app = await login(alice.name);
   const { page, context } = app;
   await context.grantPermissions(['notifications']);
@@ -309,31 +256,21 @@ test('desktop notifications are opt-in and fire for messages from others while h
 });
 
 test('accessibility: no serious axe violations on the log-in screen and in a chat', async () => {
-  const require = createRequire(import.meta.url);
-  const axeSource = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8');
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
-  const convId = await direct(bob, alice, 'see https://example.com');
-  async function scan(page) {
-    await page.evaluate(axeSource);
-    const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
-    return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
-  }
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['see https://example.com']);
   for (const colorScheme of ['light', 'dark']) {
-    const { page, context } = await openApp(browser, `${server.url}/login`, { colorScheme });
+    const { page, context } = await openApp(env.browser, `${env.url}/login`, { colorScheme });
     await page.getByLabel('Username').waitFor();
-    assert.deepEqual(await scan(page), [], `log-in screen (${colorScheme})`);
-    await page.getByLabel('Username').fill(alice.name);
-    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-    await page.getByRole('button', { name: 'Log in' }).click();
+    assert.deepEqual(await seriousViolations(page), [], `log-in screen (${colorScheme})`);
+    await logInThroughPage(page, alice.name);
     await connected(page);
     await page.locator(`a.conv[data-conversation="${convId}"]`).click();
     await page.locator('.msg-text', { hasText: 'see' }).waitFor();
     await composer(page).fill('mine');
     await composer(page).press('Enter');
     await page.locator('.msg.own[data-state="sent"], .msg.own[data-state="read"]').last().waitFor();
-    assert.deepEqual(await scan(page), [], `chat (${colorScheme})`);
+    assert.deepEqual(await seriousViolations(page), [], `chat (${colorScheme})`);
     // Keyboard: from the composer, Shift+Tab reaches the emoji button with a visible focus ring.
     await page.keyboard.press('Shift+Tab');
     assert.equal(await page.evaluate(() => document.activeElement.getAttribute('aria-label')), 'Insert emoji');

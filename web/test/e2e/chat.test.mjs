@@ -2,69 +2,17 @@
 // friendship through the UI, live messages, read receipts, typing and presence; catching up
 // after being offline; the session and history after a reload with scroll-back; and message
 // text that must stay text.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp } from '../support/browser.mjs';
-import { BanterClient, memoryStorage } from '../../app/sdk.js';
+import { uniqueName, PASSWORD } from '../support/server.mjs';
+import { openApp, closeCleanly } from '../support/browser.mjs';
+import {
+  testServer, sdkUser, befriend, sendDirect, logInThroughPage, connected, navLink,
+} from '../support/people.mjs';
 
-let server;
-let browser;
-const clients = [];
-
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  for (const c of clients) c.disconnect();
-  await browser?.close();
-  await server?.stop();
-});
+const env = testServer({ browser: true });
 
 // ---- helpers -------------------------------------------------------------------------------
-
-/** Waits until `fn()` is truthy (polling; fails after `timeout` ms). */
-async function until(fn, { timeout = 15000, what = 'condition' } = {}) {
-  const end = Date.now() + timeout;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-/** A user registered over HTTP and connected through the SDK in node (for fast setup). */
-async function sdkUser(prefix) {
-  const name = uniqueName(prefix);
-  await register(server.url, name);
-  const client = new BanterClient({ baseUrl: server.url, storage: memoryStorage() });
-  await client.login(name, PASSWORD, 'test setup');
-  const hello = new Promise((resolve) => client.addEventListener('hello', resolve, { once: true }));
-  client.connect();
-  await hello;
-  clients.push(client);
-  return { name, id: client.me.id, client };
-}
-
-async function befriend(a, b) {
-  await a.client.friendRequest(b.id);
-  await b.client.friendAccept(a.id);
-}
-
-/** Sends `texts` from `from` to `to` (direct) and waits until all are acknowledged. */
-async function sendAll(from, to, texts) {
-  from.client.send({ to: to.id, text: texts[0] });
-  await until(() => from.client.outbox().length === 0, { what: 'the first send' });
-  const conv = from.client.directConversation(to.id);
-  for (const text of texts.slice(1)) from.client.send({ conversation: conv.id, text });
-  await until(() => from.client.outbox().length === 0, { timeout: 30000, what: 'every send' });
-  return conv.id;
-}
-
-const connected = (page) => page.locator('[data-testid="connection"][data-state="connected"]').waitFor({ timeout: 15000 });
 
 async function uiRegister(page, name) {
   await page.getByRole('link', { name: 'Create an account' }).click();
@@ -75,19 +23,16 @@ async function uiRegister(page, name) {
 }
 
 async function uiLogin(page, name) {
-  await page.getByLabel('Username').fill(name);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await logInThroughPage(page, name);
   await connected(page);
 }
 
-const nav = (page, name) => page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name });
 const row = (page, peerId) => page.locator(`a.conv[data-peer="${peerId}"]`);
 const texts = (page) => page.locator('.msg-list .msg .msg-text').allTextContents();
 const composer = (page) => page.getByRole('textbox', { name: 'Message', exact: true });
 
 async function openApps(...opts) {
-  return Promise.all(opts.map((o) => openApp(browser, `${server.url}/`, o)));
+  return Promise.all(opts.map((o) => openApp(env.browser, `${env.url}/`, o)));
 }
 
 // ---- 1. register, befriend, chat -------------------------------------------------------------
@@ -100,8 +45,8 @@ test('two people register, become friends in the UI and chat: receipts, typing, 
   await uiRegister(b.page, bobName);
 
   // Alice finds Bob in Contacts and sends a request; Bob accepts it.
-  await nav(b.page, 'Contacts').click();
-  await nav(a.page, 'Contacts').click();
+  await navLink(b.page, 'Contacts').click();
+  await navLink(a.page, 'Contacts').click();
   await a.page.getByLabel('Username').fill(bobName);
   await a.page.getByRole('button', { name: `Add friend ${bobName}` }).click();
   await b.page.getByRole('button', { name: `Accept ${aliceName}` }).click();
@@ -156,7 +101,7 @@ test('two people register, become friends in the UI and chat: receipts, typing, 
   await a.page.locator('.chat-sub', { hasText: /last seen|offline/ }).waitFor();
 
   // "Message" on a friend with a conversation opens that conversation.
-  await nav(a.page, 'Contacts').click();
+  await navLink(a.page, 'Contacts').click();
   await a.page.getByRole('button', { name: `Message ${bobName}` }).click();
   await a.page.waitForURL((u) => u.pathname === convPath);
   await a.page.locator('.msg-text', { hasText: 'Hello Alice' }).waitFor();
@@ -171,10 +116,10 @@ test('two people register, become friends in the UI and chat: receipts, typing, 
 // ---- 3. offline and back -------------------------------------------------------------------------
 
 test('offline: 20 messages sent meanwhile arrive once and in order; a message written offline is sent once', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
   await befriend(alice, bob);
-  const convId = await sendAll(alice, bob, ['before']);
+  const convId = await sendDirect(alice, bob, ['before']);
   alice.client.disconnect();
 
   const [a, b] = await openApps({}, {});
@@ -228,12 +173,12 @@ test('offline: 20 messages sent meanwhile arrive once and in order; a message wr
 // ---- 4. reload and scroll-back -----------------------------------------------------------------
 
 test('a reload keeps the session, unread counts and history; scrolling up loads every older page', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
   const all = Array.from({ length: 120 }, (_, i) => `message ${i + 1}`);
-  const convId = await sendAll(bob, alice, all);
+  const convId = await sendDirect(bob, alice, all);
 
-  const { page, context, dialogs, errors } = await openApp(browser, `${server.url}/`);
+  const { page, context, dialogs, errors } = await openApp(env.browser, `${env.url}/`);
   await uiLogin(page, alice.name);
   await row(page, bob.id).locator('.badge', { hasText: '99+' }).waitFor();
   await page.waitForFunction(() => document.title === '(120) Banter');
@@ -307,16 +252,14 @@ test('a reload keeps the session, unread counts and history; scrolling up loads 
   });
   assert.equal(await jump.isVisible(), false);
 
-  assert.deepEqual(dialogs, []);
-  assert.deepEqual(errors.map(String), []);
-  await context.close();
+  await closeCleanly({ context, dialogs, errors });
 });
 
 // ---- 5. text stays text ------------------------------------------------------------------------
 
 test('markup and javascript: links in messages render as literal text', async () => {
-  const alice = await sdkUser('alice');
-  const bob = await sdkUser('bob');
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
   const evil = [
     '<img src=x onerror=alert(1)>',
     '<script>alert(1)</script>',
@@ -324,9 +267,9 @@ test('markup and javascript: links in messages render as literal text', async ()
     '[click](javascript:alert(1)) and data:text/html,<b>x</b>',
     'line one\nline two https://example.com/path?q=1.',
   ];
-  const convId = await sendAll(bob, alice, evil);
+  const convId = await sendDirect(bob, alice, evil);
 
-  const { page, context, dialogs } = await openApp(browser, `${server.url}/`);
+  const { page, context, dialogs } = await openApp(env.browser, `${env.url}/`);
   await uiLogin(page, alice.name);
   await row(page, bob.id).click();
   await page.waitForURL((u) => u.pathname === `/c/${convId}`);

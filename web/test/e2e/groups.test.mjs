@@ -1,51 +1,14 @@
 // A group of three in three browsers: created, filled and used through the UI; the owner
 // removes a member from group info, and the removed member stops seeing new messages.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp, OUTPUT_DIR } from '../support/browser.mjs';
-import { BanterClient, memoryStorage } from '../../app/sdk.js';
+import { OUTPUT_DIR, closeCleanly } from '../support/browser.mjs';
+import { testServer, sdkUser, befriend, openAs, navLink } from '../support/people.mjs';
 
-let server;
-let browser;
-const nodeClients = [];
+const env = testServer({ browser: true });
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  for (const c of nodeClients) { try { c.disconnect(); } catch { /* closed */ } }
-  await browser?.close();
-  await server?.stop();
-});
-
-/** A logged-in SDK client in node (used only to set up friendships quickly). */
-async function sdk(username) {
-  const client = new BanterClient({ baseUrl: server.url, storage: memoryStorage() });
-  await client.login(username, PASSWORD, 'test setup');
-  client.connect();
-  nodeClients.push(client);
-  return client;
-}
-
-async function befriend(a, b) {
-  await a.friendRequest(b.me.id);
-  await b.friendAccept(a.me.id);
-}
-
-/** Opens the app in a fresh context and logs in through the form. */
-async function person(username, opts) {
-  const session = await openApp(browser, `${server.url}/login`, opts);
-  const { page } = session;
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('navigation', { name: 'Main' }).waitFor();
-  return session;
-}
+const person = (username, opts) => openAs(env.browser, env.url, username, opts);
 
 /** Client-side navigation (what an in-app link does), without reloading the page. */
 async function go(page, path) {
@@ -66,13 +29,12 @@ function timeline(page) {
 }
 
 test('a group of three chats; a removed member stops receiving', async () => {
-  const names = { alice: uniqueName('alice'), bob: uniqueName('bob'), carol: uniqueName('carol') };
-  for (const n of Object.values(names)) await register(server.url, n);
-  const [a, b, c] = await Promise.all([sdk(names.alice), sdk(names.bob), sdk(names.carol)]);
+  const [a, b, c] = await Promise.all(['alice', 'bob', 'carol'].map((prefix) => sdkUser(env.url, { prefix })));
+  const names = { alice: a.name, bob: b.name, carol: c.name };
   await befriend(a, b);
   await befriend(a, c);
-  b.disconnect();
-  c.disconnect();
+  b.client.disconnect();
+  c.client.disconnect();
 
   const alice = await person(names.alice);
   const bob = await person(names.bob);
@@ -80,7 +42,7 @@ test('a group of three chats; a removed member stops receiving', async () => {
   const groupName = `Trip ${Date.now() % 100000}`;
 
   // Alice creates the group from the sidebar, picking both friends.
-  await alice.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'New group' }).click();
+  await navLink(alice.page, 'New group').click();
   await alice.page.waitForURL(/\/groups\/new$/);
   await alice.page.getByLabel('Group name').fill(groupName);
   await alice.page.getByLabel('Description').fill('Planning the summer trip');
@@ -167,7 +129,7 @@ test('a group of three chats; a removed member stops receiving', async () => {
   }
   // A barrier: Alice then sends Carol a direct message. Had Carol still been a member, the group
   // messages (committed and pushed earlier) would have reached her before it.
-  a.send({ to: c.me.id, text: 'sorry carol, see you around' });
+  a.client.send({ to: c.id, text: 'sorry carol, see you around' });
   await carol.page.getByText('sorry carol, see you around').first().waitFor({ state: 'attached' });
   assert.equal(await timeline(carol.page).getByText('just the two of us now').count(), 0);
   assert.equal(await timeline(carol.page).getByText('indeed').count(), 0);
@@ -178,9 +140,5 @@ test('a group of three chats; a removed member stops receiving', async () => {
 
   await carol.page.screenshot({ path: join(OUTPUT_DIR, 'group-removed-390.png') });
   await alice.page.screenshot({ path: join(OUTPUT_DIR, 'group-chat.png') });
-  for (const s of [alice, bob, carol]) {
-    assert.deepEqual(s.dialogs, []);
-    assert.deepEqual(s.errors.map(String), []);
-    await s.context.close();
-  }
+  await closeCleanly(alice, bob, carol);
 });

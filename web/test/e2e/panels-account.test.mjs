@@ -1,36 +1,18 @@
 // The profile and devices panels: a saved display name shows up; a second login is listed and
 // revoking it removes it (and its token stops working); password form validation; log out.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp, OUTPUT_DIR } from '../support/browser.mjs';
+import { register, uniqueName, PASSWORD } from '../support/server.mjs';
+import { OUTPUT_DIR, closeCleanly } from '../support/browser.mjs';
+import { testServer, openAs, navLink } from '../support/people.mjs';
 
-let server;
-let browser;
+const env = testServer({ browser: true });
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function person(username, opts) {
-  const session = await openApp(browser, `${server.url}/login`, opts);
-  const { page } = session;
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('navigation', { name: 'Main' }).waitFor();
-  return session;
-}
+const person = (username, opts) => openAs(env.browser, env.url, username, opts);
 
 async function httpLogin(username, device) {
-  const res = await fetch(`${server.url}/v1/sessions`, {
+  const res = await fetch(`${env.url}/v1/sessions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ username, password: PASSWORD, device }),
@@ -39,16 +21,12 @@ async function httpLogin(username, device) {
   return res.json();
 }
 
-function nav(page, name) {
-  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
-}
-
 test('profile: validation, then saving shows the new display name', async () => {
   const name = uniqueName('pat');
-  await register(server.url, name);
+  await register(env.url, name);
   const s = await person(name, { width: 390, height: 844 });
   const { page } = s;
-  await page.goto(`${server.url}/profile`);
+  await page.goto(`${env.url}/profile`);
   await page.getByRole('form', { name: 'Profile' }).getByText(`@${name}`).waitFor();
 
   // A javascript: avatar and a status over 140 bytes are refused before anything is sent.
@@ -72,17 +50,15 @@ test('profile: validation, then saving shows the new display name', async () => 
   assert.equal(await page.getByLabel('Display name', { exact: true }).inputValue(), 'Pat Example');
   assert.equal(await page.getByLabel('Status', { exact: true }).inputValue(), 'on holiday');
 
-  assert.deepEqual(s.dialogs, []);
-  assert.deepEqual(s.errors.map(String), []);
-  await s.context.close();
+  await closeCleanly(s);
 });
 
 test('devices: a second login is listed, revoking it removes it; log out', async () => {
   const name = uniqueName('dev');
-  await register(server.url, name);
+  await register(env.url, name);
   const s = await person(name);
   const { page } = s;
-  await nav(page, 'Devices');
+  await navLink(page, 'Devices').click();
   const sessions = page.getByRole('list', { name: 'Sessions' });
   await sessions.getByText('This device').waitFor();
   assert.equal(await sessions.getByRole('listitem').count(), 1);
@@ -100,7 +76,7 @@ test('devices: a second login is listed, revoking it removes it; log out', async
   await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click();
   await sessions.getByText('work laptop').waitFor({ state: 'detached' });
   assert.equal(await sessions.getByRole('listitem').count(), 1);
-  const me = await fetch(`${server.url}/v1/me`, { headers: { authorization: `Bearer ${other.token}` } });
+  const me = await fetch(`${env.url}/v1/me`, { headers: { authorization: `Bearer ${other.token}` } });
   assert.equal(me.status, 401);
 
   // The password form checks its fields before asking the server.
@@ -119,10 +95,8 @@ test('devices: a second login is listed, revoking it removes it; log out', async
   await page.waitForURL(/\/login$/);
   await page.getByRole('button', { name: 'Log in' }).waitFor();
   const again = await httpLogin(name, 'check');
-  const list = await (await fetch(`${server.url}/v1/sessions`, { headers: { authorization: `Bearer ${again.token}` } })).json();
+  const list = await (await fetch(`${env.url}/v1/sessions`, { headers: { authorization: `Bearer ${again.token}` } })).json();
   assert.deepEqual(list.map((x) => x.device), ['check']);
 
-  assert.deepEqual(s.dialogs, []);
-  assert.deepEqual(s.errors.map(String), []);
-  await s.context.close();
+  await closeCleanly(s);
 });

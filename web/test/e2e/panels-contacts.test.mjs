@@ -1,48 +1,26 @@
 // The contacts panel in two browsers: a friend request found through the search, accepted on the
 // other side, both lists updated live; then a block, after which the blocked user's message fails.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp, OUTPUT_DIR } from '../support/browser.mjs';
+import { register, uniqueName } from '../support/server.mjs';
+import { OUTPUT_DIR, closeCleanly } from '../support/browser.mjs';
+import { testServer, openAs, navLink } from '../support/people.mjs';
 
-let server;
-let browser;
+const env = testServer({ browser: true });
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function person(username, opts) {
-  const session = await openApp(browser, `${server.url}/login`, opts);
-  const { page } = session;
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('navigation', { name: 'Main' }).waitFor();
-  return session;
-}
-
-function nav(page, name) {
-  return page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name }).click();
-}
+const person = (username, opts) => openAs(env.browser, env.url, username, opts);
 
 test('friend request from the search, accept, live lists; block makes messages fail', async () => {
   const aliceName = uniqueName('alice');
   const bobName = uniqueName('bob');
-  const aliceUser = await register(server.url, aliceName);
-  await register(server.url, bobName);
+  const aliceUser = await register(env.url, aliceName);
+  await register(env.url, bobName);
 
   const alice = await person(aliceName);
   const bob = await person(bobName, { width: 390, height: 844 });
-  await nav(alice.page, 'Contacts');
-  await nav(bob.page, 'Contacts');
+  await navLink(alice.page, 'Contacts').click();
+  await navLink(bob.page, 'Contacts').click();
   const aliceFriends = alice.page.getByRole('list', { name: 'Friends' });
   const bobFriends = bob.page.getByRole('list', { name: 'Friends' });
   await aliceFriends.getByText('No friends yet').waitFor();
@@ -83,7 +61,7 @@ test('friend request from the search, accept, live lists; block makes messages f
   // (Bob is not told: a block is never announced to the blocked user.)
 
   // Bob tries to message Alice: the message is shown as not sent.
-  await bob.page.goto(`${server.url}/u/${encodeURIComponent(aliceUser.id)}`);
+  await bob.page.goto(`${env.url}/u/${encodeURIComponent(aliceUser.id)}`);
   const box = bob.page.getByRole('textbox', { name: 'Message', exact: true });
   await box.fill('are you there?');
   await box.press('Enter');
@@ -93,9 +71,5 @@ test('friend request from the search, accept, live lists; block makes messages f
   await blocked.getByRole('button', { name: `Unblock ${bobName}` }).click();
   await blocked.waitFor({ state: 'hidden' });
 
-  for (const s of [alice, bob]) {
-    assert.deepEqual(s.dialogs, []);
-    assert.deepEqual(s.errors.map(String), []);
-    await s.context.close();
-  }
+  await closeCleanly(alice, bob);
 });

@@ -1,36 +1,18 @@
 // Chatrooms in two browsers: join by name (with validation), the occupant count goes to 2,
 // messages go both ways and render as text, and leaving lowers the count again.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startServer, register, uniqueName, PASSWORD } from '../support/server.mjs';
-import { launch, openApp, OUTPUT_DIR } from '../support/browser.mjs';
+import { register, uniqueName } from '../support/server.mjs';
+import { OUTPUT_DIR, closeCleanly } from '../support/browser.mjs';
+import { testServer, openAs, navLink } from '../support/people.mjs';
 
-let server;
-let browser;
+const env = testServer({ browser: true });
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
-
-async function person(username, opts) {
-  const session = await openApp(browser, `${server.url}/login`, opts);
-  const { page } = session;
-  await page.getByLabel('Username').fill(username);
-  await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('navigation', { name: 'Main' }).waitFor();
-  return session;
-}
+const person = (username, opts) => openAs(env.browser, env.url, username, opts);
 
 async function joinRoom(page, name) {
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rooms' }).click();
+  await navLink(page, 'Rooms').click();
   await page.getByLabel('Room name').fill(name);
   await page.getByRole('button', { name: 'Join', exact: true }).click();
   await page.waitForURL(new RegExp(`/rooms/${name}$`));
@@ -40,13 +22,13 @@ test('two people join a room by name, see each other and talk', async () => {
   const room = `r${process.pid % 10000}-${Date.now() % 100000}`;
   const aName = uniqueName('ann');
   const bName = uniqueName('ben');
-  await register(server.url, aName);
-  await register(server.url, bName);
+  await register(env.url, aName);
+  await register(env.url, bName);
   const ann = await person(aName);
   const ben = await person(bName, { width: 390, height: 844, colorScheme: 'dark' });
 
   // An invalid name is refused in the form, with the reason.
-  await ann.page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Rooms' }).click();
+  await navLink(ann.page, 'Rooms').click();
   await ann.page.getByLabel('Room name').fill('No Spaces!');
   await ann.page.getByRole('button', { name: 'Join', exact: true }).click();
   await ann.page.getByText(/Use only lower-case letters/).waitFor();
@@ -92,9 +74,5 @@ test('two people join a room by name, see each other and talk', async () => {
   await ben.page.waitForURL(/\/rooms$/);
   await annCount.getByText('1 person here').waitFor();
 
-  for (const s of [ann, ben]) {
-    assert.deepEqual(s.dialogs, []);
-    assert.deepEqual(s.errors.map(String), []);
-    await s.context.close();
-  }
+  await closeCleanly(ann, ben);
 });

@@ -2,31 +2,29 @@
 // width, in light and dark: each is checked by axe-core for serious and critical accessibility
 // violations, and a screenshot of each is written to the test-output folder
 // (target/web-test-output/screens/; a set is kept in docs/screenshots/).
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, uniqueName } from '../support/server.mjs';
-import { launch, OUTPUT_DIR } from '../support/browser.mjs';
-import { sdkUser, befriend, sendAll, logInThroughPage, until } from '../support/people.mjs';
+import { uniqueName } from '../support/server.mjs';
+import { OUTPUT_DIR, seriousViolations } from '../support/browser.mjs';
+import {
+  testServer, sdkUser, befriend, sendAll, logInThroughPage, until,
+} from '../support/people.mjs';
 
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const SHOTS = join(OUTPUT_DIR, 'screens');
 const ROOM = 'lobby';
 
-let server;
-let browser;
+const env = testServer({ browser: true });
 let people;
 let direct;
 let group;
 
 before(async () => {
+  await env.ready;
   mkdirSync(SHOTS, { recursive: true });
-  server = await startServer();
-  browser = await launch();
   const [alice, bob, carol, dave] = await Promise.all(
-    ['alice', 'bob', 'carol', 'dave'].map((prefix) => sdkUser(server.url, { name: uniqueName(prefix) })),
+    ['alice', 'bob', 'carol', 'dave'].map((prefix) => sdkUser(env.url, { name: uniqueName(prefix) })),
   );
   people = { alice, bob, carol, dave };
   const names = { alice: 'Alice Martin', bob: 'Bob Chen', carol: 'Carol Diaz', dave: 'Dave Okafor' };
@@ -60,23 +58,6 @@ before(async () => {
   await until(() => carol.client.roomMessages(ROOM).length >= 2, { what: 'the room messages' });
 });
 
-after(async () => {
-  for (const p of Object.values(people ?? {})) p.client.disconnect();
-  await browser?.close();
-  await server?.stop();
-});
-
-/** Runs axe-core on the page and returns its serious and critical violations, described. */
-async function seriousViolations(page) {
-  await page.evaluate(axeSource);
-  const violations = await page.evaluate(async () => (await globalThis.axe.run(document, {
-    resultTypes: ['violations'],
-  })).violations.map((v) => ({
-    id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
-  })));
-  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-}
-
 const variants = [
   { width: 1280, height: 800, colorScheme: 'light' },
   { width: 1280, height: 800, colorScheme: 'dark' },
@@ -87,7 +68,7 @@ const variants = [
 for (const variant of variants) {
   const tag = `${variant.width}-${variant.colorScheme}`;
   test(`main screens at ${variant.width} px, ${variant.colorScheme}: no serious accessibility violation`, async () => {
-    const context = await browser.newContext({
+    const context = await env.browser.newContext({
       viewport: { width: variant.width, height: variant.height },
       colorScheme: variant.colorScheme,
     });
@@ -102,7 +83,7 @@ for (const variant of variants) {
       found[name] = await seriousViolations(page);
     }
     try {
-      await page.goto(`${server.url}/login`);
+      await page.goto(`${env.url}/login`);
       await page.getByRole('button', { name: 'Log in' }).waitFor();
       await screen('login');
 
@@ -111,17 +92,19 @@ for (const variant of variants) {
       await page.getByText('Weekend trip').first().waitFor();
       await screen('conversations');
 
-      await page.goto(`${server.url}/c/${direct}`);
+      await page.goto(`${env.url}/c/${direct}`);
       await page.getByRole('log', { name: 'Messages' }).getByText('and the snacks.').waitFor();
       await screen('chat');
 
-      await page.goto(`${server.url}/c/${group}/info`);
+      await page.goto(`${env.url}/c/${group}/info`);
       await page.getByText('Cabin, hiking, and who brings what.').first().waitFor();
       await page.getByText('Carol Diaz').first().waitFor();
       await screen('group-info');
 
-      await page.goto(`${server.url}/rooms/${ROOM}`);
-      await page.getByText('Anyone up for a board game night?').waitFor();
+      await page.goto(`${env.url}/rooms/${ROOM}`);
+      const roomLog = page.getByRole('log', { name: `Messages in #${ROOM}` });
+      await roomLog.getByText('Anyone up for a board game night?').waitFor();
+      await roomLog.getByText('Carol Diaz').waitFor();
       await screen('room');
     } finally {
       await context.close();

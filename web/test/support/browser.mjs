@@ -1,6 +1,9 @@
-// Launches Debian's Chromium through playwright-core (Playwright cannot download a browser here).
+// Launches Debian's Chromium through playwright-core (Playwright cannot download a browser here),
+// opens the app in it, and checks a page with axe-core.
+import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,4 +37,26 @@ export async function openApp(browser, url, { width = 1280, height = 800, colorS
   page.on('pageerror', (e) => errors.push(e));
   await page.goto(url);
   return { context, page, dialogs, errors };
+}
+
+/** Closes sessions from openApp, failing first if any page opened a dialog or threw. */
+export async function closeCleanly(...sessions) {
+  for (const s of sessions) {
+    assert.deepEqual(s.dialogs, []);
+    assert.deepEqual(s.errors.map(String), []);
+    await s.context.close();
+  }
+}
+
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** Runs axe-core on the page and returns its serious and critical violations, described. */
+export async function seriousViolations(page) {
+  await page.evaluate(axeSource);
+  const violations = await page.evaluate(async () => (await globalThis.axe.run(document, {
+    resultTypes: ['violations'],
+  })).violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')),
+  })));
+  return violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
 }

@@ -1,31 +1,9 @@
-// Helpers for the SDK tests (sdk*.test.mjs): clients against a real server, a polling waitFor,
-// and a WebSocket wrapper that records frames and can drop some or cut the connection.
-import { register, uniqueName, PASSWORD } from './support/server.mjs';
-import { BanterClient, memoryStorage } from '../app/sdk.js';
-
-export { PASSWORD, uniqueName };
-
-/**
- * Polls `cond` (sync or async) every 10 ms until it returns something truthy, and returns that.
- * Fails with `what` and the last error or value after `timeoutMs`.
- */
-export async function waitFor(cond, timeoutMs = 5000, what = 'a condition') {
-  const deadline = Date.now() + timeoutMs;
-  let last;
-  for (;;) {
-    try {
-      last = await cond();
-      if (last) return last;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) {
-      const detail = last instanceof Error ? `: ${last.message}` : ` (last value: ${JSON.stringify(last)})`;
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+// Helpers for the SDK tests (sdk*.test.mjs): clients against a real server and a WebSocket
+// wrapper that records frames and can drop some or cut the connection. (Polling: people.mjs's
+// `until`.)
+import { register, uniqueName, PASSWORD } from './server.mjs';
+import { until } from './people.mjs';
+import { BanterClient, memoryStorage } from '../../app/sdk.js';
 
 /** Resolves with the detail of the next `type` event of `client` for which `pred` holds. */
 export function nextEvent(client, type, pred = () => true, timeoutMs = 5000) {
@@ -112,7 +90,7 @@ export async function makeClient(url, { name, storage = memoryStorage(), connect
   if (name) await c.login(name, PASSWORD);
   if (name && connect) {
     c.connect();
-    await waitFor(() => c.state === 'connected', 5000, `${name} to connect`);
+    await until(() => c.state === 'connected', { timeout: 5000, what: `${name} to connect` });
   }
   return c;
 }
@@ -145,11 +123,11 @@ export async function pairWithConversation(url, { socketA, socketB, storageA, st
   const a = await makeClient(url, { name: aName, socket: socketA, storage: storageA });
   const b = await makeClient(url, { name: bName, socket: socketB, storage: storageB });
   a.send({ to: b.me.id, text: 'hello' });
-  const conv = (await waitFor(() => a.directConversation(b.me.id), 5000, 'A to learn the conversation')).id;
-  await waitFor(() => b.conversation(conv), 5000, 'B to learn the conversation');
+  const conv = (await until(() => a.directConversation(b.me.id), { timeout: 5000, what: 'A to learn the conversation' })).id;
+  await until(() => b.conversation(conv), { timeout: 5000, what: 'B to learn the conversation' });
   await Promise.all([a.openConversation(conv), b.openConversation(conv)]);
-  await waitFor(() => texts(b, conv).includes('hello'), 5000, "B to hold 'hello'");
-  await waitFor(() => a.outbox().length === 0, 5000, "A's outbox to drain");
+  await until(() => texts(b, conv).includes('hello'), { timeout: 5000, what: "B to hold 'hello'" });
+  await until(() => a.outbox().length === 0, { timeout: 5000, what: "A's outbox to drain" });
   return { a, b, conv, aName, bName };
 }
 

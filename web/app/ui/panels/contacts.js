@@ -1,10 +1,9 @@
 // /contacts: friends with presence, incoming and outgoing requests, blocked users, and a user
 // search to send friend requests. Live: re-renders on 'friend', 'presence' and 'profile'.
-import { h, replace } from '../dom.js';
-import {
-  avatar, busy, confirmDialog, debounce, emptyNote, errorText, listen, me, nameOf, panelHeader,
-  presenceDot, profile, usernameOf,
-} from './common.js';
+import { h, listen, replace } from '../dom.js';
+import { errorText, me, nameOf, onlineOf, profileOf, usernameOf } from '../format.js';
+import { presenceDot, userAvatar } from '../avatar.js';
+import { busy, confirmDialog, debounce, panelHeader, removeDialogs, smallButton } from './common.js';
 
 const USERNAME_PREFIX = /^[a-z0-9_.-]{1,32}$/;
 
@@ -94,22 +93,15 @@ export function mount(root, ctx, params) {
   function person(p, { presence = false, actions = [], extra = null } = {}) {
     const name = nameOf(client, p.id, p);
     const username = usernameOf(client, p.id, p);
-    const status = presence ? (profile(client, p.id)?.status_text || p.status_text || '') : '';
+    const status = presence ? (profileOf(client, p.id)?.status_text || p.status_text || '') : '';
     return h('li', { class: 'person', dataset: { user: p.id } },
-      h('div', { class: 'person-avatar' }, avatar(client, p.id, p), presence ? presenceDot(client, p.id) : null),
+      h('div', { class: 'person-avatar' }, userAvatar(client, p.id, p), presence ? presenceDot(onlineOf(client, p.id)) : null),
       h('div', { class: 'person-text' },
         h('span', { class: 'person-name' }, name),
         username && username !== name ? h('span', { class: 'person-sub' }, `@${username}`) : null,
         status ? h('span', { class: 'person-status' }, status) : null,
         extra),
       h('div', { class: 'person-actions' }, ...actions));
-  }
-
-  function btn(label, onclick, { kind = '', aria } = {}) {
-    const b = h('button', { type: 'button', class: `btn btn-sm ${kind}`.trim(), 'aria-label': aria });
-    b.append(label);
-    b.addEventListener('click', () => onclick(b));
-    return b;
   }
 
   function act(button, fn, success) {
@@ -138,8 +130,8 @@ export function mount(root, ctx, params) {
       replace(friendsList, sorted.map((p) => person(p, {
         presence: true,
         actions: [
-          btn('Message', () => ctx.navigate(`/u/${encodeURIComponent(p.id)}`), { kind: 'btn-primary', aria: `Message ${who(p)}` }),
-          btn('Remove', async (b) => {
+          smallButton('Message', () => ctx.navigate(`/u/${encodeURIComponent(p.id)}`), { kind: 'btn-primary', aria: `Message ${who(p)}` }),
+          smallButton('Remove', async (b) => {
             const ok = await confirmDialog(root, {
               title: `Remove ${who(p)} from friends?`,
               body: 'You can send a new friend request later.', confirm: 'Remove',
@@ -155,8 +147,8 @@ export function mount(root, ctx, params) {
     replace(incomingList, data.incoming.length ? data.incoming.map((p) => person(p, {
       extra: h('span', { class: 'person-note' }, 'wants to be your friend'),
       actions: [
-        btn('Accept', (b) => act(b, () => client.friendAccept(p.id), `You and ${who(p)} are now friends`), { kind: 'btn-primary', aria: `Accept ${who(p)}` }),
-        btn('Decline', (b) => act(b, () => client.friendDecline(p.id)), { aria: `Decline ${who(p)}` }),
+        smallButton('Accept', (b) => act(b, () => client.friendAccept(p.id), `You and ${who(p)} are now friends`), { kind: 'btn-primary', aria: `Accept ${who(p)}` }),
+        smallButton('Decline', (b) => act(b, () => client.friendDecline(p.id)), { aria: `Decline ${who(p)}` }),
         blockButton(p),
       ],
     })) : h('li', { class: 'empty-note' }, 'No requests.'));
@@ -164,12 +156,12 @@ export function mount(root, ctx, params) {
     outgoingSection.hidden = !data.outgoing.length;
     replace(outgoingList, data.outgoing.map((p) => person(p, {
       extra: h('span', { class: 'person-note' }, 'request pending'),
-      actions: [btn('Cancel', (b) => act(b, () => client.friendCancel(p.id)), { aria: `Cancel request to ${who(p)}` })],
+      actions: [smallButton('Cancel', (b) => act(b, () => client.friendCancel(p.id)), { aria: `Cancel request to ${who(p)}` })],
     })));
 
     blockedSection.hidden = !data.blocked.length;
     replace(blockedList, data.blocked.map((p) => person(p, {
-      actions: [btn('Unblock', (b) => act(b, () => client.unblock(p.id), `${who(p)} unblocked`), { aria: `Unblock ${who(p)}` })],
+      actions: [smallButton('Unblock', (b) => act(b, () => client.unblock(p.id), `${who(p)} unblocked`), { aria: `Unblock ${who(p)}` })],
     })));
 
     renderResults();
@@ -177,7 +169,7 @@ export function mount(root, ctx, params) {
 
   function blockButton(p) {
     const who = nameOf(client, p.id, p);
-    return btn('Block', async (b) => {
+    return smallButton('Block', async (b) => {
       const ok = await confirmDialog(root, {
         title: `Block ${who}?`,
         body: 'This ends your friendship and any requests. Neither of you can message the other or add them to a group until you unblock.',
@@ -202,10 +194,10 @@ export function mount(root, ctx, params) {
       if (rel === 'friend') actions = [h('span', { class: 'state-chip state-ok' }, 'Friends')];
       else if (rel === 'outgoing') actions = [h('span', { class: 'state-chip' }, 'Pending')];
       else if (rel === 'incoming') {
-        actions = [btn('Accept', (b) => act(b, () => client.friendAccept(u.id), `You and ${who} are now friends`), { kind: 'btn-primary', aria: `Accept ${who}` })];
+        actions = [smallButton('Accept', (b) => act(b, () => client.friendAccept(u.id), `You and ${who} are now friends`), { kind: 'btn-primary', aria: `Accept ${who}` })];
       } else if (rel === 'blocked') actions = [h('span', { class: 'state-chip state-bad' }, 'Blocked')];
       else {
-        actions = [btn('Add friend', (b) => act(b, () => client.friendRequest(u.id), `Friend request sent to ${who}`),
+        actions = [smallButton('Add friend', (b) => act(b, () => client.friendRequest(u.id), `Friend request sent to ${who}`),
           { kind: 'btn-primary', aria: `Add friend ${who}` })];
       }
       return person(u, { actions });
@@ -265,7 +257,7 @@ export function mount(root, ctx, params) {
       reload.cancel();
       rerender.cancel();
       runSearch.cancel();
-      for (const d of root.querySelectorAll('dialog')) d.remove();
+      removeDialogs(root);
     },
   };
 }

@@ -1,7 +1,8 @@
 // /devices: the caller's sessions (revoke the others), a password change and log out.
 import { h, replace } from '../dom.js';
 import { icon } from '../icons.js';
-import { bytes, confirmDialog, errorText, fmtDate, listOf, panelHeader, statusLine } from './common.js';
+import { byteLength, dateTime, errorText } from '../format.js';
+import { confirmDialog, listOf, panelHeader, removeDialogs, statusLine } from './common.js';
 
 export function mount(root, ctx) {
   const { client } = ctx;
@@ -35,7 +36,7 @@ export function mount(root, ctx) {
     for (const i of [oldIn, newIn, confIn]) i.setAttribute('aria-invalid', 'false');
     const bad = (input, text) => { input.setAttribute('aria-invalid', 'true'); input.focus(); pwStatus.error(text); };
     if (!oldIn.value) return bad(oldIn, 'Enter your current password.');
-    const n = bytes(newIn.value);
+    const n = byteLength(newIn.value);
     if (n < 8 || n > 128) return bad(newIn, 'The new password must be 8 to 128 characters long.');
     if (newIn.value === oldIn.value) return bad(newIn, 'The new password is the same as the current one.');
     if (confIn.value !== newIn.value) return bad(confIn, 'The two new passwords do not match.');
@@ -50,7 +51,6 @@ export function mount(root, ctx) {
     } catch (err) {
       if (!alive) return;
       if (err?.code === 'bad_credentials') bad(oldIn, 'The current password is wrong.');
-      else if (err?.code === 'rate_limited' && err.retryAfter) pwStatus.error(`Too many attempts. Try again in ${Math.ceil(err.retryAfter)} s.`);
       else pwStatus.error(errorText(err));
     } finally {
       if (alive) pwBtn.disabled = false;
@@ -129,8 +129,8 @@ export function mount(root, ctx) {
           h('span', { class: 'session-name' }, label,
             s.current ? h('span', { class: 'state-chip state-ok this-device' }, 'This device') : null),
           h('span', { class: 'session-meta' },
-            h('span', {}, 'Signed in ', h('time', { dateTime: iso(s.created_at) }, fmtDate(s.created_at))),
-            h('span', {}, 'Expires ', h('time', { dateTime: iso(s.expires_at) }, fmtDate(s.expires_at))))),
+            h('span', {}, 'Signed in ', h('time', { dateTime: iso(s.created_at) }, dateTime(s.created_at))),
+            h('span', {}, 'Expires ', h('time', { dateTime: iso(s.expires_at) }, dateTime(s.expires_at))))),
         h('div', { class: 'person-actions' }, actions));
     }));
   }
@@ -152,7 +152,7 @@ export function mount(root, ctx) {
 
   render();
   load();
-  return { unmount() { alive = false; for (const d of root.querySelectorAll('dialog')) d.remove(); } };
+  return { unmount() { alive = false; removeDialogs(root); } };
 }
 
 function iso(ms) {

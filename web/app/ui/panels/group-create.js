@@ -1,9 +1,7 @@
 // /groups/new: name, description, public flag and members picked from friends.
-import { h, replace } from '../dom.js';
-import {
-  appLink, avatar, checkField, errorText, listen, nameOf, panelHeader, presenceDot,
-  statusLine, usernameOf,
-} from './common.js';
+import { h, listen, replace } from '../dom.js';
+import { errorText, nameOf, usernameOf } from '../format.js';
+import { appLink, checkField, panelHeader, pickEntry, statusLine } from './common.js';
 
 export function mount(root, ctx) {
   const { client } = ctx;
@@ -35,7 +33,7 @@ export function mount(root, ctx) {
         h('span', { class: 'field-hint block' }, 'Anyone who knows the group can join it. Private groups are invitation only.'))),
     h('fieldset', { class: 'field fieldset' },
       h('legend', { class: 'field-label' }, 'Members'),
-      h('label', { for: 'gc-filter', class: 'visually-hidden' }, 'Filter friends'),
+      h('label', { for: 'gc-filter', class: 'sr-only' }, 'Filter friends'),
       filter, pickedNote, memberList),
     status.el,
     h('div', { class: 'form-actions' },
@@ -69,21 +67,15 @@ export function mount(root, ctx) {
       || nameOf(client, p.id, p).toLowerCase().includes(q)
       || usernameOf(client, p.id, p).toLowerCase().includes(q));
     if (!shown.length) { replace(memberList, h('li', { class: 'empty-note' }, 'No friend matches.')); return; }
-    replace(memberList, shown.map((p) => {
-      const id = `gc-m-${p.id}`;
-      const box = h('input', { type: 'checkbox', id, checked: picked.has(p.id) });
-      box.addEventListener('change', () => {
-        if (box.checked) picked.add(p.id); else picked.delete(p.id);
+    replace(memberList, shown.map((p) => pickEntry(client, p, {
+      id: `gc-m-${p.id}`,
+      checked: picked.has(p.id),
+      presence: true,
+      onChange: (checked) => {
+        if (checked) picked.add(p.id); else picked.delete(p.id);
         renderMembers();
-      });
-      return h('li', { class: 'pick' }, box,
-        h('label', { for: id, class: 'pick-label' },
-          h('span', { class: 'person-avatar' }, avatar(client, p.id, p, 'sm'), presenceDot(client, p.id)),
-          h('span', { class: 'person-text' },
-            h('span', { class: 'person-name' }, nameOf(client, p.id, p)),
-            usernameOf(client, p.id, p) !== nameOf(client, p.id, p)
-              ? h('span', { class: 'person-sub' }, `@${usernameOf(client, p.id, p)}`) : null)));
-    }));
+      },
+    })));
   }
 
   form.addEventListener('submit', async (e) => {

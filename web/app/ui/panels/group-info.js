@@ -1,9 +1,11 @@
 // /c/<id>/info: a group's details, members with roles and presence, and what the caller's role
 // allows: edit, add, remove, roles, ownership transfer, dissolve, leave.
-import { h, replace } from '../dom.js';
+import { h, listen, replace } from '../dom.js';
+import { dateTime, errorText, me, nameOf, onlineOf, usernameOf } from '../format.js';
+import { presenceDot, userAvatar } from '../avatar.js';
 import {
-  appLink, avatar, busy, checkField, confirmDialog, debounce, errorText, fmtDate, listen, listOf,
-  me, nameOf, panelHeader, presenceDot, statusLine, usernameOf,
+  appLink, busy, checkField, confirmDialog, debounce, listOf, pickEntry, removeDialogs, smallButton,
+  statusLine,
 } from './common.js';
 
 const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
@@ -138,7 +140,7 @@ export function mount(root, ctx, params) {
     const facts = h('dl', { class: 'facts' },
       h('dt', {}, 'Owner'), h('dd', {}, nameOf(client, group.owner)),
       h('dt', {}, 'Members'), h('dd', {}, String(members.length || group.member_count || 0)),
-      group.created_at ? [h('dt', {}, 'Created'), h('dd', {}, fmtDate(group.created_at))] : null);
+      group.created_at ? [h('dt', {}, 'Created'), h('dd', {}, dateTime(group.created_at))] : null);
     const card = h('section', { class: 'panel-card', 'aria-labelledby': 'gi-about-h' },
       h('div', { class: 'card-head' },
         h('h2', { id: 'gi-about-h', class: 'card-title' }, 'About'),
@@ -183,28 +185,30 @@ export function mount(root, ctx, params) {
     const live = !group.dissolved;
     if (live && !self && role === 'owner') {
       actions.push(m.role === 'admin'
-        ? small('Make member', `Make member: ${who}`, (b) => act(b, () => client.groupRole(id, m.user, 'member'), `${who} is now a member`))
-        : small('Make admin', `Make admin: ${who}`, (b) => act(b, () => client.groupRole(id, m.user, 'admin'), `${who} is now an admin`)));
-      actions.push(small('Transfer ownership', `Transfer ownership: ${who}`, async (b) => {
+        ? smallButton('Make member', (b) => act(b, () => client.groupRole(id, m.user, 'member'), `${who} is now a member`),
+          { aria: `Make member: ${who}` })
+        : smallButton('Make admin', (b) => act(b, () => client.groupRole(id, m.user, 'admin'), `${who} is now an admin`),
+          { aria: `Make admin: ${who}` }));
+      actions.push(smallButton('Transfer ownership', async (b) => {
         const ok = await confirmDialog(root, {
           title: `Make ${who} the owner?`,
           body: 'You become an admin. Only the new owner can undo this.', confirm: 'Transfer ownership',
         });
         if (ok) await act(b, () => client.groupTransfer(id, m.user), `${who} now owns the group`);
-      }));
+      }, { aria: `Transfer ownership: ${who}` }));
     }
     const canRemove = live && !self && (role === 'owner' || (role === 'admin' && m.role === 'member'));
     if (canRemove) {
-      actions.push(small('Remove', `Remove: ${who}`, async (b) => {
+      actions.push(smallButton('Remove', async (b) => {
         const ok = await confirmDialog(root, {
           title: `Remove ${who} from “${group.name}”?`,
           body: 'They stop receiving the group’s messages and lose access to its history.', confirm: 'Remove',
         });
         if (ok) await act(b, () => client.groupRemove(id, m.user), `${who} removed`);
-      }, 'btn-danger-quiet'));
+      }, { kind: 'btn-danger-quiet', aria: `Remove: ${who}` }));
     }
     return h('li', { class: 'person', dataset: { user: m.user } },
-      h('div', { class: 'person-avatar' }, avatar(client, m.user), presenceDot(client, m.user)),
+      h('div', { class: 'person-avatar' }, userAvatar(client, m.user), presenceDot(onlineOf(client, m.user))),
       h('div', { class: 'person-text' },
         h('span', { class: 'person-name' }, who, self ? h('span', { class: 'you-tag' }, ' (you)') : null),
         username && username !== who ? h('span', { class: 'person-sub' }, `@${username}`) : null),
@@ -230,22 +234,15 @@ export function mount(root, ctx, params) {
     return h('section', { class: 'panel-card', 'aria-labelledby': 'gi-add-h' },
       h('h2', { id: 'gi-add-h', class: 'card-title' }, 'Add members'),
       candidates.length
-        ? [h('ul', { class: 'pick-list', 'aria-label': 'Friends not in the group' }, candidates.map((p) => {
-          const cid = `gi-add-${p.id}`;
-          const box = h('input', { type: 'checkbox', id: cid, checked: toAdd.has(p.id) });
-          box.addEventListener('change', () => {
-            if (box.checked) toAdd.add(p.id); else toAdd.delete(p.id);
+        ? [h('ul', { class: 'pick-list', 'aria-label': 'Friends not in the group' }, candidates.map((p) => pickEntry(client, p, {
+          id: `gi-add-${p.id}`,
+          checked: toAdd.has(p.id),
+          onChange: (checked) => {
+            if (checked) toAdd.add(p.id); else toAdd.delete(p.id);
             addBtn.disabled = !toAdd.size;
             addBtn.textContent = toAdd.size ? `Add ${toAdd.size}` : 'Add';
-          });
-          return h('li', { class: 'pick' }, box,
-            h('label', { for: cid, class: 'pick-label' },
-              h('span', { class: 'person-avatar' }, avatar(client, p.id, p, 'sm')),
-              h('span', { class: 'person-text' },
-                h('span', { class: 'person-name' }, nameOf(client, p.id, p)),
-                usernameOf(client, p.id, p) !== nameOf(client, p.id, p)
-              ? h('span', { class: 'person-sub' }, `@${usernameOf(client, p.id, p)}`) : null)));
-        })), h('div', { class: 'form-actions' }, addBtn)]
+          },
+        }))), h('div', { class: 'form-actions' }, addBtn)]
         : h('p', { class: 'empty-note' }, friends.length ? 'All your friends are in this group.' : 'Only friends can be added. ',
           friends.length ? null : appLink(ctx, '/contacts', {}, 'Find people')));
   }
@@ -286,12 +283,6 @@ export function mount(root, ctx, params) {
     return h('section', { class: 'panel-card danger-zone', 'aria-labelledby': 'gi-danger-h' },
       h('h2', { id: 'gi-danger-h', class: 'card-title' }, role === 'owner' ? 'Leave or dissolve' : 'Leave'),
       items);
-  }
-
-  function small(label, aria, onclick, kind = '') {
-    const b = h('button', { type: 'button', class: `btn btn-sm ${kind}`.trim(), 'aria-label': aria }, label);
-    b.addEventListener('click', () => onclick(b));
-    return b;
   }
 
   function act(button, fn, success) {
@@ -344,7 +335,7 @@ export function mount(root, ctx, params) {
       off();
       reload.cancel();
       rerender.cancel();
-      for (const d of root.querySelectorAll('dialog')) d.remove();
+      removeDialogs(root);
     },
   };
 }

@@ -1,7 +1,9 @@
 // /profile: the caller's username, display name, status text and avatar URL, validated against
 // the protocol's limits and saved with updateProfile.
-import { h, replace } from '../dom.js';
-import { bytes, checkField, errorText, listen, me, panelHeader, profile, statusLine } from './common.js';
+import { h, listen, replace } from '../dom.js';
+import { byteLength, errorText, me, profileOf } from '../format.js';
+import { avatar, isPictureUrl } from '../avatar.js';
+import { checkField, panelHeader, statusLine } from './common.js';
 
 const LIMITS = { display_name: 64, status_text: 140, avatar_url: 512 };
 
@@ -83,24 +85,24 @@ export function mount(root, ctx) {
 
   function counters() {
     const v = values();
-    fName.counter.textContent = `${bytes(v.display_name)}/${LIMITS.display_name}`;
-    fStatus.counter.textContent = `${bytes(v.status_text)}/${LIMITS.status_text}`;
-    fAvatar.counter.textContent = v.avatar_url ? `${bytes(v.avatar_url)}/${LIMITS.avatar_url}` : '';
-    fName.counter.classList.toggle('over', bytes(v.display_name) > LIMITS.display_name);
-    fStatus.counter.classList.toggle('over', bytes(v.status_text) > LIMITS.status_text);
+    fName.counter.textContent = `${byteLength(v.display_name)}/${LIMITS.display_name}`;
+    fStatus.counter.textContent = `${byteLength(v.status_text)}/${LIMITS.status_text}`;
+    fAvatar.counter.textContent = v.avatar_url ? `${byteLength(v.avatar_url)}/${LIMITS.avatar_url}` : '';
+    fName.counter.classList.toggle('over', byteLength(v.display_name) > LIMITS.display_name);
+    fStatus.counter.classList.toggle('over', byteLength(v.status_text) > LIMITS.status_text);
   }
 
   function renderPreview() {
     const v = values();
     const name = v.display_name || self.username || '…';
     let pic;
-    if (v.avatar_url && /^https:\/\//i.test(v.avatar_url) && !avatarError(v.avatar_url)) {
+    if (isPictureUrl(v.avatar_url) && !avatarError(v.avatar_url)) {
       pic = h('img', { class: 'avatar avatar-xl', src: v.avatar_url, alt: 'Avatar preview', referrerPolicy: 'no-referrer' });
       pic.addEventListener('error', () => {
         if (pic.isConnected) pic.replaceWith(h('span', { class: 'avatar avatar-xl avatar-broken', role: 'img', 'aria-label': 'The picture could not be loaded' }, '!'));
       }, { once: true });
     } else {
-      pic = h('span', { class: 'avatar avatar-xl avatar-hue-0', 'aria-hidden': 'true' }, ([...name][0] ?? '?').toUpperCase());
+      pic = avatar({ id: self.id, name, size: 'xl' });
     }
     replace(preview,
       pic,
@@ -173,7 +175,7 @@ export function mount(root, ctx) {
   });
 
   async function load() {
-    const cached = profile(client, self.id);
+    const cached = profileOf(client, self.id);
     if (cached) { saved = cached; fill(saved); }
     try {
       const r = await client.request('profiles', { users: [self.id] });

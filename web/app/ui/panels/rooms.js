@@ -1,8 +1,9 @@
 // /rooms: join a chatroom by name; /rooms/<name>: the room with its live occupant count, the
 // recent window and live messages, a composer and a Leave button. Rooms keep no history.
-import { h, replace } from '../dom.js';
+import { h, listen, replace } from '../dom.js';
 import { linkify } from '../linkify.js';
-import { appLink, bytes, debounce, errorText, fmtDate, fmtTime, listen, me, nameOf, panelHeader } from './common.js';
+import { byteLength, errorText, fullDate, me, nameOf, timeOrDate } from '../format.js';
+import { appLink, debounce, panelHeader } from './common.js';
 
 const ROOM_NAME = /^[a-z0-9_-]{1,64}$/;
 const SUGGESTIONS = [
@@ -126,7 +127,7 @@ function mountRoom(root, ctx, name) {
   const sendBtn = h('button', { type: 'submit', class: 'btn btn-primary composer-send', disabled: true }, 'Send');
   const composerErr = h('p', { class: 'field-error', role: 'alert' });
   const composer = h('form', { class: 'composer', 'aria-label': 'Send a message' },
-    h('label', { for: 'room-composer', class: 'visually-hidden' }, `Message #${name}`),
+    h('label', { for: 'room-composer', class: 'sr-only' }, `Message #${name}`),
     textarea, sendBtn);
 
   const problem = roomNameError(name);
@@ -200,7 +201,7 @@ function mountRoom(root, ctx, name) {
     return h('li', { class: `room-msg${mine ? ' room-msg-own' : ''}${cont ? ' room-msg-cont' : ''}${m.pending ? ' room-msg-sending' : ''}` },
       cont ? null : h('div', { class: 'room-msg-meta' },
         h('span', { class: 'room-msg-sender' }, mine ? 'You' : nameOf(client, m.sender)),
-        m.ts ? h('time', { class: 'room-msg-time', dateTime: new Date(m.ts).toISOString(), title: fmtDate(m.ts) }, fmtTime(m.ts)) : null),
+        m.ts ? h('time', { class: 'room-msg-time', dateTime: new Date(m.ts).toISOString(), title: fullDate(m.ts) }, timeOrDate(m.ts)) : null),
       h('div', { class: 'room-msg-text' }, linkify(m.text ?? '')),
       m.pending ? h('span', { class: 'room-msg-state' }, 'Sending…') : null);
   }
@@ -236,7 +237,7 @@ function mountRoom(root, ctx, name) {
     composerErr.textContent = '';
     if (!text.trim()) return;
     const max = client.limits?.max_text_bytes ?? 16384;
-    if (bytes(text) > max) { composerErr.textContent = `The message is too long (at most ${max} bytes).`; return; }
+    if (byteLength(text) > max) { composerErr.textContent = `The message is too long (at most ${max} bytes).`; return; }
     textarea.value = '';
     autosize();
     const entry = { pending: true, sender: me(client).id, text, ts: Date.now() };
