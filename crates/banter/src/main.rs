@@ -1,5 +1,7 @@
 //! The `banter` binary: parses arguments, sets up logging, and runs the server library.
 
+mod backup;
+
 use anyhow::Context as _;
 use banter_server::{Config, Overrides, Server};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -21,6 +23,10 @@ enum Command {
     /// Run a load scenario against a server (started for the run unless `--addr` is given).
     #[command(subcommand)]
     Bench(banter_bench::BenchCommand),
+    /// Copy the database to a new file, consistently, while the server runs.
+    Backup(backup::BackupArgs),
+    /// Put a backup in place as the database of an empty data directory (server stopped).
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +45,8 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(overrides) => serve(*overrides),
         Command::Bench(scenario) => bench(scenario),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
     }
 }
 

@@ -6,6 +6,7 @@
 //! database and removes it.
 
 mod accounts;
+pub mod backup;
 mod datadir;
 mod groups;
 mod messages;
