@@ -6,9 +6,12 @@ use anyhow::Context as _;
 use banter_server::{Config, Overrides, Server};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
+/// The version and the git revision it was built from.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (", env!("BANTER_GIT_REV"), ")");
+
 /// Banter: an instant-messaging server.
 #[derive(Debug, Parser)]
-#[command(name = "banter", version, about)]
+#[command(name = "banter", version = VERSION, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -17,7 +20,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server (embedded SQLite store by default; no setup needed).
-    Serve(Box<Overrides>),
+    Serve(Box<ServeArgs>),
     /// Print the default configuration as TOML.
     DefaultConfig,
     /// Run a load scenario against a server (started for the run unless `--addr` is given).
@@ -29,7 +32,46 @@ enum Command {
     Restore(backup::RestoreArgs),
 }
 
-fn main() -> anyhow::Result<()> {
+/// `banter serve`: the configuration, and how to log.
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    overrides: Overrides,
+    /// Log lines as text or as one JSON object per line (not in the TOML file: logging starts
+    /// before the file is read).
+    #[arg(long, env = "BANTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Runs the command; an error is printed once, with each cause the message does not already
+/// contain, and exits with status 1 (a backtrace only with `RUST_BACKTRACE=1`).
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("error: {message}");
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("{}", e.backtrace());
+            }
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // The defaults are shown in `serve --help`, rendered from the one place they are defined.
     let defaults = format!("Defaults (TOML):\n{}", Config::default_toml());
     let matches = Cli::command()
@@ -43,21 +85,35 @@ fn main() -> anyhow::Result<()> {
             print!("{}", Config::default_toml());
             Ok(())
         }
-        Command::Serve(overrides) => serve(*overrides),
+        Command::Serve(args) => serve(*args),
         Command::Bench(scenario) => bench(scenario),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
     }
 }
 
-fn serve(overrides: Overrides) -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let config = Config::load(overrides)?;
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init(),
+        LogFormat::Json => logs.json().init(),
+    }
+    let config_file = args.overrides.config.clone();
+    let config = Config::load(args.overrides)?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        revision = env!("BANTER_GIT_REV"),
+        listen = %config.listen,
+        data_dir = %config.data_dir.display(),
+        config = %config_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
+        store = "sqlite",
+        sync = %format!("{:?}", config.sqlite_synchronous).to_lowercase(),
+        "banter starting"
+    );
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
 use banter_client::Api;
 
@@ -15,6 +16,8 @@ pub const PASSWORD: &str = "correct horse battery";
 pub struct Process {
     pub child: Child,
     pub addr: String,
+    /// Every line the server logged so far (stdout), the ones before it listened included.
+    pub logs: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
@@ -35,20 +38,37 @@ impl Process {
             .expect("spawn banter");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let line = lines
                 .next()
                 .expect("banter exited before listening")
                 .unwrap();
-            if let Some(rest) = line.split("addr=").nth(1)
-                && line.contains("banter listening")
+            logs.lock().unwrap().push(line.clone());
+            // `addr=…` in text logs, `"addr":"…"` in JSON ones.
+            if line.contains("banter listening")
+                && let Some(rest) = line
+                    .split("addr=")
+                    .nth(1)
+                    .or_else(|| line.split(r#""addr":""#).nth(1))
             {
-                break rest.split_whitespace().next().unwrap().to_owned();
+                let end = rest.find([' ', '"']).unwrap_or(rest.len());
+                break rest[..end].to_owned();
             }
         };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, addr }
+        // Keep reading the log so the child never blocks on a full pipe.
+        let kept = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap().push(line);
+            }
+        });
+        Self { child, addr, logs }
+    }
+
+    /// The log so far, one string.
+    pub fn log_text(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
     }
 
     pub fn signal(&self, name: &str) {

@@ -137,6 +137,13 @@ where
         return;
     }
     app.metrics.connection_opened();
+    let opened = Instant::now();
+    tracing::info!(
+        conn,
+        user = caller.user,
+        session = caller.session,
+        "connection opened"
+    );
     if app.registry.connections_of(caller.user) == 1 {
         app.social.presence_changed(caller.user, true).await;
     }
@@ -152,10 +159,11 @@ where
     }
     session.close(code).await;
     session.out_reported(0);
-    tracing::debug!(
-        user = caller.user,
+    tracing::info!(
         conn,
+        user = caller.user,
         code = code.code(),
+        secs = opened.elapsed().as_secs(),
         "connection closed"
     );
 }

@@ -45,6 +45,7 @@ pub fn router(app: Arc<App>) -> Router {
         .fallback(web::fallback)
         .method_not_allowed_fallback(http::method_not_allowed)
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(access_log))
         .layer(axum::middleware::from_fn_with_state(
             Arc::clone(&app),
             refuse_while_draining,
@@ -65,6 +66,28 @@ async fn security_headers(mut response: Response) -> Response {
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
+}
+
+/// One line per HTTP request at info level (health, readiness and metrics probes at debug):
+/// method, path without the query string, status, milliseconds and the client's address. No
+/// header and no body is logged, so neither tokens nor passwords nor message text are.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = tokio::time::Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let ms = started.elapsed().as_millis();
+    if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") {
+        tracing::debug!(%method, path, status, ms, ?peer, "http");
+    } else {
+        tracing::info!(%method, path, status, ms, ?peer, "http");
+    }
     response
 }
 
