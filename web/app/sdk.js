@@ -567,7 +567,7 @@ export class BanterClient extends EventTarget {
   }
 
   /** Adds users to a group. @returns {Promise<{added: string[]}>} */
-  groupAdd(group, users) { return this.request('group_add', { group, users }); }
+  groupAdd(group, users) { return this.#groupChange(group, 'group_add', { group, users }); }
 
   /** Joins a public group; its conversation is added to the list. @returns {Promise<object>} the group */
   async groupJoin(group) {
@@ -584,18 +584,31 @@ export class BanterClient extends EventTarget {
   }
 
   /** Removes a member (owner: anyone; admin: plain members). */
-  groupRemove(group, user) { return this.request('group_remove', { group, user }); }
+  groupRemove(group, user) { return this.#groupChange(group, 'group_remove', { group, user }); }
   /** Sets a member's role ('admin' or 'member'; owner only). */
-  groupRole(group, user, role) { return this.request('group_role', { group, user, role }); }
+  groupRole(group, user, role) { return this.#groupChange(group, 'group_role', { group, user, role }); }
   /** Hands ownership to a member (the owner becomes admin). */
-  groupTransfer(group, user) { return this.request('group_transfer', { group, user }); }
+  groupTransfer(group, user) { return this.#groupChange(group, 'group_transfer', { group, user }); }
   /** Changes name and/or description (absent ones stay). @returns {Promise<object>} the group */
-  groupUpdate(group, { name, description } = {}) { return this.request('group_update', { group, name, description }); }
+  groupUpdate(group, { name, description } = {}) {
+    return this.#groupChange(group, 'group_update', { group, name, description });
+  }
 
   /** Dissolves a group (owner only); the conversation is marked `dissolved`, history stays readable. */
   async groupDissolve(group) {
-    const result = await this.request('group_dissolve', { group });
+    const result = await this.#groupChange(group, 'group_dissolve', { group });
     this.#store.mark(group, 'dissolved');
+    return result;
+  }
+
+  /**
+   * A group change by this connection: the server answers it instead of pushing its system
+   * entry here (other devices get the push), so the entry is fetched with `sync` before the
+   * change resolves, and an open chat shows it at once.
+   */
+  async #groupChange(group, type, fields) {
+    const result = await this.request(type, fields);
+    await this.#store.fill(group).catch(() => {});
     return result;
   }
 

@@ -145,21 +145,23 @@ function list(names) {
 export function systemText(client, event) {
   if (!event) return 'Group updated';
   const n = (id) => nameOf(client, id, undefined, { you: true });
+  // In object position "You" is "you": "alice made you the owner".
+  const o = (id) => (id === me(client)?.id ? 'you' : n(id));
   switch (event.event) {
     case 'group_created':
       return `${n(event.by)} created the group${event.name ? ` “${event.name}”` : ''}`;
     case 'members_added':
-      return `${n(event.by)} added ${list((event.users || []).map(n))}`;
+      return `${n(event.by)} added ${list((event.users || []).map(o))}`;
     case 'member_joined':
       return `${n(event.user)} joined`;
     case 'member_left':
       return `${n(event.user)} left`;
     case 'member_removed':
-      return `${n(event.by)} removed ${n(event.user)}`;
+      return `${n(event.by)} removed ${o(event.user)}`;
     case 'role_changed':
-      return `${n(event.by)} made ${n(event.user)} ${event.role === 'admin' ? 'an admin' : `a ${event.role || 'member'}`}`;
+      return `${n(event.by)} made ${o(event.user)} ${event.role === 'admin' ? 'an admin' : `a ${event.role || 'member'}`}`;
     case 'owner_transferred':
-      return `${n(event.from)} made ${n(event.to)} the owner`;
+      return `${n(event.from)} made ${o(event.to)} the owner`;
     case 'group_updated': {
       const parts = [];
       if (event.name !== undefined && event.name !== null) parts.push(`renamed the group to “${event.name}”`);
