@@ -6,6 +6,7 @@
 //! database and removes it.
 
 mod accounts;
+mod admin;
 mod datadir;
 mod groups;
 mod messages;
