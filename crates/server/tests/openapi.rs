@@ -204,9 +204,17 @@ async fn every_status_a_route_can_answer_is_listed() {
             ][..],
         ),
         ("post", "/v1/sessions", &["account_disabled"][..]),
-        ("post", "/v1/admin/invites", &["too_many_invites", "invalid_field"][..]),
+        (
+            "post",
+            "/v1/admin/invites",
+            &["too_many_invites", "invalid_field"][..],
+        ),
         ("delete", "/v1/admin/invites/{id}", &["unknown_invite"][..]),
-        ("delete", "/v1/admin/users/{id}/sessions/{session}", &["unknown_session"][..]),
+        (
+            "delete",
+            "/v1/admin/users/{id}/sessions/{session}",
+            &["unknown_session"][..],
+        ),
         ("get", "/v1/admin/users/{id}", &["unknown_user"][..]),
     ] {
         let all: String = responses(&doc, method, path)
