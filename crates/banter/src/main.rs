@@ -1,5 +1,7 @@
 //! The `banter` binary: parses arguments, sets up logging, and runs the server library.
 
+mod admin;
+
 use anyhow::Context as _;
 use banter_server::{Config, Overrides, Server};
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
@@ -21,6 +23,8 @@ enum Command {
     /// Run a load scenario against a server (started for the run unless `--addr` is given).
     #[command(subcommand)]
     Bench(banter_bench::BenchCommand),
+    /// Administer a running server through its admin API (needs its admin token).
+    Admin(admin::AdminArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,6 +43,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve(overrides) => serve(*overrides),
         Command::Bench(scenario) => bench(scenario),
+        Command::Admin(args) => admin::run(args),
     }
 }
 
