@@ -1,5 +1,6 @@
 //! The `banter` binary: parses arguments, sets up logging, and runs the server library.
 
+mod admin;
 mod backup;
 
 use anyhow::Context as _;
@@ -30,6 +31,8 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Put a backup in place as the database of an empty data directory (server stopped).
     Restore(backup::RestoreArgs),
+    /// Administer a running server through its admin API (needs its admin token).
+    Admin(admin::AdminArgs),
 }
 
 /// `banter serve`: the configuration, and how to log.
@@ -89,6 +92,7 @@ fn run() -> anyhow::Result<()> {
         Command::Bench(scenario) => bench(scenario),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Admin(args) => admin::run(args),
     }
 }
 

@@ -108,7 +108,7 @@ impl Api {
         b
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -143,7 +143,7 @@ impl Api {
             .map_err(ClientError::protocol)
     }
 
-    async fn call_json<T: DeserializeOwned>(
+    pub(crate) async fn call_json<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
@@ -157,9 +157,20 @@ impl Api {
 
     /// Registers an account.
     pub async fn register(&self, username: &str, password: &str) -> Result<User, ClientError> {
+        self.register_invited(username, password, None).await
+    }
+
+    /// Registers an account with an invitation code (servers whose sign-up policy is `invite`).
+    pub async fn register_invited(
+        &self,
+        username: &str,
+        password: &str,
+        invite: Option<&str>,
+    ) -> Result<User, ClientError> {
         let body = RegisterRequest {
             username: username.into(),
             password: password.into(),
+            invite: invite.map(Into::into),
         };
         self.call_json(Method::POST, "/v1/accounts", None, Some(&body))
             .await
@@ -268,7 +279,7 @@ pub(crate) fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
     }
 }
 
-fn urlencode(s: &str) -> String {
+pub(crate) fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -1,6 +1,7 @@
 //! Banter's Rust SDK.
 //!
 //! - [`Api`]: the HTTP account calls (register, login, sessions, password, user search).
+//! - [`AdminApi`]: the operator API (`/v1/admin/...`) with the server's admin token.
 //! - [`Connection`]: one authenticated WebSocket: typed requests with replies matched by id
 //!   (several may be in flight: sends are pipelined by the server), and a stream of server
 //!   events. Replies are read behind events, so an app must keep reading events: one that leaves
@@ -9,11 +10,13 @@
 //!   `conversations` + `sync` after every (re)connect, fills gaps, delivers each conversation's
 //!   messages exactly once and in `seq` order, and retries sends with the same `client_msg_id`.
 
+mod admin;
 mod api;
 mod connection;
 mod error;
 mod messenger;
 
+pub use admin::AdminApi;
 pub use api::Api;
 pub use banter_protocol as protocol;
 pub use connection::{Connection, Event, Target};

@@ -24,6 +24,18 @@ pub enum ErrorCode {
     UsernameTaken,
     /// Unknown username or wrong password (deliberately not told apart).
     BadCredentials,
+    /// The server's sign-up policy is `invite` and the registration carried no invitation code.
+    InviteRequired,
+    /// The invitation code is unknown, expired, revoked, used up, or longer than 128 bytes.
+    InvalidInvite,
+    /// The server's sign-up policy is `closed`: only an operator creates accounts.
+    SignupClosed,
+    /// The account was disabled by an operator: it cannot log in.
+    AccountDisabled,
+    /// There are as many live invitations as the server allows; revoke some first.
+    TooManyInvites,
+    /// No invitation with that id, or it was revoked already.
+    UnknownInvite,
     /// The message text is empty.
     EmptyMessage,
     /// The message text exceeds the configured maximum length.
@@ -93,7 +105,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 40] = [
+    pub const ALL: [ErrorCode; 46] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -102,6 +114,12 @@ impl ErrorCode {
         Self::InvalidPassword,
         Self::UsernameTaken,
         Self::BadCredentials,
+        Self::InviteRequired,
+        Self::InvalidInvite,
+        Self::SignupClosed,
+        Self::AccountDisabled,
+        Self::TooManyInvites,
+        Self::UnknownInvite,
         Self::EmptyMessage,
         Self::TextTooLong,
         Self::InvalidClientMsgId,
@@ -147,6 +165,12 @@ impl ErrorCode {
             Self::InvalidPassword => "invalid_password",
             Self::UsernameTaken => "username_taken",
             Self::BadCredentials => "bad_credentials",
+            Self::InviteRequired => "invite_required",
+            Self::InvalidInvite => "invalid_invite",
+            Self::SignupClosed => "signup_closed",
+            Self::AccountDisabled => "account_disabled",
+            Self::TooManyInvites => "too_many_invites",
+            Self::UnknownInvite => "unknown_invite",
             Self::EmptyMessage => "empty_message",
             Self::TextTooLong => "text_too_long",
             Self::InvalidClientMsgId => "invalid_client_msg_id",

@@ -15,6 +15,11 @@ pub struct RegisterRequest {
     /// 8–128 bytes of UTF-8 (the schema's bounds count characters; the server counts bytes).
     #[schema(min_length = 8, max_length = 128)]
     pub password: String,
+    /// Invitation code from an operator: required when the server's sign-up policy is
+    /// `invite` (else 403 `invite_required`), ignored otherwise. At most 128 bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
+    pub invite: Option<String>,
 }
 
 /// `POST /v1/sessions` (log in).

@@ -5,6 +5,7 @@
 //! and holds no server logic, so the server, the Rust SDK and the benchmark share one definition.
 //! Every type here is documented with an example in `docs/PROTOCOL.md`.
 
+pub mod admin;
 mod close;
 mod error;
 mod frames;

@@ -24,6 +24,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::{ConnId, Registry};
 use crate::services::accounts::Accounts;
+use crate::services::admin::Admin;
 use crate::services::budget::BudgetLimits;
 use crate::services::directory::Directory;
 use crate::services::groups::{GroupLimits, Groups};
@@ -45,13 +46,15 @@ pub struct App {
     /// The configuration.
     pub config: Config,
     /// Accounts service.
-    pub accounts: Accounts,
+    pub accounts: Arc<Accounts>,
+    /// The operator's service (`/v1/admin/...`).
+    pub admin: Admin,
     /// Messaging service.
     pub messaging: Arc<Messaging>,
     /// Friends, profiles, presence.
     pub social: Social,
     /// Groups.
-    pub groups: Groups,
+    pub groups: Arc<Groups>,
     /// Chatrooms.
     pub rooms: Arc<Rooms>,
     /// Connections on this node.
@@ -179,24 +182,36 @@ impl Server {
             Arc::clone(&directory),
             messaging_limits(&config),
         ));
+        let accounts = Arc::new(Accounts::new(
+            Arc::clone(&store),
+            Arc::clone(&bus),
+            Arc::clone(&metrics),
+            &config,
+        ));
+        let groups = Arc::new(Groups::new(
+            Arc::clone(&store),
+            Arc::clone(&directory),
+            Arc::clone(&messaging),
+            group_limits(&config),
+        ));
+        let admin = Admin::new(
+            Arc::clone(&store),
+            Arc::clone(&accounts),
+            Arc::clone(&groups),
+            Arc::clone(&directory),
+            Arc::clone(&registry),
+            Arc::clone(&metrics),
+            &config,
+        );
         let app = Arc::new(App {
-            accounts: Accounts::new(
-                Arc::clone(&store),
-                Arc::clone(&bus),
-                Arc::clone(&metrics),
-                &config,
-            ),
+            accounts,
+            admin,
+            groups,
             social: Social::new(
                 Arc::clone(&store),
                 Arc::clone(&bus),
                 Arc::clone(&registry),
                 Arc::clone(&directory),
-            ),
-            groups: Groups::new(
-                Arc::clone(&store),
-                Arc::clone(&directory),
-                Arc::clone(&messaging),
-                group_limits(&config),
             ),
             rooms: Arc::new(Rooms::new(room_limits(&config), Arc::clone(&metrics))),
             messaging,

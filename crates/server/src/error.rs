@@ -69,6 +69,14 @@ impl From<StoreError> for Error {
             }
             StoreError::Closed => Self::new(ErrorCode::ShuttingDown, "the server is shutting down"),
             StoreError::GroupFull => Self::new(ErrorCode::GroupFull, "the group is full"),
+            StoreError::InvalidInvite => Self::new(
+                ErrorCode::InvalidInvite,
+                "the invitation code is unknown, expired, revoked or used up",
+            ),
+            StoreError::TooManyInvites => Self::new(
+                ErrorCode::TooManyInvites,
+                "too many live invitations; revoke some first",
+            ),
             StoreError::Refused { user, why } => refusal(user, why),
             StoreError::Unavailable(_) => {
                 tracing::warn!(error = %e, "store unavailable");

@@ -136,6 +136,11 @@ impl Metrics {
         self.rooms.fetch_add(by, Relaxed);
     }
 
+    /// Chatrooms open now.
+    pub fn open_rooms(&self) -> i64 {
+        self.rooms.load(Relaxed)
+    }
+
     /// The bytes encoded for connections but not written to their sockets yet changed by `by`.
     pub fn outbound_bytes_changed(&self, by: i64) {
         self.outbound_bytes.fetch_add(by, Relaxed);

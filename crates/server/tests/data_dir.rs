@@ -172,8 +172,12 @@ async fn a_directory_from_before_markers_is_adopted() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path(), 2).await;
     let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
-    conn.execute_batch("DROP TABLE banter_meta; PRAGMA user_version = 2;")
-        .unwrap();
+    // Undo every migration after the second.
+    conn.execute_batch(
+        "DROP TABLE banter_meta; DROP TABLE invites; ALTER TABLE users DROP COLUMN disabled_at;
+         ALTER TABLE users DROP COLUMN deleted_at; PRAGMA user_version = 2;",
+    )
+    .unwrap();
     drop(conn);
     std::fs::remove_file(dir.path().join(MARKER_FILE)).unwrap();
     let store = open(dir.path()).unwrap();

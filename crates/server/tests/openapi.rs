@@ -133,7 +133,7 @@ async fn parameters_are_where_the_server_reads_them() {
 async fn every_status_a_route_can_answer_is_listed() {
     let (_server, doc) = document().await;
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 12, "{ops:?}");
+    assert_eq!(ops.len(), 24, "{ops:?}");
     for (method, path) in &ops {
         let listed = responses(&doc, method, path);
         // The listener refuses over-limit connections before routing, on any path.
@@ -156,7 +156,15 @@ async fn every_status_a_route_can_answer_is_listed() {
             assert!(description(&doc, method, path, "413").contains("payload_too_large"));
             assert!(description(&doc, method, path, "400").contains("bad_request"));
         }
-        if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
+        if path.starts_with("/v1/admin/") {
+            // The admin token guards these: no user token, so no expiry.
+            assert_eq!(op["security"][0]["admin"], serde_json::json!([]), "{path}");
+            let unauthorized = description(&doc, method, path, "401");
+            assert!(unauthorized.contains("admin token"), "{method} {path}");
+            assert!(!unauthorized.contains("token_expired"), "{method} {path}");
+            let off = description(&doc, method, path, "404");
+            assert!(off.contains("not_found"), "{method} {path}: {off}");
+        } else if op["security"].as_array().is_some_and(|s| !s.is_empty()) {
             let unauthorized = description(&doc, method, path, "401");
             for code in ["unauthorized", "token_expired"] {
                 assert!(
@@ -187,8 +195,27 @@ async fn every_status_a_route_can_answer_is_listed() {
         (
             "post",
             "/v1/accounts",
-            &["invalid_username", "invalid_password"][..],
+            &[
+                "invalid_username",
+                "invalid_password",
+                "signup_closed",
+                "invite_required",
+                "invalid_invite",
+            ][..],
         ),
+        ("post", "/v1/sessions", &["account_disabled"][..]),
+        (
+            "post",
+            "/v1/admin/invites",
+            &["too_many_invites", "invalid_field"][..],
+        ),
+        ("delete", "/v1/admin/invites/{id}", &["unknown_invite"][..]),
+        (
+            "delete",
+            "/v1/admin/users/{id}/sessions/{session}",
+            &["unknown_session"][..],
+        ),
+        ("get", "/v1/admin/users/{id}", &["unknown_user"][..]),
     ] {
         let all: String = responses(&doc, method, path)
             .values()

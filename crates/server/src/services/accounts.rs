@@ -26,7 +26,7 @@ use super::tokens::{CachedSession, TokenCache};
 use super::{Caller, parse_id};
 use crate::bus::Bus;
 use crate::clock::now_ms;
-use crate::config::Config;
+use crate::config::{Config, SignupPolicy};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::{NewSession, SessionId, SessionRecord, Store, UserId, UserRecord};
@@ -41,6 +41,10 @@ const DEVICE_MAX: usize = 64;
 const DEVICE_UNNAMED: &str = "unnamed device";
 /// Most users a prefix search returns.
 pub const SEARCH_MAX: u32 = 50;
+/// Longest invitation code accepted, in bytes (ours are 32 characters).
+pub const INVITE_MAX: usize = 128;
+
+mod operator;
 
 /// The accounts service.
 pub struct Accounts {
@@ -58,6 +62,8 @@ pub struct Accounts {
     /// A hash to verify against when the username is unknown, so that a failed login takes
     /// the same time whether or not the user exists.
     decoy_hash: OnceCell<String>,
+    /// Who may register.
+    signup: SignupPolicy,
 }
 
 /// The wire form of a user.
@@ -69,7 +75,8 @@ pub fn user_view(u: &UserRecord) -> User {
     }
 }
 
-fn token_hash(token: &str) -> [u8; 32] {
+/// SHA-256 of a token or an invitation code: what the store keeps instead of it.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
@@ -140,16 +147,30 @@ impl Accounts {
                 .unwrap_or(i64::MAX),
             max_sessions: config.max_sessions_per_user.max(1),
             decoy_hash: OnceCell::new(),
+            signup: config.signup,
         }
     }
 
-    /// Creates an account; `from` (the client's address) is throttled.
+    /// Creates an account under the sign-up policy; `from` (the client's address) is
+    /// throttled. Under `invite`, one use of `invite` is taken in the transaction that inserts
+    /// the user.
     pub async fn register(
         &self,
         username: &str,
         password: &str,
+        invite: Option<&str>,
         from: Option<IpAddr>,
     ) -> Result<User> {
+        let invite = match self.signup {
+            SignupPolicy::Open => None,
+            SignupPolicy::Closed => {
+                return Err(Error::new(
+                    ErrorCode::SignupClosed,
+                    "registration is closed on this server; ask an operator for an account",
+                ));
+            }
+            SignupPolicy::Invite => Some(invite_hash(invite)?),
+        };
         let username = normalize_username(username)?;
         validate_password(password)?;
         if let Some(addr) = from {
@@ -158,8 +179,15 @@ impl Accounts {
                 .inspect_err(|_| self.metrics.registration_throttled())?;
         }
         let hash = self.hasher.hash(password.to_owned()).await?;
-        let user = self.store.create_user(&username, &hash).await?;
-        tracing::info!(user = user.id, %username, "registered");
+        let user = match invite {
+            None => self.store.create_user(&username, &hash).await?,
+            Some(code) => {
+                self.store
+                    .create_user_invited(&username, &hash, code)
+                    .await?
+            }
+        };
+        tracing::info!(user = user.id, %username, invited = invite.is_some(), "registered");
         Ok(user_view(&user))
     }
 
@@ -195,11 +223,17 @@ impl Accounts {
                 return Err(bad);
             }
         };
-        let mut raw = [0u8; 32];
-        rand::rng().fill_bytes(&mut raw);
-        let token = URL_SAFE_NO_PAD.encode(raw);
+        let disabled = Error::new(
+            ErrorCode::AccountDisabled,
+            "this account is disabled; ask an operator",
+        );
+        // Told only to someone who knows the password, so it reveals nothing to guessers.
+        if user.disabled {
+            return Err(disabled);
+        }
+        let token = random_code(32);
         let now = now_ms();
-        let session = self
+        let session = match self
             .store
             .create_session(NewSession {
                 user_id: user.id,
@@ -208,7 +242,12 @@ impl Accounts {
                 created_at: now,
                 expires_at: now.saturating_add(self.token_ttl_ms),
             })
-            .await?;
+            .await
+        {
+            // Disabled (or deleted) since the password check.
+            Err(crate::store::StoreError::NotFound) => return Err(disabled),
+            other => other?,
+        };
         tracing::info!(user = user.id, session = session.id, "logged in");
         self.trim_sessions(user.id).await?;
         Ok(LoginResponse {
@@ -229,7 +268,8 @@ impl Accounts {
         let user = match name {
             Some(name) => self.store.user_by_name(name).await?,
             None => None,
-        };
+        }
+        .filter(|u| !u.deleted);
         let phc = match &user {
             Some(u) => u.password_hash.clone(),
             None => self.decoy().await?,
@@ -434,6 +474,28 @@ impl Accounts {
         }
         let users = self.store.users_by_prefix(&prefix, limit).await?;
         Ok(users.iter().map(user_view).collect())
+    }
+}
+
+/// `bytes` random bytes, base64url: a token or an invitation code.
+pub(crate) fn random_code(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
+/// The hash of a registration's invitation code, or why it cannot be one.
+fn invite_hash(invite: Option<&str>) -> Result<[u8; 32]> {
+    match invite {
+        None | Some("") => Err(Error::new(
+            ErrorCode::InviteRequired,
+            "registration on this server needs an invitation code (`invite`)",
+        )),
+        Some(code) if code.len() > INVITE_MAX => Err(Error::new(
+            ErrorCode::InvalidInvite,
+            "the invitation code is unknown, expired, revoked or used up",
+        )),
+        Some(code) => Ok(token_hash(code)),
     }
 }
 

@@ -220,6 +220,12 @@ impl Directory {
         self.direct.get(&(a.min(b), a.max(b))).ok()
     }
 
+    /// Forgets the direct conversation of a pair (one of them was deleted), so that the next
+    /// send between them asks the store whether the peer still exists.
+    pub fn forget_direct(&self, a: UserId, b: UserId) {
+        self.direct.invalidate(&(a.min(b), a.max(b)));
+    }
+
     /// Remembers the direct conversation of a pair.
     pub fn put_direct(&self, a: UserId, b: UserId, conv: ConvId) {
         self.direct.put((a.min(b), a.max(b)), conv);

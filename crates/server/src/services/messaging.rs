@@ -328,7 +328,7 @@ impl Messaging {
             self.check_direct_allowed(a, b).await?;
             return Ok(conv);
         }
-        if self.store.user_by_id(b).await?.is_none() {
+        if self.store.user_by_id(b).await?.is_none_or(|u| u.deleted) {
             return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
         }
         self.check_direct_allowed(a, b).await?;

@@ -5,6 +5,7 @@
 //! [`Error`](crate::error::Error).
 
 pub mod accounts;
+pub mod admin;
 pub mod budget;
 pub mod directory;
 pub mod fanout;

@@ -7,6 +7,7 @@
 //! after the message is committed; `seq` is gap-free per conversation; a repeated
 //! `(sender, client_msg_id)` returns the original message with `duplicate = true`.
 
+mod admin;
 pub mod conformance;
 pub mod sqlite;
 mod types;
@@ -16,6 +17,7 @@ use std::pin::Pin;
 
 use async_trait::async_trait;
 
+pub use admin::{AdminStore, DeletedUser, InviteRecord, NewInvite, StoreStats};
 pub use types::*;
 
 /// Bytes counted for an entry besides its text when a page is bounded by bytes: no more than
@@ -28,7 +30,7 @@ pub type PendingAppend = Pin<Box<dyn Future<Output = StoreResult<Appended>> + Se
 
 /// The persistence seam. See the module docs for the invariants every implementation keeps.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: AdminStore + Send + Sync + 'static {
     /// Registers a user; `UsernameTaken` if the name exists.
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
     /// Looks a user up by exact username.
@@ -40,7 +42,7 @@ pub trait Store: Send + Sync + 'static {
     /// Replaces a user's password hash.
     async fn set_password(&self, user: UserId, password_hash: &str) -> StoreResult<()>;
 
-    /// Stores a login session.
+    /// Stores a login session; `NotFound` if the user is disabled or deleted.
     async fn create_session(&self, session: NewSession) -> StoreResult<SessionRecord>;
     /// The live (unrevoked) session holding this token hash, expired or not.
     async fn session_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<SessionRecord>>;

@@ -18,6 +18,10 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Registration time (UTC ms).
     pub created_at: i64,
+    /// Disabled by an operator.
+    pub disabled: bool,
+    /// Deleted by an operator (a tombstone).
+    pub deleted: bool,
 }
 
 /// A login session (one device's token).
@@ -126,6 +130,12 @@ pub enum StoreError {
     /// The referenced row does not exist.
     #[error("not found")]
     NotFound,
+    /// The invitation code is unknown, expired, revoked or used up.
+    #[error("invalid invitation")]
+    InvalidInvite,
+    /// There are as many live invitations as allowed.
+    #[error("too many live invitations")]
+    TooManyInvites,
     /// The group would exceed its size limit.
     #[error("group full")]
     GroupFull,

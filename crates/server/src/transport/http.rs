@@ -23,11 +23,12 @@ use crate::store::StoreError;
 
 type Shared = State<Arc<App>>;
 
-/// Registers an account.
+/// Registers an account, under the server's sign-up policy (`open`, `invite` or `closed`).
 #[utoipa::path(post, path = "/v1/accounts", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Registered", body = User),
         (status = 400, description = "invalid_username, invalid_password (see the schema's bounds), bad_request", body = ErrorResponse),
+        (status = 403, description = "signup_closed: the policy is `closed`; invite_required: the policy is `invite` and no code was given; invalid_invite: the code is unknown, expired, revoked, used up or over 128 bytes", body = ErrorResponse),
         (status = 409, description = "username_taken", body = ErrorResponse),
         (status = 413, description = "payload_too_large", body = ErrorResponse),
         (status = 429, description = "rate_limited: too many registrations from this address (Retry-After)", body = ErrorResponse),
@@ -40,7 +41,12 @@ pub(super) async fn register(
 ) -> Result<(StatusCode, Json<User>), ApiError> {
     let user = app
         .accounts
-        .register(&req.username, &req.password, Some(peer.ip()))
+        .register(
+            &req.username,
+            &req.password,
+            req.invite.as_deref(),
+            Some(peer.ip()),
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -50,6 +56,7 @@ pub(super) async fn register(
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 400, description = "invalid_field: a device label with control or bidi override characters", body = ErrorResponse),
+        (status = 403, description = "account_disabled: the password is right but an operator disabled the account", body = ErrorResponse),
         (status = 401, description = "bad_credentials: wrong username or password (also for a username or password outside the registration rules)", body = ErrorResponse),
         (status = 429, description = "rate_limited: too many attempts for this account or from this address (Retry-After)", body = ErrorResponse),
         (status = 503, description = "busy: the password hashing queue is full (Retry-After)", body = ErrorResponse),

@@ -4,6 +4,7 @@
 //! and turn its result or [`Error`] into a response. The HTTP status of each error code is
 //! decided in [`status_of`] and nowhere else.
 
+mod admin;
 mod deadline;
 mod extract;
 mod http;
@@ -38,6 +39,27 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/me/password", put(http::change_password))
         .route("/v1/users", get(http::search_users))
         .route("/v1/ws", get(ws::upgrade))
+        .route(
+            "/v1/admin/users",
+            post(admin::create_user).get(admin::users),
+        )
+        .route(
+            "/v1/admin/users/{id}",
+            get(admin::user).delete(admin::delete_user),
+        )
+        .route("/v1/admin/users/{id}/disable", post(admin::disable))
+        .route("/v1/admin/users/{id}/enable", post(admin::enable))
+        .route("/v1/admin/users/{id}/sessions", get(admin::sessions))
+        .route(
+            "/v1/admin/users/{id}/sessions/{session}",
+            delete(admin::revoke_session),
+        )
+        .route(
+            "/v1/admin/invites",
+            post(admin::create_invite).get(admin::invites),
+        )
+        .route("/v1/admin/invites/{id}", delete(admin::revoke_invite))
+        .route("/v1/admin/stats", get(admin::stats))
         .route("/healthz", get(http::healthz))
         .route("/readyz", get(http::readyz))
         .route("/metrics", get(http::metrics))
@@ -106,10 +128,19 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::InvalidSeq
         | C::InvalidField
         | C::InvalidRoom => StatusCode::BAD_REQUEST,
-        C::Forbidden | C::Blocked | C::NotFriends | C::RecallWindowPassed => StatusCode::FORBIDDEN,
-        C::AlreadyFriends | C::GroupFull | C::AlreadyMember | C::TooManyGroups => {
-            StatusCode::CONFLICT
-        }
+        C::Forbidden
+        | C::Blocked
+        | C::NotFriends
+        | C::RecallWindowPassed
+        | C::InviteRequired
+        | C::InvalidInvite
+        | C::SignupClosed
+        | C::AccountDisabled => StatusCode::FORBIDDEN,
+        C::AlreadyFriends
+        | C::GroupFull
+        | C::AlreadyMember
+        | C::TooManyGroups
+        | C::TooManyInvites => StatusCode::CONFLICT,
         C::GroupDissolved => StatusCode::GONE,
         C::UnknownRequest | C::NotMember | C::UnknownMessage | C::NotInRoom => {
             StatusCode::NOT_FOUND
@@ -117,9 +148,11 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         C::Unauthorized | C::TokenExpired | C::BadCredentials => StatusCode::UNAUTHORIZED,
         C::UsernameTaken => StatusCode::CONFLICT,
         C::RateLimited | C::TooManyConnections => StatusCode::TOO_MANY_REQUESTS,
-        C::UnknownUser | C::UnknownConversation | C::UnknownSession | C::NotFound => {
-            StatusCode::NOT_FOUND
-        }
+        C::UnknownUser
+        | C::UnknownConversation
+        | C::UnknownSession
+        | C::UnknownInvite
+        | C::NotFound => StatusCode::NOT_FOUND,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::ShuttingDown | C::Busy | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,

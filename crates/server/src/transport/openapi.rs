@@ -5,6 +5,10 @@
 //! body limit's 413, the bearer check's 401) are added to every operation they apply to by
 //! [`SharedResponses`], so that no handler's list can forget them.
 
+use banter_protocol::admin::{
+    AdminSession, AdminUser, AdminUserDetail, CreateInviteRequest, CreateUserRequest,
+    CreatedInvite, InviteInfo, InvitePage, Stats, UserPage,
+};
 use banter_protocol::{
     ChangePasswordRequest, ErrorBody, ErrorCode, ErrorResponse, LoginRequest, LoginResponse,
     RegisterRequest, SessionInfo, User,
@@ -14,7 +18,7 @@ use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-use super::{http, ws};
+use super::{admin, http, ws};
 
 /// Banter's HTTP API.
 #[derive(utoipa::OpenApi)]
@@ -25,11 +29,14 @@ use super::{http, ws};
     paths(
         http::register, http::login, http::sessions, http::logout, http::revoke, http::me,
         http::change_password, http::search_users, http::healthz, http::readyz, http::metrics,
-        ws::upgrade,
+        ws::upgrade, admin::create_user, admin::users, admin::user, admin::disable,
+        admin::enable, admin::delete_user, admin::sessions, admin::revoke_session,
+        admin::create_invite, admin::invites, admin::revoke_invite, admin::stats,
     ),
     components(schemas(
         RegisterRequest, LoginRequest, LoginResponse, ChangePasswordRequest, User, SessionInfo,
-        ErrorResponse, ErrorBody, ErrorCode,
+        ErrorResponse, ErrorBody, ErrorCode, CreateUserRequest, AdminUser, AdminUserDetail,
+        UserPage, AdminSession, CreateInviteRequest, CreatedInvite, InviteInfo, InvitePage, Stats,
     )),
     modifiers(&BearerAuth, &SharedResponses),
 )]
@@ -44,11 +51,23 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        components.add_security_scheme(
+            "admin",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The server's admin_token (BANTER_ADMIN_TOKEN)"))
+                    .build(),
+            ),
+        );
     }
 }
 
 /// Paths that answer while the server drains (`refuse_while_draining`) and touch no store.
 const HEALTH_PATHS: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
+
+/// Paths of the operator API, guarded by the admin token instead of a user's.
+const ADMIN_PREFIX: &str = "/v1/admin/";
 
 /// Adds the responses every route of a kind can give, whatever its handler does.
 struct SharedResponses;
@@ -57,6 +76,7 @@ impl Modify for SharedResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         for (path, item) in &mut openapi.paths.paths {
             let health = HEALTH_PATHS.contains(&path.as_str());
+            let admin = path.starts_with(ADMIN_PREFIX);
             let ops = [
                 &mut item.get,
                 &mut item.put,
@@ -64,13 +84,13 @@ impl Modify for SharedResponses {
                 &mut item.delete,
             ];
             for op in ops.into_iter().flatten() {
-                shared_responses(op, health);
+                shared_responses(op, health, admin);
             }
         }
     }
 }
 
-fn shared_responses(op: &mut Operation, health: bool) {
+fn shared_responses(op: &mut Operation, health: bool, admin: bool) {
     add(
         op,
         429,
@@ -98,7 +118,19 @@ fn shared_responses(op: &mut Operation, health: bool) {
             "payload_too_large: the body exceeds max_body_bytes",
         );
     }
-    if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+    if admin {
+        add(
+            op,
+            401,
+            "unauthorized: a missing or wrong admin token (`Authorization: Bearer <admin \
+             token>`)",
+        );
+        add(
+            op,
+            404,
+            "not_found: the admin API is off (no admin_token configured)",
+        );
+    } else if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
         add(
             op,
             401,

@@ -25,6 +25,8 @@ pub(super) fn create_user(
             username,
             password_hash,
             created_at: ctx.now,
+            disabled: false,
+            deleted: false,
         }),
         Err(e) if is_unique_violation(&e) => Err(StoreError::UsernameTaken),
         Err(e) => Err(backend(e)),
@@ -55,7 +57,7 @@ pub(super) fn users_by_prefix(
     let high = format!("{prefix}\u{10FFFF}");
     conn.prepare_cached(&format!(
         "SELECT {USER_COLUMNS} FROM users WHERE username >= ?1 AND username < ?2
-         ORDER BY username LIMIT ?3"
+         AND deleted_at IS NULL ORDER BY username LIMIT ?3"
     ))?
     .query_map(params![prefix, high, limit], rows::user)?
     .collect()
@@ -91,11 +93,15 @@ pub(super) fn set_last_seen(ctx: &mut WriteCtx<'_>, user: UserId, ts: i64) -> St
     )
 }
 
+/// Refuses (`NotFound`) a disabled or deleted user in the same statement, so that a login
+/// racing a disable cannot leave a live session behind.
 pub(super) fn create_session(ctx: &mut WriteCtx<'_>, s: NewSession) -> StoreResult<SessionRecord> {
-    ctx.conn
+    let inserted = ctx
+        .conn
         .prepare_cached(
             "INSERT INTO sessions (user_id, token_hash, device, created_at, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+             SELECT ?1, ?2, ?3, ?4, ?5 FROM users
+             WHERE id = ?1 AND disabled_at IS NULL AND deleted_at IS NULL",
         )
         .and_then(|mut st| {
             st.execute(params![
@@ -107,6 +113,9 @@ pub(super) fn create_session(ctx: &mut WriteCtx<'_>, s: NewSession) -> StoreResu
             ])
         })
         .map_err(backend)?;
+    if inserted == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(SessionRecord {
         id: ctx.conn.last_insert_rowid(),
         user_id: s.user_id,
@@ -194,7 +203,8 @@ pub(super) fn create_direct(
         return Ok(id);
     }
     for user in [a, b] {
-        if user_by_id(ctx.conn, user).map_err(backend)?.is_none() {
+        let found = user_by_id(ctx.conn, user).map_err(backend)?;
+        if found.is_none_or(|u| u.deleted) {
             return Err(StoreError::NotFound);
         }
     }

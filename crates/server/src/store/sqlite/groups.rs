@@ -38,7 +38,7 @@ fn add_member(
 }
 
 fn user_exists(conn: &Connection, user: UserId) -> StoreResult<bool> {
-    conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1")
+    conn.prepare_cached("SELECT 1 FROM users WHERE id = ?1 AND deleted_at IS NULL")
         .and_then(|mut s| s.exists([user]))
         .map_err(backend)
 }

@@ -6,6 +6,7 @@
 //! database and removes it.
 
 mod accounts;
+mod admin;
 pub mod backup;
 mod datadir;
 mod groups;

@@ -7,7 +7,8 @@ use crate::store::{
     StoredMessage, UserId, UserRecord,
 };
 
-pub(super) const USER_COLUMNS: &str = "id, username, password_hash, created_at";
+pub(super) const USER_COLUMNS: &str = "id, username, password_hash, created_at, \
+     disabled_at IS NOT NULL, deleted_at IS NOT NULL";
 pub(super) const SESSION_COLUMNS: &str = "id, user_id, device, created_at, expires_at";
 pub(super) const MESSAGE_COLUMNS: &str =
     "id, conv_id, seq, sender, client_msg_id, kind, body, ref_seq, edited_at, recalled, ts";
@@ -25,6 +26,8 @@ pub(super) fn user(r: &Row<'_>) -> rusqlite::Result<UserRecord> {
         username: r.get(1)?,
         password_hash: r.get(2)?,
         created_at: r.get(3)?,
+        disabled: r.get(4)?,
+        deleted: r.get(5)?,
     })
 }
 

@@ -94,6 +94,21 @@ CREATE TABLE banter_meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 ",
+    r"
+-- Operators: disabled and deleted accounts (a deleted user stays as a tombstone row so that
+-- their messages keep a sender), and invitation codes, stored as their SHA-256 only.
+ALTER TABLE users ADD COLUMN disabled_at INTEGER;
+ALTER TABLE users ADD COLUMN deleted_at  INTEGER;
+CREATE TABLE invites (
+    id         INTEGER PRIMARY KEY,
+    code_hash  BLOB    NOT NULL UNIQUE,
+    uses       INTEGER NOT NULL,
+    uses_left  INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
+",
 ];
 
 /// Brings the database up to the newest schema.

@@ -10,6 +10,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod policies;
+mod secret;
+
+pub use policies::{DirectMessagePolicy, GroupAddPolicy, SignupPolicy, SqliteSync};
+pub use secret::AdminToken;
+
 pub use crate::net::Listen;
 
 /// Everything the server can be told. Field docs are the reference; `docs/banter.example.toml` is
@@ -148,36 +154,13 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// A kept-alive HTTP connection with no request for this many milliseconds is closed.
     pub http_idle_timeout_ms: u64,
-}
-
-/// Who may open a direct conversation with whom.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum DirectMessagePolicy {
-    /// Any user may message any other, unless one blocked the other.
-    Anyone,
-    /// Only friends may message each other.
-    Friends,
-}
-
-/// Whom a group member may add to a group without the added user's own action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum GroupAddPolicy {
-    /// Any user, unless one of the two blocked the other.
-    Anyone,
-    /// Only the adder's friends (a block ends a friendship, so it applies too).
-    Friends,
-}
-
-/// SQLite durability mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum SqliteSync {
-    /// fsync on every commit.
-    Full,
-    /// fsync at checkpoints only.
-    Normal,
+    /// Who may register with `POST /v1/accounts`: `open` (anyone), `invite` (only with an
+    /// operator's invitation code) or `closed` (only operators create accounts).
+    pub signup: SignupPolicy,
+    /// The operator credential for the admin API (`/v1/admin/...`, `banter admin`), sent as
+    /// `Authorization: Bearer <token>`; 32–256 bytes. Empty (the default): the admin API is
+    /// off and answers 404. Prefer `BANTER_ADMIN_TOKEN` to a file others can read.
+    pub admin_token: AdminToken,
 }
 
 impl Default for Config {
@@ -236,6 +219,8 @@ impl Default for Config {
             http_header_timeout_ms: 10_000,
             http_request_timeout_ms: 30_000,
             http_idle_timeout_ms: 30_000,
+            signup: SignupPolicy::Open,
+            admin_token: AdminToken::default(),
         }
     }
 }
@@ -387,6 +372,12 @@ impl Config {
                 self.max_text_bytes < self.max_frame_bytes,
                 "max_text_bytes must be below max_frame_bytes",
             ),
+            (
+                !self.admin_token.is_set()
+                    || (secret::ADMIN_TOKEN_MIN..=secret::ADMIN_TOKEN_MAX)
+                        .contains(&self.admin_token.expose().len()),
+                "admin_token must be empty (admin API off) or 32 to 256 bytes",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(ConfigError::Invalid(why)),
@@ -434,7 +425,7 @@ macro_rules! overrides {
             pub config: Option<PathBuf>,
             $(
                 $(#[doc = $doc])*
-                #[arg(long, env = $env)]
+                #[arg(long, env = $env, hide_env_values = true)]
                 pub $field: Option<$ty>,
             )*
         }
@@ -555,6 +546,10 @@ overrides! {
     http_request_timeout_ms: u64, "BANTER_HTTP_REQUEST_TIMEOUT_MS";
     /// Idle keep-alive HTTP connections are closed after this many ms.
     http_idle_timeout_ms: u64, "BANTER_HTTP_IDLE_TIMEOUT_MS";
+    /// Who may register: open, invite or closed.
+    signup: SignupPolicy, "BANTER_SIGNUP";
+    /// Admin API credential, 32-256 bytes (empty: admin API off).
+    admin_token: AdminToken, "BANTER_ADMIN_TOKEN";
 }
 
 #[cfg(test)]
@@ -624,7 +619,7 @@ mod tests {
 
     #[test]
     fn example_config_matches_defaults() {
-        let example = include_str!("../../../docs/banter.example.toml");
+        let example = include_str!("../../../../docs/banter.example.toml");
         let body: String = example
             .lines()
             .filter(|l| !l.starts_with('#'))
