@@ -81,7 +81,8 @@ fn run() -> anyhow::Result<()> {
         .mut_subcommand("serve", |c| {
             c.after_long_help(defaults.clone()).after_help(defaults)
         })
-        .get_matches();
+        .try_get_matches()
+        .unwrap_or_else(|e| name_the_variable(e).exit());
     let cli = Cli::from_arg_matches(&matches)?;
     match cli.command {
         Command::DefaultConfig => {
@@ -93,6 +94,46 @@ fn run() -> anyhow::Result<()> {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Admin(args) => admin::run(args),
+    }
+}
+
+/// A bad value that came from a `BANTER_*` variable, not the command line, is reported under
+/// the variable's name (clap names the flag either way, which sends people looking for a flag
+/// they never gave).
+fn name_the_variable(e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let Some(flag) = arg
+        .split_whitespace()
+        .next()
+        .filter(|f| f.starts_with("--"))
+    else {
+        return e;
+    };
+    let given = std::env::args().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    let variable = format!("BANTER_{}", flag[2..].replace('-', "_").to_uppercase());
+    match std::env::var(&variable) {
+        Ok(value) if !given => {
+            let detail = e.to_string();
+            let why = detail
+                .lines()
+                .next()
+                .and_then(|l| l.rsplit_once("': ").map(|(_, why)| why.to_owned()))
+                .unwrap_or_default();
+            clap::Error::raw(
+                ErrorKind::InvalidValue,
+                format!("invalid value '{value}' in the environment variable {variable}: {why}\n"),
+            )
+        }
+        _ => e,
     }
 }
 

@@ -140,3 +140,32 @@ fn an_error_is_printed_once() {
         "{err}"
     );
 }
+
+#[test]
+fn a_bad_value_is_reported_under_the_name_it_was_given_by() {
+    let run = |args: &[&str], env: Option<(&str, &str)>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_banter"));
+        command.args(args);
+        if let Some((k, v)) = env {
+            command.env(k, v);
+        }
+        let out = command.output().unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let from_env = run(&["serve"], Some(("BANTER_MAX_PAGE", "many")));
+    assert!(
+        from_env.contains("BANTER_MAX_PAGE") && !from_env.contains("--max-page"),
+        "{from_env}"
+    );
+    let from_flag = run(&["serve", "--max-page", "lots"], None);
+    assert!(from_flag.contains("--max-page"), "{from_flag}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("banter.toml");
+    std::fs::write(&file, "max_page = \"heaps\"\n").unwrap();
+    let from_file = run(&["serve", "--config", file.to_str().unwrap()], None);
+    assert!(
+        from_file.contains(file.to_str().unwrap()) && from_file.contains("max_page"),
+        "{from_file}"
+    );
+}
