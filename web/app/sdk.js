@@ -39,7 +39,6 @@ export class BanterClient extends EventTarget {
   #typingSent = new Map();
   /** conversations messages() already opened in the background on this connection */
   #autoOpened = new Set();
-  #userFn = null;
   #outbox;
   #store;
   #people;
@@ -158,22 +157,6 @@ export class BanterClient extends EventTarget {
     const users = await this.#http('GET', `/v1/users?${q}`);
     for (const u of users) this.#people.knowUsername(u.id, u.username);
     return users;
-  }
-
-  /**
-   * The logged-in user, or null. The contract also names `user(id)` (a cached profile), and one
-   * property cannot be both, so this is a function carrying the user's fields: `client.user.id`,
-   * `client.user.username` and `client.user(someId)` all work. `me` and `profile(id)` are the
-   * same without the trick.
-   */
-  get user() {
-    if (!this.#session) return null;
-    if (this.#userFn?.session !== this.#session) {
-      const fn = (id) => this.profile(id);
-      Object.assign(fn, this.#session.user);
-      this.#userFn = { session: this.#session, fn };
-    }
-    return this.#userFn.fn;
   }
 
   /** The logged-in user {id, username, created_at} as a plain object, or null. */
@@ -494,7 +477,7 @@ export class BanterClient extends EventTarget {
 
   /**
    * The cached profile {id, username, display_name, avatar_url, status_text}, or undefined (and a
-   * batched `profiles` load starts; 'profile' is emitted when it arrives). Also `client.user(id)`.
+   * batched `profiles` load starts; 'profile' is emitted when it arrives).
    */
   profile(id) {
     return this.#people.user(id);

@@ -26,8 +26,7 @@ test('register, login, restore and logout', async () => {
   const login = await c.login(username, PASSWORD, 'laptop');
   assert.equal(c.loggedIn, true);
   assert.equal(login.user.id, user.id);
-  assert.equal(c.user.id, user.id);
-  assert.equal(c.user.username, username);
+  assert.equal(c.me.id, user.id);
   assert.equal(c.me.username, username);
   assert.equal(c.sessionId, login.session_id);
 
@@ -35,7 +34,7 @@ test('register, login, restore and logout', async () => {
   const c2 = track(new BanterClient({ baseUrl: env.url, storage }));
   assert.equal(c2.loggedIn, false);
   assert.equal(c2.restore(), true);
-  assert.equal(c2.user.id, user.id);
+  assert.equal(c2.me.id, user.id);
   assert.equal(c2.state, 'offline', 'restore does not connect');
   const states = record(c2, 'state');
   const hello = nextEvent(c2, 'hello');
@@ -256,10 +255,10 @@ test('profiles, display names, presence and friend events', async () => {
   const b = track(await makeClient(env.url, { name: bName }));
   const bId = b.me.id;
 
-  assert.equal(a.user(bId), undefined, 'not cached yet');
+  assert.equal(a.profile(bId), undefined, 'not cached yet');
   const loaded = await nextEvent(a, 'profile', (d) => d.profile.id === bId);
   assert.equal(loaded.profile.username, bName);
-  assert.equal(a.user(bId).username, bName);
+  assert.equal(a.profile(bId).username, bName);
   assert.equal(a.profile(bId).username, bName);
   assert.equal(a.displayName(bId), bName);
 
@@ -276,7 +275,7 @@ test('profiles, display names, presence and friend events', async () => {
   await b.updateProfile({ display_name: 'Bee', status_text: 'buzzing' });
   await pushed;
   assert.equal(a.displayName(bId), 'Bee');
-  assert.equal(a.user(bId).status_text, 'buzzing');
+  assert.equal(a.profile(bId).status_text, 'buzzing');
 
   assert.equal(a.online(bId), undefined);
   const presence = await a.loadPresence([bId]);

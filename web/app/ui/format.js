@@ -85,19 +85,15 @@ export function lastSeen(ts, now = Date.now()) {
   return `last seen ${dayLabel(ts, now).toLowerCase()} at ${timeOf(ts)}`.replace(/^last seen (\d)/, 'last seen on $1');
 }
 
-/** The logged-in user {id, username} (the SDK exposes it as a getter). */
+/** The logged-in user {id, username}, or an empty one while logged out. */
 export function me(client) {
-  const u = typeof client.user === 'function' ? client.me ?? client.self : client.user;
+  const u = client.me;
   return u ?? { id: undefined, username: '' };
 }
 
 /** The cached profile of a user, or undefined (asking may start a load that emits 'profile'). */
 export function profileOf(client, id) {
-  try {
-    if (typeof client.user === 'function') return client.user(id);
-    if (typeof client.profile === 'function') return client.profile(id);
-  } catch { /* not loaded */ }
-  return undefined;
+  return id ? client.profile(id) : undefined;
 }
 
 /** Whether a user is online: true, false, or undefined while unknown. */
