@@ -165,6 +165,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(async move {
         let server = Server::bind(config).await?;
+        tokio::spawn(reload_on_hangup(server.tls()));
         server.run(shutdown_signal()).await?;
         Ok(())
     })
@@ -178,6 +179,23 @@ fn bench(scenario: banter_bench::BenchCommand) -> anyhow::Result<()> {
         .context("start the async runtime")?;
     runtime.block_on(banter_bench::run(command, scenario))?;
     Ok(())
+}
+
+/// On each SIGHUP, re-reads the TLS certificate and key; a bad pair is logged and the old one
+/// kept. Without TLS there is nothing to reload, but SIGHUP still does not stop the server.
+async fn reload_on_hangup(tls: Option<std::sync::Arc<banter_server::Tls>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup()).expect("install SIGHUP handler");
+    while hangup.recv().await.is_some() {
+        match &tls {
+            Some(tls) => {
+                if let Err(e) = tls.reload() {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the current certificate");
+                }
+            }
+            None => tracing::info!("SIGHUP: no TLS certificate to reload"),
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -35,6 +35,7 @@ use crate::store::Store;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::transport;
 use crate::transport::listener::{Admission, Listener};
+use crate::transport::tls::{Tls, TlsError};
 
 /// How often entries stuck behind a publishing gap are looked at.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
@@ -85,6 +86,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The TLS certificate or key could not be loaded.
+    #[error("cannot load TLS certificate: {0}")]
+    Tls(#[from] TlsError),
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -100,6 +104,7 @@ pub struct Server {
     listener: TcpListener,
     app: Arc<App>,
     store: Arc<dyn Store>,
+    tls: Option<Arc<Tls>>,
 }
 
 /// Binds the listening socket, naming the address in the error.
@@ -162,6 +167,11 @@ fn room_limits(config: &Config) -> RoomLimits {
 impl Server {
     /// Opens the store and binds the listener.
     pub async fn bind(config: Config) -> Result<Self, StartError> {
+        // Before the store is opened: a bad pair is refused without touching the database.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(Tls::load(cert, key)?)),
+            _ => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
             &config.data_dir,
@@ -228,6 +238,7 @@ impl Server {
             listener,
             app,
             store,
+            tls,
         })
     }
 
@@ -243,6 +254,12 @@ impl Server {
         Arc::clone(&self.store)
     }
 
+    /// The built-in TLS pair, if configured: its [`Tls::reload`] swaps in the files' current
+    /// contents (the binary calls it on SIGHUP).
+    pub fn tls(&self) -> Option<Arc<Tls>> {
+        self.tls.clone()
+    }
+
     /// Serves until `shutdown` resolves, then shuts down gracefully.
     pub async fn run(
         self,
@@ -252,6 +269,7 @@ impl Server {
             listener,
             app,
             store,
+            tls,
         } = self;
         let grace = app.config.shutdown_grace();
         let token = app.shutdown.clone();
@@ -275,12 +293,12 @@ impl Server {
                 }
             }
         });
-        tracing::info!(addr = %listener.local_addr()?, "banter listening");
+        tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "banter listening");
         // The listener keeps accepting while sessions drain, so that new requests get a typed
         // 503 (`shutting_down`) instead of a refused connection; it stops once they are done.
         let drained = CancellationToken::new();
         let router = transport::router(Arc::clone(&app));
-        let listener = Listener::new(listener, Arc::clone(&app), router);
+        let listener = Listener::new(listener, Arc::clone(&app), router, tls);
         let served = tokio::spawn(listener.run(drained.clone()));
         token.cancelled().await;
         tracing::info!("shutting down");

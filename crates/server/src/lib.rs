@@ -23,3 +23,4 @@ pub mod transport;
 
 pub use app::{Server, StartError};
 pub use config::{Config, Overrides};
+pub use transport::tls::{Tls, TlsError};

@@ -5,7 +5,7 @@
 //! environment and flags are parsed together by clap into [`Overrides`]; the TOML file is parsed
 //! into the same type, so every option has exactly one name in every source.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -161,6 +161,12 @@ pub struct Config {
     /// `Authorization: Bearer <token>`; 32–256 bytes. Empty (the default): the admin API is
     /// off and answers 404. Prefer `BANTER_ADMIN_TOKEN` to a file others can read.
     pub admin_token: AdminToken,
+    /// Built-in TLS: a PEM file with the certificate chain (end-entity first). With `tls_key`,
+    /// the listener speaks only TLS (https, wss); SIGHUP re-reads both files. Unset (the
+    /// default): plain HTTP, for a reverse proxy in front to terminate TLS.
+    pub tls_cert: Option<PathBuf>,
+    /// Built-in TLS: a PEM file with the private key for `tls_cert` (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -221,6 +227,8 @@ impl Default for Config {
             http_idle_timeout_ms: 30_000,
             signup: SignupPolicy::Open,
             admin_token: AdminToken::default(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -271,10 +279,10 @@ impl Config {
                     source,
                 })?;
             // A relative path in the file means one beside the file, wherever the server starts.
-            if let (Some(dir), Some(base)) = (file.data_dir.as_mut(), path.parent())
-                && dir.is_relative()
-            {
-                *dir = base.join(&*dir);
+            if let Some(base) = path.parent() {
+                for file_path in [&mut file.data_dir, &mut file.tls_cert, &mut file.tls_key] {
+                    beside(base, file_path);
+                }
             }
             config.apply(file);
         }
@@ -378,11 +386,24 @@ impl Config {
                         .contains(&self.admin_token.expose().len()),
                 "admin_token must be empty (admin API off) or 32 to 256 bytes",
             ),
+            (
+                self.tls_cert.is_some() == self.tls_key.is_some(),
+                "tls_cert and tls_key must be given together (or neither)",
+            ),
         ];
         match checks.iter().find(|(ok, _)| !ok) {
             Some((_, why)) => Err(ConfigError::Invalid(why)),
             None => Ok(()),
         }
+    }
+}
+
+/// Makes a relative `path` relative to `base` instead.
+fn beside(base: &Path, path: &mut Option<PathBuf>) {
+    if let Some(path) = path
+        && path.is_relative()
+    {
+        *path = base.join(&*path);
     }
 }
 
@@ -433,7 +454,8 @@ macro_rules! overrides {
         impl Config {
             /// Replaces every field that `o` sets.
             pub fn apply(&mut self, o: Overrides) {
-                $( if let Some(v) = o.$field { self.$field = v; } )*
+                // `.into()`: an optional field (`Option<T>`) is set from a `T`.
+                $( if let Some(v) = o.$field { self.$field = v.into(); } )*
             }
         }
     };
@@ -550,81 +572,11 @@ overrides! {
     signup: SignupPolicy, "BANTER_SIGNUP";
     /// Admin API credential, 32-256 bytes (empty: admin API off).
     admin_token: AdminToken, "BANTER_ADMIN_TOKEN";
+    /// Built-in TLS: PEM certificate chain (with --tls-key; SIGHUP reloads).
+    tls_cert: PathBuf, "BANTER_TLS_CERT";
+    /// Built-in TLS: PEM private key (with --tls-cert).
+    tls_key: PathBuf, "BANTER_TLS_KEY";
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layers_apply_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("banter.toml");
-        std::fs::write(&path, "max_page = 7\nsend_burst = 3\n").unwrap();
-        let cli = Overrides {
-            config: Some(path),
-            send_burst: Some(9),
-            ..Overrides::default()
-        };
-        let config = Config::load(cli).unwrap();
-        assert_eq!(config.max_page, 7, "file overrides default");
-        assert_eq!(config.send_burst, 9, "flag overrides file");
-        assert_eq!(config.max_text_bytes, Config::default().max_text_bytes);
-    }
-
-    #[test]
-    fn a_relative_data_dir_in_a_file_is_beside_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("etc").join("banter.toml");
-        std::fs::create_dir(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
-        let from_file = Config::load(Overrides {
-            config: Some(path.clone()),
-            ..Overrides::default()
-        })
-        .unwrap();
-        assert_eq!(from_file.data_dir, dir.path().join("etc").join("data"));
-        // On the command line (or in a variable) it stays relative to the working directory.
-        let from_flag = Config::load(Overrides {
-            config: Some(path),
-            data_dir: Some("here".into()),
-            ..Overrides::default()
-        })
-        .unwrap();
-        assert_eq!(from_flag.data_dir, PathBuf::from("here"));
-    }
-
-    #[test]
-    fn unknown_file_keys_are_rejected() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("banter.toml");
-        std::fs::write(&path, "max_pages = 7\n").unwrap();
-        let err = Config::load(Overrides {
-            config: Some(path),
-            ..Overrides::default()
-        })
-        .unwrap_err();
-        assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
-    }
-
-    #[test]
-    fn invalid_values_are_rejected() {
-        let err = Config::load(Overrides {
-            heartbeat_timeout_ms: Some(1),
-            ..Overrides::default()
-        })
-        .unwrap_err();
-        assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
-    }
-
-    #[test]
-    fn example_config_matches_defaults() {
-        let example = include_str!("../../../../docs/banter.example.toml");
-        let body: String = example
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert_eq!(body.trim(), Config::default_toml().trim());
-    }
-}
+mod tests;

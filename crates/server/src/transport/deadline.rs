@@ -16,10 +16,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::tls::Socket;
 use crate::config::Config;
 
 /// The deadline of one HTTP connection, moved by phase: headers, then request (body, handler
@@ -129,7 +129,7 @@ impl Body for Tracked {
 /// The socket as hyper (and, after an upgrade, the session) sees it: reads tell the watchdog
 /// that a request began.
 pub(super) struct Watched<S> {
-    pub(super) stream: TcpStream,
+    pub(super) stream: Socket,
     pub(super) watch: Arc<Watchdog>,
     /// Whatever must live as long as the socket.
     pub(super) _guard: S,

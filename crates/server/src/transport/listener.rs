@@ -14,6 +14,9 @@
 //!   connection's start (or of the first byte of the next request), then body and response
 //!   within `http_request_timeout_ms`, then at most `http_idle_timeout_ms` idle before the next
 //!   request. A connection past its deadline is closed without a response.
+//! - With built-in TLS (`tls.rs`) the handshake runs after admission, under the header
+//!   deadline: a client that never finishes it is cut like one that never sends headers. A
+//!   refused connection is then closed without the 429 (a TLS client could not read it).
 //! - Accept errors (out of file descriptors, …) back off exponentially instead of spinning.
 //!
 //! hyper is driven here directly, with a timer, because axum's `serve` builds it without one.
@@ -42,6 +45,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
 use super::deadline::{ResponseDone, Tracked, Watchdog, Watched};
+use super::tls::{Socket, Tls};
 use super::{ApiError, status_of};
 use crate::app::App;
 use crate::config::Config;
@@ -157,13 +161,21 @@ pub(crate) struct Listener {
     reserve: Arc<Semaphore>,
     /// The HTTP connection tasks (upgraded sessions are tracked by `App::sessions`).
     connections: TaskTracker,
+    /// Built-in TLS, if configured: every connection must then speak it.
+    tls: Option<Arc<Tls>>,
     refused_per_ip: Bytes,
     refused_full: Bytes,
 }
 
 impl Listener {
-    /// A listener serving `router` on `tcp` under the limits of `app.config`.
-    pub(crate) fn new(tcp: TcpListener, app: Arc<App>, router: Router) -> Self {
+    /// A listener serving `router` on `tcp` under the limits of `app.config`, over TLS if `tls`
+    /// is given.
+    pub(crate) fn new(
+        tcp: TcpListener,
+        app: Arc<App>,
+        router: Router,
+        tls: Option<Arc<Tls>>,
+    ) -> Self {
         let config = &app.config;
         Self {
             full: Arc::new(Semaphore::new(config.max_connections)),
@@ -180,6 +192,7 @@ impl Listener {
             app,
             router,
             connections: TaskTracker::new(),
+            tls,
         }
     }
 
@@ -226,7 +239,7 @@ impl Listener {
         let metrics = &self.app.metrics;
         let Some(ip) = self.app.admission.pending(peer.ip()) else {
             metrics.refused_per_ip();
-            refuse(&stream, &self.refused_per_ip);
+            self.refuse(&stream, &self.refused_per_ip);
             return;
         };
         let (permit, health_only) = match Arc::clone(&self.full).try_acquire_owned() {
@@ -235,7 +248,7 @@ impl Listener {
                 Ok(permit) => (permit, true),
                 Err(_) => {
                     metrics.refused_full();
-                    refuse(&stream, &self.refused_full);
+                    self.refuse(&stream, &self.refused_full);
                     return;
                 }
             },
@@ -250,10 +263,23 @@ impl Listener {
             router: self.router.clone(),
             peer,
             health_only,
+            tls: self.tls.clone(),
         };
         let slot = Slot::new(permit, Arc::clone(metrics));
         self.connections
             .spawn(conn.serve(stream, slot, ip, drained.clone()));
+    }
+
+    /// Writes the refusal if the socket takes it now, and closes. Never waits: a flood is
+    /// refused at the pace of accept. A failed write changes nothing (the socket closes either
+    /// way). Over TLS nothing is written: the client expects a handshake, not HTTP.
+    fn refuse(&self, stream: &TcpStream, response: &[u8]) {
+        if self.tls.is_some() {
+            return;
+        }
+        if let Err(e) = stream.try_write(response) {
+            tracing::trace!(error = %e, "refusal not written");
+        }
     }
 }
 
@@ -285,14 +311,6 @@ fn refusal(message: String) -> Bytes {
     ))
 }
 
-/// Writes the refusal if the socket takes it now, and closes. Never waits: a flood is refused
-/// at the pace of accept. A failed write changes nothing (the socket closes either way).
-fn refuse(stream: &TcpStream, response: &[u8]) {
-    if let Err(e) = stream.try_write(response) {
-        tracing::trace!(error = %e, "refusal not written");
-    }
-}
-
 /// A place under the global cap, held by the socket for its whole life (an upgraded
 /// WebSocket keeps it).
 struct Slot {
@@ -322,6 +340,7 @@ struct Conn {
     router: Router,
     peer: SocketAddr,
     health_only: bool,
+    tls: Option<Arc<Tls>>,
 }
 
 impl Conn {
@@ -332,6 +351,9 @@ impl Conn {
         let app = Arc::clone(&self.app);
         let config = &app.config;
         let watch = Arc::new(Watchdog::new(config));
+        let Some(stream) = self.handshake(stream, &watch, &drained).await else {
+            return;
+        };
         // The slot lives as long as the socket, through an upgrade too.
         let io = TokioIo::new(Watched {
             stream,
@@ -375,6 +397,35 @@ impl Conn {
             }
         }
         drop(ip);
+    }
+
+    /// The connection's byte stream: the TCP socket itself, or TLS over it once the handshake
+    /// is done. The handshake races the header deadline (set when the watchdog was made) and a
+    /// drain; `None` if it fails or loses.
+    async fn handshake(
+        &self,
+        stream: TcpStream,
+        watch: &Watchdog,
+        drained: &CancellationToken,
+    ) -> Option<Socket> {
+        let Some(tls) = &self.tls else {
+            return Some(Socket::Plain(stream));
+        };
+        tokio::select! {
+            accepted = tls.acceptor().accept(stream) => match accepted {
+                Ok(stream) => Some(Socket::Tls(Box::new(stream))),
+                Err(e) => {
+                    tracing::debug!(error = %e, "TLS handshake failed");
+                    None
+                }
+            },
+            () = watch.expired() => {
+                self.app.metrics.timed_out();
+                tracing::debug!("TLS handshake not done by the header deadline");
+                None
+            }
+            () = drained.cancelled() => None,
+        }
     }
 
     /// Answers one request through the router, with the peer's address as `ConnectInfo`.

@@ -10,6 +10,7 @@ mod extract;
 mod http;
 pub(crate) mod listener;
 mod openapi;
+pub(crate) mod tls;
 mod web;
 mod ws;
 

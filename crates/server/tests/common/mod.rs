@@ -31,6 +31,8 @@ pub struct TestServer {
     pub api: Api,
     pub store: Arc<dyn Store>,
     pub config: Config,
+    /// The built-in TLS pair, when the config names one (tests reload it without a signal).
+    pub tls: Option<Arc<banter_server::Tls>>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -87,6 +89,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
     let server = Server::bind(config.clone()).await.expect("server binds");
     let addr = server.local_addr().to_string();
     let store = server.store();
+    let tls = server.tls();
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(server.run(async {
         _ = stopped.await;
@@ -96,6 +99,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
         addr,
         store,
         config,
+        tls,
         stop: Some(stop),
         task: Some(task),
         _dir: dir,

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// A TCP connection to `addr` from the local address `from` (on Linux, any of 127.0.0.0/8
@@ -19,13 +19,17 @@ pub async fn tcp_from(addr: &str, from: IpAddr) -> std::io::Result<TcpStream> {
 
 /// Writes `request` (a whole HTTP/1.1 request) and reads one response with a
 /// `Content-Length`: its status and body. `None` if the server closed before a whole response.
-pub async fn http_on(stream: &mut TcpStream, request: &str) -> Option<(u16, String)> {
+/// Any stream: a TCP socket, or TLS over one.
+pub async fn http_on<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    request: &str,
+) -> Option<(u16, String)> {
     stream.write_all(request.as_bytes()).await.ok()?;
     read_response(stream).await
 }
 
 /// Reads one HTTP/1.1 response with a `Content-Length`; `None` if the stream ends first.
-pub async fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
+pub async fn read_response<S: AsyncRead + Unpin>(stream: &mut S) -> Option<(u16, String)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let (head_end, length) = loop {
@@ -56,7 +60,10 @@ pub async fn read_response(stream: &mut TcpStream) -> Option<(u16, String)> {
 
 /// Reads until the server closes the stream (end of stream or reset), at most `within`:
 /// the bytes it sent before, or `None` if it was still open then.
-pub async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+pub async fn read_until_closed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    within: Duration,
+) -> Option<Vec<u8>> {
     let mut got = Vec::new();
     let read_all = async {
         let mut chunk = [0u8; 4096];

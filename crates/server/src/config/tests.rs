@@ -1,0 +1,99 @@
+//! Tests of how the configuration is assembled from its layers.
+
+use super::*;
+
+#[test]
+fn layers_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("banter.toml");
+    std::fs::write(&path, "max_page = 7\nsend_burst = 3\n").unwrap();
+    let cli = Overrides {
+        config: Some(path),
+        send_burst: Some(9),
+        ..Overrides::default()
+    };
+    let config = Config::load(cli).unwrap();
+    assert_eq!(config.max_page, 7, "file overrides default");
+    assert_eq!(config.send_burst, 9, "flag overrides file");
+    assert_eq!(config.max_text_bytes, Config::default().max_text_bytes);
+}
+
+#[test]
+fn a_relative_data_dir_in_a_file_is_beside_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("etc").join("banter.toml");
+    std::fs::create_dir(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
+    let from_file = Config::load(Overrides {
+        config: Some(path.clone()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(from_file.data_dir, dir.path().join("etc").join("data"));
+    // On the command line (or in a variable) it stays relative to the working directory.
+    let from_flag = Config::load(Overrides {
+        config: Some(path),
+        data_dir: Some("here".into()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(from_flag.data_dir, PathBuf::from("here"));
+}
+
+#[test]
+fn unknown_file_keys_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("banter.toml");
+    std::fs::write(&path, "max_pages = 7\n").unwrap();
+    let err = Config::load(Overrides {
+        config: Some(path),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Parse { .. }), "{err}");
+}
+
+#[test]
+fn invalid_values_are_rejected() {
+    let err = Config::load(Overrides {
+        heartbeat_timeout_ms: Some(1),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+}
+
+#[test]
+fn example_config_matches_defaults() {
+    let example = include_str!("../../../../docs/banter.example.toml");
+    let body: String = example
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert_eq!(body.trim(), Config::default_toml().trim());
+}
+
+#[test]
+fn tls_paths_in_a_file_are_beside_the_file_and_come_in_pairs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("banter.toml");
+    std::fs::write(
+        &path,
+        "tls_cert = \"cert.pem\"\ntls_key = \"/etc/key.pem\"\n",
+    )
+    .unwrap();
+    let config = Config::load(Overrides {
+        config: Some(path),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(config.tls_cert, Some(dir.path().join("cert.pem")));
+    assert_eq!(config.tls_key, Some(PathBuf::from("/etc/key.pem")));
+    let err = Config::load(Overrides {
+        tls_cert: Some("cert.pem".into()),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("tls_cert and tls_key"), "{err}");
+}
