@@ -3,63 +3,41 @@
 //! server's log names every admin action without ever printing the admin token, an
 //! invitation code or a password.
 
-use std::io::{BufRead, BufReader, Write as _};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::io::Write as _;
+use std::process::{Command, Output, Stdio};
 
 use banter_client::Api;
 use banter_client::protocol::ErrorCode;
 use serde_json::Value;
 
 const TOKEN: &str = "cli-test-admin-token-0123456789abcdef";
-const PASSWORD: &str = "correct horse battery";
 
-/// A `banter serve` whose log lines are kept.
+mod common;
+
+use common::{PASSWORD, Process};
+
+/// A `banter serve` with an admin token, whose log lines are kept.
 struct Server {
-    child: Child,
+    process: Process,
     addr: String,
-    log: Arc<Mutex<Vec<String>>>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(signup: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_banter"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_banter"));
+        command
             .args(["serve", "--listen", "127.0.0.1:0", "--signup", signup])
             .args(["--password-memory-kib", "64", "--password-iterations", "1"])
             .arg("--data-dir")
             .arg(dir.path().join("data"))
             .env("BANTER_ADMIN_TOKEN", TOKEN)
-            .env("RUST_LOG", "info")
-            .env_remove("BANTER_CONFIG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn banter serve");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("banter exited before listening")
-                .unwrap();
-            if let Some(rest) = line.split("addr=").nth(1)
-                && line.contains("banter listening")
-            {
-                break rest.split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let keep = Arc::clone(&log);
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                keep.lock().unwrap().push(line);
-            }
-        });
+            .env_remove("BANTER_CONFIG");
+        let process = Process::spawn(command);
         Self {
-            child,
-            addr,
-            log,
+            addr: process.addr.clone(),
+            process,
             _dir: dir,
         }
     }
@@ -109,14 +87,7 @@ impl Server {
     }
 
     fn log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        _ = self.child.kill();
-        _ = self.child.wait();
+        self.process.log_text()
     }
 }
 
