@@ -20,7 +20,6 @@ use banter_protocol::admin::{
     AdminSession, AdminUser, AdminUserDetail, CreateInviteRequest, CreatedInvite, InviteInfo,
     InvitePage, Stats, UserPage,
 };
-use sha2::{Digest, Sha256};
 
 use super::accounts::{Accounts, random_code, token_hash};
 use super::directory::Directory;
@@ -112,7 +111,7 @@ impl Admin {
         let token = config
             .admin_token
             .is_set()
-            .then(|| Sha256::digest(config.admin_token.expose().as_bytes()).into());
+            .then(|| token_hash(config.admin_token.expose()));
         Self {
             store,
             accounts,
@@ -130,7 +129,7 @@ impl Admin {
         let Some(want) = &self.token else {
             return Err(Error::new(ErrorCode::NotFound, "no such route"));
         };
-        let given: [u8; 32] = Sha256::digest(bearer.unwrap_or_default().as_bytes()).into();
+        let given = token_hash(bearer.unwrap_or_default());
         if bearer.is_some() && same_digest(&given, want) {
             Ok(())
         } else {

@@ -139,7 +139,12 @@ fn asset(rest: &str) -> Response {
     let Some(file) = Files::get(name) else {
         return not_found();
     };
-    let mut response = Body::from(file.data.into_owned()).into_response();
+    // Embedded files are served from the binary's own bytes, never copied.
+    let body = match file.data {
+        std::borrow::Cow::Borrowed(bytes) => bytes::Bytes::from_static(bytes),
+        std::borrow::Cow::Owned(bytes) => bytes::Bytes::from(bytes),
+    };
+    let mut response = Body::from(body).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type(name)));
     headers.insert(
