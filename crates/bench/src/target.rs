@@ -90,7 +90,7 @@ impl Target {
         let mut child = Command::new(exe)
             .arg("serve")
             .args(&flags)
-            .env("RUST_LOG", "warn,banter_server::app=info")
+            .env("RUST_LOG", "warn,banter_server::server=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

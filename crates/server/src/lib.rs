@@ -1,10 +1,11 @@
 //! The Banter server as a library: the binary only parses arguments and calls [`Server`].
 //!
-//! Layers, data flowing one way: [`transport`] (HTTP, WebSocket) → `session` (per-connection
-//! state, heartbeats, outbound queue) → [`services`] (every authorization decision) →
-//! [`store`] / [`bus`] → fan-out back through the [`registry`].
+//! Layers, data flowing one way: [`server`] (wiring) → [`transport`] (HTTP, WebSocket) →
+//! `session` (per-connection state, heartbeats, outbound queue) → [`state`] (the shared
+//! services) → [`services`] (every authorization decision) → [`store`] / [`bus`]; the bus's
+//! receiving side ([`bus::node`]) delivers through the [`registry`].
 
-pub mod app;
+mod admission;
 pub mod bus;
 pub mod clock;
 pub mod config;
@@ -16,11 +17,13 @@ pub mod metrics;
 mod net;
 pub mod outbox;
 pub mod registry;
+pub mod server;
 pub mod services;
 mod session;
+pub mod state;
 pub mod store;
 pub mod transport;
 
-pub use app::{Server, StartError};
 pub use config::{Config, Overrides};
+pub use server::{Server, StartError};
 pub use transport::tls::{Tls, TlsError};

@@ -1,6 +1,7 @@
-//! The session registry: which connections each user has on this node, and the fan-out that
-//! hands an encoded frame to each of them.
+//! The session registry: which connections each user has on this node and which rooms each
+//! connection occupies, and the fan-out that hands an encoded frame to each of them.
 //!
+//! Only the receiving side of the bus (`bus::node`) delivers through it: services never see it.
 //! Sharded by user id so that fan-out to different users never contends on one lock. A shard's
 //! lock is a std mutex held only for non-blocking `try_send`s, never across an `.await`.
 //! Overflow policy: a connection whose bounded queue is full is a slow consumer; it is kicked
@@ -21,8 +22,32 @@ use crate::store::{SessionId, UserId};
 /// Number of registry shards (a power of two).
 const SHARDS: usize = 64;
 
-/// A connection id, unique within this process.
-pub type ConnId = u64;
+/// Names one node (process) of a cluster; drawn at random when the process starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub u64);
+
+/// Shown as `<node in hex>.<number>` (the `connection` of `hello`).
+impl std::fmt::Display for ConnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}.{}", self.node.0, self.local)
+    }
+}
+
+impl NodeId {
+    /// A fresh random id for this process.
+    pub fn random() -> Self {
+        Self(rand::random())
+    }
+}
+
+/// A connection, named the same way on every node: the node it is on and its number there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId {
+    /// The node holding the socket.
+    pub node: NodeId,
+    /// Unique among that node's connections.
+    pub local: u64,
+}
 
 /// Asks a connection to close with a code; set once, from any thread. A kick wakes every
 /// waiter.
@@ -80,11 +105,20 @@ pub struct ConnHandle {
 
 type Shard = Mutex<HashMap<UserId, Vec<ConnHandle>>>;
 
-/// Connections by user, on this node.
+/// Connections by user, and room occupants, on this node.
 pub struct Registry {
     shards: Box<[Shard]>,
+    /// The connections in each room that has one here.
+    rooms: Mutex<HashMap<Arc<str>, Vec<ConnHandle>>>,
     max_per_user: usize,
     metrics: Arc<Metrics>,
+}
+
+/// A connection was added: whether it is the user's first here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registered {
+    /// The user had no other connection on this node.
+    pub first: bool,
 }
 
 /// The user already has the maximum number of connections.
@@ -114,6 +148,7 @@ impl Registry {
     pub fn new(max_per_user: usize, metrics: Arc<Metrics>) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            rooms: Mutex::default(),
             max_per_user,
             metrics,
         }
@@ -124,15 +159,22 @@ impl Registry {
         &self.shards[(user as u64 as usize) & (SHARDS - 1)]
     }
 
-    /// Adds a connection, unless the user is at the limit.
-    pub fn register(&self, user: UserId, handle: ConnHandle) -> Result<(), TooManyConnections> {
+    /// Adds a connection, unless the user is at the limit. Whether it is the first is decided
+    /// under the same lock, so of two first connections racing exactly one is first.
+    pub fn register(
+        &self,
+        user: UserId,
+        handle: ConnHandle,
+    ) -> Result<Registered, TooManyConnections> {
         let mut shard = self.shard(user).lock().expect("registry shard lock");
         let conns = shard.entry(user).or_default();
         if conns.len() >= self.max_per_user {
             return Err(TooManyConnections);
         }
         conns.push(handle);
-        Ok(())
+        Ok(Registered {
+            first: conns.len() == 1,
+        })
     }
 
     /// Whether the user may open another connection now.
@@ -141,15 +183,27 @@ impl Registry {
         shard.get(&user).map_or(0, Vec::len) < self.max_per_user
     }
 
-    /// Removes a connection.
-    pub fn unregister(&self, user: UserId, conn: ConnId) {
-        let mut shard = self.shard(user).lock().expect("registry shard lock");
-        if let Some(conns) = shard.get_mut(&user) {
-            conns.retain(|c| c.conn != conn);
-            if conns.is_empty() {
-                shard.remove(&user);
-            }
+    /// Removes a connection (and it from any room); returns whether it was the user's last
+    /// one here, decided under the lock as in [`Registry::register`].
+    pub fn unregister(&self, user: UserId, conn: ConnId) -> bool {
+        {
+            let mut rooms = self.rooms.lock().expect("registry rooms lock");
+            rooms.retain(|_, occupants| {
+                occupants.retain(|c| c.conn != conn);
+                !occupants.is_empty()
+            });
         }
+        let mut shard = self.shard(user).lock().expect("registry shard lock");
+        let Some(conns) = shard.get_mut(&user) else {
+            return false;
+        };
+        let before = conns.len();
+        conns.retain(|c| c.conn != conn);
+        let removed = conns.len() < before;
+        if conns.is_empty() {
+            shard.remove(&user);
+        }
+        removed && !shard.contains_key(&user)
     }
 
     /// Queues `frame` on every connection of `users` except `except`. Returns how many
@@ -167,6 +221,60 @@ impl Registry {
         }
         self.metrics.delivered(queued);
         queued
+    }
+
+    /// Queues `frame` on every connection of `user`'s `session` except `except`.
+    pub fn deliver_to_session(
+        &self,
+        user: UserId,
+        session: SessionId,
+        frame: &Bytes,
+        except: Option<ConnId>,
+    ) -> u64 {
+        let shard = self.shard(user).lock().expect("registry shard lock");
+        let queued = shard
+            .get(&user)
+            .into_iter()
+            .flatten()
+            .filter(|c| c.session == session && Some(c.conn) != except)
+            .map(|c| u64::from(c.offer(frame, &self.metrics)))
+            .sum();
+        self.metrics.delivered(queued);
+        queued
+    }
+
+    /// Queues `frame` on every connection in `room` here except `except`.
+    pub fn deliver_to_room(&self, room: &str, frame: &Bytes, except: Option<ConnId>) -> u64 {
+        let rooms = self.rooms.lock().expect("registry rooms lock");
+        let queued = rooms
+            .get(room)
+            .into_iter()
+            .flatten()
+            .filter(|c| Some(c.conn) != except)
+            .map(|c| u64::from(c.offer(frame, &self.metrics)))
+            .sum();
+        self.metrics.delivered(queued);
+        queued
+    }
+
+    /// Puts a connection of this node in `room` (no-op if it is there).
+    pub fn enter_room(&self, room: &str, conn: &ConnHandle) {
+        let mut rooms = self.rooms.lock().expect("registry rooms lock");
+        let occupants = rooms.entry(Arc::from(room)).or_default();
+        if !occupants.iter().any(|c| c.conn == conn.conn) {
+            occupants.push(conn.clone());
+        }
+    }
+
+    /// Takes a connection out of `room`.
+    pub fn leave_room(&self, room: &str, conn: ConnId) {
+        let mut rooms = self.rooms.lock().expect("registry rooms lock");
+        if let Some(occupants) = rooms.get_mut(room) {
+            occupants.retain(|c| c.conn != conn);
+            if occupants.is_empty() {
+                rooms.remove(room);
+            }
+        }
     }
 
     /// Closes every connection of `user` that belongs to `session`.

@@ -1,25 +1,232 @@
-//! The `Bus` seam: carries events to whichever node holds a user's connections.
+//! The `Bus` seam: the only way out of a node.
 //!
-//! In embedded mode ([`local::LocalBus`]) that is this process, so the bus hands frames straight
-//! to the [`Registry`](crate::registry::Registry). A clustered implementation publishes to the
-//! other nodes as well. Frames travel already encoded: fan-out never re-serializes.
+//! Every effect of a request on connections other than its own leaves through here as an
+//! [`Event`]: conversation entries and every other push (to users, a room's occupants, or one
+//! login session), session kicks and cache invalidations. Presence and the per-user connection
+//! limit are asked of the bus as well, because only the bus knows the other nodes. Services
+//! never touch the registry, a room's occupants or another service's cache.
 //!
-//! Calls are synchronous and must never block: an implementation that talks to a network
-//! enqueues on a bounded buffer and reports overflow, so that callers can publish in order while
-//! holding an ordering lock (see `services::fanout`).
+//! Each node has a receiving side ([`node::Node`]) that applies the events addressed to it:
+//! conversation entries pass a per-conversation ordering gate ([`node::Gate`]) just before
+//! [`Registry::deliver`](crate::registry::Registry::deliver), so entries published out of
+//! order (by two tasks, or two nodes) reach each connection in `seq` order; a gap that does not
+//! fill within [`node::GAP_TIMEOUT`] is released and clients `sync` it, as they do after any
+//! lost push. In embedded mode ([`LocalBus`]) the receiving side is this process's own;
+//! a clustered bus also hands events to other nodes.
+//!
+//! **Calls never block.** `publish` is synchronous, so that callers can publish in order while
+//! holding an ordering lock (a room's). Overflow policy: a bus that talks to a network enqueues
+//! on a bounded buffer and, when it is full, drops the event and returns [`BusError::Overflow`]
+//! (callers count and log it: entries are durable and receivers sync what they miss); a
+//! receiving connection whose queue is full is a slow consumer, kicked with 4003 (see
+//! [`registry`](crate::registry)). [`LocalBus`] applies events before `publish` returns
+//! and never overflows.
+//!
+//! **Invalidations are published after the change commits**, and a node applies one by bumping
+//! the cache's generation (`services::directory`): a fill that read the store before the commit
+//! is discarded however the invalidation and the fill interleave, on any node. The publishing
+//! node applies its own invalidations before `publish` returns, so a request's own next read
+//! sees its change.
 
-pub mod local;
+pub mod node;
+pub mod suite;
+
+use std::sync::Arc;
 
 use banter_protocol::CloseCode;
 use bytes::Bytes;
 
-use crate::registry::ConnId;
-use crate::store::{SessionId, UserId};
+use self::node::Node;
+use crate::registry::{ConnHandle, ConnId, NodeId, TooManyConnections};
+use crate::store::{ConvId, SessionId, UserId};
 
-/// Cross-node delivery of events to users' connections.
+/// Who a delivery is for.
+#[derive(Debug, Clone)]
+pub enum Audience {
+    /// Every connection of these users (each listed once).
+    Users(Arc<[UserId]>),
+    /// Every connection in this chatroom.
+    Room(Arc<str>),
+    /// Every connection of one login session.
+    Session {
+        /// Whose.
+        user: UserId,
+        /// Which.
+        session: SessionId,
+    },
+}
+
+/// An encoded frame on its way to an audience.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Who gets it.
+    pub audience: Audience,
+    /// The conversation entry it carries, `(conversation, seq)`: receivers order by it.
+    pub entry: Option<(ConvId, u64)>,
+    /// The frame, encoded once for everyone.
+    pub frame: Bytes,
+    /// A connection that does not get it (the sender's own, which gets a reply instead).
+    pub except: Option<ConnId>,
+}
+
+/// A cached answer that a change made stale.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// How two users stand towards each other.
+    Relation(UserId, UserId),
+    /// The relations of every pair of one of `changed` and one of `members` (a group change).
+    RelationsBetween {
+        /// Whom the change joined or parted.
+        changed: Arc<[UserId]>,
+        /// The group's members.
+        members: Arc<[UserId]>,
+    },
+    /// A conversation's members and state.
+    Conversation(ConvId),
+    /// The direct conversation of a pair (one of them was deleted).
+    Direct(UserId, UserId),
+}
+
+/// What travels on the bus.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A frame for an audience.
+    Deliver(Delivery),
+    /// Close every connection of `user`'s `session` with `code`, wherever it is.
+    Kick {
+        /// Whose.
+        user: UserId,
+        /// Which session.
+        session: SessionId,
+        /// The close code.
+        code: CloseCode,
+    },
+    /// Drop a cached answer on every node.
+    Invalidate(Invalidation),
+}
+
+impl Event {
+    /// A delivery of `frame` to `users` but `except`.
+    pub fn to_users(users: impl Into<Arc<[UserId]>>, frame: Bytes, except: Option<ConnId>) -> Self {
+        Self::Deliver(Delivery {
+            audience: Audience::Users(users.into()),
+            entry: None,
+            frame,
+            except,
+        })
+    }
+}
+
+/// Why an event was not published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BusError {
+    /// The bus's outgoing buffer is full; the event was dropped.
+    #[error("bus buffer full; event dropped")]
+    Overflow,
+    /// The bus cannot reach the other nodes; the event was applied on this node only.
+    #[error("bus unavailable; event applied on this node only")]
+    Unavailable,
+}
+
+/// A connection was attached: whether it made its user present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attached {
+    /// The user had no other connection anywhere.
+    pub first: bool,
+}
+
+/// Cross-node delivery, presence and connection accounting.
 pub trait Bus: Send + Sync + 'static {
-    /// Delivers `frame` to every connection of `users`, except the connection `except`.
-    fn publish(&self, users: &[UserId], frame: &Bytes, except: Option<ConnId>);
-    /// Closes every connection of `user`'s `session` with `code`, wherever it is.
-    fn kick_session(&self, user: UserId, session: SessionId, code: CloseCode);
+    /// This node.
+    fn node(&self) -> NodeId;
+    /// Sends `event` to every node that has a connection it concerns (this one included),
+    /// without blocking. See the module docs for the overflow policy.
+    fn publish(&self, event: Event) -> Result<(), BusError>;
+    /// Adds a connection of this node, unless its user is at the per-user limit.
+    fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, TooManyConnections>;
+    /// Removes a connection of this node (and it from its rooms); returns whether it was its
+    /// user's last one anywhere.
+    fn detach(&self, user: UserId, conn: ConnId) -> bool;
+    /// How many connections `user` has, on every node.
+    fn connections(&self, user: UserId) -> usize;
+    /// Whether `user` may open another connection now.
+    fn has_room(&self, user: UserId) -> bool;
+    /// Routes `room`'s deliveries to a connection of this node.
+    fn enter_room(&self, room: &str, conn: &ConnHandle);
+    /// Stops routing `room`'s deliveries to a connection of this node.
+    fn leave_room(&self, room: &str, conn: ConnId);
+}
+
+/// Publishes `event`, counting and logging a refusal: the policy for callers that cannot do
+/// better than let receivers recover (entries by `sync`; see the module docs).
+pub fn publish(bus: &dyn Bus, event: Event) {
+    if let Err(e) = bus.publish(event) {
+        tracing::warn!(error = %e, "bus refused an event");
+    }
+}
+
+/// Which bus to run on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BusConfig {
+    /// One node: this process ([`LocalBus`]).
+    #[default]
+    Local,
+}
+
+/// Opens the configured bus over this node's receiving side.
+pub fn open(config: &BusConfig, node: Arc<Node>) -> Arc<dyn Bus> {
+    match config {
+        BusConfig::Local => Arc::new(LocalBus::new(node)),
+    }
+}
+
+/// The in-process bus: every connection is on this node, so an event is applied by this
+/// node's receiving side before `publish` returns.
+pub struct LocalBus {
+    node: Arc<Node>,
+}
+
+impl LocalBus {
+    /// A bus whose only node is `node`.
+    pub fn new(node: Arc<Node>) -> Self {
+        Self { node }
+    }
+}
+
+impl Bus for LocalBus {
+    fn node(&self) -> NodeId {
+        self.node.id()
+    }
+
+    fn publish(&self, event: Event) -> Result<(), BusError> {
+        self.node.receive(event);
+        Ok(())
+    }
+
+    fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, TooManyConnections> {
+        let registered = self.node.registry().register(user, conn)?;
+        Ok(Attached {
+            first: registered.first,
+        })
+    }
+
+    fn detach(&self, user: UserId, conn: ConnId) -> bool {
+        self.node.registry().unregister(user, conn)
+    }
+
+    fn connections(&self, user: UserId) -> usize {
+        self.node.registry().connections_of(user)
+    }
+
+    fn has_room(&self, user: UserId) -> bool {
+        self.node.registry().has_room(user)
+    }
+
+    fn enter_room(&self, room: &str, conn: &ConnHandle) {
+        self.node.registry().enter_room(room, conn);
+    }
+
+    fn leave_room(&self, room: &str, conn: ConnId) {
+        self.node.registry().leave_room(room, conn);
+    }
 }

@@ -24,7 +24,7 @@ use super::hashing::{HashPool, PoolConfig};
 use super::throttle::{LoginPolicy, LoginThrottle, RegisterThrottle};
 use super::tokens::{CachedSession, TokenCache};
 use super::{Caller, parse_id};
-use crate::bus::Bus;
+use crate::bus::{Bus, Event};
 use crate::clock::now_ms;
 use crate::config::{Config, SignupPolicy};
 use crate::error::{Error, Result};
@@ -412,7 +412,14 @@ impl Accounts {
             let revoked = revoke.await?;
             tokens.revoked(&revoked);
             for session in &revoked {
-                bus.kick_session(user, *session, CloseCode::AuthRevoked);
+                crate::bus::publish(
+                    &*bus,
+                    Event::Kick {
+                        user,
+                        session: *session,
+                        code: CloseCode::AuthRevoked,
+                    },
+                );
             }
             Ok(revoked)
         });

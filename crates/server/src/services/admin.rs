@@ -22,14 +22,13 @@ use banter_protocol::admin::{
 };
 
 use super::accounts::{Accounts, random_code, token_hash};
-use super::directory::Directory;
 use super::groups::Groups;
 use super::{Caller, parse_id};
+use crate::bus::{self, Bus, Event, Invalidation};
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::registry::Registry;
 use crate::store::{InviteRecord, MemberRole, NewInvite, Store, UserId, UserRecord};
 
 /// Largest page of users or invitations.
@@ -54,8 +53,7 @@ pub struct Admin {
     store: Arc<dyn Store>,
     accounts: Arc<Accounts>,
     groups: Arc<Groups>,
-    directory: Arc<Directory>,
-    registry: Arc<Registry>,
+    bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     /// SHA-256 of the admin token; `None` when the admin API is off.
     token: Option<[u8; 32]>,
@@ -103,8 +101,7 @@ impl Admin {
         store: Arc<dyn Store>,
         accounts: Arc<Accounts>,
         groups: Arc<Groups>,
-        directory: Arc<Directory>,
-        registry: Arc<Registry>,
+        bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         config: &Config,
     ) -> Self {
@@ -116,8 +113,7 @@ impl Admin {
             store,
             accounts,
             groups,
-            directory,
-            registry,
+            bus,
             metrics,
             token,
         }
@@ -186,7 +182,7 @@ impl Admin {
         let user = self.load(raw).await?;
         let sessions = self.store.live_sessions(user.id, now_ms()).await?;
         Ok(AdminUserDetail {
-            connections: self.registry.connections_of(user.id) as u64,
+            connections: self.bus.connections(user.id) as u64,
             sessions,
             user: admin_user(&user),
         })
@@ -215,8 +211,12 @@ impl Admin {
         let left = self.leave_groups(user.id).await?;
         let deleted = self.accounts.delete_account(user.id).await?;
         for peer in &deleted.peers {
-            self.directory.invalidate_relation(user.id, *peer);
-            self.directory.forget_direct(user.id, *peer);
+            for what in [
+                Invalidation::Relation(user.id, *peer),
+                Invalidation::Direct(user.id, *peer),
+            ] {
+                bus::publish(&*self.bus, Event::Invalidate(what));
+            }
         }
         tracing::info!(
             action = "user.delete",

@@ -1,6 +1,8 @@
 //! Caches the hot paths read on every send: who is in a conversation, and whether two users may
-//! message each other. Services that change memberships or relations invalidate the entries here
-//! in the same call that commits the change, so a removed member or a block takes effect at once.
+//! message each other. Services that change memberships or relations publish an invalidation on
+//! the bus right after the change commits; every node's receiving side applies it here (the
+//! publishing node's before `publish` returns), so a removed member or a block takes effect at
+//! once.
 //!
 //! Fills and invalidations are ordered by generations, so that a fill can never undo an
 //! invalidation: a fill notes its key's generation before it reads the store, and inserts its
@@ -14,6 +16,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::sync::{Arc, Mutex};
 
+use crate::bus::Invalidation;
+use crate::bus::node::Caches;
 use crate::error::Result;
 use crate::store::{ConvId, Relation, Store, UserId};
 
@@ -194,7 +198,7 @@ impl Directory {
     }
 
     /// Forgets what is cached about `conv` (call after changing its members or state).
-    pub fn invalidate_conversation(&self, conv: ConvId) {
+    fn invalidate_conversation(&self, conv: ConvId) {
         self.members.invalidate(&conv);
         self.info.invalidate(&conv);
     }
@@ -222,7 +226,7 @@ impl Directory {
 
     /// Forgets the direct conversation of a pair (one of them was deleted), so that the next
     /// send between them asks the store whether the peer still exists.
-    pub fn forget_direct(&self, a: UserId, b: UserId) {
+    fn forget_direct(&self, a: UserId, b: UserId) {
         self.direct.invalidate(&(a.min(b), a.max(b)));
     }
 
@@ -247,14 +251,14 @@ impl Directory {
     }
 
     /// Forgets the relation of a pair (call after changing it).
-    pub fn invalidate_relation(&self, a: UserId, b: UserId) {
+    fn invalidate_relation(&self, a: UserId, b: UserId) {
         self.relations.invalidate(&(a.min(b), a.max(b)));
     }
 
     /// Forgets the relations of every pair of one user of `changed` and one of `members`
     /// (call after a group change: whom it joins or parts, and the group's members; for a
     /// created or dissolved group both are all its members). Other pairs stay cached.
-    pub fn invalidate_relations_between(&self, changed: &[UserId], members: &[UserId]) {
+    fn invalidate_relations_between(&self, changed: &[UserId], members: &[UserId]) {
         let mut changed = changed.to_vec();
         changed.sort_unstable();
         let mut members = members.to_vec();
@@ -276,6 +280,20 @@ impl Directory {
     }
 }
 
+/// Invalidations arrive from the bus (`bus::node`): services publish them, never call them.
+impl Caches for Directory {
+    fn invalidate(&self, what: &Invalidation) {
+        match what {
+            Invalidation::Relation(a, b) => self.invalidate_relation(*a, *b),
+            Invalidation::RelationsBetween { changed, members } => {
+                self.invalidate_relations_between(changed, members);
+            }
+            Invalidation::Conversation(conv) => self.invalidate_conversation(*conv),
+            Invalidation::Direct(a, b) => self.forget_direct(*a, *b),
+        }
+    }
+}
+
 /// The same relation seen from the other side.
 fn flip(r: Relation) -> Relation {
     Relation {
@@ -291,16 +309,20 @@ fn flip(r: Relation) -> Relation {
 #[cfg(test)]
 mod tests {
     //! Forces the race between a fill and an invalidation: a fill is held after its store read
-    //! while a change commits and invalidates, then allowed to insert its (now stale) answer.
+    //! while a change commits and publishes its invalidation on the bus (applied by the node's
+    //! receiving side, as in a server), then allowed to insert its (now stale) answer.
 
     use std::future::Future;
 
     use tokio::sync::Notify;
 
     use super::*;
-    use crate::bus::local::LocalBus;
+    use crate::bus::LocalBus;
+    use crate::bus::node::Node;
+    use crate::bus::{Bus, Event};
     use crate::config::{DirectMessagePolicy, SqliteSync};
     use crate::metrics::Metrics;
+    use crate::registry::NodeId;
     use crate::registry::Registry;
     use crate::services::Caller;
     use crate::services::messaging::{Messaging, MessagingLimits, SendRequest};
@@ -327,6 +349,7 @@ mod tests {
         store: Arc<dyn Store>,
         directory: Arc<Directory>,
         messaging: Messaging,
+        bus: Arc<dyn Bus>,
         users: [UserId; 3],
     }
 
@@ -346,10 +369,17 @@ mod tests {
             users[i] = store.create_user(name, "hash").await.unwrap().id;
         }
         let directory = Arc::new(Directory::new(Arc::clone(&store)));
-        let registry = Arc::new(Registry::new(4, Arc::clone(&metrics)));
+        // Invalidations travel as in a server: published on the bus, applied by the node's
+        // receiving side to its caches.
+        let node = Arc::new(Node::new(
+            NodeId::random(),
+            Registry::new(4, Arc::clone(&metrics)),
+            Arc::clone(&directory) as Arc<dyn Caches>,
+        ));
+        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(node));
         let messaging = Messaging::new(
             Arc::clone(&store),
-            Arc::new(LocalBus::new(registry)),
+            Arc::clone(&bus),
             metrics,
             Arc::clone(&directory),
             MessagingLimits {
@@ -373,8 +403,14 @@ mod tests {
             store,
             directory,
             messaging,
+            bus,
             users,
         }
+    }
+
+    /// Publishes an invalidation as a service does.
+    fn publish(w: &World, what: Invalidation) {
+        w.bus.publish(Event::Invalidate(what)).unwrap();
     }
 
     /// Runs `fill` held after its store read, commits and invalidates with `change` meanwhile,
@@ -460,7 +496,7 @@ mod tests {
         let d = Arc::clone(&w.directory);
         let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
             w.store.block(b, a).await.unwrap();
-            w.directory.invalidate_relation(b, a);
+            publish(&w, Invalidation::Relation(b, a));
         })
         .await;
         assert!(
@@ -480,7 +516,7 @@ mod tests {
         let stale = race(&w.directory, async move { d.members(g).await }, async {
             let remove = GroupChange::Remove { user: b };
             w.store.change_group(g, remove, entry(a)).await.unwrap();
-            w.directory.invalidate_conversation(g);
+            publish(&w, Invalidation::Conversation(g));
         })
         .await;
         assert!(
@@ -505,7 +541,7 @@ mod tests {
                 .change_group(g, GroupChange::Dissolve, entry(a))
                 .await
                 .unwrap();
-            w.directory.invalidate_conversation(g);
+            publish(&w, Invalidation::Conversation(g));
         })
         .await;
         assert!(
@@ -530,7 +566,7 @@ mod tests {
         for extra in [vec![], many] {
             let g = group(&w).await;
             // The last round left the pair cached: the fill below must read the store.
-            w.directory.invalidate_relation(a, b);
+            publish(&w, Invalidation::Relation(a, b));
             let d = Arc::clone(&w.directory);
             let stale = race(&w.directory, async move { d.relation(a, b).await }, async {
                 w.store
@@ -539,7 +575,14 @@ mod tests {
                     .unwrap();
                 let mut members = vec![a, b, c];
                 members.extend(&extra);
-                w.directory.invalidate_relations_between(&members, &members);
+                let members: Arc<[UserId]> = members.into();
+                publish(
+                    &w,
+                    Invalidation::RelationsBetween {
+                        changed: Arc::clone(&members),
+                        members,
+                    },
+                );
             })
             .await;
             assert!(stale.share_group, "{} extra", extra.len());
@@ -561,7 +604,13 @@ mod tests {
             inner.map.contains_key(&(x.min(y), x.max(y)))
         };
         // `c` removed from a group of `a` and `b`.
-        w.directory.invalidate_relations_between(&[c], &[a, b]);
+        publish(
+            &w,
+            Invalidation::RelationsBetween {
+                changed: [c].into(),
+                members: [a, b].into(),
+            },
+        );
         assert!(cached(a, b), "a and b still share what they shared");
         assert!(!cached(a, c) && !cached(b, c));
     }

@@ -27,6 +27,7 @@ use super::messaging::{Messaging, dissolved, unknown_conversation};
 use super::text::{is_clean_line, is_clean_text};
 use super::turns::Turns;
 use super::{Caller, parse_id};
+use crate::bus::Invalidation;
 use crate::config::GroupAddPolicy;
 use crate::error::{Error, Result};
 use crate::store::{
@@ -229,12 +230,14 @@ impl Groups {
             Err(StoreError::NotFound) => return Err(not_found),
             other => other?,
         };
-        self.directory.invalidate_conversation(conv);
+        self.messaging.invalidate(Invalidation::Conversation(conv));
         let members = self.directory.members(conv).await?;
         // A dissolved group (its members stay listed) no longer joins any pair of them.
-        let changed = changed.as_deref().unwrap_or(&members[..]);
-        self.directory
-            .invalidate_relations_between(changed, &members);
+        let changed: Arc<[UserId]> = changed.map_or_else(|| Arc::clone(&members), Into::into);
+        self.messaging.invalidate(Invalidation::RelationsBetween {
+            changed,
+            members: Arc::clone(&members),
+        });
         let mut audience = members.to_vec();
         audience.extend(also);
         self.messaging.publish(caller, &stored, audience.into());
@@ -284,9 +287,12 @@ impl Groups {
             other => other?,
         };
         // Every pair of the new members now shares a group.
-        self.directory
-            .invalidate_relations_between(&everyone, &everyone);
-        self.messaging.publish(caller, &created, everyone.into());
+        let everyone: Arc<[UserId]> = everyone.into();
+        self.messaging.invalidate(Invalidation::RelationsBetween {
+            changed: Arc::clone(&everyone),
+            members: Arc::clone(&everyone),
+        });
+        self.messaging.publish(caller, &created, everyone);
         Ok(group_view(&group))
     }
 

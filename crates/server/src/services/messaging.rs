@@ -16,11 +16,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::budget::{BudgetLimits, RequestBudget, quota};
 use super::directory::Directory;
-use super::fanout::Fanout;
 use super::fields::{check_client_msg_id, check_text, reused_client_msg_id};
 use super::turns::Turns;
 use super::{Caller, parse_id};
-use crate::bus::Bus;
+use crate::bus::{self, Audience, Bus, Delivery, Event, Invalidation};
 use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -62,7 +61,6 @@ pub struct Messaging {
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     directory: Arc<Directory>,
-    fanout: Fanout,
     limits: MessagingLimits,
     send_limiter: DefaultKeyedRateLimiter<UserId>,
     typing_limiter: DefaultKeyedRateLimiter<(UserId, ConvId)>,
@@ -170,7 +168,6 @@ impl Messaging {
         limits: MessagingLimits,
     ) -> Self {
         Self {
-            fanout: Fanout::new(Arc::clone(&bus)),
             store,
             bus,
             metrics,
@@ -221,13 +218,20 @@ impl Messaging {
         let frame = encode(&ServerFrame::Message {
             message: message_view(m),
         });
-        self.fanout
-            .publish(m.conv, m.seq, frame, users, caller.conn);
+        bus::publish(
+            &*self.bus,
+            Event::Deliver(Delivery {
+                audience: Audience::Users(users),
+                entry: Some((m.conv, m.seq)),
+                frame,
+                except: caller.conn,
+            }),
+        );
     }
 
-    /// Releases entries stuck behind a gap (see `fanout`).
-    pub fn sweep(&self) {
-        self.fanout.sweep();
+    /// Tells every node that a cached answer is stale (after the change committed).
+    pub fn invalidate(&self, what: Invalidation) {
+        bus::publish(&*self.bus, Event::Invalidate(what));
     }
 
     /// Checks a send and queues its append; [`Messaging::finish_send`] completes it. Sends
@@ -415,7 +419,7 @@ impl Messaging {
             .copied()
             .filter(|u| *u != caller.user)
             .collect();
-        self.bus.publish(&others, &frame, caller.conn);
+        bus::publish(&*self.bus, Event::to_users(others, frame, caller.conn));
         Ok(())
     }
 }

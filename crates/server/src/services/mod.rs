@@ -8,7 +8,6 @@ pub mod accounts;
 pub mod admin;
 pub mod budget;
 pub mod directory;
-pub mod fanout;
 mod fields;
 pub mod groups;
 mod hashing;

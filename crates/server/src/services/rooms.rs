@@ -9,10 +9,11 @@
 //! the room is freed at once, history and `seq` with it, and the next join starts it afresh. So
 //! memory follows the rooms in use, at most `max_rooms` of them.
 //!
-//! Fan-out happens under the room's lock, so every occupant receives a room's messages in `seq`
-//! order, each once. The lock is held only for non-blocking `try_send`s of one shared encoded
-//! frame; a full queue kicks that connection (slow consumer), as everywhere else. Occupancy
-//! changes are coalesced: at most one `room_occupancy` frame per room per interval, so ten
+//! Messages are published on the bus to the room's audience under the room's lock, so every
+//! occupant receives a room's messages in `seq` order, each once; the bus routes them to the
+//! occupants' connections (a connection enters the room's route when it joins). Occupancy
+//! changes are coalesced: the server's background task calls [`Rooms::flush_occupancy`] once
+//! per interval, which sends at most one `room_occupancy` frame per changed room, so ten
 //! thousand joins do not cost ten thousand broadcasts to ten thousand occupants.
 
 use std::collections::{HashMap, VecDeque};
@@ -26,6 +27,7 @@ use bytes::Bytes;
 use super::fields::{check_client_msg_id, check_text};
 use super::messaging::encode;
 use super::page::encoded_len;
+use crate::bus::{self, Audience, Bus, Delivery, Event};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::registry::{ConnHandle, ConnId};
@@ -51,11 +53,6 @@ pub struct RoomLimits {
     pub history_bytes: usize,
 }
 
-struct Occupant {
-    user: UserId,
-    conn: ConnHandle,
-}
-
 #[derive(Default)]
 struct RoomState {
     seq: u64,
@@ -63,7 +60,8 @@ struct RoomState {
     recent: VecDeque<(RoomMessage, usize)>,
     /// Sum of the sizes in `recent`.
     recent_bytes: usize,
-    occupants: HashMap<ConnId, Occupant>,
+    /// Who is in, by connection.
+    occupants: HashMap<ConnId, UserId>,
     joined: Vec<UserId>,
     left: Vec<UserId>,
     flush_pending: bool,
@@ -74,13 +72,16 @@ struct RoomState {
 
 /// One room.
 struct Room {
-    name: String,
+    name: Arc<str>,
     state: Mutex<RoomState>,
 }
 
 /// Every room on this node.
 pub struct Rooms {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
+    /// Rooms whose occupancy changed since the last flush.
+    changed: Mutex<Vec<Arc<Room>>>,
+    bus: Arc<dyn Bus>,
     limits: RoomLimits,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
@@ -101,19 +102,20 @@ fn valid_name(name: &str) -> Result<()> {
     }
 }
 
-impl RoomState {
-    /// Queues `frame` on every occupant but `except`; kicks the ones whose queue is full.
-    fn broadcast(&self, frame: &Bytes, except: Option<ConnId>, metrics: &Metrics) {
-        let mut queued = 0;
-        for (conn, o) in &self.occupants {
-            if Some(*conn) == except {
-                continue;
-            }
-            queued += u64::from(o.conn.offer(frame, metrics));
-        }
-        metrics.delivered(queued);
-    }
+/// Publishes `frame` to `room`'s occupants but `except`. Called under the room's lock.
+fn broadcast(bus: &dyn Bus, room: &Room, frame: Bytes, except: Option<ConnId>) {
+    bus::publish(
+        bus,
+        Event::Deliver(Delivery {
+            audience: Audience::Room(Arc::clone(&room.name)),
+            entry: None,
+            frame,
+            except,
+        }),
+    );
+}
 
+impl RoomState {
     /// Keeps `message` in the recent window, dropping the oldest past either bound (count or
     /// encoded bytes).
     fn remember(&mut self, message: RoomMessage, limits: &RoomLimits) {
@@ -131,10 +133,12 @@ impl RoomState {
 }
 
 impl Rooms {
-    /// No rooms yet.
-    pub fn new(limits: RoomLimits, metrics: Arc<Metrics>) -> Self {
+    /// No rooms yet; messages go out on `bus`.
+    pub fn new(limits: RoomLimits, bus: Arc<dyn Bus>, metrics: Arc<Metrics>) -> Self {
         Self {
             rooms: Mutex::default(),
+            changed: Mutex::default(),
+            bus,
             limits,
             metrics,
             next_id: AtomicU64::new(0),
@@ -154,7 +158,7 @@ impl Rooms {
             ));
         }
         let room = Arc::new(Room {
-            name: name.to_owned(),
+            name: Arc::from(name),
             state: Mutex::default(),
         });
         rooms.insert(name.to_owned(), Arc::clone(&room));
@@ -173,8 +177,8 @@ impl Rooms {
         state.freed = true;
         state.recent = VecDeque::new();
         state.recent_bytes = 0;
-        if rooms.get(&room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
-            rooms.remove(&room.name);
+        if rooms.get(&*room.name).is_some_and(|r| Arc::ptr_eq(r, room)) {
+            rooms.remove(&*room.name);
             self.metrics.rooms_changed(-1);
         }
     }
@@ -183,17 +187,33 @@ impl Rooms {
         self.rooms.lock().expect("rooms lock").get(name).cloned()
     }
 
-    /// Schedules a coalesced occupancy broadcast for `room`, unless one is pending.
-    fn schedule_occupancy(self: &Arc<Self>, room: &Arc<Room>, state: &mut RoomState) {
+    /// Marks `room`'s occupancy as changed, for the next [`Rooms::flush_occupancy`].
+    fn schedule_occupancy(&self, room: &Arc<Room>, state: &mut RoomState) {
         if state.flush_pending {
             return;
         }
         state.flush_pending = true;
-        let (rooms, room) = (Arc::clone(self), Arc::clone(room));
-        tokio::spawn(async move {
-            tokio::time::sleep(rooms.limits.occupancy_interval).await;
+        self.changed
+            .lock()
+            .expect("rooms changed lock")
+            .push(Arc::clone(room));
+    }
+
+    /// How often [`Rooms::flush_occupancy`] should run.
+    pub fn occupancy_interval(&self) -> Duration {
+        self.limits.occupancy_interval
+    }
+
+    /// Sends one `room_occupancy` frame to each room whose occupancy changed since the last
+    /// call (the server's background task calls this every `occupancy_interval`).
+    pub fn flush_occupancy(&self) {
+        let changed = std::mem::take(&mut *self.changed.lock().expect("rooms changed lock"));
+        for room in changed {
             let mut state = room.state.lock().expect("room lock");
             state.flush_pending = false;
+            if state.freed {
+                continue;
+            }
             let names = |v: &mut Vec<UserId>| {
                 let out: Vec<String> = v
                     .iter()
@@ -204,22 +224,17 @@ impl Rooms {
                 out
             };
             let frame = encode(&ServerFrame::RoomOccupancy {
-                room: room.name.clone(),
+                room: room.name.to_string(),
                 count: state.occupants.len(),
                 joined: names(&mut state.joined),
                 left: names(&mut state.left),
             });
-            state.broadcast(&frame, None, &rooms.metrics);
-        });
+            broadcast(&*self.bus, &room, frame, None);
+        }
     }
 
     /// Puts a connection in a room and returns the recent window.
-    pub fn join(
-        self: &Arc<Self>,
-        user: UserId,
-        conn: &ConnHandle,
-        name: &str,
-    ) -> Result<RoomJoined> {
+    pub fn join(&self, user: UserId, conn: &ConnHandle, name: &str) -> Result<RoomJoined> {
         valid_name(name)?;
         loop {
             let room = self.room(name)?;
@@ -228,17 +243,9 @@ impl Rooms {
                 // Freed between the lookup and the lock: look the name up again.
                 continue;
             }
-            let fresh = state
-                .occupants
-                .insert(
-                    conn.conn,
-                    Occupant {
-                        user,
-                        conn: conn.clone(),
-                    },
-                )
-                .is_none();
+            let fresh = state.occupants.insert(conn.conn, user).is_none();
             if fresh {
+                self.bus.enter_room(name, conn);
                 state.joined.push(user);
                 self.schedule_occupancy(&room, &mut state);
             }
@@ -251,17 +258,18 @@ impl Rooms {
     }
 
     /// Takes a connection out of a room.
-    pub fn leave(self: &Arc<Self>, conn: ConnId, name: &str) -> Result<()> {
+    pub fn leave(&self, conn: ConnId, name: &str) -> Result<()> {
         let room = self.existing(name).ok_or_else(not_in_room)?;
         let mut state = room.state.lock().expect("room lock");
-        let occupant = state.occupants.remove(&conn).ok_or_else(not_in_room)?;
+        let user = state.occupants.remove(&conn).ok_or_else(not_in_room)?;
+        self.bus.leave_room(name, conn);
         if state.occupants.is_empty() {
             // Nobody is left to tell; the room goes, with its history.
             drop(state);
             self.free_if_empty(&room);
             return Ok(());
         }
-        state.left.push(occupant.user);
+        state.left.push(user);
         self.schedule_occupancy(&room, &mut state);
         Ok(())
     }
@@ -303,7 +311,7 @@ impl Rooms {
             room: name.to_owned(),
             message: message.clone(),
         });
-        state.broadcast(&frame, Some(conn), &self.metrics);
+        broadcast(&*self.bus, &room, frame, Some(conn));
         let ack = room_ack(name, &message, false);
         state.remember(message, &self.limits);
         Ok(ack)

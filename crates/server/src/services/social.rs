@@ -17,10 +17,9 @@ use super::directory::Directory;
 use super::messaging::encode;
 use super::text::is_clean_line;
 use super::{Caller, parse_id};
-use crate::bus::Bus;
+use crate::bus::{self, Bus, Event, Invalidation};
 use crate::clock::now_ms;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
 use crate::store::{ProfilePatch, ProfileRecord, Store, StoreError, UserId};
 
 /// Most users one `profiles` or `presence` request may name.
@@ -33,7 +32,6 @@ const STATUS_TEXT_MAX: usize = 140;
 pub struct Social {
     store: Arc<dyn Store>,
     bus: Arc<dyn Bus>,
-    registry: Arc<Registry>,
     directory: Arc<Directory>,
 }
 
@@ -77,19 +75,18 @@ fn parse_users(raw: &[String]) -> Result<Vec<UserId>> {
 }
 
 impl Social {
-    /// A service over `store`, pushing through `bus`, reading presence from `registry`.
-    pub fn new(
-        store: Arc<dyn Store>,
-        bus: Arc<dyn Bus>,
-        registry: Arc<Registry>,
-        directory: Arc<Directory>,
-    ) -> Self {
+    /// A service over `store`, pushing through `bus`, asking it for presence.
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn Bus>, directory: Arc<Directory>) -> Self {
         Self {
             store,
             bus,
-            registry,
             directory,
         }
+    }
+
+    /// Tells every node that how `a` and `b` stand changed (after the change committed).
+    fn relation_changed(&self, a: UserId, b: UserId) {
+        bus::publish(&*self.bus, Event::Invalidate(Invalidation::Relation(a, b)));
     }
 
     /// Whether `viewer` may see `user`'s full profile and presence.
@@ -135,7 +132,7 @@ impl Social {
         let frame = encode(&ServerFrame::Profile {
             profile: profile.clone(),
         });
-        self.bus.publish(&audience, &frame, caller.conn);
+        bus::publish(&*self.bus, Event::to_users(audience, frame, caller.conn));
         Ok(profile)
     }
 
@@ -163,7 +160,7 @@ impl Social {
             if self.visible(caller.user, r.id).await? {
                 out.push(PresenceInfo {
                     user: r.id.to_string(),
-                    online: self.registry.connections_of(r.id) > 0,
+                    online: self.bus.connections(r.id) > 0,
                     last_seen: r.last_seen,
                 });
             }
@@ -205,7 +202,7 @@ impl Social {
             online,
             last_seen,
         });
-        self.bus.publish(&friends, &frame, None);
+        bus::publish(&*self.bus, Event::to_users(friends, frame, None));
     }
 
     async fn tell(&self, caller: &Caller, event: FriendEvent, from: UserId, to: UserId) {
@@ -214,7 +211,7 @@ impl Social {
             from: from.to_string(),
             to: to.to_string(),
         });
-        self.bus.publish(&[from, to], &frame, caller.conn);
+        bus::publish(&*self.bus, Event::to_users([from, to], frame, caller.conn));
     }
 
     /// Asks `user` to be friends; if they had asked the caller, they become friends at once.
@@ -235,14 +232,14 @@ impl Social {
         }
         let status = if rel.b_requested {
             self.store.make_friends(caller.user, other).await?;
-            self.directory.invalidate_relation(caller.user, other);
+            self.relation_changed(caller.user, other);
             self.tell(caller, FriendEvent::Accepted, caller.user, other)
                 .await;
             FriendStatus::Friends
         } else {
             if !rel.a_requested {
                 self.store.create_friend_request(caller.user, other).await?;
-                self.directory.invalidate_relation(caller.user, other);
+                self.relation_changed(caller.user, other);
                 self.tell(caller, FriendEvent::Requested, caller.user, other)
                     .await;
             }
@@ -258,7 +255,7 @@ impl Social {
             return Err(unknown_request());
         }
         self.store.make_friends(caller.user, other).await?;
-        self.directory.invalidate_relation(caller.user, other);
+        self.relation_changed(caller.user, other);
         self.tell(caller, FriendEvent::Accepted, caller.user, other)
             .await;
         Ok(())
@@ -276,7 +273,7 @@ impl Social {
             Err(StoreError::NotFound) => return Err(unknown_request()),
             other => other?,
         }
-        self.directory.invalidate_relation(from, to);
+        self.relation_changed(from, to);
         self.tell(caller, event, caller.user, other).await;
         Ok(())
     }
@@ -290,7 +287,7 @@ impl Social {
             }
             other => other?,
         }
-        self.directory.invalidate_relation(caller.user, other);
+        self.relation_changed(caller.user, other);
         self.tell(caller, FriendEvent::Removed, caller.user, other)
             .await;
         Ok(())
@@ -300,7 +297,7 @@ impl Social {
     pub async fn block(&self, caller: &Caller, user: &str) -> Result<()> {
         let other = self.other_user(caller, user).await?;
         self.store.block(caller.user, other).await?;
-        self.directory.invalidate_relation(caller.user, other);
+        self.relation_changed(caller.user, other);
         Ok(())
     }
 
@@ -316,7 +313,7 @@ impl Social {
             }
             other => other?,
         }
-        self.directory.invalidate_relation(caller.user, other);
+        self.relation_changed(caller.user, other);
         Ok(())
     }
 

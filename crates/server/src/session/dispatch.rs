@@ -19,12 +19,12 @@ use serde::Deserialize;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::app::App;
 use crate::error::{Error, Result, plain_parse_error};
 use crate::registry::ConnHandle;
 use crate::services::Caller;
 use crate::services::messaging::{SendRequest, encode};
 use crate::services::rooms::ROOMS_PER_CONNECTION;
+use crate::state::App;
 use crate::store::{Amendment, ProfilePatch};
 
 /// The envelope alone, read when the full parse failed.

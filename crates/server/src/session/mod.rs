@@ -1,53 +1,38 @@
-//! One WebSocket connection of an authenticated user, from `hello` to close.
+//! One WebSocket connection of an authenticated user, from `hello` to close: the request loop.
 //!
-//! One task per connection owns the socket: it reads and decodes client frames ([`frame`]),
-//! answers requests through [`dispatch`], pipelining sends ([`pipeline`]; request futures are
-//! boxed, so an idle connection does not carry the largest request's state), drains the bounded outbound queue into one write
-//! buffer, sends heartbeat pings and watches for silence. Every way a connection ends goes
-//! through its [`Kick`], whose code the close frame carries. The task never waits on a slow
-//! peer while holding anything others need: events reach it through the bounded queue, and a
-//! queue that stays full is a slow consumer (kicked by the registry).
-//!
-//! Memory: between bursts a connection holds no read or write buffer (both are dropped when
-//! empty), which is what keeps an idle connection to a few kilobytes (docs/BENCHMARKS.md).
+//! One task per connection runs [`Session::serve`]: it takes decoded requests from its
+//! [`Connection`] (socket, framing and buffers, in `connection`), answers them through
+//! [`dispatch`], pipelining sends ([`pipeline`]; request futures are boxed, so an idle
+//! connection does not carry the largest request's state), drains the bounded outbound queue
+//! into the connection's write buffer, sends heartbeat pings and watches for silence. Every way
+//! a connection ends goes through its [`Kick`], whose code the close frame carries. The task
+//! never waits on a slow peer while holding anything others need: events reach it through the
+//! bounded queue, and a queue that stays full is a slow consumer (kicked by the registry).
 
+mod connection;
 mod dispatch;
 mod frame;
 mod pipeline;
 
 use std::future::poll_fn;
-use std::io::IoSlice;
-use std::mem::MaybeUninit;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use banter_protocol::{CloseCode, ErrorCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use banter_protocol::{CloseCode, Hello, Limits, PROTOCOL_VERSION, ServerFrame};
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::Instant;
 
-use self::frame::{Decoder, FrameError, Inbound, Outgoing};
+use self::connection::{Connection, Io, Step};
 use self::pipeline::{Admitting, Pipeline, Ready, Running};
-use crate::app::App;
 use crate::outbox::Outbox;
 use crate::registry::{ConnHandle, ConnId, Kick};
 use crate::services::Caller;
 use crate::services::messaging::encode;
+use crate::state::App;
 
-/// After asking the peer to close, how long to wait for its close reply before dropping.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// How long the close frame may wait for room in the socket (a slow consumer's buffers are
-/// full; when it reads again it still learns why it was closed).
-const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Most frames taken from the outbound queue at once.
 const BATCH: usize = 64;
-/// Most slices (a frame is two: header and payload) in one vectored write.
-const WRITE_SLICES: usize = 64;
-/// Most bytes taken from the socket per read (into a buffer on the stack, so that a
-/// connection waiting for data holds none).
-const READ_CHUNK: usize = 8192;
 /// Unwritten bytes past which the queue is no longer drained (the peer is not reading; the
 /// queue fills and the registry kicks the connection as a slow consumer), no more requests
 /// are read (their replies would pile up here: TCP pushes back on the client instead), and no
@@ -115,36 +100,29 @@ where
         caller,
         handle,
         rooms: Vec::new(),
-        stream,
-        decoder: Decoder::new(config.max_frame_bytes),
-        inbuf: BytesMut::new(),
-        out: Outgoing::default(),
-        reported: 0,
-        peer_closed: false,
+        io: Connection::new(stream, config.max_frame_bytes, Arc::clone(&app.metrics)),
     };
     // The hello is the first bytes written: replies and pushes are queued behind it (the outbox
     // is drained into `out` too), even for requests that came in the upgrade's own write.
-    session.out.text(hello);
-    if app
-        .registry
-        .register(caller.user, session.handle.clone())
-        .is_err()
-    {
+    session.io.text(hello);
+    let Ok(attached) = app.bus.attach(caller.user, session.handle.clone()) else {
         // Lost a race with another connection of the same user after the handshake check:
         // say why (4004) rather than drop the connection with no close frame.
         tracing::debug!(user = caller.user, "connection limit reached after upgrade");
-        session.close(CloseCode::TooManyConnections).await;
+        session.io.close(CloseCode::TooManyConnections).await;
         return;
-    }
+    };
     app.metrics.connection_opened();
     let opened = Instant::now();
     tracing::info!(
-        conn,
+        conn = %conn,
         user = caller.user,
         session = caller.session,
         "connection opened"
     );
-    if app.registry.connections_of(caller.user) == 1 {
+    // The bus decides first and last under one lock: of two first connections racing, exactly
+    // one tells the user's friends.
+    if attached.first {
         app.social.presence_changed(caller.user, true).await;
     }
     let code = session.serve(&queue).await;
@@ -152,15 +130,15 @@ where
     for room in session.rooms.drain(..) {
         _ = app.rooms.leave(conn, &room);
     }
-    app.registry.unregister(caller.user, conn);
+    let last = app.bus.detach(caller.user, conn);
     app.metrics.connection_closed();
-    if app.registry.connections_of(caller.user) == 0 {
+    if last {
         app.social.presence_changed(caller.user, false).await;
     }
-    session.close(code).await;
-    session.out_reported(0);
+    session.io.close(code).await;
+    session.io.out_reported(0);
     tracing::info!(
-        conn,
+        conn = %conn,
         user = caller.user,
         code = code.code(),
         secs = opened.elapsed().as_secs(),
@@ -173,18 +151,6 @@ fn until(expires_at: i64) -> Duration {
     Duration::from_millis(u64::try_from(expires_at - crate::clock::now_ms()).unwrap_or(0))
 }
 
-/// What the socket did.
-enum Io {
-    /// Bytes were appended to the read buffer.
-    Read,
-    /// The whole write buffer went out.
-    Written,
-    /// The peer ended the stream.
-    Eof,
-    /// The socket failed.
-    Failed(std::io::Error),
-}
-
 /// The state of one connection.
 struct Session<S> {
     app: Arc<App>,
@@ -193,26 +159,8 @@ struct Session<S> {
     handle: ConnHandle,
     /// Chatrooms this connection occupies (lent to a request that may change them).
     rooms: Vec<String>,
-    stream: S,
-    decoder: Decoder,
-    /// Received bytes not decoded yet; unallocated when empty.
-    inbuf: BytesMut,
-    /// Frames not written yet.
-    out: Outgoing,
-    /// `out`'s length as last added to the outbound-bytes gauge.
-    reported: usize,
-    /// The peer sent its close frame or ended the stream.
-    peer_closed: bool,
-}
-
-/// What a decoded frame asks of the session.
-enum Step {
-    /// Nothing more to do for now.
-    Idle,
-    /// Answer this request.
-    Request(Bytes),
-    /// Close with this code.
-    Close(CloseCode),
+    /// The socket, its framing and buffers.
+    io: Connection<S>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
@@ -247,13 +195,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
             .checked_sub(coalesce)
             .unwrap_or_else(Instant::now);
         // Whatever is already buffered (the hello) leaves at once.
-        let mut write_now = !self.out.is_empty();
+        let mut write_now = self.io.unwritten() > 0;
         let mut requests = Pipeline::default();
         let mut batch = Vec::new();
         loop {
-            let backed_up = self.out.len() >= OUT_HIGH_WATER;
+            let backed_up = self.io.unwritten() >= OUT_HIGH_WATER;
             if requests.accepts() && !backed_up {
-                match self.decode(&mut write_now) {
+                match self.io.decode(&mut write_now) {
                     Step::Idle => {}
                     Step::Request(text) => requests.admit(self.admit(text)),
                     Step::Close(code) => {
@@ -263,9 +211,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     }
                 }
             }
-            self.report_outbound();
-            let reading = !self.peer_closed && requests.accepts() && !backed_up;
-            let writing = write_now && !self.out.is_empty();
+            self.io.report_outbound();
+            let reading = !self.io.peer_closed() && requests.accepts() && !backed_up;
+            let writing = write_now && self.io.unwritten() > 0;
             let draining = !backed_up;
             tokio::select! {
                 biased;
@@ -284,18 +232,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                 // Over the mark no exclusive reply is built (see `pipeline`).
                 ready = poll_fn(|cx| requests.poll_ready(cx, !backed_up)) => match ready {
                     Ready::Reply(reply) => {
-                        self.out.text(reply);
+                        self.io.text(reply);
                         write_now = true;
                     }
                     Ready::Start(frame) => requests.run(self.start(frame)),
                     Ready::Finished(reply, rooms) => {
                         self.rooms = rooms;
-                        self.out.text(reply);
+                        self.io.text(reply);
                         write_now = true;
                     }
                     Ready::Admitted => {}
                 },
-                io = poll_fn(|cx| self.poll_io(cx, reading, writing)), if reading || writing => {
+                io = poll_fn(|cx| self.io.poll_io(cx, reading, writing)), if reading || writing => {
                     match io {
                         Io::Read => last_seen = Instant::now(),
                         Io::Written => {
@@ -304,22 +252,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                             last_write = Instant::now();
                         }
                         Io::Eof => {
-                            self.peer_closed = true;
+                            self.io.set_peer_closed();
                             kick.kick(CloseCode::Normal);
                         }
                         Io::Failed(e) => {
                             tracing::debug!(error = %e, "socket failed");
-                            self.peer_closed = true;
+                            self.io.set_peer_closed();
                             kick.kick(CloseCode::Normal);
                         }
                     }
                 }
                 _ = outbox.take(&mut batch, BATCH), if draining => {
                     for frame in batch.drain(..) {
-                        self.out.text(frame);
+                        self.io.text(frame);
                     }
                     let due = last_write + coalesce;
-                    if self.out.len() >= OUT_FLUSH || Instant::now() >= due {
+                    if self.io.unwritten() >= OUT_FLUSH || Instant::now() >= due {
                         write_now = true;
                     } else if !write_now && !flush_armed {
                         flush_armed = true;
@@ -334,66 +282,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
                     if last_seen.elapsed() >= timeout {
                         kick.kick(CloseCode::HeartbeatTimeout);
                     } else {
-                        self.out.ping();
+                        self.io.ping();
                         write_now = true;
                     }
                 }
             }
         }
-    }
-
-    /// Brings the outbound-bytes gauge up to date with `out` (one atomic add when it changed).
-    fn report_outbound(&mut self) {
-        self.out_reported(self.out.len());
-    }
-
-    /// Tells the gauge that `out` now holds `len` bytes.
-    fn out_reported(&mut self, len: usize) {
-        if len != self.reported {
-            let by = i64::try_from(len).unwrap_or(i64::MAX)
-                - i64::try_from(self.reported).unwrap_or(i64::MAX);
-            self.app.metrics.outbound_bytes_changed(by);
-            self.reported = len;
-        }
-    }
-
-    /// Decodes buffered frames up to the first request, answering pings on the way.
-    fn decode(&mut self, write_now: &mut bool) -> Step {
-        let step = loop {
-            match self.decoder.decode(&mut self.inbuf) {
-                Ok(None) => break Step::Idle,
-                Ok(Some(Inbound::Text(text))) => break Step::Request(text),
-                Ok(Some(Inbound::Ping(payload))) => {
-                    self.out.pong(payload);
-                    *write_now = true;
-                }
-                Ok(Some(Inbound::Pong)) => {}
-                Ok(Some(Inbound::Binary)) => {
-                    self.app.metrics.error(ErrorCode::BadRequest);
-                    break Step::Close(CloseCode::ProtocolViolation);
-                }
-                Ok(Some(Inbound::Close)) => {
-                    self.peer_closed = true;
-                    break Step::Close(CloseCode::Normal);
-                }
-                Err(FrameError::TooBig) => break Step::Close(CloseCode::TooBig),
-                Err(FrameError::BadClose(why)) => {
-                    // The peer has closed; it is told why its close frame was refused.
-                    tracing::debug!(why, "malformed close frame");
-                    self.peer_closed = true;
-                    break Step::Close(CloseCode::ProtocolError);
-                }
-                Err(FrameError::Protocol(why)) => {
-                    tracing::debug!(why, "websocket protocol violation");
-                    break Step::Close(CloseCode::ProtocolViolation);
-                }
-            }
-        };
-        if self.inbuf.is_empty() {
-            // Idle connections keep no read buffer.
-            self.inbuf = BytesMut::new();
-        }
-        step
     }
 
     /// Admits a request (see [`dispatch::admit`]); the future owns everything it needs.
@@ -425,71 +319,5 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
         if let Some(rooms) = requests.settle().await {
             self.rooms = rooms;
         }
-    }
-
-    /// Writes the write buffer (when `write`) and reads what the socket has (when `read`),
-    /// until one of them has news.
-    fn poll_io(&mut self, cx: &mut Context<'_>, read: bool, write: bool) -> Poll<Io> {
-        if write {
-            while !self.out.is_empty() {
-                let mut slices = [IoSlice::new(&[]); WRITE_SLICES];
-                let n = self.out.slices(&mut slices);
-                match Pin::new(&mut self.stream).poll_write_vectored(cx, &slices[..n]) {
-                    Poll::Ready(Ok(0)) => {
-                        return Poll::Ready(Io::Failed(std::io::ErrorKind::WriteZero.into()));
-                    }
-                    Poll::Ready(Ok(written)) => self.out.advance(written),
-                    Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
-                    Poll::Pending => break,
-                }
-            }
-            if self.out.is_empty() {
-                return Poll::Ready(Io::Written);
-            }
-        }
-        if read {
-            let mut scratch = [MaybeUninit::<u8>::uninit(); READ_CHUNK];
-            let mut buf = ReadBuf::uninit(&mut scratch);
-            match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-                Poll::Ready(Ok(())) if buf.filled().is_empty() => return Poll::Ready(Io::Eof),
-                Poll::Ready(Ok(())) => {
-                    self.inbuf.extend_from_slice(buf.filled());
-                    return Poll::Ready(Io::Read);
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Io::Failed(e)),
-                Poll::Pending => {}
-            }
-        }
-        Poll::Pending
-    }
-
-    /// Sends the close frame (after anything already encoded, so no frame is cut), then waits
-    /// briefly for the peer's close reply.
-    async fn close(&mut self, code: CloseCode) {
-        self.out.close(code.code(), code.reason());
-        let write = poll_fn(|cx| self.poll_io(cx, false, true));
-        if !matches!(
-            tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write).await,
-            Ok(Io::Written)
-        ) || self.peer_closed
-        {
-            return;
-        }
-        // Read (and drop) until the peer's close frame or the end of the stream.
-        let drain = async {
-            loop {
-                if !matches!(poll_fn(|cx| self.poll_io(cx, true, false)).await, Io::Read) {
-                    return;
-                }
-                loop {
-                    match self.decoder.decode(&mut self.inbuf) {
-                        Ok(Some(Inbound::Close)) | Err(_) => return,
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                    }
-                }
-            }
-        };
-        _ = tokio::time::timeout(CLOSE_GRACE, drain).await;
     }
 }

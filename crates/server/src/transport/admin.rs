@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use super::ApiError;
 use super::extract::{JsonBody, QueryParams, bearer};
-use crate::app::App;
+use crate::state::App;
 
 type Shared = State<Arc<App>>;
 

@@ -12,9 +12,9 @@ use banter_protocol::ErrorCode;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
-use crate::app::App;
 use crate::error::{Error, plain_parse_error};
 use crate::services::Caller;
+use crate::state::App;
 
 /// The caller named by the `Authorization: Bearer` header.
 pub(crate) struct Authed(pub(crate) Caller);

@@ -17,8 +17,8 @@ use utoipa::OpenApi as _;
 
 use super::ApiError;
 use super::extract::{Authed, JsonBody, QueryParams};
-use crate::app::App;
 use crate::error::Error;
+use crate::state::App;
 use crate::store::StoreError;
 
 type Shared = State<Arc<App>>;

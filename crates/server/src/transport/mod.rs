@@ -24,8 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use banter_protocol::{ErrorCode, ErrorResponse};
 
-use crate::app::App;
 use crate::error::Error;
+use crate::state::App;
 
 pub use openapi::ApiDoc;
 

@@ -22,8 +22,8 @@ use banter_protocol::ErrorCode;
 use sha2::{Digest, Sha256};
 
 use super::ApiError;
-use crate::app::App;
 use crate::error::Error;
+use crate::state::App;
 
 #[derive(rust_embed::Embed)]
 #[folder = "../../web/app"]

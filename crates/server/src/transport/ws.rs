@@ -28,9 +28,9 @@ use hyper_util::rt::TokioIo;
 
 use super::ApiError;
 use super::extract::bearer;
-use crate::app::App;
 use crate::error::Error;
 use crate::session;
+use crate::state::App;
 
 /// The GUID RFC 6455 appends to the client's key.
 const WS_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -87,7 +87,7 @@ pub(super) async fn upgrade(
             ),
         )
     })?;
-    if !app.registry.has_room(caller.user) {
+    if !app.bus.has_room(caller.user) {
         return Err(Error::with(
             ErrorCode::TooManyConnections,
             format!(

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use banter_protocol::{CloseCode, ErrorCode};
 
 use super::{Accounts, normalize_username, validate_password};
+use crate::bus::Event;
 use crate::error::{Error, Result};
 use crate::store::{DeletedUser, SessionId, StoreError, UserId, UserRecord};
 
@@ -70,7 +71,14 @@ impl Accounts {
             let deleted = store.delete_user(user).await?;
             tokens.revoked(&deleted.sessions);
             for session in &deleted.sessions {
-                bus.kick_session(user, *session, CloseCode::AuthRevoked);
+                crate::bus::publish(
+                    &*bus,
+                    Event::Kick {
+                        user,
+                        session: *session,
+                        code: CloseCode::AuthRevoked,
+                    },
+                );
             }
             Ok::<_, StoreError>(deleted)
         });

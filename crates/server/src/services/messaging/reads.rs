@@ -7,6 +7,7 @@ use banter_protocol::{
 };
 
 use super::{Messaging, encode, message_view, unknown_conversation};
+use crate::bus::{self, Event};
 use crate::error::{Error, Result};
 use crate::services::Caller;
 use crate::services::fields::check_seq;
@@ -141,7 +142,7 @@ impl Messaging {
         } else {
             &[caller.user]
         };
-        self.bus.publish(audience, &frame, caller.conn);
+        bus::publish(&*self.bus, Event::to_users(audience, frame, caller.conn));
         Ok(ReadResult { read_seq })
     }
 

@@ -11,18 +11,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::Bus;
-use crate::bus::local::LocalBus;
+use crate::admission::Admission;
+use crate::bus::node::Node;
+use crate::bus::{self, Bus, BusConfig};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::registry::{ConnId, Registry};
+use crate::registry::{NodeId, Registry};
 use crate::services::accounts::Accounts;
 use crate::services::admin::Admin;
 use crate::services::budget::BudgetLimits;
@@ -31,54 +32,17 @@ use crate::services::groups::{GroupLimits, Groups};
 use crate::services::messaging::{Messaging, MessagingLimits};
 use crate::services::rooms::{RoomLimits, Rooms};
 use crate::services::social::Social;
+use crate::state::App;
 use crate::store::Store;
 use crate::store::sqlite::{SqliteOptions, SqliteStore};
 use crate::transport;
-use crate::transport::listener::{Admission, Listener};
+use crate::transport::listener::Listener;
 use crate::transport::tls::{Tls, TlsError};
 
 /// How often entries stuck behind a publishing gap are looked at.
 const SWEEP_EVERY: Duration = Duration::from_millis(250);
-/// How often idle rate-limiter state is pruned (in sweeps).
-const PRUNE_EVERY_SWEEPS: u32 = 240;
-
-/// Shared state of a running server, handed to every handler and session.
-pub struct App {
-    /// The configuration.
-    pub config: Config,
-    /// Accounts service.
-    pub accounts: Arc<Accounts>,
-    /// The operator's service (`/v1/admin/...`).
-    pub admin: Admin,
-    /// Messaging service.
-    pub messaging: Arc<Messaging>,
-    /// Friends, profiles, presence.
-    pub social: Social,
-    /// Groups.
-    pub groups: Arc<Groups>,
-    /// Chatrooms.
-    pub rooms: Arc<Rooms>,
-    /// Connections on this node.
-    pub registry: Arc<Registry>,
-    /// Counters.
-    pub metrics: Arc<Metrics>,
-    /// Cancelled when shutdown begins.
-    pub shutdown: CancellationToken,
-    /// Tracks upgraded WebSocket sessions, which outlive their HTTP request.
-    pub sessions: TaskTracker,
-    /// Connections counted per client address.
-    pub(crate) admission: Arc<Admission>,
-    /// The store, for readiness (`/readyz` asks it whether it can write).
-    pub store: Arc<dyn Store>,
-    next_conn: AtomicU64,
-}
-
-impl App {
-    /// A fresh connection id.
-    pub fn next_conn_id(&self) -> ConnId {
-        self.next_conn.fetch_add(1, Ordering::Relaxed) + 1
-    }
-}
+/// How often idle rate-limiter state is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +67,7 @@ pub enum StartError {
 pub struct Server {
     listener: TcpListener,
     app: Arc<App>,
+    node: Arc<Node>,
     store: Arc<dyn Store>,
     tls: Option<Arc<Tls>>,
 }
@@ -178,13 +143,14 @@ impl Server {
             &sqlite_options(&config),
             Arc::clone(&metrics),
         )?);
-        let registry = Arc::new(Registry::new(
-            config.max_connections_per_user,
-            Arc::clone(&metrics),
-        ));
-        let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(Arc::clone(&registry)));
-        let listener = bind_listener(config.listen.0).await?;
         let directory = Arc::new(Directory::new(Arc::clone(&store)));
+        let node = Arc::new(Node::new(
+            NodeId::random(),
+            Registry::new(config.max_connections_per_user, Arc::clone(&metrics)),
+            Arc::clone(&directory) as _,
+        ));
+        let bus: Arc<dyn Bus> = bus::open(&BusConfig::Local, Arc::clone(&node));
+        let listener = bind_listener(config.listen.0).await?;
         let messaging = Arc::new(Messaging::new(
             Arc::clone(&store),
             Arc::clone(&bus),
@@ -208,8 +174,7 @@ impl Server {
             Arc::clone(&store),
             Arc::clone(&accounts),
             Arc::clone(&groups),
-            Arc::clone(&directory),
-            Arc::clone(&registry),
+            Arc::clone(&bus),
             Arc::clone(&metrics),
             &config,
         );
@@ -217,17 +182,16 @@ impl Server {
             accounts,
             admin,
             groups,
-            social: Social::new(
-                Arc::clone(&store),
+            social: Social::new(Arc::clone(&store), Arc::clone(&bus), Arc::clone(&directory)),
+            rooms: Arc::new(Rooms::new(
+                room_limits(&config),
                 Arc::clone(&bus),
-                Arc::clone(&registry),
-                Arc::clone(&directory),
-            ),
-            rooms: Arc::new(Rooms::new(room_limits(&config), Arc::clone(&metrics))),
+                Arc::clone(&metrics),
+            )),
             messaging,
             admission: Arc::new(Admission::new(&config)),
             config,
-            registry,
+            bus,
             metrics,
             shutdown: CancellationToken::new(),
             sessions: TaskTracker::new(),
@@ -237,6 +201,7 @@ impl Server {
         Ok(Self {
             listener,
             app,
+            node,
             store,
             tls,
         })
@@ -268,31 +233,12 @@ impl Server {
         let Self {
             listener,
             app,
+            node,
             store,
             tls,
         } = self;
         let grace = app.config.shutdown_grace();
-        let token = app.shutdown.clone();
-        tokio::spawn({
-            let token = token.clone();
-            async move {
-                shutdown.await;
-                token.cancel();
-            }
-        });
-        let pruner = tokio::spawn({
-            let app = Arc::clone(&app);
-            async move {
-                let mut every = tokio::time::interval(SWEEP_EVERY);
-                for n in 1u32.. {
-                    every.tick().await;
-                    app.messaging.sweep();
-                    if n % PRUNE_EVERY_SWEEPS == 0 {
-                        app.messaging.prune();
-                    }
-                }
-            }
-        });
+        let background = Background::start(&app, &node);
         tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "banter listening");
         // The listener keeps accepting while sessions drain, so that new requests get a typed
         // 503 (`shutting_down`) instead of a refused connection; it stops once they are done.
@@ -300,7 +246,11 @@ impl Server {
         let router = transport::router(Arc::clone(&app));
         let listener = Listener::new(listener, Arc::clone(&app), router, tls);
         let served = tokio::spawn(listener.run(drained.clone()));
-        token.cancelled().await;
+        let token = app.shutdown.clone();
+        tokio::select! {
+            () = shutdown => token.cancel(),
+            () = token.cancelled() => {}
+        }
         tracing::info!("shutting down");
         app.sessions.close();
         if tokio::time::timeout(grace, app.sessions.wait())
@@ -318,9 +268,59 @@ impl Server {
                 Ok(())
             }
         };
-        pruner.abort();
+        background.stop().await;
         store.close().await;
         tracing::info!("stopped");
         http
+    }
+}
+
+/// The server's periodic tasks, owned: started with it and stopped (and awaited) at shutdown,
+/// after the sessions that need them are gone.
+struct Background {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Background {
+    fn start(app: &Arc<App>, node: &Arc<Node>) -> Self {
+        let this = Self {
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        // Entries stuck behind a publishing gap are released after `bus::node::GAP_TIMEOUT`.
+        let n = Arc::clone(node);
+        this.every(SWEEP_EVERY, move || n.sweep());
+        // Idle rate-limiter state is pruned.
+        let a = Arc::clone(app);
+        this.every(PRUNE_EVERY, move || a.messaging.prune());
+        // Chatroom occupancy changes go out, coalesced, once per interval.
+        let a = Arc::clone(app);
+        this.every(app.rooms.occupancy_interval(), move || {
+            a.rooms.flush_occupancy();
+        });
+        this.tasks.close();
+        this
+    }
+
+    /// Runs `tick` every `period` until stopped.
+    fn every(&self, period: Duration, tick: impl Fn() + Send + 'static) {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => tick(),
+                }
+            }
+        });
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tasks.wait().await;
     }
 }
