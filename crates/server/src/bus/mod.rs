@@ -37,7 +37,8 @@ use banter_protocol::CloseCode;
 use bytes::Bytes;
 
 use self::node::Node;
-use crate::registry::{ConnHandle, ConnId, NodeId, TooManyConnections};
+use crate::registry::TooManyConnections;
+pub use crate::registry::{ConnHandle, ConnId, NodeId};
 use crate::store::{ConvId, SessionId, UserId};
 
 /// Who a delivery is for.

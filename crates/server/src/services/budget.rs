@@ -12,8 +12,8 @@ use std::num::NonZeroU32;
 use banter_protocol::ErrorCode;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use crate::bus::ConnId;
 use crate::error::{Error, Result};
-use crate::registry::ConnId;
 use crate::store::UserId;
 
 /// Rates and bursts of the two budgets (from `Config`).

@@ -19,11 +19,11 @@ use super::directory::Directory;
 use super::fields::{check_client_msg_id, check_text, reused_client_msg_id};
 use super::turns::Turns;
 use super::{Caller, parse_id};
+use crate::bus::ConnId;
 use crate::bus::{self, Audience, Bus, Delivery, Event, Invalidation};
 use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::registry::ConnId;
 use crate::store::{
     Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store, StoreError,
     StoredMessage, UserId,

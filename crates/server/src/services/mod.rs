@@ -22,8 +22,8 @@ pub mod turns;
 
 use banter_protocol::ErrorCode;
 
+use crate::bus::ConnId;
 use crate::error::Error;
-use crate::registry::ConnId;
 use crate::store::{SessionId, UserId};
 
 /// Who is asking: an authenticated session, and (over WebSocket) the connection.

@@ -28,9 +28,9 @@ use super::fields::{check_client_msg_id, check_text};
 use super::messaging::encode;
 use super::page::encoded_len;
 use crate::bus::{self, Audience, Bus, Delivery, Event};
+use crate::bus::{ConnHandle, ConnId};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
-use crate::registry::{ConnHandle, ConnId};
 use crate::store::UserId;
 
 /// Users named in one occupancy frame; beyond this only the count changes.
