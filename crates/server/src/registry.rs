@@ -105,11 +105,15 @@ pub struct ConnHandle {
 
 type Shard = Mutex<HashMap<UserId, Vec<ConnHandle>>>;
 
+/// A room's connections on this node.
+type RoomRoute = Mutex<HashMap<ConnId, ConnHandle>>;
+
 /// Connections by user, and room occupants, on this node.
 pub struct Registry {
     shards: Box<[Shard]>,
-    /// The connections in each room that has one here.
-    rooms: Mutex<HashMap<Arc<str>, Vec<ConnHandle>>>,
+    /// The connections in each room that has one here (each room with its own lock, so that
+    /// a broadcast to one room holds the map's lock only for the lookup).
+    rooms: Mutex<HashMap<Arc<str>, Arc<RoomRoute>>>,
     max_per_user: usize,
     metrics: Arc<Metrics>,
 }
@@ -183,16 +187,9 @@ impl Registry {
         shard.get(&user).map_or(0, Vec::len) < self.max_per_user
     }
 
-    /// Removes a connection (and it from any room); returns whether it was the user's last
-    /// one here, decided under the lock as in [`Registry::register`].
+    /// Removes a connection; returns whether it was the user's last one here, decided under
+    /// the lock as in [`Registry::register`]. Its rooms are left before (`services::rooms`).
     pub fn unregister(&self, user: UserId, conn: ConnId) -> bool {
-        {
-            let mut rooms = self.rooms.lock().expect("registry rooms lock");
-            rooms.retain(|_, occupants| {
-                occupants.retain(|c| c.conn != conn);
-                !occupants.is_empty()
-            });
-        }
         let mut shard = self.shard(user).lock().expect("registry shard lock");
         let Some(conns) = shard.get_mut(&user) else {
             return false;
@@ -245,11 +242,18 @@ impl Registry {
 
     /// Queues `frame` on every connection in `room` here except `except`.
     pub fn deliver_to_room(&self, room: &str, frame: &Bytes, except: Option<ConnId>) -> u64 {
-        let rooms = self.rooms.lock().expect("registry rooms lock");
-        let queued = rooms
+        let Some(route) = self
+            .rooms
+            .lock()
+            .expect("registry rooms lock")
             .get(room)
-            .into_iter()
-            .flatten()
+            .cloned()
+        else {
+            return 0;
+        };
+        let occupants = route.lock().expect("registry room lock");
+        let queued = occupants
+            .values()
             .filter(|c| Some(c.conn) != except)
             .map(|c| u64::from(c.offer(frame, &self.metrics)))
             .sum();
@@ -260,18 +264,21 @@ impl Registry {
     /// Puts a connection of this node in `room` (no-op if it is there).
     pub fn enter_room(&self, room: &str, conn: &ConnHandle) {
         let mut rooms = self.rooms.lock().expect("registry rooms lock");
-        let occupants = rooms.entry(Arc::from(room)).or_default();
-        if !occupants.iter().any(|c| c.conn == conn.conn) {
-            occupants.push(conn.clone());
-        }
+        let route = rooms.entry(Arc::from(room)).or_default();
+        route
+            .lock()
+            .expect("registry room lock")
+            .insert(conn.conn, conn.clone());
     }
 
-    /// Takes a connection out of `room`.
+    /// Takes a connection out of `room`; the room's route goes with its last connection here.
     pub fn leave_room(&self, room: &str, conn: ConnId) {
         let mut rooms = self.rooms.lock().expect("registry rooms lock");
-        if let Some(occupants) = rooms.get_mut(room) {
-            occupants.retain(|c| c.conn != conn);
+        if let Some(route) = rooms.get(room) {
+            let mut occupants = route.lock().expect("registry room lock");
+            occupants.remove(&conn);
             if occupants.is_empty() {
+                drop(occupants);
                 rooms.remove(room);
             }
         }
