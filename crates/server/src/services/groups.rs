@@ -226,7 +226,7 @@ impl Groups {
             .await
         {
             Err(StoreError::GroupFull) => return Err(self.full()),
-            Err(StoreError::NotFound) => return Err(not_found),
+            Err(StoreError::NotFound(_)) => return Err(not_found),
             other => other?,
         };
         self.directory.invalidate_conversation(conv);
@@ -278,7 +278,7 @@ impl Groups {
             })
             .await
         {
-            Err(StoreError::NotFound) => {
+            Err(StoreError::NotFound(_)) => {
                 return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
             }
             other => other?,

@@ -65,6 +65,8 @@ pub trait Store: AdminStore + Send + Sync + 'static {
     async fn members(&self, conv: ConvId) -> StoreResult<Vec<UserId>>;
 
     /// Appends a message, assigning `seq`, `id` and `ts` at commit. Returns after commit.
+    /// `NotFound(Conversation)` for an unknown conversation (membership is the services'
+    /// check).
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
         self.queue_append(message).await?.await
     }
@@ -108,7 +110,7 @@ pub trait Store: AdminStore + Send + Sync + 'static {
         client_msg_id: String,
         amendment: Amendment,
     ) -> StoreResult<Appended>;
-    /// Seq of the newest message (0 when empty).
+    /// The conversation's seq counter: the seq of its newest entry (0 when empty or unknown).
     async fn last_seq(&self, conv: ConvId) -> StoreResult<u64>;
 
     /// A user's conversations with their newest message and read cursor.
@@ -162,9 +164,6 @@ pub trait Store: AdminStore + Send + Sync + 'static {
         entry: SystemEntry,
     ) -> StoreResult<StoredMessage>;
 
-    /// Counts stored rows holding messages of `conv` (for tests of read diffusion and
-    /// idempotency; not used on hot paths).
-    async fn count_messages(&self, conv: ConvId) -> StoreResult<u64>;
     /// `Ok` when the store can take writes; `Unavailable` while its last write failed for a
     /// lasting reason (I/O error, full or read-only disk, corruption), until a write succeeds
     /// again (an implementation may try one to find out). Backs `/readyz`.
