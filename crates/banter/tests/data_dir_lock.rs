@@ -30,7 +30,10 @@ async fn a_second_server_on_a_held_data_dir_refuses_and_names_the_holder() {
         .output()
         .expect("run a second banter serve");
     let stderr = String::from_utf8_lossy(&second.stderr);
-    assert!(!second.status.success(), "the second server started: {stderr}");
+    assert!(
+        !second.status.success(),
+        "the second server started: {stderr}"
+    );
     let expected = format!(
         "data directory banter-data is in use by another banter process (pid {}); stop it or \
          pick another --data-dir",

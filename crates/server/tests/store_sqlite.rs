@@ -7,7 +7,7 @@ use std::sync::Arc;
 use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
 use banter_server::store::conformance::Backend;
-use banter_server::store::sqlite::{DB_FILE, SqliteOptions, SqliteStore};
+use banter_server::store::sqlite::{DB_FILE, LOCK_FILE, MARKER_FILE, SqliteOptions, SqliteStore};
 use banter_server::store::{NewMessage, Store, StoreError};
 
 fn options() -> SqliteOptions {
@@ -206,4 +206,25 @@ async fn writes_after_close_fail_cleanly() {
         matches!(err, banter_server::store::StoreError::Closed),
         "{err}"
     );
+}
+
+/// Two handles in one process share the data directory's lock; the directory is marked clean
+/// (and the WAL removed) only when the last one closes, so a handle closing early never
+/// claims a clean shutdown while the other still writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_of_two_handles_marks_the_directory_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = Arc::new(Metrics::default());
+    let state = || std::fs::read_to_string(dir.path().join(MARKER_FILE)).unwrap();
+    let first = SqliteStore::open(dir.path(), &options(), Arc::clone(&metrics)).unwrap();
+    let second = SqliteStore::open(dir.path(), &options(), Arc::clone(&metrics)).unwrap();
+    assert!(dir.path().join(LOCK_FILE).exists());
+    first.create_user("alice", "h").await.unwrap();
+    first.close().await;
+    assert!(state().contains("running"), "{}", state());
+    second.create_user("bob", "h").await.unwrap();
+    assert!(second.user_by_name("alice").await.unwrap().is_some());
+    second.close().await;
+    assert!(state().contains("clean"), "{}", state());
+    assert!(!dir.path().join(format!("{DB_FILE}-wal")).exists());
 }

@@ -2,8 +2,8 @@
 //! ([`writer`]), and a small pool of read-only connections for queries.
 //!
 //! Readers never block the writer and see only committed data (WAL snapshot isolation).
-//! Opening checks the data directory first ([`datadir`]); closing checkpoints the WAL into the
-//! database and removes it.
+//! Opening locks the data directory against other processes ([`lock`]) and checks it
+//! ([`datadir`]); closing the last handle checkpoints the WAL into the database and removes it.
 
 mod accounts;
 mod admin;

@@ -1,6 +1,8 @@
-//! The single SQLite writer thread and its group commit.
+//! A store handle's SQLite writer thread and its group commit.
 //!
-//! Every write in the process goes through one thread that owns the only read-write connection.
+//! Every write of a handle goes through one thread that owns its only read-write connection (a
+//! server has one handle; more handles on one database, as in the conformance suite, take turns
+//! through SQLite's write lock: `BEGIN IMMEDIATE` waits up to `busy_timeout`).
 //! It takes whatever jobs are queued (up to `write_batch_max`), runs each inside its own
 //! savepoint of ONE transaction, commits once, and only then answers each job: a message is
 //! acknowledged only after the commit that holds it (DESIGN.md invariant 1), and a thousand
