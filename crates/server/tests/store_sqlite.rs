@@ -228,3 +228,26 @@ async fn the_last_of_two_handles_marks_the_directory_clean() {
     assert!(state().contains("clean"), "{}", state());
     assert!(!dir.path().join(format!("{DB_FILE}-wal")).exists());
 }
+
+/// A database another connection keeps write-locked past `busy_timeout` makes writes fail
+/// with the retryable `Busy`, not the permanent `Backend`, and does not mark the store
+/// unwritable: once the lock is gone the same write succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_locked_out_is_busy_and_retryable() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path(), &options(), Arc::new(Metrics::default())).unwrap();
+    store.create_user("alice", "h").await.unwrap();
+    let other = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    // The writer waits its busy timeout (5 s) for the lock this connection holds.
+    let err = store.create_user("bob", "h").await.unwrap_err();
+    assert!(matches!(err, StoreError::Busy(_)), "{err}");
+    assert!(err.is_retryable());
+    other.execute_batch("ROLLBACK").unwrap();
+    store.writable().await.expect("busy is not a lasting fault");
+    store
+        .create_user("bob", "h")
+        .await
+        .expect("the retry succeeds");
+    store.close().await;
+}

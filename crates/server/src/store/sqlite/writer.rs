@@ -94,8 +94,9 @@ impl Health {
 
 /// What to do once the batch's commit outcome is known.
 type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
-/// A write: runs inside the batch's transaction, returns its completion.
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
+/// A write: runs inside the batch's transaction (`None`: the transaction could not begin, so it
+/// does not run), returns its completion.
+type Job = Box<dyn FnOnce(Option<&mut WriteCtx<'_>>) -> Completion + Send>;
 
 /// What the writer thread receives.
 enum Command {
@@ -169,10 +170,14 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
-            if let Err(StoreError::Unavailable(why)) = &result {
-                ctx.fault.get_or_insert_with(|| why.clone());
-            }
+            // Not run: the batch's outcome (the error that kept it from beginning) is the answer.
+            let result = ctx.map_or(Err(StoreError::Closed), |ctx| {
+                let result = f(ctx);
+                if let Err(StoreError::Unavailable(why)) = &result {
+                    ctx.fault.get_or_insert_with(|| why.clone());
+                }
+                result
+            });
             Box::new(move |committed: StoreResult<()>| {
                 // The caller may have gone away (timeout, disconnect); the write stands.
                 _ = tx.send(committed.and(result));
@@ -353,7 +358,13 @@ fn commit_batch(
     let size = batch.len();
     let mut completions = Vec::with_capacity(size);
     let mut fault = None;
-    let outcome = exec(conn, "BEGIN IMMEDIATE").and_then(|()| {
+    let begun = exec(conn, "BEGIN IMMEDIATE");
+    if begun.is_err() {
+        // Locked out past busy_timeout, or a lasting fault: every job fails with that error
+        // (below) instead of being dropped, which its caller would read as `Closed`.
+        completions.extend(batch.drain(..).map(|job| job(None)));
+    }
+    let outcome = begun.and_then(|()| {
         let mut counters = Counters::default();
         let mut ctx = WriteCtx {
             conn,
@@ -362,13 +373,12 @@ fn commit_batch(
             fault: None,
         };
         for job in batch.drain(..) {
-            completions.push(job(&mut ctx));
+            completions.push(job(Some(&mut ctx)));
         }
         fault = ctx.fault.take();
         counters.flush(conn).map_err(backend)?;
         exec(conn, "COMMIT")
     });
-    // Jobs not run (BEGIN failed) are dropped here: their callers see `Closed`.
     batch.clear();
     if let Err(e) = &outcome {
         // The counters went with the batch: the next one reads them afresh.
