@@ -78,11 +78,27 @@ async fn info_logs_name_the_start_connections_and_requests_but_no_secret() {
     ] {
         assert!(log.contains(access), "{access} in\n{log}");
     }
+    // A connection is named `<node id in hex>.<number on that node>`.
+    let opened = log
+        .lines()
+        .find(|l| l.contains("connection opened"))
+        .unwrap();
+    let conn = opened
+        .split("conn=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap();
+    let (node, number) = conn.split_once('.').unwrap();
     assert!(
-        log.contains(&format!("connection opened conn=1 user={user}")),
+        node.len() == 16 && u64::from_str_radix(node, 16).is_ok(),
+        "{opened}"
+    );
+    assert_eq!(number, "1", "{opened}");
+    assert!(opened.contains(&format!("user={user}")), "{opened}");
+    assert!(
+        log.contains(&format!("connection closed conn={conn}")),
         "{log}"
     );
-    assert!(log.contains("connection closed conn=1"), "{log}");
     for secret in [token.as_str(), PASSWORD, SECRET_TEXT] {
         assert!(!log.contains(secret), "{secret:?} was logged:\n{log}");
     }

@@ -78,14 +78,17 @@ impl From<StoreError> for Error {
                 "too many live invitations; revoke some first",
             ),
             StoreError::Refused { user, why } => refusal(user, why),
-            StoreError::Unavailable(_) => {
+            StoreError::Unavailable(_) | StoreError::Busy(_) | StoreError::Conflict(_) => {
                 tracing::warn!(error = %e, "store unavailable");
                 Self::new(
                     ErrorCode::StoreUnavailable,
                     "the server cannot store data right now; retry later",
                 )
             }
-            StoreError::NotFound | StoreError::Backend(_) | StoreError::DataDir(_) => {
+            StoreError::NotFound(_)
+            | StoreError::Backend(_)
+            | StoreError::DataDir(_)
+            | StoreError::Locked { .. } => {
                 tracing::error!(error = %e, "store failure");
                 Self::new(ErrorCode::Internal, "internal error")
             }

@@ -34,7 +34,7 @@ use crate::services::rooms::{RoomLimits, Rooms};
 use crate::services::social::Social;
 use crate::state::App;
 use crate::store::Store;
-use crate::store::sqlite::{SqliteOptions, SqliteStore};
+use crate::store::{self, StoreConfig};
 use crate::transport;
 use crate::transport::listener::Listener;
 use crate::transport::tls::{Tls, TlsError};
@@ -77,16 +77,6 @@ async fn bind_listener(addr: SocketAddr) -> Result<TcpListener, StartError> {
     TcpListener::bind(addr)
         .await
         .map_err(|source| StartError::Bind { addr, source })
-}
-
-/// The SQLite store's options from the configuration.
-fn sqlite_options(config: &Config) -> SqliteOptions {
-    SqliteOptions {
-        write_batch_max: config.write_batch_max,
-        synchronous: config.sqlite_synchronous,
-        readers: config.sqlite_readers,
-        quick_check: config.sqlite_quick_check,
-    }
 }
 
 /// The messaging service's limits from the configuration.
@@ -138,11 +128,7 @@ impl Server {
             _ => None,
         };
         let metrics = Arc::new(Metrics::default());
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(
-            &config.data_dir,
-            &sqlite_options(&config),
-            Arc::clone(&metrics),
-        )?);
+        let store = store::open(&StoreConfig::from_config(&config), Arc::clone(&metrics)).await?;
         let directory = Arc::new(Directory::new(Arc::clone(&store)));
         let node = Arc::new(Node::new(
             NodeId::random(),

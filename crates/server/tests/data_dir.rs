@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
-use banter_server::store::sqlite::{DB_FILE, MARKER_FILE, SqliteOptions, SqliteStore};
+use banter_server::store::sqlite::{DB_FILE, LOCK_FILE, MARKER_FILE, SqliteOptions, SqliteStore};
 use banter_server::store::{Store, StoreError};
 
 fn options(quick_check: bool) -> SqliteOptions {
@@ -66,7 +66,8 @@ async fn a_clean_close_leaves_the_database_and_its_marker_only() {
     assert!(marker(dir.path()).contains("state = \"running\""));
     assert!(dir.path().join("banter.db-wal").exists());
     store.close().await;
-    assert_eq!(files(dir.path()), [DB_FILE, MARKER_FILE]);
+    // The lock file stays: removing it would race with a process taking it.
+    assert_eq!(files(dir.path()), [DB_FILE, MARKER_FILE, LOCK_FILE]);
     assert!(marker(dir.path()).contains("state = \"clean\""));
     // The database file alone holds the data.
     let conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -175,7 +176,8 @@ async fn a_directory_from_before_markers_is_adopted() {
     // Undo every migration after the second.
     conn.execute_batch(
         "DROP TABLE banter_meta; DROP TABLE invites; ALTER TABLE users DROP COLUMN disabled_at;
-         ALTER TABLE users DROP COLUMN deleted_at; PRAGMA user_version = 2;",
+         ALTER TABLE users DROP COLUMN deleted_at; ALTER TABLE conversations DROP COLUMN last_seq;
+         DROP TABLE counters; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);
@@ -225,7 +227,8 @@ async fn a_store_dropped_without_close_leaves_a_clean_directory() {
     let store = open(dir.path()).unwrap();
     store.create_user("alice", "h").await.unwrap();
     drop(store);
-    assert_eq!(files(dir.path()), [DB_FILE, MARKER_FILE]);
+    // The lock file stays: removing it would race with a process taking it.
+    assert_eq!(files(dir.path()), [DB_FILE, MARKER_FILE, LOCK_FILE]);
     assert!(marker(dir.path()).contains("state = \"clean\""));
     let again = open(dir.path()).unwrap();
     assert!(again.user_by_name("alice").await.unwrap().is_some());

@@ -98,7 +98,7 @@ async fn five_hundred_members_one_row_each_device_once_offline_by_sync() {
     }
     // Read diffusion: one row per entry, not one per member.
     let conv: i64 = group.id.parse().unwrap();
-    assert_eq!(server.store.count_messages(conv).await.unwrap(), 3);
+    assert_eq!(server.stored_rows(conv), 3);
     server.stop().await;
 }
 

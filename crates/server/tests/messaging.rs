@@ -140,7 +140,7 @@ async fn retry_after_dropped_connection_stores_and_delivers_once() {
     assert_eq!(next_message(&mut b).await.text, "only once");
     assert_eq!(next_message(&mut b).await.text, "second");
     let conv: i64 = original.conversation.parse().unwrap();
-    assert_eq!(server.store.count_messages(conv).await.unwrap(), 2);
+    assert_eq!(server.stored_rows(conv), 2);
     let page = b.sync(&original.conversation, 0, None).await.unwrap();
     assert_eq!(page.messages.len(), 2);
     server.stop().await;

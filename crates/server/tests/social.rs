@@ -226,7 +226,7 @@ async fn blocked_user_cannot_reach_through_an_existing_conversation() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::Blocked));
     let conv_id: i64 = conv.parse().unwrap();
-    assert_eq!(server.store.count_messages(conv_id).await.unwrap(), 1);
+    assert_eq!(server.stored_rows(conv_id), 1);
     server.stop().await;
 }
 

@@ -245,7 +245,7 @@ impl Accounts {
             .await
         {
             // Disabled (or deleted) since the password check.
-            Err(crate::store::StoreError::NotFound) => return Err(disabled),
+            Err(crate::store::StoreError::NotFound(_)) => return Err(disabled),
             other => other?,
         };
         tracing::info!(user = user.id, session = session.id, "logged in");
@@ -388,7 +388,7 @@ impl Accounts {
             })
             .await;
         match revoked {
-            Err(crate::store::StoreError::NotFound) => Err(Error::new(
+            Err(crate::store::StoreError::NotFound(_)) => Err(Error::new(
                 ErrorCode::UnknownSession,
                 "no such session for this account",
             )),

@@ -368,7 +368,7 @@ impl Admin {
         let unknown = Error::new(ErrorCode::UnknownInvite, "no such live invitation");
         let id = parse_id(raw, ErrorCode::UnknownInvite, "invitation")?;
         match self.store.revoke_invite(id).await {
-            Err(crate::store::StoreError::NotFound) => return Err(unknown),
+            Err(crate::store::StoreError::NotFound(_)) => return Err(unknown),
             other => other?,
         }
         tracing::info!(action = "invite.revoke", invite = id, "admin action");

@@ -227,7 +227,7 @@ impl Groups {
             .await
         {
             Err(StoreError::GroupFull) => return Err(self.full()),
-            Err(StoreError::NotFound) => return Err(not_found),
+            Err(StoreError::NotFound(_)) => return Err(not_found),
             other => other?,
         };
         self.messaging.invalidate(Invalidation::Conversation(conv));
@@ -281,7 +281,7 @@ impl Groups {
             })
             .await
         {
-            Err(StoreError::NotFound) => {
+            Err(StoreError::NotFound(_)) => {
                 return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
             }
             other => other?,

@@ -337,7 +337,7 @@ impl Messaging {
         }
         self.check_direct_allowed(a, b).await?;
         let conv = match self.store.direct_conversation(a, b).await {
-            Err(StoreError::NotFound) => {
+            Err(StoreError::NotFound(_)) => {
                 return Err(Error::new(ErrorCode::UnknownUser, "no such user"));
             }
             other => other?,

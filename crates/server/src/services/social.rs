@@ -270,7 +270,7 @@ impl Social {
             (caller.user, other, FriendEvent::Cancelled)
         };
         match self.store.delete_friend_request(from, to).await {
-            Err(StoreError::NotFound) => return Err(unknown_request()),
+            Err(StoreError::NotFound(_)) => return Err(unknown_request()),
             other => other?,
         }
         self.relation_changed(from, to);
@@ -282,7 +282,7 @@ impl Social {
     pub async fn remove(&self, caller: &Caller, user: &str) -> Result<()> {
         let other = self.other_user(caller, user).await?;
         match self.store.remove_friend(caller.user, other).await {
-            Err(StoreError::NotFound) => {
+            Err(StoreError::NotFound(_)) => {
                 return Err(Error::new(ErrorCode::UnknownUser, "not a friend of yours"));
             }
             other => other?,
@@ -305,7 +305,7 @@ impl Social {
     pub async fn unblock(&self, caller: &Caller, user: &str) -> Result<()> {
         let other = self.other_user(caller, user).await?;
         match self.store.unblock(caller.user, other).await {
-            Err(StoreError::NotFound) => {
+            Err(StoreError::NotFound(_)) => {
                 return Err(Error::new(
                     ErrorCode::UnknownUser,
                     "you have not blocked that user",

@@ -1,63 +1,156 @@
 //! The store conformance suite: what every [`Store`] implementation must do, written against the
-//! trait only so that each backend runs it unchanged (see `tests/store_sqlite.rs`).
+//! trait only so that each backend runs it unchanged. A backend's test file implements
+//! [`Backend`] and invokes [`store_conformance!`](crate::store_conformance) once, which makes
+//! one test per check (see `tests/store_sqlite.rs`).
 //!
-//! Each check takes a fresh, empty store and panics with a message on a violation.
+//! Each check gets a fresh, empty database, one handle on it or two (as two processes or nodes
+//! would have), and panics with a message on a violation.
 
+use std::future::Future;
 use std::sync::Arc;
 
 mod consent;
 mod messages;
+mod shared;
 
 use super::{
-    AddRules, EntryKind, GroupChange, MemberRole, NewGroup, NewMessage, NewSession, ProfilePatch,
-    Store, StoreError, SystemEntry, UserId,
+    AddRules, ConvId, EntryKind, GroupChange, MemberRole, Missing, NewGroup, NewMessage,
+    NewSession, ProfilePatch, Store, StoreError, SystemEntry, UserId,
 };
 
-/// Names of every check, for backends' test lists.
-pub const CHECKS: &[&str] = &[
-    "users",
-    "sessions",
-    "direct_conversations",
-    "append_assigns_gap_free_seq",
-    "append_is_idempotent",
-    "concurrent_appends",
-    "queued_appends_commit_in_queue_order",
-    "paging",
-    "conversation_list_and_read_cursor",
-    "social_graph",
-    "groups_and_system_entries",
-    "recall_and_edit",
-    "group_add_rules",
-    "contacts_exclude_blocks_and_dissolved_groups",
-    "conversation_list_mixes_kinds",
-];
+/// How the suite gets databases from a backend.
+pub trait Backend: Send + Sync + 'static {
+    /// One database, which lives (and is removed, if it is a scratch one) with this value.
+    type Database: Send + Sync + 'static;
+    /// Creates a new, empty database.
+    fn create(&self) -> impl Future<Output = Self::Database> + Send;
+    /// Opens a handle on `db`. Every call opens another handle, as another process or node
+    /// would: the suite writes through two at once.
+    fn open(&self, db: &Self::Database) -> impl Future<Output = Arc<dyn Store>> + Send;
+}
 
-/// Runs the check named `name` (one of [`CHECKS`]) on `store`.
-pub async fn run(name: &str, store: Arc<dyn Store>) {
-    match name {
-        "users" => users(&*store).await,
-        "sessions" => sessions(&*store).await,
-        "direct_conversations" => direct_conversations(&*store).await,
-        "append_assigns_gap_free_seq" => messages::append_assigns_gap_free_seq(&*store).await,
-        "append_is_idempotent" => messages::append_is_idempotent(&*store).await,
-        "concurrent_appends" => messages::concurrent_appends(store).await,
-        "queued_appends_commit_in_queue_order" => {
-            messages::queued_appends_commit_in_order(&*store).await
-        }
-        "paging" => messages::paging(&*store).await,
-        "conversation_list_and_read_cursor" => {
-            messages::conversation_list_and_read_cursor(&*store).await
-        }
-        "social_graph" => social_graph(&*store).await,
-        "groups_and_system_entries" => groups_and_system_entries(&*store).await,
-        "recall_and_edit" => messages::recall_and_edit(&*store).await,
-        "group_add_rules" => consent::group_add_rules(&*store).await,
-        "contacts_exclude_blocks_and_dissolved_groups" => {
-            consent::contacts_exclude_blocks_and_dissolved_groups(&*store).await;
-        }
-        "conversation_list_mixes_kinds" => consent::conversation_list(&*store).await,
-        other => panic!("no conformance check named {other}"),
+/// Makes one `#[tokio::test]` per conformance check, each on a fresh database of `$backend`
+/// (an expression whose value implements [`Backend`]). The invoking crate needs `tokio` with
+/// the `macros` and `rt-multi-thread` features.
+///
+/// ```ignore
+/// banter_server::store_conformance!(SqliteBackend::default());
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($backend:expr) => {
+        $crate::store_conformance!(@each $backend;
+            users, sessions, direct_conversations, append_assigns_gap_free_seq,
+            append_is_idempotent, concurrent_appends, queued_appends_commit_in_queue_order,
+            dropped_queued_append_commits, failed_append_leaves_no_gap, paging,
+            conversation_list_and_read_cursor, social_graph, groups_and_system_entries,
+            recall_and_edit, group_add_rules, contacts_exclude_blocks_and_dissolved_groups,
+            conversation_list_mixes_kinds, two_handles_append_concurrently,
+            retry_through_another_handle_is_a_duplicate, two_handles_change_and_amend_concurrently,
+        );
+    };
+    (@each $backend:expr; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                $crate::store::conformance::checks::$check(&$backend).await;
+            }
+        )*
+    };
+}
+
+/// Runs `check` on one handle of a fresh database, then closes it.
+async fn one<B, F, Fut>(backend: &B, check: F)
+where
+    B: Backend,
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    check(Arc::clone(&store)).await;
+    store.close().await;
+}
+
+/// Runs `check` on two handles of one fresh database, then closes both.
+async fn two<B, F, Fut>(backend: &B, check: F)
+where
+    B: Backend,
+    F: FnOnce(Arc<dyn Store>, Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let db = backend.create().await;
+    let first = backend.open(&db).await;
+    let second = backend.open(&db).await;
+    check(Arc::clone(&first), Arc::clone(&second)).await;
+    first.close().await;
+    second.close().await;
+}
+
+/// The checks, one function each, for [`store_conformance!`](crate::store_conformance). A new
+/// check goes here and in the macro's list.
+pub mod checks {
+    use super::{Backend, consent, messages, one, shared, two};
+
+    macro_rules! on_one_handle {
+        ($($name:ident => $check:expr;)*) => {
+            $(
+                #[doc = concat!("The `", stringify!($name), "` check, on one handle.")]
+                pub async fn $name(backend: &impl Backend) {
+                    one(backend, |store| async move { $check(&*store).await }).await;
+                }
+            )*
+        };
     }
+
+    on_one_handle! {
+        users => super::users;
+        sessions => super::sessions;
+        direct_conversations => super::direct_conversations;
+        append_assigns_gap_free_seq => messages::append_assigns_gap_free_seq;
+        append_is_idempotent => messages::append_is_idempotent;
+        queued_appends_commit_in_queue_order => messages::queued_appends_commit_in_order;
+        dropped_queued_append_commits => shared::dropped_queued_append_commits;
+        failed_append_leaves_no_gap => shared::failed_append_leaves_no_gap;
+        paging => messages::paging;
+        conversation_list_and_read_cursor => messages::conversation_list_and_read_cursor;
+        social_graph => super::social_graph;
+        groups_and_system_entries => super::groups_and_system_entries;
+        recall_and_edit => messages::recall_and_edit;
+        group_add_rules => consent::group_add_rules;
+        contacts_exclude_blocks_and_dissolved_groups =>
+            consent::contacts_exclude_blocks_and_dissolved_groups;
+        conversation_list_mixes_kinds => consent::conversation_list;
+    }
+
+    /// Concurrent appends from many tasks on one handle.
+    pub async fn concurrent_appends(backend: &impl Backend) {
+        one(backend, messages::concurrent_appends).await;
+    }
+
+    /// Concurrent appends through two handles on one database.
+    pub async fn two_handles_append_concurrently(backend: &impl Backend) {
+        two(backend, shared::two_handles_append_concurrently).await;
+    }
+
+    /// A retry through the other handle returns the original.
+    pub async fn retry_through_another_handle_is_a_duplicate(backend: &impl Backend) {
+        two(backend, shared::retry_through_another_handle).await;
+    }
+
+    /// Group changes and amendments through two handles keep seqs gap-free.
+    pub async fn two_handles_change_and_amend_concurrently(backend: &impl Backend) {
+        two(backend, shared::change_and_amend_concurrently).await;
+    }
+}
+
+/// Entries stored in `conv`, read back through the trait.
+pub(super) async fn count_entries(store: &dyn Store, conv: ConvId) -> u64 {
+    let all = store
+        .messages_after(conv, 0, u32::MAX, usize::MAX)
+        .await
+        .expect("read the conversation");
+    u64::try_from(all.len()).expect("a count fits u64")
 }
 
 pub(super) async fn user(store: &dyn Store, name: &str) -> UserId {
@@ -68,7 +161,7 @@ pub(super) async fn user(store: &dyn Store, name: &str) -> UserId {
         .id
 }
 
-fn text(conv: i64, sender: UserId, id: &str) -> NewMessage {
+pub(super) fn text(conv: i64, sender: UserId, id: &str) -> NewMessage {
     NewMessage {
         conv,
         sender,
@@ -106,7 +199,7 @@ async fn users(store: &dyn Store) {
     assert_eq!(changed.password_hash, "h3");
     assert!(matches!(
         store.set_password(alice.id + 1000, "x").await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::User))
     ));
 }
 
@@ -134,12 +227,12 @@ async fn sessions(store: &dyn Store) {
     assert_eq!(store.sessions_of(alice).await.unwrap().len(), 3);
     assert!(matches!(
         store.revoke_session(bob, ids[0]).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Session))
     ));
     store.revoke_session(alice, ids[0]).await.unwrap();
     assert!(matches!(
         store.revoke_session(alice, ids[0]).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Session))
     ));
     assert!(store.session_by_token([0; 32]).await.unwrap().is_none());
     let revoked = store.revoke_other_sessions(alice, ids[2]).await.unwrap();
@@ -167,7 +260,7 @@ async fn direct_conversations(store: &dyn Store) {
     assert_eq!(store.members(ab).await.unwrap(), expected);
     assert!(matches!(
         store.direct_conversation(a, c + 1000).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::User))
     ));
     assert!(store.members(ab + 1000).await.unwrap().is_empty());
 }
@@ -192,11 +285,11 @@ async fn social_graph(store: &dyn Store) {
     store.remove_friend(b, a).await.unwrap();
     assert!(matches!(
         store.remove_friend(a, b).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Friendship))
     ));
     assert!(matches!(
         store.delete_friend_request(a, c).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::FriendRequest))
     ));
     store.make_friends(a, c).await.unwrap();
     store.block(c, a).await.unwrap();
@@ -209,7 +302,7 @@ async fn social_graph(store: &dyn Store) {
     store.unblock(c, a).await.unwrap();
     assert!(matches!(
         store.unblock(c, a).await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Block))
     ));
     let p = store
         .update_profile(
@@ -332,7 +425,7 @@ async fn groups_and_system_entries(store: &dyn Store) {
         store
             .change_group(g, GroupChange::Remove { user: c }, event(a, "again"))
             .await,
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Member))
     ));
     store
         .change_group(
@@ -360,11 +453,7 @@ async fn groups_and_system_entries(store: &dyn Store) {
     );
     assert_eq!(store.groups_of(a).await.unwrap().len(), 1);
     assert!(store.groups_of(c).await.unwrap().is_empty());
-    assert_eq!(
-        store.count_messages(g).await.unwrap(),
-        8,
-        "one row per entry"
-    );
+    assert_eq!(count_entries(store, g).await, 8, "one row per entry");
     let direct = store.direct_conversation(a, b).await.unwrap();
     assert!(store.group(direct).await.unwrap().is_none());
 }

@@ -2,10 +2,37 @@
 //! read cursors) behind one async trait.
 //!
 //! Services speak only this trait; SQL lives only in the implementations (`sqlite`, and later
-//! `postgres`). Every implementation must pass the suite in [`conformance`], unchanged.
-//! Implementations must uphold the message invariants of DESIGN.md: `append` returns only
-//! after the message is committed; `seq` is gap-free per conversation; a repeated
-//! `(sender, client_msg_id)` returns the original message with `duplicate = true`.
+//! `postgres`), and only [`open`] names one. Every implementation must pass the suite in
+//! [`conformance`] unchanged ([`store_conformance!`](crate::store_conformance)).
+//!
+//! # The contract
+//! What every implementation keeps, whatever its engine, however many handles (processes,
+//! nodes) write one database at once:
+//!
+//! - **Durable before visible.** A write returns `Ok` only after it committed; an `Err` means
+//!   it did not, except where a method says otherwise.
+//! - **Seq.** Every entry of a conversation (text, recall, edit, system entry) gets the next
+//!   `seq` of that conversation, from 1, in the transaction that stores it: across every
+//!   handle on one database seqs are unique and gap-free per conversation, and commit order is
+//!   seq order (an entry whose seq is visible has every smaller seq visible too). A write that
+//!   fails leaves no gap. The conversation's counter moves with its entries ([`Store::last_seq`]
+//!   reads it); it is never derived by reading the newest row, which another writer may be
+//!   about to pass. (PostgreSQL: `UPDATE conversations SET last_seq = last_seq + 1 WHERE id =
+//!   $1 RETURNING last_seq` in the inserting transaction serialises writers per conversation
+//!   on its row lock and holds the order until commit.)
+//! - **Idempotency.** `(sender, client_msg_id)` names at most one entry in the whole database:
+//!   a repeat through any handle returns the original with `duplicate = true` and writes
+//!   nothing.
+//! - **Queued appends** ([`Store::queue_append`]): appends queued one after another by one
+//!   caller commit in that order (the later gets the higher seq when they share a
+//!   conversation); each queued append commits whether or not anyone awaits or keeps its
+//!   future (the session pipeline drops futures of connections that went away); the returned
+//!   future resolves only after its commit, with the outcome.
+//! - **Errors** say what happened: `NotFound` names what was missing; [`StoreError::is_retryable`]
+//!   tells the failures a later retry may get past (`Busy`, `Conflict`, `Unavailable`) from
+//!   answers and permanent `Backend` faults.
+//! - **One database, one deployment.** A file-backed store refuses a data directory that
+//!   another process holds ([`StoreError::Locked`]); handles of one process share it.
 
 mod admin;
 pub mod conformance;
@@ -13,12 +40,59 @@ pub mod sqlite;
 mod types;
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 pub use admin::{AdminStore, DeletedUser, InviteRecord, NewInvite, StoreStats};
 pub use types::*;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use sqlite::{SqliteOptions, SqliteStore};
+
+/// Which store to open and how, from the configuration ([`StoreConfig::from_config`]).
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// The embedded store: one SQLite database in `data_dir`.
+    Sqlite {
+        /// The data directory (`data_dir`).
+        data_dir: PathBuf,
+        /// Its tuning (`write_batch_max`, `sqlite_*`).
+        options: SqliteOptions,
+    },
+}
+
+impl StoreConfig {
+    /// The store the configuration asks for.
+    pub fn from_config(config: &Config) -> Self {
+        Self::Sqlite {
+            data_dir: config.data_dir.clone(),
+            options: SqliteOptions {
+                write_batch_max: config.write_batch_max,
+                synchronous: config.sqlite_synchronous,
+                readers: config.sqlite_readers,
+                quick_check: config.sqlite_quick_check,
+            },
+        }
+    }
+}
+
+/// Opens the configured store (checks, migrations and all), off the async threads.
+pub async fn open(config: &StoreConfig, metrics: Arc<Metrics>) -> StoreResult<Arc<dyn Store>> {
+    match config {
+        StoreConfig::Sqlite { data_dir, options } => {
+            let (dir, options) = (data_dir.clone(), options.clone());
+            let store =
+                tokio::task::spawn_blocking(move || SqliteStore::open(&dir, &options, metrics))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("store open task: {e}")))??;
+            Ok(Arc::new(store))
+        }
+    }
+}
 
 /// Bytes counted for an entry besides its text when a page is bounded by bytes: no more than
 /// its other fields take encoded, so that a page the store cut by bytes never fits whole in
@@ -65,12 +139,17 @@ pub trait Store: AdminStore + Send + Sync + 'static {
     async fn members(&self, conv: ConvId) -> StoreResult<Vec<UserId>>;
 
     /// Appends a message, assigning `seq`, `id` and `ts` at commit. Returns after commit.
+    /// `NotFound(Conversation)` for an unknown conversation (membership is the services'
+    /// check).
     async fn append(&self, message: NewMessage) -> StoreResult<Appended> {
         self.queue_append(message).await?.await
     }
     /// Queues an append and returns once it is queued, with a future that resolves after its
-    /// commit. Appends queued one after another by one caller commit in that order, so a
-    /// connection can pipeline its sends without reordering them.
+    /// commit, so a connection can pipeline its sends without reordering them. Appends queued
+    /// one after another by one caller commit in that order; a queued append commits whether
+    /// or not its future is awaited or kept; an `Err` from the future means it did not commit
+    /// and took no seq. (A backend without a writer queue can implement it by starting the
+    /// transaction before returning, e.g. on a per-caller ordered task.)
     async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend>;
     /// Messages with `seq > after`, ascending, at most `limit`, and no more once their texts
     /// (plus [`ENTRY_OVERHEAD`] each) pass `max_bytes`: the entry that passes it (after the
@@ -108,7 +187,7 @@ pub trait Store: AdminStore + Send + Sync + 'static {
         client_msg_id: String,
         amendment: Amendment,
     ) -> StoreResult<Appended>;
-    /// Seq of the newest message (0 when empty).
+    /// The conversation's seq counter: the seq of its newest entry (0 when empty or unknown).
     async fn last_seq(&self, conv: ConvId) -> StoreResult<u64>;
 
     /// A user's conversations with their newest message and read cursor.
@@ -162,9 +241,6 @@ pub trait Store: AdminStore + Send + Sync + 'static {
         entry: SystemEntry,
     ) -> StoreResult<StoredMessage>;
 
-    /// Counts stored rows holding messages of `conv` (for tests of read diffusion and
-    /// idempotency; not used on hot paths).
-    async fn count_messages(&self, conv: ConvId) -> StoreResult<u64>;
     /// `Ok` when the store can take writes; `Unavailable` while its last write failed for a
     /// lasting reason (I/O error, full or read-only disk, corruption), until a write succeeds
     /// again (an implementation may try one to find out). Backs `/readyz`.

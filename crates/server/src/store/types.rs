@@ -127,9 +127,18 @@ pub enum StoreError {
     /// The username is already registered.
     #[error("username taken")]
     UsernameTaken,
-    /// The referenced row does not exist.
-    #[error("not found")]
-    NotFound,
+    /// The referenced row does not exist (or is not live: a revoked session, a disabled user
+    /// for a new session, a recalled message for an amendment); says what was missing.
+    #[error("{0} not found")]
+    NotFound(Missing),
+    /// The write lost to a concurrent one (a unique key taken by another writer that is not
+    /// an idempotent duplicate). Nothing was written; retrying may succeed.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    /// The database stayed busy (locked by another connection or process) for longer than the
+    /// backend waits. Nothing was written; retrying may succeed.
+    #[error("storage busy: {0}")]
+    Busy(String),
     /// The invitation code is unknown, expired, revoked or used up.
     #[error("invalid invitation")]
     InvalidInvite,
@@ -150,17 +159,88 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store closed")]
     Closed,
-    /// The database failed.
+    /// The database failed for a reason a retry will not fix (a bug, a schema mismatch).
     #[error("storage backend: {0}")]
     Backend(String),
     /// The database files cannot be written or read as they are (I/O error, full or read-only
     /// disk, corruption): every write fails until an operator acts. Retryable for clients.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// Another process holds the data directory's lock (docs/OPERATIONS.md, "Data").
+    #[error(
+        "data directory {} is in use by another banter process ({}); stop it or pick another \
+         --data-dir",
+        .dir.display(),
+        holder_text(.pid)
+    )]
+    Locked {
+        /// The directory, as configured.
+        dir: std::path::PathBuf,
+        /// The holder's pid, as it wrote it in the lock file.
+        pid: Option<u32>,
+    },
     /// The data directory failed a check at open; the message says what was found and what to
     /// do (docs/OPERATIONS.md, "Data").
     #[error("data directory check failed: {0}")]
     DataDir(String),
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if made again later, unchanged: `Busy` and `Conflict`
+    /// (a concurrent writer was in the way) and `Unavailable` (once an operator fixed the
+    /// disk). Everything else is an answer (`NotFound`, `UsernameTaken`, …) or permanent.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Busy(_) | Self::Conflict(_) | Self::Unavailable(_)
+        )
+    }
+}
+
+fn holder_text(pid: &Option<u32>) -> String {
+    pid.map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}"))
+}
+
+/// What a [`StoreError::NotFound`] did not find.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// A (live, not deleted; for a new session also not disabled) user.
+    User,
+    /// A live session of the user.
+    Session,
+    /// A conversation.
+    Conversation,
+    /// A group (not a direct conversation).
+    Group,
+    /// A live text message of the sender, for an amendment.
+    Message,
+    /// A member of the conversation.
+    Member,
+    /// A pending friend request.
+    FriendRequest,
+    /// A friendship.
+    Friendship,
+    /// A block.
+    Block,
+    /// A live invitation.
+    Invite,
+}
+
+impl std::fmt::Display for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::User => "user",
+            Self::Session => "session",
+            Self::Conversation => "conversation",
+            Self::Group => "group",
+            Self::Message => "message",
+            Self::Member => "member",
+            Self::FriendRequest => "friend request",
+            Self::Friendship => "friendship",
+            Self::Block => "block",
+            Self::Invite => "invitation",
+        })
+    }
 }
 
 /// Result alias for store calls.

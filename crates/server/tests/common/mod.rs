@@ -107,6 +107,24 @@ pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> TestServer {
 }
 
 impl TestServer {
+    /// Rows the store holds for `conv`, counted in its database file (a read-only connection
+    /// beside the server's): one per entry, whatever the number of members (read diffusion).
+    pub fn stored_rows(&self, conv: i64) -> u64 {
+        let db = rusqlite::Connection::open_with_flags(
+            self.config
+                .data_dir
+                .join(banter_server::store::sqlite::DB_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open the database read-only");
+        db.query_row(
+            "SELECT COUNT(*) FROM messages WHERE conv_id = ?1",
+            [conv],
+            |r| r.get(0),
+        )
+        .expect("count rows")
+    }
+
     /// The value of the unlabelled metric `name` in `/metrics`.
     pub async fn metric(&self, name: &str) -> u64 {
         let (_, metrics) = self.api.get_text("/metrics").await.unwrap();

@@ -34,7 +34,7 @@ impl Accounts {
         )
         .await
         .map_err(|e| match e {
-            StoreError::NotFound => unknown_user(),
+            StoreError::NotFound(_) => unknown_user(),
             e => e.into(),
         })
     }
@@ -51,7 +51,7 @@ impl Accounts {
         .await
         .map(drop)
         .map_err(|e| match e {
-            StoreError::NotFound => Error::new(
+            StoreError::NotFound(_) => Error::new(
                 ErrorCode::UnknownSession,
                 "no such live session of this user",
             ),
@@ -84,7 +84,7 @@ impl Accounts {
         });
         match task.await {
             Ok(Ok(deleted)) => Ok(deleted),
-            Ok(Err(StoreError::NotFound)) => Err(unknown_user()),
+            Ok(Err(StoreError::NotFound(_))) => Err(unknown_user()),
             Ok(Err(e)) => Err(e.into()),
             Err(e) => Err(StoreError::Backend(format!("deletion task failed: {e}")).into()),
         }

@@ -52,7 +52,7 @@ impl Messaging {
             .amend(conv, seq, caller.user, key, amendment)
             .await
         {
-            Err(StoreError::NotFound) => return Err(unknown_message()),
+            Err(StoreError::NotFound(_)) => return Err(unknown_message()),
             other => other?,
         };
         if appended.duplicate

@@ -126,7 +126,7 @@ impl Messaging {
             ));
         }
         let read_seq = match self.store.set_read_cursor(caller.user, conv, seq).await {
-            Err(StoreError::NotFound) => return Err(unknown_conversation()),
+            Err(StoreError::NotFound(_)) => return Err(unknown_conversation()),
             other => other?,
         };
         let frame = encode(&ServerFrame::Read {

@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, SESSION_COLUMNS, USER_COLUMNS, is_unique_violation};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    ConvId, NewSession, SessionId, SessionRecord, StoreError, StoreResult, UserId, UserRecord,
+    ConvId, Missing, NewSession, SessionId, SessionRecord, StoreError, StoreResult, UserId,
+    UserRecord,
 };
 
 pub(super) fn create_user(
@@ -63,15 +64,20 @@ pub(super) fn users_by_prefix(
     .collect()
 }
 
-/// Runs an UPDATE/DELETE; `NotFound` when it touched no row.
-fn one_or_more(ctx: &WriteCtx<'_>, sql: &str, params: impl rusqlite::Params) -> StoreResult<()> {
+/// Runs an UPDATE/DELETE; `NotFound(missing)` when it touched no row.
+fn one_or_more(
+    ctx: &WriteCtx<'_>,
+    missing: Missing,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> StoreResult<()> {
     let n = ctx
         .conn
         .prepare_cached(sql)
         .and_then(|mut s| s.execute(params))
         .map_err(backend)?;
     if n == 0 {
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(missing))
     } else {
         Ok(())
     }
@@ -80,6 +86,7 @@ fn one_or_more(ctx: &WriteCtx<'_>, sql: &str, params: impl rusqlite::Params) -> 
 pub(super) fn set_password(ctx: &mut WriteCtx<'_>, user: UserId, hash: String) -> StoreResult<()> {
     one_or_more(
         ctx,
+        Missing::User,
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, user],
     )
@@ -88,6 +95,7 @@ pub(super) fn set_password(ctx: &mut WriteCtx<'_>, user: UserId, hash: String) -
 pub(super) fn set_last_seen(ctx: &mut WriteCtx<'_>, user: UserId, ts: i64) -> StoreResult<()> {
     one_or_more(
         ctx,
+        Missing::User,
         "UPDATE users SET last_seen_at = ?1 WHERE id = ?2",
         params![ts, user],
     )
@@ -114,7 +122,7 @@ pub(super) fn create_session(ctx: &mut WriteCtx<'_>, s: NewSession) -> StoreResu
         })
         .map_err(backend)?;
     if inserted == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     Ok(SessionRecord {
         id: ctx.conn.last_insert_rowid(),
@@ -151,6 +159,7 @@ pub(super) fn revoke_session(
 ) -> StoreResult<()> {
     one_or_more(
         ctx,
+        Missing::Session,
         "UPDATE sessions SET revoked_at = ?1 WHERE id = ?2 AND user_id = ?3 AND revoked_at IS NULL",
         params![ctx.now, session, user],
     )
@@ -205,7 +214,7 @@ pub(super) fn create_direct(
     for user in [a, b] {
         let found = user_by_id(ctx.conn, user).map_err(backend)?;
         if found.is_none_or(|u| u.deleted) {
-            return Err(StoreError::NotFound);
+            return Err(StoreError::NotFound(Missing::User));
         }
     }
     ctx.conn
@@ -247,7 +256,7 @@ pub(super) fn set_read_cursor(
                 .optional()
         })
         .map_err(backend)?
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound(Missing::Member))
 }
 
 /// Runs a session-revoking `UPDATE … RETURNING id` and collects the revoked ids.

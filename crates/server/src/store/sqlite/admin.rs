@@ -9,7 +9,7 @@ use super::accounts;
 use super::rows::{self, USER_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    AdminStore, DeletedUser, InviteRecord, NewInvite, SessionId, StoreError, StoreResult,
+    AdminStore, DeletedUser, InviteRecord, Missing, NewInvite, SessionId, StoreError, StoreResult,
     StoreStats, UserId, UserRecord,
 };
 
@@ -95,7 +95,7 @@ fn set_disabled(
             .and_then(|mut s| s.execute([user]))
     };
     if changed.map_err(backend)? == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     if disabled {
         revoke_all(ctx, user)
@@ -107,7 +107,7 @@ fn set_disabled(
 fn delete_user(ctx: &mut WriteCtx<'_>, user: UserId) -> StoreResult<DeletedUser> {
     let found = accounts::user_by_id(ctx.conn, user).map_err(backend)?;
     if found.is_none_or(|u| u.deleted) {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     let sessions = revoke_all(ctx, user)?;
     let mut peers: Vec<UserId> = ctx
@@ -204,8 +204,7 @@ fn stats(conn: &Connection, now: i64) -> rusqlite::Result<StoreStats> {
             (SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL AND expires_at > ?1),
             (SELECT COUNT(*) FROM conversations WHERE kind = 'group' AND dissolved_at IS NULL),
             (SELECT COUNT(*) FROM conversations),
-            (SELECT COALESCE(SUM((SELECT MAX(seq) FROM messages m WHERE m.conv_id = c.id)), 0)
-                FROM conversations c),
+            (SELECT COALESCE(SUM(last_seq), 0) FROM conversations),
             (SELECT COUNT(*) FROM invites
                 WHERE revoked_at IS NULL AND uses_left > 0 AND expires_at > ?1)",
     )?
@@ -284,7 +283,7 @@ impl AdminStore for SqliteStore {
                 .and_then(|mut s| s.execute(params![ctx.now, id]))
                 .map_err(backend)?;
             if n == 0 {
-                Err(StoreError::NotFound)
+                Err(StoreError::NotFound(Missing::Invite))
             } else {
                 Ok(())
             }

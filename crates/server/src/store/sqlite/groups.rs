@@ -6,8 +6,8 @@ use super::messages::{self, Entry};
 use super::rows::{self, GROUP_COLUMNS, MEMBER_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    AddRules, ConvId, EntryKind, GroupChange, GroupRecord, MemberRecord, MemberRole, NewGroup,
-    Refusal, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
+    AddRules, ConvId, EntryKind, GroupChange, GroupRecord, MemberRecord, MemberRole, Missing,
+    NewGroup, Refusal, StoreError, StoreResult, StoredMessage, SystemEntry, UserId,
 };
 
 /// Inserts a member whose history starts at `joined_seq`, the entry that made them one. Nothing
@@ -80,7 +80,7 @@ fn blocks_a_member(conn: &Connection, conv: ConvId, user: UserId) -> StoreResult
 fn check_rules(conn: &Connection, conv: ConvId, rules: &AddRules, user: UserId) -> StoreResult<()> {
     let refuse = |why| Err(StoreError::Refused { user, why });
     if !user_exists(conn, user)? {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     if user != rules.by {
         if holds(
@@ -150,7 +150,7 @@ pub(super) fn create(
         ..g.rules
     };
     if !user_exists(ctx.conn, g.owner)? {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     if live_groups(ctx.conn, g.owner)? >= rules.max_groups {
         return Err(StoreError::Refused {
@@ -175,7 +175,7 @@ pub(super) fn create(
     }
     let group = rows::group_by_id(ctx.conn, conv)
         .map_err(backend)?
-        .ok_or(StoreError::NotFound)?;
+        .ok_or(StoreError::NotFound(Missing::Group))?;
     Ok((group, created))
 }
 
@@ -193,7 +193,7 @@ fn set_role(ctx: &WriteCtx<'_>, conv: ConvId, user: UserId, role: MemberRole) ->
         .and_then(|mut s| s.execute(params![conv, user, role as i64]))
         .map_err(backend)?;
     if n == 0 {
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Member))
     } else {
         Ok(())
     }
@@ -209,7 +209,7 @@ pub(super) fn change(
         .map_err(backend)?
         .is_none()
     {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::Group));
     }
     match change {
         GroupChange::Add { users, max, rules } => {
@@ -231,7 +231,7 @@ pub(super) fn change(
                 .and_then(|mut s| s.execute(params![conv, user]))
                 .map_err(backend)?;
             if n == 0 {
-                return Err(StoreError::NotFound);
+                return Err(StoreError::NotFound(Missing::Member));
             }
             system(ctx, conv, &entry)
         }

@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::rows::{self, MESSAGE_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    Amendment, Appended, ConvId, ConversationRecord, ENTRY_OVERHEAD, EntryKind, NewMessage,
-    StoreError, StoreResult, StoredMessage, UserId,
+    Amendment, Appended, ConvId, ConversationRecord, ENTRY_OVERHEAD, EntryKind, Missing,
+    NewMessage, StoreError, StoreResult, StoredMessage, UserId,
 };
 
 /// The entry `(sender, client_msg_id)`, if stored.
@@ -35,13 +35,16 @@ pub(super) struct Entry<'a> {
 
 /// Inserts an entry at the next seq of its conversation.
 pub(super) fn insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> StoreResult<StoredMessage> {
-    try_insert(ctx, e).map_err(backend)
+    let seq = ctx.next_seq(e.conv)?;
+    try_insert(ctx, e, seq).map_err(backend)
 }
 
-/// [`insert`], keeping SQLite's error so that a caller can tell a duplicate key apart.
-fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> rusqlite::Result<StoredMessage> {
-    let seq = ctx.last_seq(e.conv)? + 1;
-    let id = ctx.next_message_id();
+/// [`insert`] at `seq` (from `next_seq`), keeping SQLite's error so that a caller can tell a
+/// duplicate key apart. The counter advances as soon as the row is in, so that whatever fails
+/// after it, the counter and the rows of the transaction agree (a job without a savepoint
+/// whose later statement fails leaves its row to commit: a retry finds it as a duplicate).
+fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>, seq: u64) -> rusqlite::Result<StoredMessage> {
+    let id = ctx.next_message_id()?;
     let client_msg_id = e.client_msg_id.unwrap_or_else(|| format!("sys:{id}"));
     ctx.conn
         .prepare_cached(
@@ -61,7 +64,7 @@ fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> rusqlite::Result<StoredMe
                 ctx.now
             ])
         })?;
-    ctx.set_last_seq(e.conv, seq);
+    ctx.advance_seq(e.conv, seq);
     mark_read_by_sender(ctx.conn, e.conv, e.sender, seq)?;
     Ok(StoredMessage {
         id,
@@ -82,6 +85,7 @@ fn try_insert(ctx: &mut WriteCtx<'_>, e: Entry<'_>) -> rusqlite::Result<StoredMe
 /// The insert comes first and the unique index decides: a new message (the common case) costs
 /// one index descent instead of a lookup followed by the insert's own.
 pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appended> {
+    let seq = ctx.next_seq(m.conv)?;
     let entry = Entry {
         conv: m.conv,
         sender: m.sender,
@@ -90,7 +94,7 @@ pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appen
         body: &m.text,
         ref_seq: None,
     };
-    match try_insert(ctx, entry) {
+    match try_insert(ctx, entry, seq) {
         Ok(message) => Ok(Appended {
             message,
             duplicate: false,
@@ -149,7 +153,7 @@ pub(super) fn amend(
     let target = by_seq(ctx.conn, conv, seq).map_err(backend)?;
     match target {
         Some(t) if t.kind == EntryKind::Text && t.sender == sender && !t.recalled => {}
-        _ => return Err(StoreError::NotFound),
+        _ => return Err(StoreError::NotFound(Missing::Message)),
     }
     let (kind, body) = match &amendment {
         Amendment::Recall => {
@@ -263,13 +267,16 @@ pub(super) fn before(
     Ok(page)
 }
 
+/// The conversation's counter (0 for an unknown conversation).
 pub(super) fn last_seq(conn: &Connection, conv: ConvId) -> rusqlite::Result<u64> {
-    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
+    conn.prepare_cached("SELECT last_seq FROM conversations WHERE id = ?1")?
         .query_row([conv], |r| r.get(0))
+        .optional()
+        .map(Option::unwrap_or_default)
 }
 
 /// One query for the whole list, whatever its length: the newest entry of each conversation is
-/// the `MAX(seq)` row (a primary-key lookup) and the peer of a direct conversation its other
+/// the `last_seq` row (a primary-key lookup) and the peer of a direct conversation its other
 /// member. (It used to be two queries per conversation, which let one user with thousands of
 /// groups hold a reader for long enough to slow everyone's token lookups.)
 pub(super) fn conversations_of(
@@ -285,7 +292,7 @@ pub(super) fn conversations_of(
          LEFT JOIN members pm ON c.kind = 'direct' AND pm.conv_id = c.id AND pm.user_id <> m.user_id
          LEFT JOIN users p ON p.id = pm.user_id
          LEFT JOIN messages lm ON lm.conv_id = c.id
-              AND lm.seq = (SELECT MAX(seq) FROM messages WHERE conv_id = c.id)
+              AND lm.seq = c.last_seq
          WHERE m.user_id = ?1",
     )?;
     let mut out = list

@@ -2,14 +2,16 @@
 //! ([`writer`]), and a small pool of read-only connections for queries.
 //!
 //! Readers never block the writer and see only committed data (WAL snapshot isolation).
-//! Opening checks the data directory first ([`datadir`]); closing checkpoints the WAL into the
-//! database and removes it.
+//! Opening locks the data directory against other processes ([`lock`]) and checks it
+//! ([`datadir`]); closing the last handle checkpoints the WAL into the database and removes it.
 
 mod accounts;
 mod admin;
 pub mod backup;
+mod counters;
 mod datadir;
 mod groups;
+mod lock;
 mod messages;
 mod rows;
 mod schema;
@@ -17,6 +19,7 @@ mod social;
 mod writer;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
@@ -24,6 +27,7 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
 
 use self::datadir::DataDir;
+use self::lock::DirLock;
 use self::writer::{Health, WriteCtx, Writer, backend};
 use super::{
     Amendment, Appended, ConvId, ConversationRecord, GroupChange, GroupRecord, MemberRecord,
@@ -37,6 +41,7 @@ use crate::metrics::Metrics;
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "banter.db";
 pub use self::datadir::MARKER_FILE;
+pub use self::lock::LOCK_FILE;
 
 /// Options for [`SqliteStore::open`].
 #[derive(Debug, Clone)]
@@ -63,15 +68,22 @@ pub struct SqliteStore {
     reader_permits: Arc<Semaphore>,
     /// How many readers (and permits) there are.
     reader_count: u32,
+    /// This process's lock on the data directory, shared with other handles on it.
+    lock: Arc<DirLock>,
+    /// Until this handle closed (or dropped): counted in `lock`'s open handles.
+    open: AtomicBool,
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) `dir/banter.db`, applies migrations and starts the writer.
-    /// Refuses with [`StoreError::DataDir`], saying what it found, a directory whose database
-    /// or WAL vanished, a damaged or read-only database, or a directory it cannot write.
+    /// Refuses with [`StoreError::Locked`] a directory another process holds ([`LOCK_FILE`];
+    /// handles in this process share it), and with [`StoreError::DataDir`], saying what it
+    /// found, a directory whose database or WAL vanished, a damaged or read-only database, or
+    /// a directory it cannot write.
     pub fn open(dir: &Path, options: &SqliteOptions, metrics: Arc<Metrics>) -> StoreResult<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::DataDir(format!("cannot create {}: {e}", dir.display())))?;
+        let lock = DirLock::acquire(dir)?;
         let mut datadir = DataDir::survey(dir)?;
         datadir.probe_writable()?;
         let path = dir.join(DB_FILE);
@@ -104,13 +116,17 @@ impl SqliteStore {
         }) {
             Ok(readers) => readers,
             Err(e) => {
-                // The WAL goes with the last connection; the marker must not say `running`.
+                // The WAL goes with the last connection; the marker must not say `running`
+                // (unless another handle of this process keeps the database open).
                 drop(conn);
-                datadir.mark_clean();
+                if lock.idle() {
+                    datadir.mark_clean();
+                }
                 return Err(e);
             }
         };
         let health = Arc::new(Health::default());
+        lock.open_handle();
         Ok(Self {
             writer: Writer::start(conn, options.write_batch_max, metrics, Arc::clone(&health)),
             health,
@@ -118,14 +134,18 @@ impl SqliteStore {
             readers: Arc::new(Mutex::new(readers)),
             reader_permits: Arc::new(Semaphore::new(options.readers)),
             reader_count: u32::try_from(options.readers).unwrap_or(u32::MAX),
+            lock,
+            open: AtomicBool::new(true),
         })
     }
 
     /// Closes the readers, then the writer (whose close removes the WAL), then marks the
-    /// directory clean. Both `close` and `drop` end here; the second call does nothing.
+    /// directory clean if this was the last handle of the process on it. Both `close` and
+    /// `drop` end here; the second call does nothing.
     fn shut(&self, writer_closed: bool) {
         self.pool().clear();
-        if writer_closed {
+        let last = self.open.swap(false, Ordering::SeqCst) && self.lock.close_handle();
+        if writer_closed && last {
             self.datadir.mark_clean();
         }
     }
@@ -247,7 +267,7 @@ impl Store for SqliteStore {
     }
 
     async fn queue_append(&self, message: NewMessage) -> StoreResult<PendingAppend> {
-        // One INSERT, and the seq cache moves only after it succeeded: no savepoint needed.
+        // One INSERT, and the counters move only after it succeeded: no savepoint needed.
         let committed = self
             .writer
             .queue_single(move |ctx| messages::append(ctx, message))
@@ -396,14 +416,6 @@ impl Store for SqliteStore {
     ) -> StoreResult<StoredMessage> {
         self.write(move |ctx| groups::change(ctx, conv, change, entry))
             .await
-    }
-
-    async fn count_messages(&self, conv: ConvId) -> StoreResult<u64> {
-        self.read(move |c| {
-            c.prepare_cached("SELECT COUNT(*) FROM messages WHERE conv_id = ?1")?
-                .query_row([conv], |r| r.get(0))
-        })
-        .await
     }
 
     async fn writable(&self) -> StoreResult<()> {

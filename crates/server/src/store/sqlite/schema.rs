@@ -109,6 +109,18 @@ CREATE TABLE invites (
     revoked_at INTEGER
 );
 ",
+    r"
+-- Seqs and message ids are assigned from counters kept in the database, in the transaction
+-- that inserts the entries, never from MAX(seq): several writers on one database then agree.
+ALTER TABLE conversations ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE conversations SET last_seq =
+    (SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = conversations.id);
+CREATE TABLE counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO counters (name, value) SELECT 'message_id', COALESCE(MAX(id), 0) FROM messages;
+",
 ];
 
 /// Brings the database up to the newest schema.

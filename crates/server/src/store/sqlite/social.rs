@@ -5,7 +5,7 @@ use rusqlite::{Connection, params};
 use super::rows::{self, PROFILE_COLUMNS};
 use super::writer::{WriteCtx, backend};
 use crate::store::{
-    ProfilePatch, ProfileRecord, Relation, Social, StoreError, StoreResult, UserId,
+    Missing, ProfilePatch, ProfileRecord, Relation, Social, StoreError, StoreResult, UserId,
 };
 
 pub(super) fn profiles(
@@ -49,12 +49,12 @@ pub(super) fn update_profile(
         })
         .map_err(backend)?;
     if n == 0 {
-        return Err(StoreError::NotFound);
+        return Err(StoreError::NotFound(Missing::User));
     }
     profiles(ctx.conn, &[user])
         .map_err(backend)?
         .pop()
-        .ok_or(StoreError::NotFound)
+        .ok_or(StoreError::NotFound(Missing::User))
 }
 
 fn exists(conn: &Connection, sql: &str, a: UserId, b: UserId) -> rusqlite::Result<bool> {
@@ -155,7 +155,7 @@ pub(super) fn create_request(ctx: &mut WriteCtx<'_>, from: UserId, to: UserId) -
 
 pub(super) fn delete_request(ctx: &mut WriteCtx<'_>, from: UserId, to: UserId) -> StoreResult<()> {
     match run(ctx, DELETE_REQUEST, from, to)? {
-        0 => Err(StoreError::NotFound),
+        0 => Err(StoreError::NotFound(Missing::FriendRequest)),
         _ => Ok(()),
     }
 }
@@ -176,7 +176,7 @@ pub(super) fn make_friends(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> Stor
 pub(super) fn remove_friend(ctx: &mut WriteCtx<'_>, a: UserId, b: UserId) -> StoreResult<()> {
     let n = run(ctx, DELETE_FRIEND, a, b)? + run(ctx, DELETE_FRIEND, b, a)?;
     if n == 0 {
-        Err(StoreError::NotFound)
+        Err(StoreError::NotFound(Missing::Friendship))
     } else {
         Ok(())
     }
@@ -203,7 +203,7 @@ pub(super) fn unblock(ctx: &mut WriteCtx<'_>, blocker: UserId, blocked: UserId) 
         blocker,
         blocked,
     )? {
-        0 => Err(StoreError::NotFound),
+        0 => Err(StoreError::NotFound(Missing::Block)),
         _ => Ok(()),
     }
 }

@@ -1,27 +1,33 @@
-//! The single SQLite writer thread and its group commit.
+//! A store handle's SQLite writer thread and its group commit.
 //!
-//! Every write in the process goes through one thread that owns the only read-write connection.
+//! Every write of a handle goes through one thread that owns its only read-write connection (a
+//! server has one handle; more handles on one database, as in the conformance suite, take turns
+//! through SQLite's write lock: `BEGIN IMMEDIATE` waits up to `busy_timeout`).
 //! It takes whatever jobs are queued (up to `write_batch_max`), runs each inside its own
 //! savepoint of ONE transaction, commits once, and only then answers each job: a message is
 //! acknowledged only after the commit that holds it (DESIGN.md invariant 1), and a thousand
 //! concurrent senders cost one fsync, not a thousand.
 //!
-//! The writer also owns the per-conversation `last seq` cache and the message-id generator: as
-//! the only writer it can keep them exact without reading the database on every append. And it
-//! keeps the store's [`Health`]: whether the last transaction failed for a lasting reason.
+//! Seqs and message ids come from counters stored in the database ([`counters`]), read once per
+//! batch under the write lock: the writer caches nothing across batches, so another writer on
+//! the same database (a second handle in this process) can never make it assign a taken seq.
+//! The writer also keeps the store's [`Health`]: whether the last transaction failed for a
+//! lasting reason.
+//!
+//! [`counters`]: super::counters
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use rusqlite::{Connection, ErrorCode, OptionalExtension};
+use rusqlite::{Connection, ErrorCode};
 use tokio::sync::{mpsc, oneshot};
 
+use super::counters::Counters;
 use crate::metrics::Metrics;
-use crate::store::{ConvId, StoreError, StoreResult};
+use crate::store::{ConvId, Missing, StoreError, StoreResult};
 
 /// Jobs waiting for the writer before `write` callers wait for room (backpressure on senders).
 pub(super) const WRITE_QUEUE: usize = 16 * 1024;
@@ -32,37 +38,31 @@ pub(super) struct WriteCtx<'a> {
     pub(super) conn: &'a Connection,
     /// Commit time of this batch (UTC ms).
     pub(super) now: i64,
-    seqs: &'a mut HashMap<ConvId, u64>,
-    last_id: &'a mut i64,
+    counters: &'a mut Counters,
     /// A job's lasting failure ([`StoreError::Unavailable`]), for [`Health`]: the job's
     /// savepoint is rolled back and the batch still commits, so the commit alone cannot tell.
     fault: Option<String>,
 }
 
 impl WriteCtx<'_> {
-    /// The newest seq of `conv`, from the cache or the database.
-    pub(super) fn last_seq(&mut self, conv: ConvId) -> rusqlite::Result<u64> {
-        if let Some(seq) = self.seqs.get(&conv) {
-            return Ok(*seq);
-        }
-        let seq: u64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM messages WHERE conv_id = ?1")?
-            .query_row([conv], |r| r.get(0))?;
-        self.seqs.insert(conv, seq);
-        Ok(seq)
+    /// The seq the next entry of `conv` gets, from the conversation's counter;
+    /// `NotFound(Conversation)` if there is no such conversation.
+    pub(super) fn next_seq(&mut self, conv: ConvId) -> StoreResult<u64> {
+        self.counters
+            .next_seq(self.conn, conv)
+            .map_err(backend)?
+            .ok_or(StoreError::NotFound(Missing::Conversation))
     }
 
-    /// Records that `conv` now ends at `seq`. Call only after the row is inserted.
-    pub(super) fn set_last_seq(&mut self, conv: ConvId, seq: u64) {
-        self.seqs.insert(conv, seq);
+    /// Records that the entry at `seq` (from [`WriteCtx::next_seq`]) was inserted. Call it
+    /// right after the insert succeeded.
+    pub(super) fn advance_seq(&mut self, conv: ConvId, seq: u64) {
+        self.counters.advance(conv, seq);
     }
 
-    /// A new message id: unique and increasing, derived from the commit time so ids from
-    /// different runs never collide.
-    pub(super) fn next_message_id(&mut self) -> i64 {
-        *self.last_id = (*self.last_id + 1).max(self.now << 16);
-        *self.last_id
+    /// A new message id: unique and increasing across every writer of the database.
+    pub(super) fn next_message_id(&mut self) -> rusqlite::Result<i64> {
+        self.counters.next_message_id(self.conn, self.now)
     }
 }
 
@@ -94,8 +94,9 @@ impl Health {
 
 /// What to do once the batch's commit outcome is known.
 type Completion = Box<dyn FnOnce(StoreResult<()>) + Send>;
-/// A write: runs inside the batch's transaction, returns its completion.
-type Job = Box<dyn FnOnce(&mut WriteCtx<'_>) -> Completion + Send>;
+/// A write: runs inside the batch's transaction (`None`: the transaction could not begin, so it
+/// does not run), returns its completion.
+type Job = Box<dyn FnOnce(Option<&mut WriteCtx<'_>>) -> Completion + Send>;
 
 /// What the writer thread receives.
 enum Command {
@@ -157,8 +158,8 @@ impl Writer {
             .await
     }
 
-    /// Like [`Writer::write`] without the savepoint, for jobs whose only write is a single
-    /// statement (atomic by itself) and that touch writer state only after it succeeded: the
+    /// Like [`Writer::write`] without the savepoint, for jobs whose first write is a single
+    /// statement (atomic by itself) that advance the counters only after it succeeded: the
     /// append hot path, where the savepoint cost a fifth of the writer's time. Returns once the
     /// job is queued; the returned future resolves when its batch has committed, so a caller
     /// can queue several jobs in order and wait for them together.
@@ -169,10 +170,14 @@ impl Writer {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |ctx| {
-            let result = f(ctx);
-            if let Err(StoreError::Unavailable(why)) = &result {
-                ctx.fault.get_or_insert_with(|| why.clone());
-            }
+            // Not run: the batch's outcome (the error that kept it from beginning) is the answer.
+            let result = ctx.map_or(Err(StoreError::Closed), |ctx| {
+                let result = f(ctx);
+                if let Err(StoreError::Unavailable(why)) = &result {
+                    ctx.fault.get_or_insert_with(|| why.clone());
+                }
+                result
+            });
             Box::new(move |committed: StoreResult<()>| {
                 // The caller may have gone away (timeout, disconnect); the write stands.
                 _ = tx.send(committed.and(result));
@@ -251,14 +256,15 @@ fn in_savepoint<R>(
     f: impl FnOnce(&mut WriteCtx<'_>) -> StoreResult<R>,
 ) -> StoreResult<R> {
     exec(ctx.conn, "SAVEPOINT job")?;
+    let mark = ctx.counters.mark();
     let result = f(ctx);
     match &result {
         Ok(_) => exec(ctx.conn, "RELEASE job")?,
         Err(_) => {
             exec(ctx.conn, "ROLLBACK TO job")?;
             exec(ctx.conn, "RELEASE job")?;
-            // The job may have advanced cached seqs for rows now rolled back: re-read them.
-            ctx.seqs.clear();
+            // The job may have advanced counters for rows now rolled back.
+            ctx.counters.undo_to(mark);
         }
     }
     result
@@ -272,25 +278,34 @@ fn exec(conn: &Connection, sql: &str) -> StoreResult<()> {
 }
 
 /// Maps a SQLite error to the store's error: `Unavailable` when the files cannot be written or
-/// read as they are (every later write would fail the same way until an operator acts),
+/// read as they are (every later write would fail the same way until an operator acts), `Busy`
+/// when another connection held the database past `busy_timeout`, `Conflict` for a unique key
+/// another write took (callers that treat a duplicate as idempotent check for it first),
 /// otherwise the opaque `Backend`.
 pub(super) fn backend(e: rusqlite::Error) -> StoreError {
-    let lasting = matches!(
-        e.sqlite_error_code(),
+    let text = e.to_string();
+    match e.sqlite_error_code() {
         Some(
             ErrorCode::SystemIoFailure
-                | ErrorCode::DiskFull
-                | ErrorCode::ReadOnly
-                | ErrorCode::DatabaseCorrupt
-                | ErrorCode::NotADatabase
-                | ErrorCode::CannotOpen
-        )
-    );
-    if lasting {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Backend(e.to_string())
+            | ErrorCode::DiskFull
+            | ErrorCode::ReadOnly
+            | ErrorCode::DatabaseCorrupt
+            | ErrorCode::NotADatabase
+            | ErrorCode::CannotOpen,
+        ) => StoreError::Unavailable(text),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(text),
+        Some(ErrorCode::ConstraintViolation) if is_unique_violation(&e) => {
+            StoreError::Conflict(text)
+        }
+        _ => StoreError::Backend(text),
     }
+}
+
+/// A UNIQUE or PRIMARY KEY violation.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+            || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
 fn run(
@@ -300,15 +315,6 @@ fn run(
     metrics: &Metrics,
     health: &Health,
 ) -> Connection {
-    let mut seqs = HashMap::new();
-    let mut last_id: i64 = conn
-        .query_row("SELECT COALESCE(MAX(id), 0) FROM messages", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .ok()
-        .flatten()
-        .unwrap_or(0);
     let mut batch = Vec::with_capacity(batch_max);
     let mut stop = None;
     while stop.is_none() {
@@ -325,7 +331,7 @@ fn run(
             }
         }
         if !batch.is_empty() {
-            let fault = commit_batch(&conn, &mut batch, &mut seqs, &mut last_id, metrics);
+            let fault = commit_batch(&conn, &mut batch, metrics);
             match fault {
                 Ok(()) => health.set(None),
                 Err(Some(why)) => health.set(Some(why)),
@@ -346,34 +352,37 @@ fn run(
 fn commit_batch(
     conn: &Connection,
     batch: &mut Vec<Job>,
-    seqs: &mut HashMap<ConvId, u64>,
-    last_id: &mut i64,
     metrics: &Metrics,
 ) -> Result<(), Option<String>> {
     let started = Instant::now();
     let size = batch.len();
     let mut completions = Vec::with_capacity(size);
     let mut fault = None;
-    let outcome = exec(conn, "BEGIN IMMEDIATE").and_then(|()| {
+    let begun = exec(conn, "BEGIN IMMEDIATE");
+    if begun.is_err() {
+        // Locked out past busy_timeout, or a lasting fault: every job fails with that error
+        // (below) instead of being dropped, which its caller would read as `Closed`.
+        completions.extend(batch.drain(..).map(|job| job(None)));
+    }
+    let outcome = begun.and_then(|()| {
+        let mut counters = Counters::default();
         let mut ctx = WriteCtx {
             conn,
             now: crate::clock::now_ms(),
-            seqs: &mut *seqs,
-            last_id: &mut *last_id,
+            counters: &mut counters,
             fault: None,
         };
         for job in batch.drain(..) {
-            completions.push(job(&mut ctx));
+            completions.push(job(Some(&mut ctx)));
         }
         fault = ctx.fault.take();
+        counters.flush(conn).map_err(backend)?;
         exec(conn, "COMMIT")
     });
-    // Jobs not run (BEGIN failed) are dropped here: their callers see `Closed`.
     batch.clear();
     if let Err(e) = &outcome {
-        // The transaction is gone: forget cached seqs so they are re-read from disk.
+        // The counters went with the batch: the next one reads them afresh.
         _ = exec(conn, "ROLLBACK");
-        seqs.clear();
         tracing::error!(error = %e, batch = size, "sqlite commit failed");
     }
     metrics.record_commit(size, started.elapsed());
@@ -381,6 +390,7 @@ fn commit_batch(
         complete(match &outcome {
             Ok(()) => Ok(()),
             Err(StoreError::Unavailable(why)) => Err(StoreError::Unavailable(why.clone())),
+            Err(StoreError::Busy(why)) => Err(StoreError::Busy(why.clone())),
             Err(e) => Err(StoreError::Backend(e.to_string())),
         });
     }
