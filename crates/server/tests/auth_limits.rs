@@ -493,6 +493,8 @@ async fn a_wrong_password_flood_stays_bounded_and_others_stay_fast() {
     assert!(throttled > 0);
     assert!(hashing_max <= workers, "{hashing_max} hashes at once");
     assert!(growth <= 256, "RSS grew by {growth} MiB");
-    assert!(p99 <= Duration::from_millis(50), "ping p99 {p99:?}");
+    // A debug build sharing two cores with 128 attackers and the hashing threads: 15–35 ms on
+    // a quiet host, 50 ms seen while other work loaded it; starved pings take seconds.
+    assert!(p99 <= Duration::from_millis(100), "ping p99 {p99:?}");
     server.stop().await;
 }
