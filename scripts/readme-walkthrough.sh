@@ -5,7 +5,8 @@
 # `cargo run --release -- serve`), started in an empty temporary directory. Bob's terminal runs
 # in the background with its output captured; Alice's gets the line the README tells her to type
 # on its standard input, once her `hello` is on screen. Then it checks that each terminal printed
-# what the README shows ("<id>" and "<time>" match digits, "…" anything).
+# what the README shows ("<id>" and "<time>" match digits, "<conn>" a connection id (hex, a dot,
+# digits), "…" anything).
 #
 # The README uses the fixed port 8080, so everything (server included) runs inside a private
 # network namespace, where 8080 is free whatever the machine runs. Needs curl, python3, unshare
@@ -246,9 +247,15 @@ expected = json.load(open("expected.json"))
 problems = []
 
 def template(line):
-    """The README's line as a pattern: <id> and <time> are digits, … anything."""
+    """The README's line as a pattern: <id> and <time> are digits, <conn> a connection id,
+    … anything."""
     pattern = re.escape(line)
-    for placeholder, meaning in (("<id>", "[0-9]+"), ("<time>", "[0-9]+"), ("…", ".*")):
+    for placeholder, meaning in (
+        ("<id>", "[0-9]+"),
+        ("<time>", "[0-9]+"),
+        ("<conn>", "[0-9a-f]+[.][0-9]+"),
+        ("…", ".*"),
+    ):
         pattern = pattern.replace(re.escape(placeholder), meaning)
     return re.compile(pattern)
 

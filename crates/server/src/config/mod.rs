@@ -331,6 +331,10 @@ impl Config {
                 "max_groups_per_user must be > 0",
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
+            (
+                self.room_occupancy_interval_ms > 0,
+                "room_occupancy_interval_ms must be > 0",
+            ),
             (self.max_connections > 0, "max_connections must be > 0"),
             (
                 self.max_pending_per_ip > 0,

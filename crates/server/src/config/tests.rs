@@ -64,6 +64,19 @@ fn invalid_values_are_rejected() {
 }
 
 #[test]
+fn a_zero_occupancy_interval_is_rejected() {
+    let err = Config::load(Overrides {
+        room_occupancy_interval_ms: Some(0),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("room_occupancy_interval_ms"),
+        "{err}"
+    );
+}
+
+#[test]
 fn example_config_matches_defaults() {
     let example = include_str!("../../../../docs/banter.example.toml");
     let body: String = example
