@@ -47,6 +47,7 @@ macro_rules! bus_delivery_suite {
             except_skips_only_that_connection,
             session_audience,
             the_gate_orders_entries_published_out_of_order,
+            concurrent_publishers_are_ordered,
             a_gap_that_never_fills_is_released,
             room_occupants,
             presence_first_and_last,
@@ -298,6 +299,42 @@ pub async fn the_gate_orders_entries_published_out_of_order(h: &dyn Harness) {
             ["7:1", "7:2", "7:3", "7:4"],
             "in seq order, once each"
         );
+    }
+}
+
+/// Two publishers on different nodes racing, one with the odd seqs and one with the even ones,
+/// each in descending runs, after the conversation's first entry: every connection still gets
+/// every entry in order, once each. (A node's order for a conversation starts at the first entry
+/// it sees, so the race starts after one.)
+pub async fn concurrent_publishers_are_ordered(h: &dyn Harness) {
+    let c = Arc::new(cluster(h, 2).await);
+    let (a, b) = (1, 2);
+    let mut conns = [c.connect(0, a, 10), c.connect(1, b, 20)];
+    let conv = 9;
+    c.publish(0, entry(&[a, b], conv, 1));
+    let publishers: Vec<_> = [0u64, 1]
+        .into_iter()
+        .map(|parity| {
+            let c = Arc::clone(&c);
+            tokio::spawn(async move {
+                for run in (0..200u64).step_by(20) {
+                    // This publisher's seqs of the run (2..=21, 22..=41, ...), highest first.
+                    for k in (0..10).rev() {
+                        let seq = 2 + run + parity + 2 * k;
+                        c.publish(parity as usize, entry(&[a, b], conv, seq));
+                    }
+                    tokio::task::yield_now().await;
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    c.publish(0, entry(&[a, b], conv, 202));
+    let want: Vec<String> = (1..=201).map(|seq| format!("{conv}:{seq}")).collect();
+    for conn in &mut conns {
+        assert_eq!(conn.until("9:202").await, want, "in seq order, once each");
     }
 }
 
