@@ -36,6 +36,7 @@
 
 mod admin;
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
