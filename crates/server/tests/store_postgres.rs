@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use banter_server::metrics::Metrics;
-use banter_server::store::Store;
 use banter_server::store::conformance::Backend;
 use banter_server::store::postgres::{PostgresOptions, PostgresStore};
+use banter_server::store::{NewMessage, Store, StoreError};
 use tokio_postgres::NoTls;
 
 const DEFAULT_URL: &str = "postgres://root@127.0.0.1:5432/test";
@@ -27,8 +27,9 @@ async fn connect(url: &str) -> tokio_postgres::Client {
     let (client, connection) = match tokio_postgres::connect(url, NoTls).await {
         Ok(pair) => pair,
         Err(e) => panic!(
-            "cannot connect to PostgreSQL at {url}: {e}\n\
-             start it with `scripts/services.sh` (or point BANTER_TEST_POSTGRES at a server)"
+            "cannot connect to PostgreSQL at {url}: {e} ({})\n\
+             start it with `scripts/services.sh` (or point BANTER_TEST_POSTGRES at a server)",
+            std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
         ),
     };
     tokio::spawn(async move {
@@ -130,3 +131,99 @@ impl Backend for Postgres {
 }
 
 banter_server::store_conformance!(Postgres::default());
+
+fn text(conv: i64, sender: i64, key: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        sender,
+        client_msg_id: key.into(),
+        text: key.into(),
+    }
+}
+
+/// A value the database refuses (here a NUL in the text, which PostgreSQL's text cannot hold)
+/// fails that append only: the appends queued around it, in the same batch, commit with
+/// gap-free seqs in queue order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_append_fails_alone() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let mut queued = Vec::new();
+    for key in ["q1", "bad\0one", "q2", "bad\0two", "q3"] {
+        queued.push(store.queue_append(text(conv, a, key)).await.unwrap());
+    }
+    let mut seqs = Vec::new();
+    for pending in queued {
+        match pending.await {
+            Ok(got) => seqs.push(got.message.seq),
+            Err(e) => assert!(matches!(e, StoreError::Backend(_)), "{e}"),
+        }
+    }
+    assert_eq!(seqs, [1, 2, 3], "the refused ones took no seq");
+    let next = store.append(text(conv, a, "after")).await.unwrap();
+    assert_eq!(next.message.seq, 4);
+    store.close().await;
+}
+
+/// `close` waits for every queued append, awaited or not; a later handle reads them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_what_was_queued() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    for i in 0..100 {
+        drop(
+            store
+                .queue_append(text(conv, a, &format!("m{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    store.close().await;
+    assert!(matches!(
+        store.append(text(conv, a, "late")).await,
+        Err(StoreError::Closed)
+    ));
+    let again = backend.open(&db).await;
+    assert_eq!(again.last_seq(conv).await.unwrap(), 100);
+    let all = again
+        .messages_after(conv, 0, 1000, usize::MAX)
+        .await
+        .unwrap();
+    let keys: Vec<String> = all.into_iter().map(|m| m.client_msg_id).collect();
+    assert_eq!(keys, (0..100).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    again.close().await;
+}
+
+/// A database that went away makes `writable` (readiness) and writes fail with the
+/// retryable `Unavailable`, not a permanent error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    store
+        .writable()
+        .await
+        .expect("writable while the database is there");
+    let admin = connect(&backend.admin).await;
+    admin
+        .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", db.name))
+        .await
+        .unwrap();
+    let err = store.writable().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let err = store.append(text(conv, a, "lost")).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    store.close().await;
+}
