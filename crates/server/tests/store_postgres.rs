@@ -227,3 +227,47 @@ async fn an_unreachable_database_is_unavailable() {
     assert!(err.is_retryable(), "{err}");
     store.close().await;
 }
+
+/// Appends queued together share transactions (one commit per batch, not per message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_appends_share_transactions() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let metrics = Arc::new(Metrics::default());
+    let options = PostgresOptions::default();
+    let store = PostgresStore::open(&db.url, &options, Arc::clone(&metrics))
+        .await
+        .unwrap();
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let mut queued = Vec::new();
+    for i in 0..200 {
+        queued.push(
+            store
+                .queue_append(text(conv, a, &format!("m{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, pending) in queued.into_iter().enumerate() {
+        assert_eq!(pending.await.unwrap().message.seq, i as u64 + 1);
+    }
+    let rendered = metrics.render();
+    let value = |name: &str| -> f64 {
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {rendered}"))
+    };
+    let (batches, appends) = (
+        value("banter_commit_batch_size_count"),
+        value("banter_commit_batch_size_sum"),
+    );
+    assert_eq!(appends, 200.0);
+    assert!(
+        batches <= 20.0,
+        "{appends} appends took {batches} transactions"
+    );
+    store.close().await;
+}

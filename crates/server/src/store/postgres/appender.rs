@@ -17,11 +17,15 @@
 //! waits for it, and appends queued one after another commit in that order.
 
 use std::collections::BTreeSet;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Instant;
 
 use deadpool_postgres::{Object, Pool};
-use futures_util::future::{join_all, join3};
+
+use futures_util::future::maybe_done;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::types::ToSql;
 
@@ -113,10 +117,7 @@ async fn run(
             }
         }
         if !batch.is_empty() {
-            let started = Instant::now();
-            let size = batch.len();
-            commit(&pool, &mut batch, &health).await;
-            metrics.record_commit(size, started.elapsed());
+            commit(&pool, &mut batch, &metrics, &health).await;
         }
     }
     rx.close();
@@ -126,7 +127,8 @@ async fn run(
 }
 
 /// Commits `batch` and answers every job, emptying it.
-async fn commit(pool: &Pool, batch: &mut Vec<Job>, health: &Health) {
+async fn commit(pool: &Pool, batch: &mut Vec<Job>, metrics: &Metrics, health: &Health) {
+    let started = Instant::now();
     let messages: Vec<&NewMessage> = batch.iter().map(|j| &j.message).collect();
     let mut outcome = attempt(pool, &messages).await;
     for _ in 0..RETRIES {
@@ -164,6 +166,7 @@ async fn commit(pool: &Pool, batch: &mut Vec<Job>, health: &Health) {
     {
         health.set(None);
     }
+    metrics.record_commit(batch.len(), started.elapsed());
     for (job, result) in batch.drain(..).zip(results) {
         // The caller may have gone away (timeout, disconnect); the write stands.
         _ = job.reply.send(result);
@@ -258,14 +261,41 @@ async fn pipeline(client: &Object, messages: &[&NewMessage]) -> StoreResult<Vec<
             ]
         })
         .collect();
-    // Sent in this order, without waiting for each other (each request leaves on its first
-    // poll, and `join3` and `join_all` poll in order): the server runs them one after another.
-    let begin = client.batch_execute("BEGIN");
+    // Sent in this order, without waiting for each other: a request leaves on its future's
+    // first poll, so each is polled once, in order, before any is waited for; the server runs
+    // them one after another and answers in the same order.
     let lock_params: [&(dyn ToSql + Sync); 1] = [&convs];
-    let locked = client.query(&lock, &lock_params);
-    let inserts = join_all(params.iter().map(|p| client.query_opt(&insert, p)));
-    let (begun, locked, inserted) = join3(begin, locked, inserts).await;
-    begun.map_err(db)?;
+    let mut begin = pin!(maybe_done(client.batch_execute("BEGIN")));
+    let mut locked = pin!(maybe_done(client.query(&lock, &lock_params)));
+    let mut inserts: Vec<_> = params
+        .iter()
+        .map(|p| Box::pin(maybe_done(client.query_opt(&insert, p))))
+        .collect();
+    poll_fn(|cx| {
+        _ = begin.as_mut().poll(cx);
+        _ = locked.as_mut().poll(cx);
+        for f in &mut inserts {
+            _ = f.as_mut().poll(cx);
+        }
+        Poll::Ready(())
+    })
+    .await;
+    begin.as_mut().await;
+    begin.as_mut().take_output().unwrap_or(Ok(())).map_err(db)?;
+    locked.as_mut().await;
+    let locked = locked
+        .as_mut()
+        .take_output()
+        .ok_or_else(|| StoreError::Backend("lock query lost".into()))?;
+    let mut inserted = Vec::with_capacity(inserts.len());
+    for f in &mut inserts {
+        f.as_mut().await;
+        inserted.push(
+            f.as_mut()
+                .take_output()
+                .ok_or_else(|| StoreError::Backend("insert lost".into()))?,
+        );
+    }
     let existing: BTreeSet<i64> = locked
         .map_err(db)?
         .iter()
