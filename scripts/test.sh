@@ -12,6 +12,7 @@ echo "== lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== tests"
+scripts/services.sh
 cargo test --workspace --locked
 
 echo "== README walkthrough (\"Two clients, by hand\", in a private network namespace)"

@@ -1,7 +1,7 @@
 //! The `Store` seam: everything Banter persists (accounts, sessions, conversations, messages,
 //! read cursors) behind one async trait.
 //!
-//! Services speak only this trait; SQL lives only in the implementations (`sqlite`, and later
+//! Services speak only this trait; SQL lives only in the implementations (`sqlite` and
 //! `postgres`), and only [`open`] names one. Every implementation must pass the suite in
 //! [`conformance`] unchanged ([`store_conformance!`](crate::store_conformance)).
 //!
@@ -36,6 +36,7 @@
 
 mod admin;
 pub mod conformance;
+pub mod postgres;
 pub mod sqlite;
 mod types;
 
@@ -51,6 +52,7 @@ pub use types::*;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
+use postgres::{PostgresOptions, PostgresStore};
 use sqlite::{SqliteOptions, SqliteStore};
 
 /// Which store to open and how, from the configuration ([`StoreConfig::from_config`]).
@@ -62,6 +64,13 @@ pub enum StoreConfig {
         data_dir: PathBuf,
         /// Its tuning (`write_batch_max`, `sqlite_*`).
         options: SqliteOptions,
+    },
+    /// The cluster store: one PostgreSQL database shared by every node.
+    Postgres {
+        /// Where it is (`postgres://user@host:port/db`).
+        url: String,
+        /// Pool size, batch size and timeouts.
+        options: PostgresOptions,
     },
 }
 
@@ -90,6 +99,9 @@ pub async fn open(config: &StoreConfig, metrics: Arc<Metrics>) -> StoreResult<Ar
                     .await
                     .map_err(|e| StoreError::Backend(format!("store open task: {e}")))??;
             Ok(Arc::new(store))
+        }
+        StoreConfig::Postgres { url, options } => {
+            Ok(Arc::new(PostgresStore::open(url, options, metrics).await?))
         }
     }
 }

@@ -1,0 +1,273 @@
+//! The store conformance suite, run against the PostgreSQL store on a real server: one test
+//! per check, each on a fresh database created for it (and dropped after), opened through two
+//! independent handles (two pools, as two nodes would hold) where the check asks for two.
+//!
+//! The server is `postgres://root@127.0.0.1:5432/test` unless `BANTER_TEST_POSTGRES` names
+//! another (a database the user may connect to and create databases from). `scripts/services.sh`
+//! starts the local one. When it cannot be reached the tests fail, saying so; they never skip.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use banter_server::metrics::Metrics;
+use banter_server::store::conformance::Backend;
+use banter_server::store::postgres::{PostgresOptions, PostgresStore};
+use banter_server::store::{NewMessage, Store, StoreError};
+use tokio_postgres::NoTls;
+
+const DEFAULT_URL: &str = "postgres://root@127.0.0.1:5432/test";
+
+/// The server's admin URL (for creating and dropping the scratch databases).
+fn admin_url() -> String {
+    std::env::var("BANTER_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+}
+
+/// Connects to `url` or fails the test with what to do about it.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = match tokio_postgres::connect(url, NoTls).await {
+        Ok(pair) => pair,
+        Err(e) => panic!(
+            "cannot connect to PostgreSQL at {url}: {e} ({})\n\
+             start it with `scripts/services.sh` (or point BANTER_TEST_POSTGRES at a server)",
+            std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
+        ),
+    };
+    tokio::spawn(async move {
+        _ = connection.await;
+    });
+    client
+}
+
+/// Replaces the database name of a `postgres://…/db` URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, rest) = url.rsplit_once('/').expect("a postgres://host/db URL");
+    let query = rest
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    format!("{base}/{name}{query}")
+}
+
+/// A scratch database, dropped (with any connection left on it) when this value drops.
+struct Database {
+    name: String,
+    url: String,
+    admin: String,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (name, admin) = (self.name.clone(), self.admin.clone());
+        // Drop runs inside the test's runtime, which cannot block on itself: a thread with
+        // its own runtime drops the database and is waited for.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the scratch database");
+            runtime.block_on(async move {
+                let client = connect(&admin).await;
+                client
+                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop scratch database {}: {dropped:?}", self.url);
+        }
+    }
+}
+
+/// Scratch databases on the server at `admin` ([`admin_url`] by default).
+struct Postgres {
+    admin: String,
+}
+
+impl Default for Postgres {
+    fn default() -> Self {
+        Self { admin: admin_url() }
+    }
+}
+
+static NEXT: AtomicU64 = AtomicU64::new(0);
+
+impl Backend for Postgres {
+    type Database = Database;
+
+    async fn create(&self) -> Database {
+        let admin = &self.admin;
+        let client = connect(admin).await;
+        let name = format!(
+            "banter_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap_or_else(|e| panic!("cannot create a scratch database on {admin}: {e}"));
+        Database {
+            url: with_database(admin, &name),
+            name,
+            admin: admin.clone(),
+        }
+    }
+
+    async fn open(&self, db: &Database) -> Arc<dyn Store> {
+        let options = PostgresOptions {
+            pool_size: 8,
+            ..PostgresOptions::default()
+        };
+        let store = PostgresStore::open(&db.url, &options, Arc::new(Metrics::default()))
+            .await
+            .unwrap_or_else(|e| panic!("cannot open the store on {}: {e}", db.url));
+        Arc::new(store)
+    }
+}
+
+banter_server::store_conformance!(Postgres::default());
+
+fn text(conv: i64, sender: i64, key: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        sender,
+        client_msg_id: key.into(),
+        text: key.into(),
+    }
+}
+
+/// A value the database refuses (here a NUL in the text, which PostgreSQL's text cannot hold)
+/// fails that append only: the appends queued around it, in the same batch, commit with
+/// gap-free seqs in queue order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_append_fails_alone() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let mut queued = Vec::new();
+    for key in ["q1", "bad\0one", "q2", "bad\0two", "q3"] {
+        queued.push(store.queue_append(text(conv, a, key)).await.unwrap());
+    }
+    let mut seqs = Vec::new();
+    for pending in queued {
+        match pending.await {
+            Ok(got) => seqs.push(got.message.seq),
+            Err(e) => assert!(matches!(e, StoreError::Backend(_)), "{e}"),
+        }
+    }
+    assert_eq!(seqs, [1, 2, 3], "the refused ones took no seq");
+    let next = store.append(text(conv, a, "after")).await.unwrap();
+    assert_eq!(next.message.seq, 4);
+    store.close().await;
+}
+
+/// `close` waits for every queued append, awaited or not; a later handle reads them all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_commits_what_was_queued() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    for i in 0..100 {
+        drop(
+            store
+                .queue_append(text(conv, a, &format!("m{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    store.close().await;
+    assert!(matches!(
+        store.append(text(conv, a, "late")).await,
+        Err(StoreError::Closed)
+    ));
+    let again = backend.open(&db).await;
+    assert_eq!(again.last_seq(conv).await.unwrap(), 100);
+    let all = again
+        .messages_after(conv, 0, 1000, usize::MAX)
+        .await
+        .unwrap();
+    let keys: Vec<String> = all.into_iter().map(|m| m.client_msg_id).collect();
+    assert_eq!(keys, (0..100).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    again.close().await;
+}
+
+/// A database that went away makes `writable` (readiness) and writes fail with the
+/// retryable `Unavailable`, not a permanent error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_database_is_unavailable() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    store
+        .writable()
+        .await
+        .expect("writable while the database is there");
+    let admin = connect(&backend.admin).await;
+    admin
+        .batch_execute(&format!("DROP DATABASE {} WITH (FORCE)", db.name))
+        .await
+        .unwrap();
+    let err = store.writable().await.unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err}");
+    let err = store.append(text(conv, a, "lost")).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    store.close().await;
+}
+
+/// Appends queued together share transactions (one commit per batch, not per message).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_appends_share_transactions() {
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let metrics = Arc::new(Metrics::default());
+    let options = PostgresOptions::default();
+    let store = PostgresStore::open(&db.url, &options, Arc::clone(&metrics))
+        .await
+        .unwrap();
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    let conv = store.direct_conversation(a, b).await.unwrap();
+    let mut queued = Vec::new();
+    for i in 0..200 {
+        queued.push(
+            store
+                .queue_append(text(conv, a, &format!("m{i}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for (i, pending) in queued.into_iter().enumerate() {
+        assert_eq!(pending.await.unwrap().message.seq, i as u64 + 1);
+    }
+    let rendered = metrics.render();
+    let value = |name: &str| -> f64 {
+        rendered
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {rendered}"))
+    };
+    let (batches, appends) = (
+        value("banter_commit_batch_size_count"),
+        value("banter_commit_batch_size_sum"),
+    );
+    assert_eq!(appends, 200.0);
+    assert!(
+        batches <= 20.0,
+        "{appends} appends took {batches} transactions"
+    );
+    store.close().await;
+}
