@@ -20,7 +20,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the server (embedded SQLite store by default; no setup needed).
+    /// Run the server (embedded SQLite store by default, no setup needed; or `--store postgres://…`).
     Serve(Box<ServeArgs>),
     /// Print the default configuration as TOML.
     DefaultConfig,
@@ -155,8 +155,13 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         listen = %config.listen,
         data_dir = %config.data_dir.display(),
         config = %config_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
-        store = "sqlite",
-        sync = %format!("{:?}", config.sqlite_synchronous).to_lowercase(),
+        // `sqlite`, or the PostgreSQL URL with any password replaced by `***`.
+        store = config.store.redacted().as_str(),
+        sync = %if config.store.is_set() {
+            "postgres".to_owned()
+        } else {
+            format!("{:?}", config.sqlite_synchronous).to_lowercase()
+        },
         "banter starting"
     );
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -14,7 +14,7 @@ mod policies;
 mod secret;
 
 pub use policies::{DirectMessagePolicy, GroupAddPolicy, SignupPolicy, SqliteSync};
-pub use secret::AdminToken;
+pub use secret::{AdminToken, StoreUrl};
 
 pub use crate::net::Listen;
 
@@ -25,8 +25,13 @@ pub use crate::net::Listen;
 pub struct Config {
     /// Address the HTTP and WebSocket listener binds.
     pub listen: Listen,
-    /// Directory holding the SQLite database.
+    /// Directory holding the SQLite database (unused when `store` names PostgreSQL).
     pub data_dir: PathBuf,
+    /// Where the data lives: empty (the default) for the embedded SQLite store in `data_dir`,
+    /// or a PostgreSQL URL, `postgres://user[:password]@host:port/database`, for one database
+    /// that several nodes may share. Logs show it with any password replaced by `***`; prefer
+    /// `BANTER_STORE` to a file others can read when it holds one.
+    pub store: StoreUrl,
     /// Lifetime of a login token, in seconds.
     pub token_ttl_secs: u64,
     /// Most live sessions (logged-in devices) per user; a login past it revokes the oldest.
@@ -174,6 +179,7 @@ impl Default for Config {
         Self {
             listen: Listen(([127, 0, 0, 1], 8080).into()),
             data_dir: PathBuf::from("banter-data"),
+            store: StoreUrl::default(),
             token_ttl_secs: 30 * 24 * 3600,
             max_sessions_per_user: 100,
             password_memory_kib: 19_456,
@@ -391,6 +397,10 @@ impl Config {
                 "admin_token must be empty (admin API off) or 32 to 256 bytes",
             ),
             (
+                self.store.is_valid(),
+                "store must be empty (the embedded SQLite store) or a postgres:// or postgresql:// URL",
+            ),
+            (
                 self.tls_cert.is_some() == self.tls_key.is_some(),
                 "tls_cert and tls_key must be given together (or neither)",
             ),
@@ -470,6 +480,8 @@ overrides! {
     listen: Listen, "BANTER_LISTEN";
     /// Data directory (SQLite database).
     data_dir: PathBuf, "BANTER_DATA_DIR";
+    /// Store: a postgres:// URL (unset: the embedded SQLite store in the data directory).
+    store: StoreUrl, "BANTER_STORE";
     /// Login token lifetime in seconds.
     token_ttl_secs: u64, "BANTER_TOKEN_TTL_SECS";
     /// Most live sessions per user (a login past it revokes the oldest).

@@ -1,4 +1,5 @@
-//! The admin token: a secret that never appears in `Debug` output or logs.
+//! The secrets of the configuration (the admin token, the store URL): never in `Debug` output
+//! or logs.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,96 @@ impl std::str::FromStr for AdminToken {
 }
 
 impl From<&str> for AdminToken {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// The `store` key: empty (the default) for the embedded SQLite store in `data_dir`, or a
+/// `postgres://` / `postgresql://` URL. The URL may hold a password, so its `Debug` and
+/// `Display` forms are [`StoreUrl::redacted`]; only [`StoreUrl::expose`] gives it whole.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoreUrl(String);
+
+impl StoreUrl {
+    /// The URL as given; empty for the embedded store.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a PostgreSQL URL is configured (else: the embedded store).
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether it is empty or a URL of a scheme the PostgreSQL store accepts.
+    pub(super) fn is_valid(&self) -> bool {
+        !self.is_set()
+            || ["postgres://", "postgresql://"]
+                .iter()
+                .any(|s| self.0.starts_with(s))
+    }
+
+    /// What the logs show: `sqlite` for the embedded store, else the URL with any password
+    /// (in the user part or a `password=` parameter) replaced by `***`.
+    pub fn redacted(&self) -> String {
+        if !self.is_set() {
+            return "sqlite".to_owned();
+        }
+        let url = &self.0;
+        let Some((scheme, rest)) = url.split_once("://") else {
+            return "***".to_owned();
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        let authority = match authority.rsplit_once('@') {
+            Some((user_info, host)) => match user_info.split_once(':') {
+                Some((user, _password)) => format!("{user}:***@{host}"),
+                None => authority.to_owned(),
+            },
+            None => authority.to_owned(),
+        };
+        let tail = match tail.split_once('?') {
+            Some((path, query)) => {
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|p| match p.split_once('=') {
+                        Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                            format!("{key}=***")
+                        }
+                        _ => p.to_owned(),
+                    })
+                    .collect();
+                format!("{path}?{}", params.join("&"))
+            }
+            None => tail.to_owned(),
+        };
+        format!("{scheme}://{authority}{tail}")
+    }
+}
+
+impl std::fmt::Debug for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::str::FromStr for StoreUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for StoreUrl {
     fn from(s: &str) -> Self {
         Self(s.to_owned())
     }

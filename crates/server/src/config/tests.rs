@@ -110,3 +110,52 @@ fn tls_paths_in_a_file_are_beside_the_file_and_come_in_pairs() {
     .unwrap_err();
     assert!(err.to_string().contains("tls_cert and tls_key"), "{err}");
 }
+
+#[test]
+fn the_store_is_sqlite_unless_a_postgres_url_is_given() {
+    use crate::store::StoreConfig;
+    let config = Config::load(Overrides::default()).unwrap();
+    assert!(matches!(
+        StoreConfig::from_config(&config),
+        StoreConfig::Sqlite { .. }
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("banter.toml");
+    std::fs::write(&path, "store = \"postgresql://u@db:5432/banter\"\n").unwrap();
+    let config = Config::load(Overrides {
+        config: Some(path),
+        ..Overrides::default()
+    })
+    .unwrap();
+    match StoreConfig::from_config(&config) {
+        StoreConfig::Postgres { url, .. } => assert_eq!(url, "postgresql://u@db:5432/banter"),
+        other => panic!("{other:?}"),
+    }
+    for bad in ["mysql://u@db/banter", "db:5432", "sqlite"] {
+        let err = Config::load(Overrides {
+            store: Some(bad.into()),
+            ..Overrides::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid(_)), "{bad}: {err}");
+        assert!(err.to_string().contains("store must be"), "{bad}: {err}");
+    }
+}
+
+#[test]
+fn the_store_url_never_shows_its_password() {
+    let url = StoreUrl::from("postgres://root:hunter2@127.0.0.1:5432/banter?password=hunter2");
+    assert_eq!(
+        url.redacted(),
+        "postgres://root:***@127.0.0.1:5432/banter?password=***"
+    );
+    assert!(!format!("{url} {url:?}").contains("hunter2"));
+    let config = Config {
+        store: url,
+        ..Config::default()
+    };
+    assert!(!format!("{config:?}").contains("hunter2"));
+    let plain = StoreUrl::from("postgres://root@127.0.0.1:5432/banter");
+    assert_eq!(plain.redacted(), "postgres://root@127.0.0.1:5432/banter");
+    assert_eq!(StoreUrl::default().redacted(), "sqlite");
+}

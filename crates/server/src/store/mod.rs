@@ -75,8 +75,15 @@ pub enum StoreConfig {
 }
 
 impl StoreConfig {
-    /// The store the configuration asks for.
+    /// The store the configuration asks for: PostgreSQL when `store` names it, else the
+    /// embedded SQLite store in `data_dir` (which PostgreSQL mode never touches).
     pub fn from_config(config: &Config) -> Self {
+        if config.store.is_set() {
+            return Self::Postgres {
+                url: config.store.expose().to_owned(),
+                options: PostgresOptions::default(),
+            };
+        }
         Self::Sqlite {
             data_dir: config.data_dir.clone(),
             options: SqliteOptions {
