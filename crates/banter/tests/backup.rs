@@ -1,7 +1,7 @@
 //! `banter backup` and `banter restore` on the real binary: a backup taken while senders are
 //! writing holds every message acknowledged before it started, gap-free, and a restored data
 //! directory serves them; refusals (an existing destination, a non-empty data directory, a file
-//! that is not a database) change nothing.
+//! that is not a database, a PostgreSQL store) change nothing.
 
 mod common;
 
@@ -201,6 +201,40 @@ fn refusals_change_nothing() {
         std::fs::read(dir.path().join("full/banter.db")).unwrap(),
         b"keep me"
     );
+}
+
+/// With a PostgreSQL store configured (flag, variable or file), backup and restore refuse,
+/// naming PostgreSQL's own tools, without touching the data directory or printing the password.
+#[test]
+fn backup_and_restore_refuse_a_postgres_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let url = "postgres://root:hunter2@127.0.0.1:5432/banter";
+    let out = banter(&[
+        "backup",
+        &path("b.db"),
+        "--data-dir",
+        &path("d"),
+        "--store",
+        url,
+    ]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("pg_dump"), "{}", text(&out));
+    assert!(text(&out).contains("root:***@"), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+    std::fs::write(path("banter.toml"), format!("store = \"{url}\"\n")).unwrap();
+    let out = banter(&["restore", &path("b.db"), "--config", &path("banter.toml")]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("pg_restore"), "{}", text(&out));
+    assert!(!text(&out).contains("hunter2"), "{}", text(&out));
+    let out = Command::new(env!("CARGO_BIN_EXE_banter"))
+        .args(["backup", &path("b.db"), "--data-dir", &path("d")])
+        .env("BANTER_STORE", url)
+        .output()
+        .expect("run banter");
+    assert!(!out.status.success());
+    assert!(text(&out).contains("pg_dump"), "{}", text(&out));
+    assert!(!dir.path().join("b.db").exists() && !dir.path().join("d").exists());
 }
 
 /// Messages in a database file, by count (read-only, beside a running server).
