@@ -6,78 +6,18 @@
 //! another (a database the user may connect to and create databases from). `scripts/services.sh`
 //! starts the local one. When it cannot be reached the tests fail, saying so; they never skip.
 
+// The PostgreSQL helpers for tests (scratch databases), without the rest of `common`.
+#[path = "common/postgres.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod postgres;
+
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use banter_server::metrics::Metrics;
 use banter_server::store::conformance::Backend;
 use banter_server::store::postgres::{PostgresOptions, PostgresStore};
 use banter_server::store::{NewMessage, Store, StoreError};
-use tokio_postgres::NoTls;
-
-const DEFAULT_URL: &str = "postgres://root@127.0.0.1:5432/test";
-
-/// The server's admin URL (for creating and dropping the scratch databases).
-fn admin_url() -> String {
-    std::env::var("BANTER_TEST_POSTGRES").unwrap_or_else(|_| DEFAULT_URL.to_owned())
-}
-
-/// Connects to `url` or fails the test with what to do about it.
-async fn connect(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = match tokio_postgres::connect(url, NoTls).await {
-        Ok(pair) => pair,
-        Err(e) => panic!(
-            "cannot connect to PostgreSQL at {url}: {e} ({})\n\
-             start it with `scripts/services.sh` (or point BANTER_TEST_POSTGRES at a server)",
-            std::error::Error::source(&e).map_or_else(String::new, ToString::to_string)
-        ),
-    };
-    tokio::spawn(async move {
-        _ = connection.await;
-    });
-    client
-}
-
-/// Replaces the database name of a `postgres://…/db` URL.
-fn with_database(url: &str, name: &str) -> String {
-    let (base, rest) = url.rsplit_once('/').expect("a postgres://host/db URL");
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{base}/{name}{query}")
-}
-
-/// A scratch database, dropped (with any connection left on it) when this value drops.
-struct Database {
-    name: String,
-    url: String,
-    admin: String,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let (name, admin) = (self.name.clone(), self.admin.clone());
-        // Drop runs inside the test's runtime, which cannot block on itself: a thread with
-        // its own runtime drops the database and is waited for.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to drop the scratch database");
-            runtime.block_on(async move {
-                let client = connect(&admin).await;
-                client
-                    .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .await
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(()))) {
-            eprintln!("could not drop scratch database {}: {dropped:?}", self.url);
-        }
-    }
-}
+use postgres::{Database, admin_url, connect};
 
 /// Scratch databases on the server at `admin` ([`admin_url`] by default).
 struct Postgres {
@@ -90,32 +30,11 @@ impl Default for Postgres {
     }
 }
 
-static NEXT: AtomicU64 = AtomicU64::new(0);
-
 impl Backend for Postgres {
     type Database = Database;
 
     async fn create(&self) -> Database {
-        let admin = &self.admin;
-        let client = connect(admin).await;
-        let name = format!(
-            "banter_test_{}_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .unwrap_or_else(|e| panic!("cannot create a scratch database on {admin}: {e}"));
-        Database {
-            url: with_database(admin, &name),
-            name,
-            admin: admin.clone(),
-        }
+        Database::create(&self.admin).await
     }
 
     async fn open(&self, db: &Database) -> Arc<dyn Store> {
