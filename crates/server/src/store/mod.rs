@@ -35,6 +35,7 @@
 //!   another process holds ([`StoreError::Locked`]); handles of one process share it.
 
 mod admin;
+mod columns;
 pub mod conformance;
 pub mod postgres;
 pub mod sqlite;

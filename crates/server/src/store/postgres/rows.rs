@@ -8,14 +8,9 @@ use crate::store::{
     UserId, UserRecord,
 };
 
-pub(super) const USER_COLUMNS: &str = "id, username, password_hash, created_at, \
-     disabled_at IS NOT NULL, deleted_at IS NOT NULL";
-pub(super) const SESSION_COLUMNS: &str = "id, user_id, device, created_at, expires_at";
-pub(super) const MESSAGE_COLUMNS: &str =
-    "id, conv_id, seq, sender, client_msg_id, kind, body, ref_seq, edited_at, recalled, ts";
-pub(super) const PROFILE_COLUMNS: &str =
-    "id, username, display_name, avatar_url, status_text, last_seen_at";
-pub(super) const MEMBER_COLUMNS: &str = "user_id, role, joined_seq, read_seq";
+pub(super) use crate::store::columns::{
+    MEMBER_COLUMNS, MESSAGE_COLUMNS, PROFILE_COLUMNS, SESSION_COLUMNS, USER_COLUMNS,
+};
 /// Group columns; `c` is `conversations`.
 pub(super) const GROUP_COLUMNS: &str = "c.id, c.name, c.description, c.public, \
      c.dissolved_at IS NOT NULL, c.created_at, \
