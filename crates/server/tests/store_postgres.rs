@@ -51,6 +51,13 @@ impl Backend for Postgres {
 
 banter_server::store_conformance!(Postgres::default());
 
+/// Users alice and bob and their direct conversation; alice's id and the conversation's.
+async fn alice_and_bob(store: &dyn Store) -> (i64, i64) {
+    let a = store.create_user("alice", "h").await.unwrap().id;
+    let b = store.create_user("bob", "h").await.unwrap().id;
+    (a, store.direct_conversation(a, b).await.unwrap())
+}
+
 fn text(conv: i64, sender: i64, key: &str) -> NewMessage {
     NewMessage {
         conv,
@@ -68,9 +75,7 @@ async fn a_refused_append_fails_alone() {
     let backend = Postgres::default();
     let db = backend.create().await;
     let store = backend.open(&db).await;
-    let a = store.create_user("alice", "h").await.unwrap().id;
-    let b = store.create_user("bob", "h").await.unwrap().id;
-    let conv = store.direct_conversation(a, b).await.unwrap();
+    let (a, conv) = alice_and_bob(&*store).await;
     let mut queued = Vec::new();
     for key in ["q1", "bad\0one", "q2", "bad\0two", "q3"] {
         queued.push(store.queue_append(text(conv, a, key)).await.unwrap());
@@ -94,9 +99,7 @@ async fn close_commits_what_was_queued() {
     let backend = Postgres::default();
     let db = backend.create().await;
     let store = backend.open(&db).await;
-    let a = store.create_user("alice", "h").await.unwrap().id;
-    let b = store.create_user("bob", "h").await.unwrap().id;
-    let conv = store.direct_conversation(a, b).await.unwrap();
+    let (a, conv) = alice_and_bob(&*store).await;
     for i in 0..100 {
         drop(
             store
@@ -128,9 +131,7 @@ async fn an_unreachable_database_is_unavailable() {
     let backend = Postgres::default();
     let db = backend.create().await;
     let store = backend.open(&db).await;
-    let a = store.create_user("alice", "h").await.unwrap().id;
-    let b = store.create_user("bob", "h").await.unwrap().id;
-    let conv = store.direct_conversation(a, b).await.unwrap();
+    let (a, conv) = alice_and_bob(&*store).await;
     store
         .writable()
         .await
@@ -157,9 +158,7 @@ async fn queued_appends_share_transactions() {
     let store = PostgresStore::open(&db.url, &options, Arc::clone(&metrics))
         .await
         .unwrap();
-    let a = store.create_user("alice", "h").await.unwrap().id;
-    let b = store.create_user("bob", "h").await.unwrap().id;
-    let conv = store.direct_conversation(a, b).await.unwrap();
+    let (a, conv) = alice_and_bob(&store).await;
     let mut queued = Vec::new();
     for i in 0..200 {
         queued.push(

@@ -414,7 +414,8 @@ impl Messaging {
             conversation: conv.to_string(),
             user: caller.user.to_string(),
         });
-        let others: Vec<UserId> = members
+        // Collected straight into the shared slice the event carries (no Vec copied into it).
+        let others: Arc<[UserId]> = members
             .iter()
             .copied()
             .filter(|u| *u != caller.user)
