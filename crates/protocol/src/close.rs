@@ -13,6 +13,9 @@ pub enum CloseCode {
     ProtocolError,
     /// 1009: a frame exceeded the configured maximum size.
     TooBig,
+    /// 1013: the node cannot take the connection now (in a cluster: its bus is away, so the
+    /// connection could not be counted); reconnect with backoff, to another node if there is one.
+    TryAgainLater,
     /// 4000: the peer broke the protocol (binary frame, invalid UTF-8).
     ProtocolViolation,
     /// 4001: the session's token was revoked (logout, revoke, password change). Do not reconnect
@@ -35,6 +38,7 @@ impl CloseCode {
             Self::GoingAway => 1001,
             Self::ProtocolError => 1002,
             Self::TooBig => 1009,
+            Self::TryAgainLater => 1013,
             Self::ProtocolViolation => 4000,
             Self::AuthRevoked => 4001,
             Self::HeartbeatTimeout => 4002,
@@ -50,6 +54,7 @@ impl CloseCode {
             Self::GoingAway => "server shutting down",
             Self::ProtocolError => "malformed close frame",
             Self::TooBig => "frame too big",
+            Self::TryAgainLater => "try again later",
             Self::ProtocolViolation => "protocol violation",
             Self::AuthRevoked => "auth revoked",
             Self::HeartbeatTimeout => "heartbeat timeout",
@@ -65,6 +70,7 @@ impl CloseCode {
             Self::GoingAway,
             Self::ProtocolError,
             Self::TooBig,
+            Self::TryAgainLater,
             Self::ProtocolViolation,
             Self::AuthRevoked,
             Self::HeartbeatTimeout,

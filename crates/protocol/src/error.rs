@@ -99,13 +99,16 @@ pub enum ErrorCode {
     Busy,
     /// The server's store cannot write (I/O error, full or read-only disk, damaged database).
     StoreUnavailable,
+    /// In a cluster: the node cannot reach the other nodes (its NATS is away), so it takes no
+    /// new connections; retry later or on another node.
+    BusUnavailable,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 46] = [
+    pub const ALL: [ErrorCode; 47] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -151,6 +154,7 @@ impl ErrorCode {
         Self::ShuttingDown,
         Self::Busy,
         Self::StoreUnavailable,
+        Self::BusUnavailable,
         Self::Internal,
     ];
 
@@ -202,6 +206,7 @@ impl ErrorCode {
             Self::ShuttingDown => "shutting_down",
             Self::Busy => "busy",
             Self::StoreUnavailable => "store_unavailable",
+            Self::BusUnavailable => "bus_unavailable",
             Self::Internal => "internal",
         }
     }

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::admission::Admission;
 use crate::bus::node::Node;
-use crate::bus::{self, Bus, BusConfig};
+use crate::bus::{self, BusConfig};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::registry::{NodeId, Registry};
@@ -50,6 +50,9 @@ pub enum StartError {
     /// The store could not be opened.
     #[error("cannot open store: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The bus (NATS) could not be joined.
+    #[error("cannot join the cluster: {0}")]
+    Bus(#[from] crate::bus::nats::NatsError),
     /// The TLS certificate or key could not be loaded.
     #[error("cannot load TLS certificate: {0}")]
     Tls(#[from] TlsError),
@@ -99,6 +102,19 @@ fn messaging_limits(config: &Config) -> MessagingLimits {
     }
 }
 
+/// Which bus the configuration asks for.
+fn bus_config(config: &Config) -> BusConfig {
+    if config.bus.is_set() {
+        BusConfig::Nats {
+            url: config.bus.expose().to_owned(),
+            cluster: config.cluster.clone(),
+            max_per_user: config.max_connections_per_user,
+        }
+    } else {
+        BusConfig::Local
+    }
+}
+
 /// The groups service's limits from the configuration.
 fn group_limits(config: &Config) -> GroupLimits {
     GroupLimits {
@@ -135,7 +151,7 @@ impl Server {
             Registry::new(config.max_connections_per_user, Arc::clone(&metrics)),
             Arc::clone(&directory) as _,
         ));
-        let bus: Arc<dyn Bus> = bus::open(&BusConfig::Local, Arc::clone(&node));
+        let bus = bus::open(&bus_config(&config), Arc::clone(&node)).await?;
         let listener = bind_listener(config.listen.0).await?;
         let messaging = Arc::new(Messaging::new(
             Arc::clone(&store),
@@ -255,6 +271,7 @@ impl Server {
             }
         };
         background.stop().await;
+        app.bus.close().await;
         store.close().await;
         tracing::info!("stopped");
         http
@@ -280,6 +297,22 @@ impl Background {
         // Idle rate-limiter state is pruned.
         let a = Arc::clone(app);
         this.every(PRUNE_EVERY, move || a.messaging.prune());
+        // Users whose last connection went away elsewhere (a dead node's) go offline.
+        if let Some(mut departed) = app.bus.departures() {
+            let a = Arc::clone(app);
+            let stop = this.stop.clone();
+            this.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        user = departed.recv() => match user {
+                            Some(user) => a.social.presence_changed(user, false).await,
+                            None => return,
+                        },
+                    }
+                }
+            });
+        }
         // Chatroom occupancy changes go out, coalesced, once per interval.
         let a = Arc::clone(app);
         this.every(app.rooms.occupancy_interval(), move || {

@@ -28,16 +28,18 @@
 //! node applies its own invalidations before `publish` returns, so a request's own next read
 //! sees its change.
 
+pub mod nats;
 pub mod node;
 pub mod suite;
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use banter_protocol::CloseCode;
 use bytes::Bytes;
+use tokio::sync::mpsc;
 
 use self::node::Node;
-use crate::registry::TooManyConnections;
 pub use crate::registry::{ConnHandle, ConnId, NodeId};
 use crate::store::{ConvId, SessionId, UserId};
 
@@ -136,18 +138,32 @@ pub struct Attached {
     pub first: bool,
 }
 
+/// Why a connection could not be attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AttachError {
+    /// Its user holds the per-user limit of connections (on all nodes together).
+    #[error("too many connections")]
+    TooManyConnections,
+    /// The bus could not record it (its backend is away); the client retries later.
+    #[error("bus unavailable")]
+    Unavailable,
+}
+
 /// Cross-node delivery, presence and connection accounting.
+#[async_trait]
 pub trait Bus: Send + Sync + 'static {
     /// This node.
     fn node(&self) -> NodeId;
     /// Sends `event` to every node that has a connection it concerns (this one included),
     /// without blocking. See the module docs for the overflow policy.
     fn publish(&self, event: Event) -> Result<(), BusError>;
-    /// Adds a connection of this node, unless its user is at the per-user limit.
-    fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, TooManyConnections>;
+    /// Adds a connection of this node, unless its user is at the per-user limit (counted on
+    /// every node). Once it returns, what any node publishes reaches the connection.
+    async fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, AttachError>;
     /// Removes a connection of this node (and it from its rooms); returns whether it was its
-    /// user's last one anywhere.
-    fn detach(&self, user: UserId, conn: ConnId) -> bool;
+    /// user's last one anywhere (when that cannot be known now, the user is reported by
+    /// [`Bus::departures`] once it is).
+    async fn detach(&self, user: UserId, conn: ConnId) -> bool;
     /// How many connections `user` has, on every node.
     fn connections(&self, user: UserId) -> usize;
     /// Whether `user` may open another connection now.
@@ -156,6 +172,18 @@ pub trait Bus: Send + Sync + 'static {
     fn enter_room(&self, room: &str, conn: &ConnHandle);
     /// Stops routing `room`'s deliveries to a connection of this node.
     fn leave_room(&self, room: &str, conn: ConnId);
+    /// Users whose last connection went away without a `detach` of this node saying so (a
+    /// dead node's users, a removal retried after an outage). Taken once; `None` for a bus
+    /// where `detach` always knows.
+    fn departures(&self) -> Option<mpsc::UnboundedReceiver<UserId>> {
+        None
+    }
+    /// Whether the bus reaches the other nodes now (`/readyz`).
+    fn ready(&self) -> bool {
+        true
+    }
+    /// Sends what is still queued and stops the bus's tasks (after the sessions are gone).
+    async fn close(&self) {}
 }
 
 /// Publishes `event`, counting and logging a refusal: the policy for callers that cannot do
@@ -172,13 +200,27 @@ pub enum BusConfig {
     /// One node: this process ([`LocalBus`]).
     #[default]
     Local,
+    /// A cluster on NATS ([`nats::NatsBus`]).
+    Nats {
+        /// The NATS server.
+        url: String,
+        /// The cluster's name: nodes with the same one on one NATS form a cluster.
+        cluster: String,
+        /// Connections per user, on all nodes together.
+        max_per_user: usize,
+    },
 }
 
 /// Opens the configured bus over this node's receiving side.
-pub fn open(config: &BusConfig, node: Arc<Node>) -> Arc<dyn Bus> {
-    match config {
+pub async fn open(config: &BusConfig, node: Arc<Node>) -> Result<Arc<dyn Bus>, nats::NatsError> {
+    Ok(match config {
         BusConfig::Local => Arc::new(LocalBus::new(node)),
-    }
+        BusConfig::Nats {
+            url,
+            cluster,
+            max_per_user,
+        } => Arc::new(nats::NatsBus::connect(url, cluster, node, *max_per_user).await?),
+    })
 }
 
 /// The in-process bus: every connection is on this node, so an event is applied by this
@@ -194,6 +236,7 @@ impl LocalBus {
     }
 }
 
+#[async_trait]
 impl Bus for LocalBus {
     fn node(&self) -> NodeId {
         self.node.id()
@@ -204,14 +247,18 @@ impl Bus for LocalBus {
         Ok(())
     }
 
-    fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, TooManyConnections> {
-        let registered = self.node.registry().register(user, conn)?;
+    async fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, AttachError> {
+        let registered = self
+            .node
+            .registry()
+            .register(user, conn)
+            .map_err(|_| AttachError::TooManyConnections)?;
         Ok(Attached {
             first: registered.first,
         })
     }
 
-    fn detach(&self, user: UserId, conn: ConnId) -> bool {
+    async fn detach(&self, user: UserId, conn: ConnId) -> bool {
         self.node.registry().unregister(user, conn)
     }
 

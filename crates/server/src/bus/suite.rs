@@ -25,7 +25,7 @@ use crate::store::{SessionId, UserId};
 /// How long a check waits for a frame or a state before it fails.
 const PATIENCE: Duration = Duration::from_secs(10);
 /// The per-user connection limit the checks' nodes enforce.
-const MAX_PER_USER: usize = 4;
+pub const MAX_PER_USER: usize = 4;
 
 /// Forms clusters of one bus implementation for the suite.
 #[async_trait]
@@ -143,10 +143,11 @@ impl Cluster {
     }
 
     /// A connection of `user`'s `session` on node `i`, attached, with a queue of `queue`.
-    fn connect_with(&self, i: usize, user: UserId, session: SessionId, queue: usize) -> Conn {
+    async fn connect_with(&self, i: usize, user: UserId, session: SessionId, queue: usize) -> Conn {
         let handle = handle(self, i, session, queue);
         self.bus(i)
             .attach(user, handle.clone())
+            .await
             .expect("under the connection limit");
         Conn {
             handle,
@@ -154,8 +155,8 @@ impl Cluster {
         }
     }
 
-    fn connect(&self, i: usize, user: UserId, session: SessionId) -> Conn {
-        self.connect_with(i, user, session, 1024)
+    async fn connect(&self, i: usize, user: UserId, session: SessionId) -> Conn {
+        self.connect_with(i, user, session, 1024).await
     }
 
     fn publish(&self, i: usize, event: Event) {
@@ -183,12 +184,25 @@ fn entry(users: &[UserId], conv: i64, seq: u64) -> Event {
 impl Conn {
     /// Reads frames until `fence` arrives; returns what came before it.
     async fn until(&mut self, fence: &str) -> Vec<String> {
+        self.until_n(fence, 1).await
+    }
+
+    /// Reads frames until `fence` arrived `n` times; returns the other frames before the
+    /// last one.
+    async fn until_n(&mut self, fence: &str, n: usize) -> Vec<String> {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
-            if let Some(at) = self.seen.iter().position(|f| f == fence.as_bytes()) {
+            let nth = self
+                .seen
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| *f == fence.as_bytes())
+                .nth(n - 1);
+            if let Some((at, _)) = nth {
                 let before: Vec<Bytes> = self.seen.drain(..=at).collect();
-                return before[..before.len() - 1]
+                return before
                     .iter()
+                    .filter(|f| *f != fence.as_bytes())
                     .map(|f| String::from_utf8_lossy(f).into_owned())
                     .collect();
             }
@@ -196,11 +210,27 @@ impl Conn {
             let took = tokio::time::timeout_at(deadline, self.handle.queue.take(&mut batch, 64));
             assert!(
                 took.await.is_ok(),
-                "{fence:?} did not arrive within {PATIENCE:?}; got {:?}",
+                "{fence:?} ×{n} did not arrive within {PATIENCE:?}; got {:?}",
                 self.seen
             );
             self.seen.extend(batch);
         }
+    }
+}
+
+impl Cluster {
+    /// Publishes `fence` to `users` from every node. A node's events reach each connection in
+    /// the order it published them, but two nodes' events may interleave in any order, so a
+    /// connection has everything published before on any node once it has every copy.
+    fn fence(&self, users: &[UserId], fence: &str) {
+        for i in 0..self.nodes.len() {
+            self.publish(i, to_users(users, fence, None));
+        }
+    }
+
+    /// What `conn` got before every copy of `fence` (see [`Cluster::fence`]).
+    async fn fenced(&self, conn: &mut Conn, fence: &str) -> Vec<String> {
+        conn.until_n(fence, self.nodes.len()).await
     }
 }
 
@@ -221,47 +251,53 @@ pub async fn users_audience_reaches_every_connection_once(h: &dyn Harness) {
     let c = cluster(h, 3).await;
     let (a, b, outsider) = (1, 2, 3);
     let mut conns = vec![
-        c.connect(0, a, 10),
-        c.connect(1, a, 11),
-        c.connect(2, a, 12),
-        c.connect(1, b, 20),
+        c.connect(0, a, 10).await,
+        c.connect(1, a, 11).await,
+        c.connect(2, a, 12).await,
+        c.connect(1, b, 20).await,
     ];
-    let mut other = c.connect(0, outsider, 30);
+    let mut other = c.connect(0, outsider, 30).await;
     for i in 0..c.nodes.len() {
         c.publish(i, to_users(&[a, b], &format!("hello from {i}"), None));
     }
-    c.publish(0, to_users(&[a, b, outsider], "fence", None));
+    c.fence(&[a, b, outsider], "fence");
     for conn in &mut conns {
-        let mut got = conn.until("fence").await;
+        let mut got = c.fenced(conn, "fence").await;
         got.sort();
         let want: Vec<String> = (0..c.nodes.len())
             .map(|i| format!("hello from {i}"))
             .collect();
         assert_eq!(got, want, "each publish once, on every connection");
     }
-    assert!(other.until("fence").await.is_empty(), "not in the audience");
+    assert!(
+        c.fenced(&mut other, "fence").await.is_empty(),
+        "not in the audience"
+    );
 }
 
 /// `except` names one connection, on whichever node: it alone is skipped.
 pub async fn except_skips_only_that_connection(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
-    let mut sender = c.connect(0, a, 10);
-    let mut sibling = c.connect(1, a, 11);
+    let mut sender = c.connect(0, a, 10).await;
+    let mut sibling = c.connect(1, a, 11).await;
     let skip = Some(sender.handle.conn);
     // Published from the other node than the skipped connection's, too.
     c.publish(1, to_users(&[a], "not for the sender", skip));
-    c.publish(0, to_users(&[a], "fence", None));
-    assert!(sender.until("fence").await.is_empty());
-    assert_eq!(sibling.until("fence").await, ["not for the sender"]);
+    c.fence(&[a], "fence");
+    assert!(c.fenced(&mut sender, "fence").await.is_empty());
+    assert_eq!(
+        c.fenced(&mut sibling, "fence").await,
+        ["not for the sender"]
+    );
 }
 
 /// A `Session` audience reaches that login session's connections only.
 pub async fn session_audience(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
-    let mut mine = [c.connect(0, a, 10), c.connect(1, a, 10)];
-    let mut other = c.connect(1, a, 11);
+    let mut mine = [c.connect(0, a, 10).await, c.connect(1, a, 10).await];
+    let mut other = c.connect(1, a, 11).await;
     c.publish(
         1,
         Event::Deliver(Delivery {
@@ -274,11 +310,11 @@ pub async fn session_audience(h: &dyn Harness) {
             except: None,
         }),
     );
-    c.publish(0, to_users(&[a], "fence", None));
+    c.fence(&[a], "fence");
     for conn in &mut mine {
-        assert_eq!(conn.until("fence").await, ["to session 10"]);
+        assert_eq!(c.fenced(conn, "fence").await, ["to session 10"]);
     }
-    assert!(other.until("fence").await.is_empty());
+    assert!(c.fenced(&mut other, "fence").await.is_empty());
 }
 
 /// Entries of one conversation published out of order, by two publishers on different nodes,
@@ -286,9 +322,13 @@ pub async fn session_audience(h: &dyn Harness) {
 pub async fn the_gate_orders_entries_published_out_of_order(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let (a, b) = (1, 2);
-    let mut conns = [c.connect(0, a, 10), c.connect(1, b, 20)];
+    let mut conns = [c.connect(0, a, 10).await, c.connect(1, b, 20).await];
     let conv = 7;
+    // A node's order starts at the first entry it sees (see `node`): let every node see 1.
     c.publish(0, entry(&[a, b], conv, 1));
+    for conn in &mut conns {
+        assert!(conn.until("7:1").await.is_empty());
+    }
     c.publish(1, entry(&[a, b], conv, 3));
     c.publish(0, entry(&[a, b], conv, 4));
     c.publish(1, entry(&[a, b], conv, 2));
@@ -296,7 +336,7 @@ pub async fn the_gate_orders_entries_published_out_of_order(h: &dyn Harness) {
     for conn in &mut conns {
         assert_eq!(
             conn.until("7:5").await,
-            ["7:1", "7:2", "7:3", "7:4"],
+            ["7:2", "7:3", "7:4"],
             "in seq order, once each"
         );
     }
@@ -305,13 +345,16 @@ pub async fn the_gate_orders_entries_published_out_of_order(h: &dyn Harness) {
 /// Two publishers on different nodes racing, one with the odd seqs and one with the even ones,
 /// each in descending runs, after the conversation's first entry: every connection still gets
 /// every entry in order, once each. (A node's order for a conversation starts at the first entry
-/// it sees, so the race starts after one.)
+/// it sees, so the race starts once every node has seen one.)
 pub async fn concurrent_publishers_are_ordered(h: &dyn Harness) {
     let c = Arc::new(cluster(h, 2).await);
     let (a, b) = (1, 2);
-    let mut conns = [c.connect(0, a, 10), c.connect(1, b, 20)];
+    let mut conns = [c.connect(0, a, 10).await, c.connect(1, b, 20).await];
     let conv = 9;
     c.publish(0, entry(&[a, b], conv, 1));
+    for conn in &mut conns {
+        assert!(conn.until("9:1").await.is_empty());
+    }
     let publishers: Vec<_> = [0u64, 1]
         .into_iter()
         .map(|parity| {
@@ -332,7 +375,7 @@ pub async fn concurrent_publishers_are_ordered(h: &dyn Harness) {
         p.await.unwrap();
     }
     c.publish(0, entry(&[a, b], conv, 202));
-    let want: Vec<String> = (1..=201).map(|seq| format!("{conv}:{seq}")).collect();
+    let want: Vec<String> = (2..=201).map(|seq| format!("{conv}:{seq}")).collect();
     for conn in &mut conns {
         assert_eq!(conn.until("9:202").await, want, "in seq order, once each");
     }
@@ -342,7 +385,7 @@ pub async fn concurrent_publishers_are_ordered(h: &dyn Harness) {
 pub async fn a_gap_that_never_fills_is_released(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
-    let mut conn = c.connect(1, a, 10);
+    let mut conn = c.connect(1, a, 10).await;
     c.publish(0, entry(&[a], 8, 1));
     c.publish(0, entry(&[a], 8, 3));
     c.publish(0, to_users(&[a], "fence", None));
@@ -377,9 +420,9 @@ pub async fn a_gap_that_never_fills_is_released(h: &dyn Harness) {
 pub async fn room_occupants(h: &dyn Harness) {
     let c = cluster(h, 3).await;
     let (a, b) = (1, 2);
-    let mut inside = [c.connect(0, a, 10), c.connect(2, b, 20)];
-    let mut outside = c.connect(1, a, 11);
-    let mut leaving = c.connect(1, b, 21);
+    let mut inside = [c.connect(0, a, 10).await, c.connect(2, b, 20).await];
+    let mut outside = c.connect(1, a, 11).await;
+    let mut leaving = c.connect(1, b, 21).await;
     for conn in inside.iter().chain([&leaving]) {
         let i = c.nodes.iter().position(|n| n.id() == conn.handle.conn.node);
         c.bus(i.expect("its node"))
@@ -396,11 +439,14 @@ pub async fn room_occupants(h: &dyn Harness) {
     c.publish(1, room("one", None));
     c.bus(1).leave_room("lobby", leaving.handle.conn);
     c.publish(2, room("two", Some(inside[0].handle.conn)));
-    c.publish(0, to_users(&[a, b], "fence", None));
-    assert_eq!(inside[0].until("fence").await, ["one"]);
-    assert_eq!(inside[1].until("fence").await, ["one", "two"]);
-    assert_eq!(leaving.until("fence").await, ["one"]);
-    assert!(outside.until("fence").await.is_empty());
+    c.fence(&[a, b], "fence");
+    assert_eq!(c.fenced(&mut inside[0], "fence").await, ["one"]);
+    // Published on two nodes, without an entry: in either order.
+    let mut both = c.fenced(&mut inside[1], "fence").await;
+    both.sort();
+    assert_eq!(both, ["one", "two"]);
+    assert_eq!(c.fenced(&mut leaving, "fence").await, ["one"]);
+    assert!(c.fenced(&mut outside, "fence").await.is_empty());
 }
 
 /// The first connection of a user anywhere is `first`, the last one to go is `last`, and
@@ -409,13 +455,16 @@ pub async fn presence_first_and_last(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
     let (one, two) = (handle(&c, 0, 10, 8), handle(&c, 1, 10, 8));
-    assert!(c.bus(0).attach(a, one.clone()).unwrap().first);
-    assert!(!c.bus(1).attach(a, two.clone()).unwrap().first);
+    assert!(c.bus(0).attach(a, one.clone()).await.unwrap().first);
+    assert!(!c.bus(1).attach(a, two.clone()).await.unwrap().first);
     for i in 0..c.nodes.len() {
         eventually("every node counts both", || c.bus(i).connections(a) == 2).await;
     }
-    assert!(!c.bus(0).detach(a, one.conn), "one connection is left");
-    assert!(c.bus(1).detach(a, two.conn), "the last one");
+    assert!(
+        !c.bus(0).detach(a, one.conn).await,
+        "one connection is left"
+    );
+    assert!(c.bus(1).detach(a, two.conn).await, "the last one");
     for i in 0..c.nodes.len() {
         eventually("every node counts none", || c.bus(i).connections(a) == 0).await;
     }
@@ -433,7 +482,7 @@ pub async fn racing_first_connections_make_one_first(h: &dyn Harness) {
             .enumerate()
             .map(|(k, handle)| {
                 let (c, handle) = (Arc::clone(&c), handle.clone());
-                tokio::spawn(async move { c.bus(k).attach(user, handle).unwrap().first })
+                tokio::spawn(async move { c.bus(k).attach(user, handle).await.unwrap().first })
             })
             .collect();
         let mut first = 0;
@@ -446,7 +495,7 @@ pub async fn racing_first_connections_make_one_first(h: &dyn Harness) {
             .enumerate()
             .map(|(k, handle)| {
                 let (c, conn) = (Arc::clone(&c), handle.conn);
-                tokio::spawn(async move { c.bus(k).detach(user, conn) })
+                tokio::spawn(async move { c.bus(k).detach(user, conn).await })
             })
             .collect();
         let mut last = 0;
@@ -461,8 +510,8 @@ pub async fn racing_first_connections_make_one_first(h: &dyn Harness) {
 pub async fn kicks_close_one_session_everywhere(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
-    let kicked = [c.connect(0, a, 10), c.connect(1, a, 10)];
-    let kept = c.connect(1, a, 11);
+    let kicked = [c.connect(0, a, 10).await, c.connect(1, a, 10).await];
+    let kept = c.connect(1, a, 11).await;
     c.publish(
         1,
         Event::Kick {
@@ -489,8 +538,8 @@ pub async fn kicks_close_one_session_everywhere(h: &dyn Harness) {
 pub async fn a_full_queue_is_kicked_and_counted(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let (a, b) = (1, 2);
-    let slow = c.connect_with(1, a, 10, 2);
-    let mut fast = c.connect(0, b, 20);
+    let slow = c.connect_with(1, a, 10, 2).await;
+    let mut fast = c.connect(0, b, 20).await;
     for k in 0..3 {
         c.publish(0, to_users(&[a, b], &format!("m{k}"), None));
     }
@@ -531,7 +580,7 @@ pub async fn the_connection_limit_holds(h: &dyn Harness) {
     let c = cluster(h, 2).await;
     let a = 1;
     for k in 0..MAX_PER_USER {
-        c.connect(k, a, 10);
+        c.connect(k, a, 10).await;
     }
     for i in 0..c.nodes.len() {
         eventually("every node counts them", || {
@@ -540,6 +589,9 @@ pub async fn the_connection_limit_holds(h: &dyn Harness) {
         .await;
         assert!(!c.bus(i).has_room(a), "full on node {i}");
         let extra = handle(&c, i, 10, 8);
-        assert!(c.bus(i).attach(a, extra).is_err(), "refused on node {i}");
+        assert!(
+            c.bus(i).attach(a, extra).await.is_err(),
+            "refused on node {i}"
+        );
     }
 }

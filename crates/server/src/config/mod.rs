@@ -14,7 +14,7 @@ mod policies;
 mod secret;
 
 pub use policies::{DirectMessagePolicy, GroupAddPolicy, SignupPolicy, SqliteSync};
-pub use secret::{AdminToken, StoreUrl};
+pub use secret::{AdminToken, BusUrl, StoreUrl};
 
 pub use crate::net::Listen;
 
@@ -32,6 +32,13 @@ pub struct Config {
     /// that several nodes may share. Logs show it with any password replaced by `***`; prefer
     /// `BANTER_STORE` to a file others can read when it holds one.
     pub store: StoreUrl,
+    /// How the nodes of a cluster reach each other: empty (the default) for a single node, or
+    /// a NATS URL, `nats://host:4222`, shared by every node of the cluster (which then also
+    /// share one PostgreSQL `store`). See docs/OPERATIONS.md, "Running a cluster".
+    pub bus: BusUrl,
+    /// The cluster's name: nodes with the same `bus` and name form one cluster (the prefix of
+    /// its NATS subjects and bucket). Letters, digits, `-` and `_`.
+    pub cluster: String,
     /// Lifetime of a login token, in seconds.
     pub token_ttl_secs: u64,
     /// Most live sessions (logged-in devices) per user; a login past it revokes the oldest.
@@ -180,6 +187,8 @@ impl Default for Config {
             listen: Listen(([127, 0, 0, 1], 8080).into()),
             data_dir: PathBuf::from("banter-data"),
             store: StoreUrl::default(),
+            bus: BusUrl::default(),
+            cluster: "banter".to_owned(),
             token_ttl_secs: 30 * 24 * 3600,
             max_sessions_per_user: 100,
             password_memory_kib: 19_456,
@@ -401,6 +410,18 @@ impl Config {
                 "store must be empty (the embedded SQLite store) or a postgres:// or postgresql:// URL",
             ),
             (
+                self.bus.is_valid(),
+                "bus must be empty (a single node) or a nats:// URL",
+            ),
+            (
+                !self.bus.is_set() || self.store.is_set(),
+                "a cluster (bus set) needs a shared store: set store to a postgres:// URL",
+            ),
+            (
+                crate::bus::nats::valid_prefix(&self.cluster),
+                "cluster must be 1 to 64 letters, digits, '-' or '_'",
+            ),
+            (
                 self.tls_cert.is_some() == self.tls_key.is_some(),
                 "tls_cert and tls_key must be given together (or neither)",
             ),
@@ -482,6 +503,10 @@ overrides! {
     data_dir: PathBuf, "BANTER_DATA_DIR";
     /// Store: a postgres:// URL (unset: the embedded SQLite store in the data directory).
     store: StoreUrl, "BANTER_STORE";
+    /// Bus: a nats:// URL for a cluster (unset: a single node).
+    bus: BusUrl, "BANTER_BUS";
+    /// Cluster name (the NATS subject prefix).
+    cluster: String, "BANTER_CLUSTER";
     /// Login token lifetime in seconds.
     token_ttl_secs: u64, "BANTER_TOKEN_TTL_SECS";
     /// Most live sessions per user (a login past it revokes the oldest).

@@ -75,39 +75,44 @@ impl StoreUrl {
     /// What the logs show: `sqlite` for the embedded store, else the URL with any password
     /// (in the user part or a `password=` parameter) replaced by `***`.
     pub fn redacted(&self) -> String {
-        if !self.is_set() {
-            return "sqlite".to_owned();
+        if self.is_set() {
+            redact_url(&self.0)
+        } else {
+            "sqlite".to_owned()
         }
-        let url = &self.0;
-        let Some((scheme, rest)) = url.split_once("://") else {
-            return "***".to_owned();
-        };
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, tail) = rest.split_at(end);
-        let authority = match authority.rsplit_once('@') {
-            Some((user_info, host)) => match user_info.split_once(':') {
-                Some((user, _password)) => format!("{user}:***@{host}"),
-                None => authority.to_owned(),
-            },
-            None => authority.to_owned(),
-        };
-        let tail = match tail.split_once('?') {
-            Some((path, query)) => {
-                let params: Vec<String> = query
-                    .split('&')
-                    .map(|p| match p.split_once('=') {
-                        Some((key, _)) if key.eq_ignore_ascii_case("password") => {
-                            format!("{key}=***")
-                        }
-                        _ => p.to_owned(),
-                    })
-                    .collect();
-                format!("{path}?{}", params.join("&"))
-            }
-            None => tail.to_owned(),
-        };
-        format!("{scheme}://{authority}{tail}")
     }
+}
+
+/// `url` with any password (in the user part or a `password=` parameter) replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "***".to_owned();
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => match user_info.split_once(':') {
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((key, _)) if key.eq_ignore_ascii_case("password") => {
+                        format!("{key}=***")
+                    }
+                    _ => p.to_owned(),
+                })
+                .collect();
+            format!("{path}?{}", params.join("&"))
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl std::fmt::Debug for StoreUrl {
@@ -131,6 +136,71 @@ impl std::str::FromStr for StoreUrl {
 }
 
 impl From<&str> for StoreUrl {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+/// The `bus` key: empty (the default) for a single node, or a `nats://` URL for a cluster.
+/// Shown with any password replaced by `***`, as [`StoreUrl`].
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BusUrl(String);
+
+impl BusUrl {
+    /// The URL as given; empty for a single node.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether a NATS URL is configured (else: one node, the in-process bus).
+    pub fn is_set(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// Whether it is empty or a `nats://` URL.
+    pub(super) fn is_valid(&self) -> bool {
+        !self.is_set() || self.0.starts_with("nats://")
+    }
+
+    /// What the logs show: `local` for one node, else the URL with its user part (a user and
+    /// password, or a token: `nats://token@host`) replaced by `***`.
+    pub fn redacted(&self) -> String {
+        if !self.is_set() {
+            return "local".to_owned();
+        }
+        let Some((scheme, rest)) = self.0.split_once("://") else {
+            return "***".to_owned();
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        match rest[..end].rsplit_once('@') {
+            Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+            None => self.0.clone(),
+        }
+    }
+}
+
+impl std::fmt::Debug for BusUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::fmt::Display for BusUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl std::str::FromStr for BusUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl From<&str> for BusUrl {
     fn from(s: &str) -> Self {
         Self(s.to_owned())
     }

@@ -25,6 +25,7 @@ use tokio::time::Instant;
 
 use self::connection::{Connection, Io, Step};
 use self::pipeline::{Admitting, Pipeline, Ready, Running};
+use crate::bus::AttachError;
 use crate::outbox::Outbox;
 use crate::registry::{ConnHandle, ConnId, Kick};
 use crate::services::Caller;
@@ -105,12 +106,20 @@ where
     // The hello is the first bytes written: replies and pushes are queued behind it (the outbox
     // is drained into `out` too), even for requests that came in the upgrade's own write.
     session.io.text(hello);
-    let Ok(attached) = app.bus.attach(caller.user, session.handle.clone()) else {
-        // Lost a race with another connection of the same user after the handshake check:
-        // say why (4004) rather than drop the connection with no close frame.
-        tracing::debug!(user = caller.user, "connection limit reached after upgrade");
-        session.io.close(CloseCode::TooManyConnections).await;
-        return;
+    let attached = match app.bus.attach(caller.user, session.handle.clone()).await {
+        Ok(attached) => attached,
+        Err(refused) => {
+            // Lost a race with another connection of the same user after the handshake check
+            // (4004), or the bus could not count it (1013): say why rather than drop the
+            // connection with no close frame.
+            let code = match refused {
+                AttachError::TooManyConnections => CloseCode::TooManyConnections,
+                AttachError::Unavailable => CloseCode::TryAgainLater,
+            };
+            tracing::debug!(user = caller.user, %refused, "connection refused after upgrade");
+            session.io.close(code).await;
+            return;
+        }
     };
     app.metrics.connection_opened();
     let opened = Instant::now();
@@ -130,7 +139,7 @@ where
     for room in session.rooms.drain(..) {
         _ = app.rooms.leave(conn, &room);
     }
-    let last = app.bus.detach(caller.user, conn);
+    let last = app.bus.detach(caller.user, conn).await;
     app.metrics.connection_closed();
     if last {
         app.social.presence_changed(caller.user, false).await;

@@ -193,13 +193,21 @@ pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: accepting new work (503 while shutting down, or while the store cannot write).
+/// Readiness: accepting new work (503 while shutting down, while the store cannot write, or
+/// while a cluster node cannot reach its bus).
 #[utoipa::path(get, path = "/readyz", responses(
     (status = 200, description = "Ready"),
-    (status = 503, description = "shutting_down, store_unavailable", body = ErrorResponse)))]
+    (status = 503, description = "shutting_down, store_unavailable, bus_unavailable", body = ErrorResponse)))]
 pub(super) async fn readyz(State(app): Shared) -> Result<&'static str, ApiError> {
     if app.shutdown.is_cancelled() {
         return Err(Error::new(ErrorCode::ShuttingDown, "the server is shutting down").into());
+    }
+    if !app.bus.ready() {
+        return Err(Error::new(
+            ErrorCode::BusUnavailable,
+            "this node cannot reach the other nodes of its cluster; the server log says why",
+        )
+        .into());
     }
     // Not through `From<StoreError>`: that logs, and load balancers poll this every few seconds
     // (the writer logged the failure once already).

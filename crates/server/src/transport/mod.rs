@@ -156,7 +156,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::NotFound => StatusCode::NOT_FOUND,
         C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        C::ShuttingDown | C::Busy | C::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        C::ShuttingDown | C::Busy | C::StoreUnavailable | C::BusUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         C::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

@@ -87,6 +87,13 @@ pub(super) async fn upgrade(
             ),
         )
     })?;
+    if !app.bus.ready() {
+        return Err(Error::new(
+            ErrorCode::BusUnavailable,
+            "this node cannot reach the other nodes of its cluster; retry on another node",
+        )
+        .into());
+    }
     if !app.bus.has_room(caller.user) {
         return Err(Error::with(
             ErrorCode::TooManyConnections,

@@ -1,0 +1,355 @@
+//! The NATS bus: nodes of one cluster exchange events over a NATS server (or cluster).
+//!
+//! **Subjects**, under the cluster's prefix `P` (the `cluster` setting; nodes with the same
+//! prefix on one NATS form one cluster):
+//!
+//! | subject | carries | published by | subscribed by |
+//! |---|---|---|---|
+//! | `P.events` | every [`Event`] (deliveries, kicks, invalidations), [`wire`]-encoded | the node whose request caused it | every node |
+//! | `P.heartbeats` | the node id, every [`presence::HEARTBEAT`] | every node | every node |
+//! | `$KV.P-presence.<user>` | the user's connections (a JetStream key-value bucket) | the node that attaches or detaches one | every node (a watch) |
+//!
+//! So a 1:1 message, a message to a 500-member group and one to a 10,000-occupant room each
+//! cost one NATS message in and one out per other node, whatever the audience's size; each
+//! node picks its own connections out of the audience (the registry lookup it would do
+//! anyway). ARCHITECTURE.md explains why events are not split per user or per room.
+//!
+//! The connection is opened with `no_echo`: a node applies its own events before `publish`
+//! returns (as [`LocalBus`](crate::bus::LocalBus) does) and never receives them back.
+//! Outgoing events go through one bounded queue and one task, so a node's events reach every
+//! other node in the order it published them; a full queue (NATS away for long) drops the
+//! event with [`BusError::Overflow`]: entries are durable and clients sync what they miss.
+//! NATS reconnects on its own (async-nats retries forever, with backoff); subscriptions are
+//! renewed by the client and the presence watch is restarted.
+
+pub mod presence;
+pub mod wire;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_nats::Subject;
+use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::{self, kv};
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use self::presence::{Presence, Refused};
+use super::node::Node;
+use super::{AttachError, Attached, Bus, BusError, ConnHandle, ConnId, Event, NodeId};
+use crate::store::UserId;
+
+/// Events a node buffers for NATS before it drops them.
+const QUEUE: usize = 65_536;
+
+/// Why the NATS bus could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    /// The prefix is not a valid NATS token and bucket name.
+    #[error("cluster name {0:?} must be 1-64 letters, digits, '-' or '_'")]
+    BadPrefix(String),
+    /// NATS (or its JetStream) could not be reached or refused a request.
+    #[error("NATS at {url}: {reason}")]
+    Unreachable {
+        /// The server, as configured.
+        url: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// Connection to NATS of one node.
+pub struct NatsBus {
+    node: Arc<Node>,
+    out: mpsc::Sender<Bytes>,
+    presence: Arc<Presence>,
+    departures: Mutex<Option<mpsc::UnboundedReceiver<UserId>>>,
+    client: async_nats::Client,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+/// Whether `prefix` may name a cluster.
+pub fn valid_prefix(prefix: &str) -> bool {
+    (1..=64).contains(&prefix.len())
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The presence bucket of cluster `prefix`.
+pub fn bucket(prefix: &str) -> String {
+    format!("{prefix}-presence")
+}
+
+impl NatsBus {
+    /// Joins cluster `prefix` on the NATS at `url` as `node`, allowing `limit` connections per
+    /// user cluster-wide.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        node: Arc<Node>,
+        limit: usize,
+    ) -> Result<Self, NatsError> {
+        if !valid_prefix(prefix) {
+            return Err(NatsError::BadPrefix(prefix.to_owned()));
+        }
+        let unreachable = |reason: String| NatsError::Unreachable {
+            url: url.to_owned(),
+            reason,
+        };
+        let since = Arc::new(Mutex::new(Instant::now()));
+        let reconnected = Arc::clone(&since);
+        let client = async_nats::ConnectOptions::new()
+            .no_echo()
+            .name(format!("banter {:016x}", node.id().0))
+            .connection_timeout(Duration::from_secs(5))
+            .event_callback(move |event| {
+                let reconnected = Arc::clone(&reconnected);
+                async move {
+                    match event {
+                        async_nats::Event::Connected => {
+                            tracing::info!("NATS connected");
+                            *reconnected.lock().expect("presence lock") = Instant::now();
+                        }
+                        async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                        other => tracing::warn!(event = %other, "NATS"),
+                    }
+                }
+            })
+            .connect(url)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let js = jetstream::new(client.clone());
+        let kv = presence_bucket(&js, prefix)
+            .await
+            .map_err(|e| unreachable(format!("presence bucket: {e}")))?;
+        let (departed, departures) = mpsc::unbounded_channel();
+        let presence = Arc::new(Presence::new(kv, node.id(), limit, since, departed));
+        let events = Subject::from(format!("{prefix}.events"));
+        let heartbeats = Subject::from(format!("{prefix}.heartbeats"));
+        let incoming = client
+            .subscribe(events.clone())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let beats = client
+            .subscribe(heartbeats.clone())
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        // Subscriptions are in force once the server answered a flush: what any node publishes
+        // after `connect` returns reaches this one.
+        client
+            .flush()
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        let (out, outgoing) = mpsc::channel(QUEUE);
+        let this = Self {
+            node,
+            out,
+            presence,
+            departures: Mutex::new(Some(departures)),
+            client,
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        this.tasks.spawn(send(
+            this.client.clone(),
+            events,
+            outgoing,
+            this.stop.clone(),
+        ));
+        this.tasks
+            .spawn(receive(Arc::clone(&this.node), incoming, this.stop.clone()));
+        this.tasks
+            .spawn(Arc::clone(&this.presence).watch(this.stop.clone()));
+        this.tasks.spawn(heartbeat(
+            this.client.clone(),
+            heartbeats,
+            beats,
+            Arc::clone(&this.presence),
+            this.node.id(),
+            this.stop.clone(),
+        ));
+        this.tasks.close();
+        Ok(this)
+    }
+}
+
+/// Opens (creating it if needed) the presence bucket of cluster `prefix`.
+///
+/// The bucket's stream is created here with the settings of a key-value bucket (one value per
+/// key, rollups, direct gets, no deletes of messages) rather than by async-nats'
+/// `create_key_value`, which first reads account fields that NATS 2.9 does not send.
+async fn presence_bucket(
+    js: &jetstream::Context,
+    prefix: &str,
+) -> Result<kv::Store, async_nats::Error> {
+    let name = bucket(prefix);
+    js.get_or_create_stream(stream::Config {
+        name: format!("KV_{name}"),
+        description: Some("banter: each user's connections on every node".to_owned()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        storage: StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: 1,
+        ..Default::default()
+    })
+    .await?;
+    Ok(js.get_key_value(name).await?)
+}
+
+/// Sends queued events in order until the bus closes; then sends what is still queued.
+async fn send(
+    client: async_nats::Client,
+    subject: Subject,
+    mut queue: mpsc::Receiver<Bytes>,
+    stop: CancellationToken,
+) {
+    let publish = async |bytes| {
+        if let Err(e) = client.publish(subject.clone(), bytes).await {
+            tracing::warn!(error = %e, "bus event not sent");
+        }
+    };
+    loop {
+        tokio::select! {
+            biased;
+            bytes = queue.recv() => match bytes {
+                Some(bytes) => publish(bytes).await,
+                None => break,
+            },
+            () = stop.cancelled() => break,
+        }
+    }
+    while let Ok(bytes) = queue.try_recv() {
+        publish(bytes).await;
+    }
+    if tokio::time::timeout(Duration::from_secs(2), client.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("NATS did not take the last events in time");
+    }
+}
+
+/// Applies other nodes' events to this node.
+async fn receive(node: Arc<Node>, mut incoming: async_nats::Subscriber, stop: CancellationToken) {
+    loop {
+        let message = tokio::select! {
+            () = stop.cancelled() => return,
+            m = incoming.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        match wire::decode(message.payload) {
+            Ok(event) => node.receive(event),
+            Err(e) => tracing::warn!(error = %e, "dropped a bus message"),
+        }
+    }
+}
+
+/// Says this node is alive, notes who else is, and lets presence do its periodic work.
+async fn heartbeat(
+    client: async_nats::Client,
+    subject: Subject,
+    mut beats: async_nats::Subscriber,
+    presence: Arc<Presence>,
+    me: NodeId,
+    stop: CancellationToken,
+) {
+    let mut every = tokio::time::interval(presence::HEARTBEAT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let me = Bytes::copy_from_slice(&me.0.to_le_bytes());
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {
+                _ = client.publish(subject.clone(), me.clone()).await;
+                presence.tick().await;
+            }
+            beat = beats.next() => match beat {
+                Some(m) => if let Ok(id) = <[u8; 8]>::try_from(&m.payload[..]) {
+                    presence.heard(NodeId(u64::from_le_bytes(id)));
+                },
+                None => return,
+            },
+        }
+    }
+}
+
+#[async_trait]
+impl Bus for NatsBus {
+    fn node(&self) -> NodeId {
+        self.node.id()
+    }
+
+    fn publish(&self, event: Event) -> Result<(), BusError> {
+        let bytes = wire::encode(&event);
+        self.node.receive(event);
+        self.out.try_send(bytes).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => BusError::Overflow,
+            mpsc::error::TrySendError::Closed(_) => BusError::Unavailable,
+        })
+    }
+
+    async fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, AttachError> {
+        let id = conn.conn;
+        self.node
+            .registry()
+            .register(user, conn)
+            .map_err(|_| AttachError::TooManyConnections)?;
+        match self.presence.add(user, id).await {
+            Ok(first) => Ok(Attached { first }),
+            Err(refused) => {
+                self.node.registry().unregister(user, id);
+                Err(match refused {
+                    Refused::Full => AttachError::TooManyConnections,
+                    Refused::Unavailable => AttachError::Unavailable,
+                })
+            }
+        }
+    }
+
+    async fn detach(&self, user: UserId, conn: ConnId) -> bool {
+        self.node.registry().unregister(user, conn);
+        self.presence.remove(user, conn).await
+    }
+
+    fn connections(&self, user: UserId) -> usize {
+        self.presence.connections(user)
+    }
+
+    fn has_room(&self, user: UserId) -> bool {
+        self.presence.has_room(user) && self.node.registry().has_room(user)
+    }
+
+    fn enter_room(&self, room: &str, conn: &ConnHandle) {
+        self.node.registry().enter_room(room, conn);
+    }
+
+    fn leave_room(&self, room: &str, conn: ConnId) {
+        self.node.registry().leave_room(room, conn);
+    }
+
+    fn departures(&self) -> Option<mpsc::UnboundedReceiver<UserId>> {
+        self.departures.lock().expect("bus lock").take()
+    }
+
+    fn ready(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
+    }
+
+    async fn close(&self) {
+        self.stop.cancel();
+        // The sender sends what is still queued; heartbeats and the watch stop.
+        self.tasks.wait().await;
+    }
+}
