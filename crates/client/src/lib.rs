@@ -9,11 +9,15 @@
 //! - [`Messenger`]: what an app wants: a connection that reconnects with backoff, catches up with
 //!   `conversations` + `sync` after every (re)connect, fills gaps, delivers each conversation's
 //!   messages exactly once and in `seq` order, and retries sends with the same `client_msg_id`.
+//!   Given several endpoints (the nodes of a cluster, [`Messenger::connect_any`]) it fails over:
+//!   a dropped connection moves to the next node at once, round robin, with backoff and jitter
+//!   only after every node has failed in a row; [`Messenger::endpoint`] says where it is.
 
 mod admin;
 mod api;
 mod connection;
 mod error;
+mod failover;
 mod messenger;
 
 pub use admin::AdminApi;

@@ -6,18 +6,22 @@
 //! with `sync` before anything later is delivered; one at or below the cursor is a duplicate and
 //! dropped. After every (re)connect it asks which conversations moved (`conversations`) and pages
 //! through each with `sync`.
+//!
+//! A messenger may be given several endpoints, the nodes of a cluster ([`Messenger::connect_any`]).
+//! When its connection drops, or a node refuses it for a reason another node may not have (a
+//! network error, a timeout, `shutting_down`, `busy`, `store_unavailable`, a 502–504 from a
+//! proxy), it tries the next endpoint at once, and backs off (50 ms doubling to 5 s, with jitter)
+//! only after every endpoint has failed in a row (see `failover.rs`). The nodes share one
+//! database, so the catch-up after landing on another node is the same as after a reconnect to
+//! the same one, and a send retried there with its `client_msg_id` is stored once.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Duration;
 
-use banter_protocol::{CloseCode, Message, SendAck};
+use banter_protocol::{CloseCode, ErrorCode, Message, SendAck};
 
+use crate::failover::Endpoints;
 use crate::{ClientError, Connection, Event, Target};
 
-/// First reconnect delay; doubles up to [`BACKOFF_MAX`].
-const BACKOFF_START: Duration = Duration::from_millis(50);
-/// Longest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Attempts a send makes across reconnects before giving up.
 const SEND_ATTEMPTS: u32 = 8;
 /// Page size for catch-up.
@@ -25,7 +29,8 @@ const SYNC_PAGE: u32 = 200;
 
 /// A reconnecting client that delivers every conversation's messages exactly once, in order.
 pub struct Messenger {
-    addr: String,
+    /// The nodes to use, where we are among them, and the reconnect backoff.
+    endpoints: Endpoints,
     token: String,
     conn: Option<Connection>,
     /// Highest seq delivered (or queued for delivery) per conversation.
@@ -33,35 +38,80 @@ pub struct Messenger {
     /// Pushed messages waiting for a gap before them to fill, per conversation.
     early: HashMap<String, BTreeMap<u64, Message>>,
     ready: VecDeque<Message>,
-    backoff: Duration,
     /// Reconnects performed, for tests and diagnostics.
     reconnects: u64,
 }
 
 impl Messenger {
-    /// Connects and catches up on everything not yet seen (all history on first use).
+    /// Connects to `addr` (`host:port`) and catches up on everything not yet seen (all history
+    /// on first use). The same as [`Messenger::connect_any`] with one endpoint.
     pub async fn connect(addr: &str, token: &str) -> Result<Self, ClientError> {
-        Self::resume(addr, token, HashMap::new()).await
+        Self::connect_any(&[addr], token).await
     }
 
-    /// Connects, assuming the app already holds each conversation up to the given seq.
+    /// Connects to the first of `endpoints` that lets us in, trying them in order, and catches
+    /// up. Later drops fail over to the others (round robin). Fails with the last endpoint's
+    /// error when none works, or at once on an error no other node would change (a bad token).
+    pub async fn connect_any<S: AsRef<str>>(
+        endpoints: &[S],
+        token: &str,
+    ) -> Result<Self, ClientError> {
+        Self::resume_any(endpoints, token, HashMap::new()).await
+    }
+
+    /// Connects to `addr`, assuming the app already holds each conversation up to the given seq.
     pub async fn resume(
         addr: &str,
         token: &str,
         cursors: HashMap<String, u64>,
     ) -> Result<Self, ClientError> {
+        Self::resume_any(&[addr], token, cursors).await
+    }
+
+    /// [`Messenger::connect_any`] for an app that already holds each conversation up to the
+    /// given seq.
+    pub async fn resume_any<S: AsRef<str>>(
+        endpoints: &[S],
+        token: &str,
+        cursors: HashMap<String, u64>,
+    ) -> Result<Self, ClientError> {
         let mut m = Self {
-            addr: addr.to_owned(),
+            endpoints: Endpoints::new(endpoints)?,
             token: token.to_owned(),
             conn: None,
             cursors,
             early: HashMap::new(),
             ready: VecDeque::new(),
-            backoff: BACKOFF_START,
             reconnects: 0,
         };
-        m.open().await?;
-        Ok(m)
+        // One pass over the list, without waiting: an app that was given only dead endpoints
+        // hears so instead of hanging.
+        let mut attempts = m.endpoints.len();
+        loop {
+            match m.open().await {
+                Ok(()) => {
+                    m.endpoints.connected();
+                    return Ok(m);
+                }
+                Err(e) if attempts > 1 && another_node_may_help(&e) => {
+                    tracing::debug!(endpoint = m.endpoint(), error = %e, "endpoint failed");
+                    m.conn = None;
+                    m.endpoints.failed();
+                    attempts -= 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The endpoint the messenger is connected to (or, while disconnected, will try next).
+    pub fn endpoint(&self) -> &str {
+        self.endpoints.current()
+    }
+
+    /// Every endpoint it was given, in the order it tries them.
+    pub fn endpoints(&self) -> &[String] {
+        self.endpoints.all()
     }
 
     /// The live connection, if any (for requests the messenger does not wrap).
@@ -79,31 +129,42 @@ impl Messenger {
         self.reconnects
     }
 
-    /// Drops the current connection (the next call reconnects), as a network failure would.
+    /// Drops the current connection (the next call reconnects, to the next endpoint), as a
+    /// network failure would.
     pub fn disconnect(&mut self) {
-        self.conn = None;
+        self.lost();
     }
 
-    /// Connects and catches up.
+    /// The connection is gone: forget it and move to the next endpoint.
+    fn lost(&mut self) {
+        if self.conn.take().is_some() {
+            self.endpoints.dropped();
+        }
+    }
+
+    /// Connects to the current endpoint and catches up.
     async fn open(&mut self) -> Result<(), ClientError> {
-        let conn = Connection::connect(&self.addr, &self.token).await?;
+        let conn = Connection::connect(self.endpoints.current(), &self.token).await?;
         self.conn = Some(conn);
         self.catch_up().await
     }
 
-    /// Connects with exponential backoff until it works or fails for good.
+    /// Connects, endpoint after endpoint, with backoff after each full round of failures, until
+    /// one works or an error says retrying is pointless.
     async fn reconnect(&mut self) -> Result<(), ClientError> {
         loop {
             self.reconnects += 1;
             match self.open().await {
                 Ok(()) => {
-                    self.backoff = BACKOFF_START;
+                    self.endpoints.connected();
                     return Ok(());
                 }
-                Err(e) if e.is_transient() => {
+                Err(e) if another_node_may_help(&e) => {
+                    tracing::debug!(endpoint = self.endpoint(), error = %e, "reconnect failed");
                     self.conn = None;
-                    tokio::time::sleep(self.backoff).await;
-                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                    if let Some(wait) = self.endpoints.failed() {
+                        tokio::time::sleep(wait).await;
+                    }
                 }
                 Err(e) => return Err(e),
             }
@@ -214,12 +275,12 @@ impl Messenger {
                     | Event::RoomOccupancy { .. },
                 ) => {}
                 Some(Event::Closed { code }) => {
-                    self.conn = None;
+                    self.lost();
                     if code == Some(CloseCode::AuthRevoked.code()) {
                         return Err(ClientError::Closed { code });
                     }
                 }
-                None => self.conn = None,
+                None => self.lost(),
             }
         }
     }
@@ -228,7 +289,7 @@ impl Messenger {
         match self.fill(conv).await {
             Err(e) if e.is_transient() => {
                 // Reconnecting catches up anyway.
-                self.conn = None;
+                self.lost();
                 Ok(())
             }
             other => other,
@@ -241,8 +302,10 @@ impl Messenger {
             .await
     }
 
-    /// Sends text with the given `client_msg_id`, retrying across reconnects; a retry of a
-    /// message that was stored returns its original acknowledgement.
+    /// Sends text with the given `client_msg_id`, retrying across reconnects (on whichever
+    /// endpoint the messenger fails over to) with that same id; a retry of a message that was
+    /// stored, here or through another node on the same database, returns its original
+    /// acknowledgement (`duplicate: true`).
     pub async fn send_with_id(
         &mut self,
         target: &Target,
@@ -279,13 +342,30 @@ impl Messenger {
                     }
                     return Ok(ack);
                 }
-                Err(e) if e.is_transient() => {
-                    self.conn = None;
+                // The node going away answers `shutting_down`: another node takes the retry.
+                Err(e) if e.is_transient() || e.code() == Some(ErrorCode::ShuttingDown) => {
+                    self.lost();
                     last = e;
                 }
                 Err(e) => return Err(e),
             }
         }
         Err(last)
+    }
+}
+
+/// Whether a failed connect may work on another node (or on this one later): network errors
+/// and timeouts, a node that is shutting down or busy or cannot reach its store, and a proxy in
+/// front of a node that is down. A refused token or a protocol mismatch is the same everywhere.
+fn another_node_may_help(e: &ClientError) -> bool {
+    match e {
+        ClientError::Api { status, body } => {
+            matches!(status, 502..=504)
+                || matches!(
+                    body.code,
+                    ErrorCode::ShuttingDown | ErrorCode::Busy | ErrorCode::StoreUnavailable
+                )
+        }
+        other => other.is_transient(),
     }
 }
