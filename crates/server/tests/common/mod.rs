@@ -3,6 +3,7 @@
 //! in `raw_http`, a hand-made WebSocket in `raw_ws`, both re-exported here).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
 pub mod nats;
 pub mod postgres;
 mod raw_http;
