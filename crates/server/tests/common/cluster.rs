@@ -12,6 +12,8 @@ pub struct TestCluster {
     pub nodes: Vec<TestServer>,
     pub name: String,
     pub db: Database,
+    /// On the shared NATS (whose buckets are removed at the end), not on a test's own.
+    shared: bool,
 }
 
 impl TestCluster {
@@ -22,19 +24,30 @@ impl TestCluster {
 
     /// Starts `n` nodes (at the same moment) with the test configuration adjusted by `adjust`.
     pub async fn start_with(n: usize, adjust: impl Fn(&mut Config) + Clone) -> Self {
+        Self::start_on(&nats::url(), n, adjust).await
+    }
+
+    /// Starts `n` nodes on the NATS at `nats`.
+    pub async fn start_on(nats: &str, n: usize, adjust: impl Fn(&mut Config) + Clone) -> Self {
         let db = Database::create(&admin_url()).await;
         let name = nats::fresh_cluster();
         let starts = (0..n).map(|_| {
             let (url, name, adjust) = (db.url.clone(), name.clone(), adjust.clone());
             start_with(move |c| {
                 c.store = url.as_str().into();
-                c.bus = nats::url().as_str().into();
+                c.bus = nats.into();
                 c.cluster = name;
                 adjust(c);
             })
         });
         let nodes = futures_util::future::join_all(starts).await;
-        Self { nodes, name, db }
+        let shared = nats == nats::url();
+        Self {
+            nodes,
+            name,
+            db,
+            shared,
+        }
     }
 
     /// Node `i`.
@@ -57,6 +70,8 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        nats::remove_clusters(vec![self.name.clone()]);
+        if self.shared {
+            nats::remove_clusters(vec![self.name.clone()]);
+        }
     }
 }

@@ -67,3 +67,76 @@ pub fn remove_clusters(clusters: Vec<String>) {
     .join()
     .expect("cleanup thread");
 }
+
+/// Where Debian puts the NATS server.
+const NATS_SERVER: &str = "/usr/sbin/nats-server";
+
+/// A NATS server of the test's own (with JetStream, on a free port, its storage in a temporary
+/// directory), which the test may stop and start again without disturbing the shared one.
+pub struct Instance {
+    pub port: u16,
+    pub url: String,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Instance {
+    /// Starts a fresh server and waits until it accepts connections.
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let mut this = Self {
+            port,
+            url: format!("nats://127.0.0.1:{port}"),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            child: None,
+        };
+        this.resume();
+        this
+    }
+
+    /// Starts the server again (same port, same storage) and waits until it accepts.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let child = std::process::Command::new(NATS_SERVER)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {NATS_SERVER}: {e} (apt install nats-server)"));
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not accept on port {} within 10 s",
+                self.port
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the server (SIGKILL: nothing flushed, as when it crashes) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            _ = child.kill();
+            _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
