@@ -294,6 +294,18 @@ impl Registry {
         }
     }
 
+    /// Every connection on this node, with its user (a snapshot).
+    pub fn all(&self) -> Vec<(UserId, ConnId)> {
+        let mut all = Vec::new();
+        for shard in &self.shards {
+            let shard = shard.lock().expect("registry shard lock");
+            for (user, conns) in shard.iter() {
+                all.extend(conns.iter().map(|c| (*user, c.conn)));
+            }
+        }
+        all
+    }
+
     /// Number of connections `user` has on this node.
     pub fn connections_of(&self, user: UserId) -> usize {
         let shard = self.shard(user).lock().expect("registry shard lock");

@@ -297,16 +297,16 @@ impl Background {
         // Idle rate-limiter state is pruned.
         let a = Arc::clone(app);
         this.every(PRUNE_EVERY, move || a.messaging.prune());
-        // Users whose last connection went away elsewhere (a dead node's) go offline.
-        if let Some(mut departed) = app.bus.departures() {
+        // Presence decided elsewhere (a dead node's users going offline, say) is told.
+        if let Some(mut changes) = app.bus.presence_changes() {
             let a = Arc::clone(app);
             let stop = this.stop.clone();
             this.tasks.spawn(async move {
                 loop {
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        user = departed.recv() => match user {
-                            Some(user) => a.social.presence_changed(user, false).await,
+                        change = changes.recv() => match change {
+                            Some((user, online)) => a.social.presence_changed(user, online).await,
                             None => return,
                         },
                     }

@@ -54,3 +54,70 @@ impl Drop for Nats {
 }
 
 banter_server::bus_delivery_suite!(Nats::default());
+
+/// A node's connections that vanished from the presence bucket (as when the other nodes judged
+/// it dead while NATS was away from it alone) are counted again by its audit, and their user
+/// is reported online again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_counts_again_what_the_others_removed() {
+    use banter_server::bus::nats::presence::{HEARTBEAT, NODE_TIMEOUT};
+    use banter_server::metrics::Metrics;
+    use banter_server::outbox::Outbox;
+    use banter_server::registry::{ConnHandle, ConnId, Kick, NodeId, Registry};
+
+    struct NoCaches;
+    impl banter_server::bus::node::Caches for NoCaches {
+        fn invalidate(&self, _: &banter_server::bus::Invalidation) {}
+    }
+
+    let harness = Nats::default();
+    let metrics = Arc::new(Metrics::default());
+    let nodes: Vec<Arc<Node>> = (0..2)
+        .map(|_| {
+            Arc::new(Node::new(
+                NodeId::random(),
+                Registry::new(MAX_PER_USER, Arc::clone(&metrics)),
+                Arc::new(NoCaches),
+            ))
+        })
+        .collect();
+    let buses = harness.open(&nodes).await;
+    let mut changes = buses[0]
+        .presence_changes()
+        .expect("the NATS bus reports changes");
+    let user = 7;
+    let handle = ConnHandle {
+        conn: ConnId {
+            node: nodes[0].id(),
+            local: 1,
+        },
+        session: 1,
+        queue: Arc::new(Outbox::new(8)),
+        kick: Arc::new(Kick::default()),
+    };
+    assert!(buses[0].attach(user, handle).await.unwrap().first);
+    // Someone else empties the user's entry.
+    let cluster = harness.clusters.lock().unwrap()[0].clone();
+    let js = async_nats::jetstream::new(nats::connect().await);
+    let kv = js
+        .get_key_value(banter_server::bus::nats::bucket(&cluster))
+        .await
+        .expect("the presence bucket");
+    kv.put(user.to_string(), bytes::Bytes::new()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + NODE_TIMEOUT + HEARTBEAT * 12;
+    while buses[1].connections(user) != 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the removal never showed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let change = tokio::time::timeout_at(deadline, changes.recv())
+        .await
+        .expect("an audit within 10 heartbeats");
+    assert_eq!(change, Some((user, true)), "counted again, and said so");
+    while buses[1].connections(user) != 1 {
+        assert!(tokio::time::Instant::now() < deadline, "not counted again");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -162,7 +162,7 @@ pub trait Bus: Send + Sync + 'static {
     async fn attach(&self, user: UserId, conn: ConnHandle) -> Result<Attached, AttachError>;
     /// Removes a connection of this node (and it from its rooms); returns whether it was its
     /// user's last one anywhere (when that cannot be known now, the user is reported by
-    /// [`Bus::departures`] once it is).
+    /// [`Bus::presence_changes`] once it is).
     async fn detach(&self, user: UserId, conn: ConnId) -> bool;
     /// How many connections `user` has, on every node.
     fn connections(&self, user: UserId) -> usize;
@@ -172,10 +172,12 @@ pub trait Bus: Send + Sync + 'static {
     fn enter_room(&self, room: &str, conn: &ConnHandle);
     /// Stops routing `room`'s deliveries to a connection of this node.
     fn leave_room(&self, room: &str, conn: ConnId);
-    /// Users whose last connection went away without a `detach` of this node saying so (a
-    /// dead node's users, a removal retried after an outage). Taken once; `None` for a bus
-    /// where `detach` always knows.
-    fn departures(&self) -> Option<mpsc::UnboundedReceiver<UserId>> {
+    /// Presence changes that no `attach` or `detach` of this node reported: `(user, false)`
+    /// when a user's last connection went away elsewhere (a dead node's users, a removal
+    /// retried after an outage), `(user, true)` when a connection of this node had to be
+    /// counted again (after the others had judged this node dead). Taken once; `None` for a
+    /// bus where `attach` and `detach` always know.
+    fn presence_changes(&self) -> Option<mpsc::UnboundedReceiver<(UserId, bool)>> {
         None
     }
     /// Whether the bus reaches the other nodes now (`/readyz`).

@@ -3,8 +3,6 @@
 //! cluster left on the server. When NATS cannot be reached the test fails, saying so; it never
 //! skips.
 
-#![allow(dead_code)]
-
 use std::sync::atomic::{AtomicU64, Ordering};
 
 const DEFAULT_URL: &str = "nats://127.0.0.1:4222";

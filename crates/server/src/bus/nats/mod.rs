@@ -25,6 +25,7 @@
 pub mod presence;
 pub mod wire;
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,7 @@ pub struct NatsBus {
     node: Arc<Node>,
     out: mpsc::Sender<Bytes>,
     presence: Arc<Presence>,
-    departures: Mutex<Option<mpsc::UnboundedReceiver<UserId>>>,
+    changes: Mutex<Option<mpsc::UnboundedReceiver<(UserId, bool)>>>,
     client: async_nats::Client,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -104,17 +105,29 @@ impl NatsBus {
         };
         let since = Arc::new(Mutex::new(Instant::now()));
         let reconnected = Arc::clone(&since);
+        let repair = Arc::new(AtomicBool::new(false));
+        let repair_after = Arc::clone(&repair);
+        let connects = Arc::new(AtomicU64::new(0));
         let client = async_nats::ConnectOptions::new()
             .no_echo()
             .name(format!("banter {:016x}", node.id().0))
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
-                let reconnected = Arc::clone(&reconnected);
+                let (reconnected, repair, connects) = (
+                    Arc::clone(&reconnected),
+                    Arc::clone(&repair_after),
+                    Arc::clone(&connects),
+                );
                 async move {
                     match event {
                         async_nats::Event::Connected => {
                             tracing::info!("NATS connected");
                             *reconnected.lock().expect("presence lock") = Instant::now();
+                            // After an outage the others may have judged this node dead and
+                            // removed its connections: count them again.
+                            if connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                                repair.store(true, Ordering::Relaxed);
+                            }
                         }
                         async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
                         other => tracing::warn!(event = %other, "NATS"),
@@ -128,8 +141,8 @@ impl NatsBus {
         let kv = presence_bucket(&js, prefix)
             .await
             .map_err(|e| unreachable(format!("presence bucket: {e}")))?;
-        let (departed, departures) = mpsc::unbounded_channel();
-        let presence = Arc::new(Presence::new(kv, node.id(), limit, since, departed));
+        let (changed, changes) = mpsc::unbounded_channel();
+        let presence = Arc::new(Presence::new(kv, node.id(), limit, since, repair, changed));
         let events = Subject::from(format!("{prefix}.events"));
         let heartbeats = Subject::from(format!("{prefix}.heartbeats"));
         let incoming = client
@@ -151,7 +164,7 @@ impl NatsBus {
             node,
             out,
             presence,
-            departures: Mutex::new(Some(departures)),
+            changes: Mutex::new(Some(changes)),
             client,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -171,7 +184,7 @@ impl NatsBus {
             heartbeats,
             beats,
             Arc::clone(&this.presence),
-            this.node.id(),
+            Arc::clone(&this.node),
             this.stop.clone(),
         ));
         this.tasks.close();
@@ -262,18 +275,18 @@ async fn heartbeat(
     subject: Subject,
     mut beats: async_nats::Subscriber,
     presence: Arc<Presence>,
-    me: NodeId,
+    node: Arc<Node>,
     stop: CancellationToken,
 ) {
     let mut every = tokio::time::interval(presence::HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let me = Bytes::copy_from_slice(&me.0.to_le_bytes());
+    let me = Bytes::copy_from_slice(&node.id().0.to_le_bytes());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {
                 _ = client.publish(subject.clone(), me.clone()).await;
-                presence.tick().await;
+                presence.tick(|| node.registry().all()).await;
             }
             beat = beats.next() => match beat {
                 Some(m) => if let Ok(id) = <[u8; 8]>::try_from(&m.payload[..]) {
@@ -339,8 +352,8 @@ impl Bus for NatsBus {
         self.node.registry().leave_room(room, conn);
     }
 
-    fn departures(&self) -> Option<mpsc::UnboundedReceiver<UserId>> {
-        self.departures.lock().expect("bus lock").take()
+    fn presence_changes(&self) -> Option<mpsc::UnboundedReceiver<(UserId, bool)>> {
+        self.changes.lock().expect("bus lock").take()
     }
 
     fn ready(&self) -> bool {

@@ -17,9 +17,13 @@
 //! user gone, exactly once). A node that was itself disconnected from NATS waits a whole
 //! [`NODE_TIMEOUT`] after reconnecting before it judges anyone, so an outage of NATS does not
 //! make every node think the others died. A removal that failed (NATS away) is retried with
-//! every heartbeat.
+//! every heartbeat. After a reconnect, and every [`AUDIT_EVERY`] heartbeats, a node audits its
+//! own entries against its connections and fixes what differs: if the others removed its
+//! connections while it could not reach NATS (a partition of this node alone), they are
+//! counted again and their users reported online.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,8 +41,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 pub const NODE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Compare-and-set attempts before a change gives up.
 const ATTEMPTS: usize = 64;
-/// Dead-node removals running at once.
+/// Dead-node removals (and repairs) running at once.
 const PURGE_CONCURRENCY: usize = 32;
+/// Every this many heartbeats a node checks that the bucket lists exactly its connections.
+const AUDIT_EVERY: u64 = 10;
 
 /// Why presence could not be changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,19 +72,24 @@ pub struct Presence {
     since: Arc<Mutex<Instant>>,
     /// Removals that failed, retried with each heartbeat.
     pending: Mutex<Vec<(UserId, ConnId)>>,
-    departures: mpsc::UnboundedSender<UserId>,
+    /// Set when NATS reconnected: the next heartbeat audits this node's connections.
+    repair: Arc<AtomicBool>,
+    ticks: AtomicU64,
+    changes: mpsc::UnboundedSender<(UserId, bool)>,
 }
 
 impl Presence {
-    /// Presence on bucket `kv` for `node`, allowing `limit` connections per user; users whose
-    /// last connection went away without a `remove` that said so (a dead node's, or a retried
-    /// removal's) are sent to `departures`.
+    /// Presence on bucket `kv` for `node`, allowing `limit` connections per user. Changes no
+    /// `add` or `remove` reported (a dead node's users gone, a retried removal, a connection
+    /// of this node counted again by an audit) are sent to `changes`; `since` is when NATS
+    /// last connected, `repair` is set when it reconnected.
     pub fn new(
         kv: kv::Store,
         node: NodeId,
         limit: usize,
         since: Arc<Mutex<Instant>>,
-        departures: mpsc::UnboundedSender<UserId>,
+        repair: Arc<AtomicBool>,
+        changes: mpsc::UnboundedSender<(UserId, bool)>,
     ) -> Self {
         Self {
             kv,
@@ -88,7 +99,9 @@ impl Presence {
             heard: Mutex::default(),
             since,
             pending: Mutex::default(),
-            departures,
+            repair,
+            ticks: AtomicU64::new(0),
+            changes,
         }
     }
 
@@ -111,6 +124,10 @@ impl Presence {
         let limit = self.limit;
         let (before, _) = self
             .change(user, |conns| {
+                if conns.contains(&conn) {
+                    // An audit counted it already.
+                    return Ok(());
+                }
                 if conns.len() >= limit {
                     return Err(Refused::Full);
                 }
@@ -260,13 +277,18 @@ impl Presence {
         }
     }
 
-    /// The heartbeat's work: retries failed removals and removes dead nodes' connections.
-    pub async fn tick(&self) {
+    /// The heartbeat's work: retries failed removals, removes dead nodes' connections, and
+    /// now and then (and after a reconnect) audits this node's own, whose list is `local`.
+    pub async fn tick(&self, local: impl FnOnce() -> Vec<(UserId, ConnId)>) {
         let retry = std::mem::take(&mut *self.pending.lock().expect("presence lock"));
         for (user, conn) in retry {
             if self.remove(user, conn).await {
-                _ = self.departures.send(user);
+                _ = self.changes.send((user, false));
             }
+        }
+        let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
+        if self.repair.swap(false, Ordering::Relaxed) || tick % AUDIT_EVERY == AUDIT_EVERY - 1 {
+            self.audit(local()).await;
         }
         let dead = self.dead_nodes();
         if dead.is_empty() {
@@ -293,12 +315,65 @@ impl Presence {
                 if let Ok((before, 0)) = purged
                     && before > 0
                 {
-                    _ = self.departures.send(user);
+                    _ = self.changes.send((user, false));
                 }
             })
             .await;
         let mut heard = self.heard.lock().expect("presence lock");
         heard.retain(|n, _| !dead.contains(n));
+    }
+
+    /// Makes the bucket list exactly `local` for this node, as far as its cache tells: adds
+    /// connections missing (removed by nodes that judged this one dead while NATS was away
+    /// from it), removes ones of this node that are gone (a removal lost with a crash of the
+    /// task). Each fix is a compare-and-set, so a race with `add`/`remove` counts once.
+    async fn audit(&self, local: Vec<(UserId, ConnId)>) {
+        let mine: HashSet<(UserId, ConnId)> = local.into_iter().collect();
+        let (missing, stale) = {
+            let known = self.known.lock().expect("presence lock");
+            let missing: Vec<(UserId, ConnId)> = mine
+                .iter()
+                .filter(|(u, c)| !known.get(u).is_some_and(|k| k.conns.contains(c)))
+                .copied()
+                .collect();
+            let stale: Vec<(UserId, ConnId)> = known
+                .iter()
+                .flat_map(|(u, k)| k.conns.iter().map(move |c| (*u, *c)))
+                .filter(|(u, c)| c.node == self.node && !mine.contains(&(*u, *c)))
+                .collect();
+            (missing, stale)
+        };
+        if missing.is_empty() && stale.is_empty() {
+            return;
+        }
+        tracing::info!(
+            missing = missing.len(),
+            stale = stale.len(),
+            "presence audit: fixing this node's connections"
+        );
+        let fixes = missing
+            .into_iter()
+            .map(|f| (f, true))
+            .chain(stale.into_iter().map(|f| (f, false)));
+        futures_util::stream::iter(fixes)
+            .for_each_concurrent(PURGE_CONCURRENCY, |((user, conn), add)| async move {
+                let fixed = self
+                    .change(user, |conns| {
+                        if add && !conns.contains(&conn) {
+                            conns.push(conn);
+                        } else if !add {
+                            conns.retain(|c| *c != conn);
+                        }
+                        Ok(())
+                    })
+                    .await;
+                match fixed {
+                    Ok((0, after)) if add && after > 0 => _ = self.changes.send((user, true)),
+                    Ok((before, 0)) if !add && before > 0 => _ = self.changes.send((user, false)),
+                    _ => {}
+                }
+            })
+            .await;
     }
 
     /// Nodes named in some list that this node has not heard from for [`NODE_TIMEOUT`],
