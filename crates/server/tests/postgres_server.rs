@@ -1,9 +1,9 @@
-//! The server on the PostgreSQL store, end to end: two users chat through one node and a
-//! second node on the same database sees what was stored (no bus between nodes yet: only the
-//! persisted state is shared); and an outage drill on a PostgreSQL instance of the test's own,
-//! stopped under traffic and started again, during which sends fail with the retryable
-//! `store_unavailable` and `/readyz` answers 503, after which the server recovers by itself
-//! having lost no acknowledged message.
+//! The server on the PostgreSQL store, end to end: two nodes on one database (no bus) share
+//! accounts and messages; and an outage drill on a two-node cluster (NATS between the nodes)
+//! over a PostgreSQL instance of the test's own, stopped under traffic and started again, during
+//! which sends fail with the retryable `store_unavailable` and `/readyz` answers 503 on both
+//! nodes, after which both recover by themselves, having lost no acknowledged message, and the
+//! other node's device was pushed each acknowledged message once, in order.
 //!
 //! Scratch databases are made on `BANTER_TEST_POSTGRES` (default
 //! `postgres://root@127.0.0.1:5432/test`); the drill runs `initdb` and `pg_ctl` of
@@ -19,7 +19,7 @@ use std::time::Duration;
 use banter_client::protocol::{ErrorCode, Message};
 use banter_client::{Connection, Event, Target};
 use common::postgres::{Database, Instance, admin_url};
-use common::{TestServer, next_matching, start_with};
+use common::{TestServer, nats, next_matching, start_with};
 use tokio::time::Instant;
 
 /// Starts a test server whose store is the PostgreSQL database at `url`.
@@ -139,13 +139,41 @@ struct Seen {
 async fn a_postgres_outage_is_retryable_and_the_server_recovers_without_losing_acks() {
     let pg = Instance::start();
     let db = Database::create(&pg.url()).await;
-    let server = start_on(&db.url).await;
+    // Two nodes of a cluster (NATS between them); the sender is on the first.
+    let cluster = nats::fresh_cluster();
+    let node = || {
+        let (url, cluster) = (db.url.clone(), cluster.clone());
+        start_with(move |c| {
+            c.store = url.as_str().into();
+            c.bus = nats::url().as_str().into();
+            c.cluster = cluster;
+        })
+    };
+    let (server, other) = tokio::join!(node(), node());
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let a = Arc::new(server.connect(&alice).await);
     let to_bob = Target::User(bob.id.clone());
     let first = a.send_text(&to_bob, "m0", "m0").await.expect("first send");
     let conv = first.conversation.clone();
+    // Bob listens on the other node from the second message on.
+    let mut b = other.connect(&bob).await;
+    let pushed = tokio::spawn(async move {
+        let mut seqs = Vec::new();
+        loop {
+            // The outage lasts a while: longer than `next_matching` waits for one event.
+            let event = tokio::time::timeout(Duration::from_secs(60), b.next_event()).await;
+            match event.expect("a push within 60 s").expect("open") {
+                Event::Message(m) => {
+                    seqs.push(m.seq);
+                    if m.text == "fence" {
+                        return seqs;
+                    }
+                }
+                _ => continue,
+            }
+        }
+    });
     let seen = Arc::new(Mutex::new(Seen {
         acked: vec![("m0".to_owned(), first.seq)],
         failed: Vec::new(),
@@ -188,9 +216,11 @@ async fn a_postgres_outage_is_retryable_and_the_server_recovers_without_losing_a
         until("sends to fail during the outage", deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (status, body) = readyz_becomes(&server, 503, Duration::from_secs(15)).await;
-    assert_eq!(status, 503, "{body}");
-    assert!(body.contains("store_unavailable"), "{body}");
+    for node in [&server, &other] {
+        let (status, body) = readyz_becomes(node, 503, Duration::from_secs(15)).await;
+        assert_eq!(status, 503, "{body}");
+        assert!(body.contains("store_unavailable"), "{body}");
+    }
     let acked_in_outage = acked();
 
     // PostgreSQL comes back: the same server, not restarted, takes sends and is ready again.
@@ -200,8 +230,10 @@ async fn a_postgres_outage_is_retryable_and_the_server_recovers_without_losing_a
         until("sends to succeed again", deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let (status, body) = readyz_becomes(&server, 200, Duration::from_secs(15)).await;
-    assert_eq!(status, 200, "{body}\n{}", pg.log());
+    for node in [&server, &other] {
+        let (status, body) = readyz_becomes(node, 200, Duration::from_secs(15)).await;
+        assert_eq!(status, 200, "{body}\n{}", pg.log());
+    }
     stop.store(true, Ordering::Relaxed);
     sender.await.expect("the sender finishes");
 
@@ -241,5 +273,19 @@ async fn a_postgres_outage_is_retryable_and_the_server_recovers_without_losing_a
         "sends acknowledged before ({acked_in_outage}) and after the outage ({})",
         seen.acked.len()
     );
+    // Bob, on the other node, was pushed every acknowledged message once, in order.
+    let fence = a
+        .send_text(&Target::User(bob.id.clone()), "fence", "fence")
+        .await
+        .unwrap();
+    let mut want: Vec<u64> = seen.acked[1..].iter().map(|(_, seq)| *seq).collect();
+    want.push(fence.seq);
+    assert_eq!(
+        pushed.await.unwrap(),
+        want,
+        "pushed across nodes, once each, in order"
+    );
     server.stop().await;
+    other.stop().await;
+    nats::remove_clusters(vec![cluster]);
 }
