@@ -68,6 +68,7 @@ async fn an_audit_counts_again_what_the_others_removed() {
     struct NoCaches;
     impl banter_server::bus::node::Caches for NoCaches {
         fn invalidate(&self, _: &banter_server::bus::Invalidation) {}
+        fn invalidate_all(&self) {}
     }
 
     let harness = Nats::default();

@@ -29,6 +29,8 @@ use crate::store::ConvId;
 pub trait Caches: Send + Sync + 'static {
     /// Drops what `what` made stale.
     fn invalidate(&self, what: &Invalidation);
+    /// Drops everything: invalidations may have been missed (the bus was cut off).
+    fn invalidate_all(&self);
 }
 
 /// One node's connections, ordering gate and caches.
@@ -74,6 +76,11 @@ impl Node {
             } => self.registry.kick_session(user, session, code),
             Event::Invalidate(what) => self.caches.invalidate(&what),
         }
+    }
+
+    /// Drops every cached answer (a bus calls this when it may have missed invalidations).
+    pub fn forget_caches(&self) {
+        self.caches.invalidate_all();
     }
 
     /// Releases entries that waited too long for a predecessor (see [`Gate::sweep`]).

@@ -109,6 +109,15 @@ impl<K: Hash + Eq, V: Clone> Cache<K, V> {
         inner.map.remove(key);
     }
 
+    /// Invalidates every key.
+    fn clear(&self) {
+        let mut inner = self.inner.lock().expect("cache lock");
+        for g in &mut inner.generations {
+            *g += 1;
+        }
+        inner.map.clear();
+    }
+
     /// Invalidates every key `hit` accepts; `keys` lists them, `count` of them.
     fn invalidate_many(
         &self,
@@ -291,6 +300,13 @@ impl Caches for Directory {
             Invalidation::Conversation(conv) => self.invalidate_conversation(*conv),
             Invalidation::Direct(a, b) => self.forget_direct(*a, *b),
         }
+    }
+
+    fn invalidate_all(&self) {
+        self.members.clear();
+        self.info.clear();
+        self.direct.clear();
+        self.relations.clear();
     }
 }
 

@@ -108,15 +108,17 @@ impl NatsBus {
         let repair = Arc::new(AtomicBool::new(false));
         let repair_after = Arc::clone(&repair);
         let connects = Arc::new(AtomicU64::new(0));
+        let caches = Arc::clone(&node);
         let client = async_nats::ConnectOptions::new()
             .no_echo()
             .name(format!("banter {:016x}", node.id().0))
             .connection_timeout(Duration::from_secs(5))
             .event_callback(move |event| {
-                let (reconnected, repair, connects) = (
+                let (reconnected, repair, connects, caches) = (
                     Arc::clone(&reconnected),
                     Arc::clone(&repair_after),
                     Arc::clone(&connects),
+                    Arc::clone(&caches),
                 );
                 async move {
                     match event {
@@ -125,8 +127,10 @@ impl NatsBus {
                             *reconnected.lock().expect("presence lock") = Instant::now();
                             // After an outage the others may have judged this node dead and
                             // removed its connections: count them again.
+                            // Invalidations published meanwhile were missed: drop every cache.
                             if connects.fetch_add(1, Ordering::Relaxed) > 0 {
                                 repair.store(true, Ordering::Relaxed);
+                                caches.forget_caches();
                             }
                         }
                         async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
