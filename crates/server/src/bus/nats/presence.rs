@@ -67,6 +67,8 @@ pub struct Presence {
     /// Removals that failed, retried with each heartbeat.
     pending: Mutex<Vec<(UserId, ConnId)>>,
     departures: mpsc::UnboundedSender<UserId>,
+    /// Nodes judged dead, each once (the rooms service drops their room counts).
+    deaths: mpsc::UnboundedSender<NodeId>,
 }
 
 impl Presence {
@@ -79,6 +81,7 @@ impl Presence {
         limit: usize,
         since: Arc<Mutex<Instant>>,
         departures: mpsc::UnboundedSender<UserId>,
+        deaths: mpsc::UnboundedSender<NodeId>,
     ) -> Self {
         Self {
             kv,
@@ -89,6 +92,7 @@ impl Presence {
             since,
             pending: Mutex::default(),
             departures,
+            deaths,
         }
     }
 
@@ -273,6 +277,9 @@ impl Presence {
             return;
         }
         tracing::info!(nodes = ?dead, "removing the connections of nodes not heard from");
+        for node in &dead {
+            _ = self.deaths.send(*node);
+        }
         let users: Vec<UserId> = {
             let known = self.known.lock().expect("presence lock");
             known
@@ -301,8 +308,8 @@ impl Presence {
         heard.retain(|n, _| !dead.contains(n));
     }
 
-    /// Nodes named in some list that this node has not heard from for [`NODE_TIMEOUT`],
-    /// counted from its own last (re)connection at the earliest.
+    /// Nodes named in some list, or heard from once, that this node has not heard from for
+    /// [`NODE_TIMEOUT`], counted from its own last (re)connection at the earliest.
     fn dead_nodes(&self) -> HashSet<NodeId> {
         let now = Instant::now();
         let since = *self.since.lock().expect("presence lock");
@@ -314,6 +321,7 @@ impl Presence {
         known
             .values()
             .flat_map(|k| k.conns.iter().map(|c| c.node))
+            .chain(heard.keys().copied())
             .filter(|n| *n != self.node)
             .filter(|n| {
                 let last = heard.get(n).map_or(since, |t| (*t).max(since));

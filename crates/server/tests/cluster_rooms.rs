@@ -1,0 +1,188 @@
+//! Chatrooms across a cluster of three real nodes (one PostgreSQL database, the shared NATS):
+//! 2,000 occupants spread over the nodes, senders on every node at once; every occupant gets
+//! every message once, in `seq` order, the seqs have no gaps, the occupancy count converges to
+//! the cluster-wide number on every node, and a late joiner on any node gets the same window.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use banter_client::protocol::{ClientRequest as R, RoomAck, RoomJoined};
+use banter_client::{Connection, Event};
+use common::cluster::TestCluster;
+use common::{TestUser, ok};
+use futures_util::{StreamExt, stream};
+use serde_json::Value;
+
+const NODES: usize = 3;
+const USERS: usize = 200;
+const DEVICES: usize = 10;
+/// Connections that send, spread over the nodes.
+const SENDERS: usize = 6;
+/// Messages each sender sends.
+const EACH: usize = 20;
+const ROOM: &str = "lobby";
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// The next event within what is left of `deadline`.
+async fn next_event(conn: &mut Connection, deadline: Instant) -> Event {
+    let left = deadline.saturating_duration_since(Instant::now());
+    tokio::time::timeout(left, conn.next_event())
+        .await
+        .expect("an event before the deadline")
+        .expect("connection open")
+}
+
+/// Waits until `conn` is told the room has `want` occupants.
+async fn count_becomes(conn: &mut Connection, want: usize) {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Event::RoomOccupancy { count, .. } = next_event(conn, deadline).await
+            && count == want
+        {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_count() {
+    let cluster = TestCluster::start_with(NODES, |c| {
+        c.room_occupancy_interval_ms = 50;
+        c.max_connections_per_user = DEVICES + 1;
+    })
+    .await;
+    let started = Instant::now();
+    let node0 = cluster.node(0);
+    let users: Vec<TestUser> = stream::iter(0..USERS)
+        .map(|u| node0.user(&format!("occupant{u:03}")))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let registered = started.elapsed();
+
+    // Connection k is on node k % 3; every one joins the room.
+    let total = USERS * DEVICES;
+    let mut conns: Vec<(usize, Connection)> = stream::iter(0..total)
+        .map(|k| {
+            let (node, user) = (cluster.node(k), &users[k / DEVICES]);
+            async move {
+                let conn = node.connect(user).await;
+                let joined: RoomJoined = ok(&conn, R::RoomJoin { room: ROOM.into() }).await;
+                assert!(joined.count <= total && joined.recent.is_empty());
+                (k, conn)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    conns.sort_by_key(|(k, _)| *k);
+    let joined_at = started.elapsed();
+
+    // The count converges to 2,000 on every node (the first connection of each).
+    for (_, conn) in conns.iter_mut().take(NODES) {
+        count_becomes(conn, total).await;
+    }
+    let converged = started.elapsed();
+
+    // Senders on every node send at once; everyone else (the senders too) reads.
+    let senders: Vec<(usize, Connection)> = conns.drain(..SENDERS).collect();
+    let n = SENDERS * EACH;
+    let readers: Vec<_> = senders
+        .into_iter()
+        .chain(conns)
+        .map(|(k, mut conn)| {
+            let sending = k < SENDERS;
+            tokio::spawn(async move {
+                let deadline = Instant::now() + DEADLINE;
+                let mut acks = Vec::new();
+                let mut got = Vec::new();
+                if sending {
+                    for i in 0..EACH {
+                        let ack: RoomAck = ok(
+                            &conn,
+                            R::RoomSend {
+                                room: ROOM.into(),
+                                client_msg_id: format!("c{k}-{i}"),
+                                text: format!("from {k}: {i}"),
+                            },
+                        )
+                        .await;
+                        assert!(!ack.duplicate);
+                        acks.push(ack.seq);
+                    }
+                }
+                while got.len() + acks.len() < n {
+                    if let Event::RoomMessage { message, .. } = next_event(&mut conn, deadline).await
+                    {
+                        got.push(message.seq);
+                    }
+                }
+                (k, acks, got, conn)
+            })
+        })
+        .collect();
+    let mut all_acks = Vec::new();
+    let mut conns = Vec::with_capacity(total);
+    let expected: BTreeSet<u64> = (1..=n as u64).collect();
+    for task in readers {
+        let (k, acks, got, conn) = task.await.expect("reader");
+        assert!(
+            got.windows(2).all(|w| w[0] < w[1]),
+            "connection {k} (node {}) got messages out of order or twice: {got:?}",
+            k % NODES
+        );
+        let seen: BTreeSet<u64> = got.iter().chain(&acks).copied().collect();
+        assert_eq!(seen.len(), n, "connection {k}: a message twice (or its own)");
+        assert_eq!(seen, expected, "connection {k} missed a message");
+        all_acks.extend(acks);
+        conns.push(conn);
+    }
+    all_acks.sort_unstable();
+    assert_eq!(
+        all_acks,
+        (1..=n as u64).collect::<Vec<_>>(),
+        "the room's seqs are given out once each, without gaps"
+    );
+    let delivered = started.elapsed();
+
+    // A late joiner on every node: the cluster-wide count and the same window.
+    let late = node0.user("latecomer").await;
+    let mut windows = Vec::new();
+    for i in 0..NODES {
+        let conn = cluster.node(i).connect(&late).await;
+        let joined: RoomJoined = ok(&conn, R::RoomJoin { room: ROOM.into() }).await;
+        assert_eq!(joined.count, total + i + 1, "room_joined.count on node {i}");
+        let window: Vec<(u64, String, String)> = joined
+            .recent
+            .into_iter()
+            .map(|m| (m.seq, m.id, m.text))
+            .collect();
+        windows.push(window);
+        // Every node counts it before the next one joins.
+        for conn in conns.iter_mut().take(NODES) {
+            count_becomes(conn, total + i + 1).await;
+        }
+        conns.push(conn);
+    }
+    let history = windows[0].len();
+    assert!(history > 0 && history <= n);
+    let tail: Vec<u64> = ((n - history + 1) as u64..=n as u64).collect();
+    assert_eq!(windows[0].iter().map(|w| w.0).collect::<Vec<_>>(), tail);
+    assert_eq!(windows[1], windows[0], "node 1's window");
+    assert_eq!(windows[2], windows[0], "node 2's window");
+
+    // Leaving is counted on every node as well.
+    let leaver = conns.pop().expect("the last late joiner");
+    let _: Value = ok(&leaver, R::RoomLeave { room: ROOM.into() }).await;
+    for conn in conns.iter_mut().take(NODES) {
+        count_becomes(conn, total + NODES - 1).await;
+    }
+    eprintln!(
+        "registered {USERS} users in {registered:?}; {total} joined by {joined_at:?}; \
+         count converged by {converged:?}; {n} messages to everyone by {delivered:?}"
+    );
+    drop(conns);
+    cluster.stop().await;
+}
