@@ -56,17 +56,18 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
     let started = Instant::now();
     let node0 = cluster.node(0);
     let users: Vec<TestUser> = stream::iter(0..USERS)
-        .map(|u| node0.user(&format!("occupant{u:03}")))
+        .map(|u| async move { node0.user(&format!("occupant{u:03}")).await })
         .buffer_unordered(16)
         .collect()
         .await;
     let registered = started.elapsed();
 
-    // Connection k is on node k % 3; every one joins the room.
+    // Connection k is user k % 200's, on node k % 3 (so one user's devices are on every node,
+    // and connections opened at once are different users'); every one joins the room.
     let total = USERS * DEVICES;
     let mut conns: Vec<(usize, Connection)> = stream::iter(0..total)
         .map(|k| {
-            let (node, user) = (cluster.node(k), &users[k / DEVICES]);
+            let (node, user) = (cluster.node(k), &users[k % USERS]);
             async move {
                 let conn = node.connect(user).await;
                 let joined: RoomJoined = ok(&conn, R::RoomJoin { room: ROOM.into() }).await;
@@ -114,7 +115,8 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
                     }
                 }
                 while got.len() + acks.len() < n {
-                    if let Event::RoomMessage { message, .. } = next_event(&mut conn, deadline).await
+                    if let Event::RoomMessage { message, .. } =
+                        next_event(&mut conn, deadline).await
                     {
                         got.push(message.seq);
                     }
@@ -134,7 +136,11 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
             k % NODES
         );
         let seen: BTreeSet<u64> = got.iter().chain(&acks).copied().collect();
-        assert_eq!(seen.len(), n, "connection {k}: a message twice (or its own)");
+        assert_eq!(
+            seen.len(),
+            n,
+            "connection {k}: a message twice (or its own)"
+        );
         assert_eq!(seen, expected, "connection {k} missed a message");
         all_acks.extend(acks);
         conns.push(conn);

@@ -122,10 +122,14 @@ impl Counters {
             let next = value + 1;
             let bytes = Bytes::copy_from_slice(&next.to_le_bytes());
             let written = match revision {
-                None => self.kv.create(room, bytes).await.map_err(|e| match e.kind() {
-                    CreateErrorKind::AlreadyExists => None,
-                    _ => Some(e.to_string()),
-                }),
+                None => self
+                    .kv
+                    .create(room, bytes)
+                    .await
+                    .map_err(|e| match e.kind() {
+                        CreateErrorKind::AlreadyExists => None,
+                        _ => Some(e.to_string()),
+                    }),
                 Some(r) => self
                     .kv
                     .update(room, bytes, r)

@@ -140,14 +140,7 @@ impl NatsBus {
         );
         let (departed, departures) = mpsc::unbounded_channel();
         let (died, deaths) = mpsc::unbounded_channel();
-        let presence = Arc::new(Presence::new(
-            kv,
-            node.id(),
-            limit,
-            since,
-            departed,
-            died,
-        ));
+        let presence = Arc::new(Presence::new(kv, node.id(), limit, since, departed, died));
         let events = Subject::from(format!("{prefix}.events"));
         let heartbeats = Subject::from(format!("{prefix}.heartbeats"));
         let incoming = client

@@ -64,12 +64,14 @@ impl Announcements {
         if pending.len() >= self.max && !pending.contains_key(room) {
             return;
         }
-        let entry = pending.entry(Arc::clone(room)).or_insert_with(|| RoomCount {
-            room: Arc::clone(room),
-            count: 0,
-            joined: Vec::new(),
-            left: Vec::new(),
-        });
+        let entry = pending
+            .entry(Arc::clone(room))
+            .or_insert_with(|| RoomCount {
+                room: Arc::clone(room),
+                count: 0,
+                joined: Vec::new(),
+                left: Vec::new(),
+            });
         entry.count = u32::try_from(count).unwrap_or(u32::MAX);
         if let Some(u) = joined {
             note(&mut entry.joined, u);
@@ -138,7 +140,9 @@ impl Rooms {
                 let (count, seq, emptied) = {
                     let mut state = room.state.lock().expect("room lock");
                     let before = state.remote.len();
-                    state.remote.retain(|_, (_, at)| now.duration_since(*at) < STALE);
+                    state
+                        .remote
+                        .retain(|_, (_, at)| now.duration_since(*at) < STALE);
                     if state.remote.len() != before {
                         self.schedule_occupancy(&room, &mut state);
                     }
@@ -152,12 +156,14 @@ impl Rooms {
                     self.node.expect_room(&room.name, seq + 1);
                 }
                 if count > 0 {
-                    pending.entry(Arc::clone(&room.name)).or_insert_with(|| RoomCount {
-                        room: Arc::clone(&room.name),
-                        count: u32::try_from(count).unwrap_or(u32::MAX),
-                        joined: Vec::new(),
-                        left: Vec::new(),
-                    });
+                    pending
+                        .entry(Arc::clone(&room.name))
+                        .or_insert_with(|| RoomCount {
+                            room: Arc::clone(&room.name),
+                            count: u32::try_from(count).unwrap_or(u32::MAX),
+                            joined: Vec::new(),
+                            left: Vec::new(),
+                        });
                 }
             }
         }

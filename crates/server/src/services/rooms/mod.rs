@@ -134,7 +134,13 @@ fn valid_name(name: &str) -> Result<()> {
 }
 
 /// Publishes `frame` to `room`'s occupants but `except`, ordered by `seq` if it has one.
-fn broadcast(bus: &dyn Bus, room: &Arc<str>, frame: Bytes, seq: Option<u64>, except: Option<ConnId>) {
+fn broadcast(
+    bus: &dyn Bus,
+    room: &Arc<str>,
+    frame: Bytes,
+    seq: Option<u64>,
+    except: Option<ConnId>,
+) {
     bus::publish(
         bus,
         Event::Deliver(Delivery {
@@ -156,14 +162,23 @@ fn note(names: &mut Vec<UserId>, user: UserId) {
 impl RoomState {
     /// Occupants on every node.
     fn count(&self) -> usize {
-        self.occupants.len() + self.remote.values().map(|&(n, _)| n as usize).sum::<usize>()
+        self.occupants.len()
+            + self
+                .remote
+                .values()
+                .map(|&(n, _)| n as usize)
+                .sum::<usize>()
     }
 
     /// Keeps `message` in the recent window (in `seq` order, once), dropping the oldest past
     /// either bound (count or encoded bytes).
     fn remember(&mut self, message: RoomMessage, limits: &RoomLimits) {
         let at = self.recent.partition_point(|(m, _)| m.seq < message.seq);
-        if self.recent.get(at).is_some_and(|(m, _)| m.seq == message.seq) {
+        if self
+            .recent
+            .get(at)
+            .is_some_and(|(m, _)| m.seq == message.seq)
+        {
             return;
         }
         self.seq = self.seq.max(message.seq);
@@ -425,7 +440,13 @@ impl Rooms {
         Ok(ack)
     }
 
-    fn message(&self, seq: u64, sender: String, client_msg_id: String, text: String) -> RoomMessage {
+    fn message(
+        &self,
+        seq: u64,
+        sender: String,
+        client_msg_id: String,
+        text: String,
+    ) -> RoomMessage {
         let n = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         RoomMessage {
             seq,
