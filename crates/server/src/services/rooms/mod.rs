@@ -34,6 +34,8 @@
 //! thousand occupants.
 
 pub mod cluster;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -313,10 +315,13 @@ impl Rooms {
     /// Puts a connection in a room and returns the recent window.
     pub async fn join(&self, user: UserId, conn: &ConnHandle, name: &str) -> Result<RoomJoined> {
         valid_name(name)?;
-        if self.clustered && self.existing(name).is_none() {
+        let hosted = self
+            .existing(name)
+            .is_some_and(|r| !r.state.lock().expect("room lock").occupants.is_empty());
+        if self.clustered && !hosted {
             // The room starts on this node: its order here starts after the cluster's last
-            // seq, so that two messages sent on two nodes at once reach this node's occupants
-            // in order from the first on.
+            // seq (unless the gate already follows it), so that two messages sent on two nodes
+            // at once reach this node's occupants in order from the first on.
             match self.bus.room_seq(name).await {
                 Ok(Some(last)) => self.node.expect_room(&Arc::from(name), last + 1),
                 Ok(None) => {}
