@@ -2,14 +2,19 @@
 //! 2,000 occupants spread over the nodes, senders on every node at once; every occupant gets
 //! every message once, in `seq` order, the seqs have no gaps, the occupancy count converges to
 //! the cluster-wide number on every node, and a late joiner on any node gets the same window.
+//! And a node that stops heartbeating has its occupants dropped from every node's count.
 
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use banter_client::protocol::{ClientRequest as R, RoomAck, RoomJoined};
 use banter_client::{Connection, Event};
+use banter_server::bus::nats::{presence, wire};
+use banter_server::bus::{self, NodeId, RoomCount, RoomCounts};
+use banter_server::services::rooms::cluster::STALE;
 use common::cluster::TestCluster;
 use common::{TestUser, ok};
 use futures_util::{StreamExt, stream};
@@ -188,6 +193,57 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
     eprintln!(
         "registered {USERS} users in {registered:?}; {total} joined by {joined_at:?}; \
          count converged by {converged:?}; {n} messages to everyone by {delivered:?}"
+    );
+    drop(conns);
+    cluster.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_nodes_occupants_are_dropped_from_every_count() {
+    let cluster = TestCluster::start_with(2, |c| c.room_occupancy_interval_ms = 50).await;
+    let user = cluster.node(0).user("watcher").await;
+    let mut conns = Vec::new();
+    for i in 0..2 {
+        let conn = cluster.node(i).connect(&user).await;
+        let _: RoomJoined = ok(&conn, R::RoomJoin { room: ROOM.into() }).await;
+        conns.push(conn);
+    }
+    for conn in &mut conns {
+        count_becomes(conn, 2).await;
+    }
+    // A third node (a bare NATS client speaking the bus's wire) says it is alive and has 100
+    // occupants in the room, then falls silent.
+    let nats = common::nats::connect().await;
+    let ghost = NodeId(0x6057);
+    let beat = bytes::Bytes::copy_from_slice(&ghost.0.to_le_bytes());
+    nats.publish(format!("{}.heartbeats", cluster.name), beat)
+        .await
+        .unwrap();
+    let counts = bus::Event::RoomCounts(RoomCounts {
+        node: ghost,
+        rooms: Arc::from([RoomCount {
+            room: Arc::from(ROOM),
+            count: 100,
+            joined: vec![],
+            left: vec![],
+        }]),
+    });
+    nats.publish(format!("{}.events", cluster.name), wire::encode(&counts))
+        .await
+        .unwrap();
+    nats.flush().await.unwrap();
+    let silent = Instant::now();
+    for conn in &mut conns {
+        count_becomes(conn, 102).await;
+    }
+    // Judged dead after NODE_TIMEOUT: its occupants go, before a stale count would.
+    for conn in &mut conns {
+        count_becomes(conn, 2).await;
+    }
+    let gone = silent.elapsed();
+    assert!(
+        gone >= presence::NODE_TIMEOUT && gone < STALE,
+        "dropped after {gone:?}"
     );
     drop(conns);
     cluster.stop().await;
