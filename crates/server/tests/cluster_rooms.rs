@@ -92,6 +92,29 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
     }
     let converged = started.elapsed();
 
+    // What the sends cost on NATS: events, counter writes (attempts, the refused included)
+    // and counter reads, seen by a bystander subscribed to their subjects.
+    let nats = common::nats::connect().await;
+    let bucket = banter_server::bus::nats::counter::bucket(&cluster.name);
+    let watched = [
+        format!("{}.events", cluster.name),
+        format!("$KV.{bucket}.>"),
+        format!("$JS.API.DIRECT.GET.KV_{bucket}.>"),
+    ];
+    let mut tallies = Vec::new();
+    for subject in watched {
+        let mut sub = nats.subscribe(subject).await.unwrap();
+        tallies.push(tokio::spawn(async move {
+            let (mut deliveries, mut all) = (0usize, 0usize);
+            while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), sub.next()).await {
+                all += 1;
+                deliveries += usize::from(m.payload.first() == Some(&1));
+            }
+            (deliveries, all)
+        }));
+    }
+    nats.flush().await.unwrap();
+
     // Senders on every node send at once; everyone else (the senders too) reads.
     let senders: Vec<(usize, Connection)> = conns.drain(..SENDERS).collect();
     let n = SENDERS * EACH;
@@ -157,6 +180,20 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
         "the room's seqs are given out once each, without gaps"
     );
     let delivered = started.elapsed();
+    let mut tallied = Vec::new();
+    for t in tallies {
+        tallied.push(t.await.unwrap());
+    }
+    let [(deliveries, events), (_, writes), (_, reads)] = tallied[..] else {
+        unreachable!()
+    };
+    assert_eq!(deliveries, n, "one event per room send");
+    eprintln!(
+        "{n} sends on NATS: {deliveries} message events (+{} count events), {writes} counter \
+         writes (so {} lost races), {reads} counter reads",
+        events - deliveries,
+        writes - n
+    );
 
     // A late joiner on every node: the cluster-wide count and the same window.
     let late = node0.user("latecomer").await;
