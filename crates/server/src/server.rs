@@ -185,11 +185,12 @@ impl Server {
             admin,
             groups,
             social: Social::new(Arc::clone(&store), Arc::clone(&bus), Arc::clone(&directory)),
-            rooms: Arc::new(Rooms::new(
+            rooms: Rooms::new(
                 room_limits(&config),
                 Arc::clone(&bus),
+                Arc::clone(&node),
                 Arc::clone(&metrics),
-            )),
+            ),
             messaging,
             admission: Arc::new(Admission::new(&config)),
             config,
@@ -307,6 +308,22 @@ impl Background {
                         () = stop.cancelled() => return,
                         change = changes.recv() => match change {
                             Some((user, online)) => a.social.presence_changed(user, online).await,
+                            None => return,
+                        },
+                    }
+                }
+            });
+        }
+        // A dead node's chatroom occupants are no longer counted.
+        if let Some(mut deaths) = app.bus.node_deaths() {
+            let a = Arc::clone(app);
+            let stop = this.stop.clone();
+            this.tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        node = deaths.recv() => match node {
+                            Some(node) => a.rooms.node_gone(node),
                             None => return,
                         },
                     }

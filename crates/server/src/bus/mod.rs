@@ -64,7 +64,9 @@ pub enum Audience {
 pub struct Delivery {
     /// Who gets it.
     pub audience: Audience,
-    /// The conversation entry it carries, `(conversation, seq)`: receivers order by it.
+    /// The conversation entry it carries, `(conversation, seq)`: receivers order by it. For a
+    /// room's audience the order is the room's (its cluster-wide `seq`), keyed by the room's
+    /// name: the conversation is then unused and 0 (see [`node::Key`]).
     pub entry: Option<(ConvId, u64)>,
     /// The frame, encoded once for everyone.
     pub frame: Bytes,
@@ -106,6 +108,31 @@ pub enum Event {
     },
     /// Drop a cached answer on every node.
     Invalidate(Invalidation),
+    /// How many occupants some chatrooms have on one node (rooms whose count changed, or all
+    /// of them now and then); receivers sum the latest count of every live node.
+    RoomCounts(RoomCounts),
+}
+
+/// One node's occupancy of some chatrooms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCounts {
+    /// Whose connections these are.
+    pub node: NodeId,
+    /// The rooms, at most `max_rooms` of them (a node's own limit).
+    pub rooms: Arc<[RoomCount]>,
+}
+
+/// One room's occupancy on one node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomCount {
+    /// The room.
+    pub room: Arc<str>,
+    /// Its occupants (connections) on the node; 0 when the last one left.
+    pub count: u32,
+    /// Users who entered on the node since its last announcement (a bounded few).
+    pub joined: Vec<UserId>,
+    /// Users who left on the node since its last announcement (a bounded few).
+    pub left: Vec<UserId>,
 }
 
 impl Event {
@@ -178,6 +205,25 @@ pub trait Bus: Send + Sync + 'static {
     /// counted again (after the others had judged this node dead). Taken once; `None` for a
     /// bus where `attach` and `detach` always know.
     fn presence_changes(&self) -> Option<mpsc::UnboundedReceiver<(UserId, bool)>> {
+        None
+    }
+    /// Whether other nodes share this node's chatrooms (then rooms announce their counts and
+    /// take their `seq` from [`Bus::next_room_seq`]).
+    fn clustered(&self) -> bool {
+        false
+    }
+    /// The next `seq` of chatroom `room`, counted once for the whole cluster. `None` from a bus
+    /// with one node: the rooms service counts on its own (and restarts when a room empties).
+    async fn next_room_seq(&self, _room: &str) -> Result<Option<u64>, BusError> {
+        Ok(None)
+    }
+    /// The last `seq` given out in chatroom `room` (0 for none yet); `None` as above.
+    async fn room_seq(&self, _room: &str) -> Result<Option<u64>, BusError> {
+        Ok(None)
+    }
+    /// Nodes judged dead (not heard from for a while), each reported once. Taken once; `None`
+    /// for a bus with one node.
+    fn node_deaths(&self) -> Option<mpsc::UnboundedReceiver<NodeId>> {
         None
     }
     /// Whether the bus reaches the other nodes now (`/readyz`).

@@ -16,12 +16,24 @@
 //!
 //! A conversation's order starts at the first entry the node sees of it (there is nothing to
 //! wait for before that) and is forgotten after a minute without entries.
+//!
+//! **Chatrooms** in a cluster are ordered by the same gate, under a key of their own
+//! ([`Key::Room`], the room's name, so no room shares an order with a conversation or another
+//! room): a room's sends get their `seq` from one cluster-wide counter. A room's order can be
+//! started at a known `seq` ([`Node::expect_room`]: the rooms service does so when a room
+//! starts on this node, and keeps it from being forgotten while the room lives). Room messages
+//! that passed the gate, and other nodes' room counts, are handed to the rooms service
+//! ([`RoomEvents`]), which keeps each room's recent window and cluster-wide count from them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{Audience, Delivery, Event, Invalidation};
+use std::sync::{OnceLock, Weak};
+
+use bytes::Bytes;
+
+use super::{Audience, Delivery, Event, Invalidation, RoomCounts};
 use crate::registry::{NodeId, Registry};
 use crate::store::ConvId;
 
@@ -33,12 +45,50 @@ pub trait Caches: Send + Sync + 'static {
     fn invalidate_all(&self);
 }
 
+/// What the rooms service learns from the bus (`services::rooms`). Called with the gate's
+/// lock of the room held: an implementation never publishes from here.
+pub trait RoomEvents: Send + Sync + 'static {
+    /// A message of `room` with `seq` (its encoded `room_message` frame) passed the gate.
+    fn message(&self, room: &str, seq: u64, frame: &Bytes);
+    /// Another node said how many occupants some rooms have there.
+    fn counts(&self, counts: &RoomCounts);
+}
+
+/// What an ordering is kept for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A conversation's entries.
+    Conv(ConvId),
+    /// A chatroom's messages.
+    Room(Arc<str>),
+}
+
+impl Key {
+    fn of(delivery: &Delivery, conv: ConvId) -> Self {
+        match &delivery.audience {
+            Audience::Room(room) => Self::Room(Arc::clone(room)),
+            _ => Self::Conv(conv),
+        }
+    }
+
+    fn shard(&self) -> usize {
+        match self {
+            Self::Conv(conv) => *conv as u64 as usize,
+            Self::Room(room) => room
+                .bytes()
+                .fold(0usize, |h, b| h.wrapping_mul(31).wrapping_add(b.into())),
+        }
+    }
+}
+
 /// One node's connections, ordering gate and caches.
 pub struct Node {
     id: NodeId,
     registry: Registry,
     gate: Gate,
     caches: Arc<dyn Caches>,
+    /// Weak: the rooms service holds this node.
+    rooms: OnceLock<Weak<dyn RoomEvents>>,
 }
 
 impl Node {
@@ -49,7 +99,22 @@ impl Node {
             registry,
             gate: Gate::default(),
             caches,
+            rooms: OnceLock::new(),
         }
+    }
+
+    /// Hands room messages and other nodes' room counts to `rooms` from now on (once).
+    pub fn set_rooms(&self, rooms: &Arc<dyn RoomEvents>) {
+        _ = self.rooms.set(Arc::downgrade(rooms));
+    }
+
+    fn rooms(&self) -> Option<Arc<dyn RoomEvents>> {
+        self.rooms.get().and_then(Weak::upgrade)
+    }
+
+    /// Starts `room`'s order at `next` unless it has one, and keeps it from being forgotten.
+    pub fn expect_room(&self, room: &Arc<str>, next: u64) {
+        self.gate.expect(Key::Room(Arc::clone(room)), next);
     }
 
     /// This node.
@@ -66,7 +131,10 @@ impl Node {
     pub fn receive(&self, event: Event) {
         match event {
             Event::Deliver(delivery) => match delivery.entry {
-                Some((conv, seq)) => self.gate.pass(conv, seq, delivery, |d| self.deliver(d)),
+                Some((conv, seq)) => {
+                    let key = Key::of(&delivery, conv);
+                    self.gate.pass(key, seq, delivery, |d| self.deliver(d));
+                }
                 None => self.deliver(&delivery),
             },
             Event::Kick {
@@ -75,6 +143,13 @@ impl Node {
                 code,
             } => self.registry.kick_session(user, session, code),
             Event::Invalidate(what) => self.caches.invalidate(&what),
+            Event::RoomCounts(counts) => {
+                if counts.node != self.id
+                    && let Some(rooms) = self.rooms()
+                {
+                    rooms.counts(&counts);
+                }
+            }
         }
     }
 
@@ -91,12 +166,20 @@ impl Node {
     fn deliver(&self, d: &Delivery) {
         let except = d.except.filter(|c| c.node == self.id);
         match &d.audience {
-            Audience::Users(users) => self.registry.deliver(users, &d.frame, except),
-            Audience::Room(room) => self.registry.deliver_to_room(room, &d.frame, except),
-            Audience::Session { user, session } => self
-                .registry
-                .deliver_to_session(*user, *session, &d.frame, except),
-        };
+            Audience::Users(users) => {
+                self.registry.deliver(users, &d.frame, except);
+            }
+            Audience::Room(room) => {
+                self.registry.deliver_to_room(room, &d.frame, except);
+                if let (Some((_, seq)), Some(rooms)) = (d.entry, self.rooms()) {
+                    rooms.message(room, seq, &d.frame);
+                }
+            }
+            Audience::Session { user, session } => {
+                self.registry
+                    .deliver_to_session(*user, *session, &d.frame, except);
+            }
+        }
     }
 }
 
@@ -121,7 +204,7 @@ struct Order {
 
 /// The ordering gate of one node.
 pub struct Gate {
-    shards: Box<[Mutex<HashMap<ConvId, Order>>]>,
+    shards: Box<[Mutex<HashMap<Key, Order>>]>,
 }
 
 impl Default for Gate {
@@ -133,17 +216,31 @@ impl Default for Gate {
 }
 
 impl Gate {
-    fn shard(&self, conv: ConvId) -> &Mutex<HashMap<ConvId, Order>> {
-        &self.shards[(conv as u64 as usize) & (SHARDS - 1)]
+    fn shard(&self, key: &Key) -> &Mutex<HashMap<Key, Order>> {
+        &self.shards[key.shard() & (SHARDS - 1)]
     }
 
-    /// Passes entry `seq` of `conv` to `out` after its predecessors (at once if it is the
+    /// Starts `key`'s order at `next` unless it has one; either way it is touched.
+    pub fn expect(&self, key: Key, next: u64) {
+        let now = Instant::now();
+        let mut shard = self.shard(&key).lock().expect("gate shard lock");
+        shard
+            .entry(key)
+            .or_insert(Order {
+                next,
+                waiting: BTreeMap::new(),
+                touched: now,
+            })
+            .touched = now;
+    }
+
+    /// Passes entry `seq` of `key` to `out` after its predecessors (at once if it is the
     /// next one, with every successor that waited for it). `out` runs under the
     /// conversation's lock, so what it is given for one conversation is in order.
-    pub fn pass(&self, conv: ConvId, seq: u64, delivery: Delivery, mut out: impl FnMut(&Delivery)) {
+    pub fn pass(&self, key: Key, seq: u64, delivery: Delivery, mut out: impl FnMut(&Delivery)) {
         let now = Instant::now();
-        let mut shard = self.shard(conv).lock().expect("gate shard lock");
-        let order = shard.entry(conv).or_insert(Order {
+        let mut shard = self.shard(&key).lock().expect("gate shard lock");
+        let order = shard.entry(key).or_insert(Order {
             next: seq,
             waiting: BTreeMap::new(),
             touched: now,

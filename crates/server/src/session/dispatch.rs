@@ -321,7 +321,7 @@ async fn run(
                     format!("a connection may occupy at most {ROOMS_PER_CONNECTION} rooms"),
                 ));
             }
-            let joined = app.rooms.join(caller.user, conn, &room)?;
+            let joined = app.rooms.join(caller.user, conn, &room).await?;
             if !rooms.contains(&room) {
                 rooms.push(room);
             }
@@ -340,7 +340,8 @@ async fn run(
             app.messaging.check_send_rate(caller.user)?;
             to_value(
                 app.rooms
-                    .send(caller.user, conn.conn, &room, client_msg_id, text)?,
+                    .send(caller.user, conn.conn, &room, client_msg_id, text)
+                    .await?,
             )
         }
         R::Ping => empty(),

@@ -41,7 +41,7 @@ pub async fn connect() -> async_nats::Client {
     }
 }
 
-/// Deletes what the clusters named `clusters` keep on the shared NATS (their presence buckets).
+/// Deletes what the clusters named `clusters` keep on the shared NATS (their presence and rooms buckets).
 /// Runs on a thread of its own, so that it can be called from `Drop` inside a test's runtime.
 pub fn remove_clusters(clusters: Vec<String>) {
     if clusters.is_empty() {
@@ -55,9 +55,14 @@ pub fn remove_clusters(clusters: Vec<String>) {
         runtime.block_on(async {
             let js = async_nats::jetstream::new(connect().await);
             for cluster in clusters {
-                let bucket = banter_server::bus::nats::bucket(&cluster);
-                if let Err(e) = js.delete_key_value(&bucket).await {
-                    eprintln!("could not delete test bucket {bucket}: {e}");
+                let buckets = [
+                    banter_server::bus::nats::bucket(&cluster),
+                    banter_server::bus::nats::counter::bucket(&cluster),
+                ];
+                for bucket in buckets {
+                    if let Err(e) = js.delete_key_value(&bucket).await {
+                        eprintln!("could not delete test bucket {bucket}: {e}");
+                    }
                 }
             }
         });

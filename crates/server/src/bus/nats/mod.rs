@@ -8,6 +8,7 @@
 //! | `P.events` | every [`Event`] (deliveries, kicks, invalidations), [`wire`]-encoded | the node whose request caused it | every node |
 //! | `P.heartbeats` | the node id, every [`presence::HEARTBEAT`] | every node | every node |
 //! | `$KV.P-presence.<user>` | the user's connections (a JetStream key-value bucket) | the node that attaches or detaches one | every node (a watch) |
+//! | `$KV.P-rooms.<room>` | a chatroom's last `seq` ([`counter`]) | the node a message is sent on | nobody (read on demand) |
 //!
 //! So a 1:1 message, a message to a 500-member group and one to a 10,000-occupant room each
 //! cost one NATS message in and one out per other node, whatever the audience's size; each
@@ -22,6 +23,7 @@
 //! NATS reconnects on its own (async-nats retries forever, with backoff); subscriptions are
 //! renewed by the client and the presence watch is restarted.
 
+pub mod counter;
 pub mod presence;
 pub mod wire;
 
@@ -39,6 +41,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::counter::Counters;
 use self::presence::{Presence, Refused};
 use super::node::Node;
 use super::{AttachError, Attached, Bus, BusError, ConnHandle, ConnId, Event, NodeId};
@@ -69,6 +72,8 @@ pub struct NatsBus {
     out: mpsc::Sender<Bytes>,
     presence: Arc<Presence>,
     changes: Mutex<Option<mpsc::UnboundedReceiver<(UserId, bool)>>>,
+    deaths: Mutex<Option<mpsc::UnboundedReceiver<NodeId>>>,
+    counters: Counters,
     client: async_nats::Client,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -145,8 +150,22 @@ impl NatsBus {
         let kv = presence_bucket(&js, prefix)
             .await
             .map_err(|e| unreachable(format!("presence bucket: {e}")))?;
+        let counters = Counters::new(
+            counter::open(&js, prefix)
+                .await
+                .map_err(|e| unreachable(format!("rooms bucket: {e}")))?,
+        );
         let (changed, changes) = mpsc::unbounded_channel();
-        let presence = Arc::new(Presence::new(kv, node.id(), limit, since, repair, changed));
+        let (died, deaths) = mpsc::unbounded_channel();
+        let presence = Arc::new(Presence::new(
+            kv,
+            node.id(),
+            limit,
+            since,
+            repair,
+            changed,
+            died,
+        ));
         let events = Subject::from(format!("{prefix}.events"));
         let heartbeats = Subject::from(format!("{prefix}.heartbeats"));
         let incoming = client
@@ -169,6 +188,8 @@ impl NatsBus {
             out,
             presence,
             changes: Mutex::new(Some(changes)),
+            deaths: Mutex::new(Some(deaths)),
+            counters,
             client,
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -358,6 +379,22 @@ impl Bus for NatsBus {
 
     fn presence_changes(&self) -> Option<mpsc::UnboundedReceiver<(UserId, bool)>> {
         self.changes.lock().expect("bus lock").take()
+    }
+
+    fn clustered(&self) -> bool {
+        true
+    }
+
+    async fn next_room_seq(&self, room: &str) -> Result<Option<u64>, BusError> {
+        self.counters.next(room).await.map(Some)
+    }
+
+    async fn room_seq(&self, room: &str) -> Result<Option<u64>, BusError> {
+        Ok(Some(self.counters.read(room).await?.1))
+    }
+
+    fn node_deaths(&self) -> Option<mpsc::UnboundedReceiver<NodeId>> {
+        self.deaths.lock().expect("bus lock").take()
     }
 
     fn ready(&self) -> bool {

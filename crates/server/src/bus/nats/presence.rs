@@ -76,6 +76,8 @@ pub struct Presence {
     repair: Arc<AtomicBool>,
     ticks: AtomicU64,
     changes: mpsc::UnboundedSender<(UserId, bool)>,
+    /// Nodes judged dead, each once (the rooms service drops their room counts).
+    deaths: mpsc::UnboundedSender<NodeId>,
 }
 
 impl Presence {
@@ -90,6 +92,7 @@ impl Presence {
         since: Arc<Mutex<Instant>>,
         repair: Arc<AtomicBool>,
         changes: mpsc::UnboundedSender<(UserId, bool)>,
+        deaths: mpsc::UnboundedSender<NodeId>,
     ) -> Self {
         Self {
             kv,
@@ -102,6 +105,7 @@ impl Presence {
             repair,
             ticks: AtomicU64::new(0),
             changes,
+            deaths,
         }
     }
 
@@ -295,6 +299,9 @@ impl Presence {
             return;
         }
         tracing::info!(nodes = ?dead, "removing the connections of nodes not heard from");
+        for node in &dead {
+            _ = self.deaths.send(*node);
+        }
         let users: Vec<UserId> = {
             let known = self.known.lock().expect("presence lock");
             known
@@ -376,8 +383,8 @@ impl Presence {
             .await;
     }
 
-    /// Nodes named in some list that this node has not heard from for [`NODE_TIMEOUT`],
-    /// counted from its own last (re)connection at the earliest.
+    /// Nodes named in some list, or heard from once, that this node has not heard from for
+    /// [`NODE_TIMEOUT`], counted from its own last (re)connection at the earliest.
     fn dead_nodes(&self) -> HashSet<NodeId> {
         let now = Instant::now();
         let since = *self.since.lock().expect("presence lock");
@@ -389,6 +396,7 @@ impl Presence {
         known
             .values()
             .flat_map(|k| k.conns.iter().map(|c| c.node))
+            .chain(heard.keys().copied())
             .filter(|n| *n != self.node)
             .filter(|n| {
                 let last = heard.get(n).map_or(since, |t| (*t).max(since));

@@ -8,12 +8,13 @@
 use banter_protocol::CloseCode;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::bus::{Audience, ConnId, Delivery, Event, Invalidation, NodeId};
+use crate::bus::{Audience, ConnId, Delivery, Event, Invalidation, NodeId, RoomCount, RoomCounts};
 use crate::store::UserId;
 
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
 const INVALIDATE: u8 = 3;
+const ROOM_COUNTS: u8 = 4;
 
 const USERS: u8 = 1;
 const ROOM: u8 = 2;
@@ -101,6 +102,17 @@ pub fn encode(event: &Event) -> Bytes {
                 }
             }
         }
+        Event::RoomCounts(counts) => {
+            out.put_u8(ROOM_COUNTS);
+            out.put_u64_le(counts.node.0);
+            out.put_u32_le(u32::try_from(counts.rooms.len()).expect("bounded by max_rooms"));
+            for r in counts.rooms.iter() {
+                put_str(&mut out, &r.room);
+                out.put_u32_le(r.count);
+                put_users(&mut out, &r.joined);
+                put_users(&mut out, &r.left);
+            }
+        }
     }
     out.freeze()
 }
@@ -155,6 +167,29 @@ pub fn decode(mut bytes: Bytes) -> Result<Event, Unreadable> {
             DIRECT => Invalidation::Direct(i64_(b)?, i64_(b)?),
             _ => return Err(Unreadable),
         }),
+        ROOM_COUNTS => {
+            let node = NodeId(u64_(b)?);
+            need(b, 4)?;
+            let n = b.get_u32_le() as usize;
+            // Each room takes at least 16 bytes: no allocation beyond what the message holds.
+            need(b, n.checked_mul(16).ok_or(Unreadable)?)?;
+            let mut rooms = Vec::with_capacity(n);
+            for _ in 0..n {
+                let room = str_(b)?.into();
+                need(b, 4)?;
+                let count = b.get_u32_le();
+                rooms.push(RoomCount {
+                    room,
+                    count,
+                    joined: users(b)?,
+                    left: users(b)?,
+                });
+            }
+            Event::RoomCounts(RoomCounts {
+                node,
+                rooms: rooms.into(),
+            })
+        }
         _ => return Err(Unreadable),
     };
     Ok(event)
@@ -297,6 +332,23 @@ mod tests {
             }),
             Event::Invalidate(Invalidation::Conversation(12)),
             Event::Invalidate(Invalidation::Direct(6, 7)),
+            Event::RoomCounts(RoomCounts {
+                node: NodeId(9),
+                rooms: Arc::from([
+                    RoomCount {
+                        room: Arc::from("lobby"),
+                        count: 3,
+                        joined: vec![1, 2],
+                        left: vec![],
+                    },
+                    RoomCount {
+                        room: Arc::from("x"),
+                        count: 0,
+                        joined: vec![],
+                        left: vec![5],
+                    },
+                ]),
+            }),
         ];
         for event in &events {
             // Debug output names every field, so equal output means an equal event.
