@@ -157,6 +157,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config = %config_file.as_deref().map_or("none".into(), |p| p.display().to_string()),
         // `sqlite`, or the PostgreSQL URL with any password replaced by `***`.
         store = config.store.redacted().as_str(),
+        // `local`, or the NATS URL with any user part replaced by `***`.
+        bus = config.bus.redacted().as_str(),
+        cluster = config.cluster.as_str(),
         sync = %if config.store.is_set() {
             "postgres".to_owned()
         } else {

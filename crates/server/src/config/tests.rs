@@ -159,3 +159,61 @@ fn the_store_url_never_shows_its_password() {
     assert_eq!(plain.redacted(), "postgres://root@127.0.0.1:5432/banter");
     assert_eq!(StoreUrl::default().redacted(), "sqlite");
 }
+
+#[test]
+fn a_cluster_needs_a_nats_url_a_shared_store_and_a_plain_name() {
+    let pg = || Some(StoreUrl::from("postgres://u@db:5432/banter"));
+    let ok = Config::load(Overrides {
+        store: pg(),
+        bus: Some(BusUrl::from("nats://nats:4222")),
+        cluster: Some("chat-1".into()),
+        ..Overrides::default()
+    })
+    .unwrap();
+    assert_eq!(
+        (ok.bus.expose(), ok.cluster.as_str()),
+        ("nats://nats:4222", "chat-1")
+    );
+    let refused = |o: Overrides, why: &str| {
+        let err = Config::load(o).unwrap_err();
+        assert!(err.to_string().contains(why), "{err}");
+    };
+    refused(
+        Overrides {
+            bus: Some(BusUrl::from("nats://nats:4222")),
+            ..Overrides::default()
+        },
+        "needs a shared store",
+    );
+    refused(
+        Overrides {
+            store: pg(),
+            bus: Some(BusUrl::from("redis://cache:6379")),
+            ..Overrides::default()
+        },
+        "bus must be",
+    );
+    for bad in ["", "a.b", "chat room", "x>"] {
+        refused(
+            Overrides {
+                cluster: Some(bad.into()),
+                ..Overrides::default()
+            },
+            "cluster must be",
+        );
+    }
+}
+
+#[test]
+fn the_bus_url_never_shows_its_user_part() {
+    for (url, shown) in [
+        ("nats://alice:hunter2@nats:4222", "nats://***@nats:4222"),
+        ("nats://hunter2@nats:4222/", "nats://***@nats:4222/"),
+        ("nats://nats:4222", "nats://nats:4222"),
+        ("", "local"),
+    ] {
+        let bus = BusUrl::from(url);
+        assert_eq!(bus.redacted(), shown);
+        assert!(!format!("{bus} {bus:?}").contains("hunter2"));
+    }
+}
