@@ -6,6 +6,7 @@
 //! that print figures; `docs/BENCHMARKS.md` records what they printed.
 
 pub mod chart;
+pub mod cluster;
 pub mod connections;
 pub mod load;
 pub mod logins;

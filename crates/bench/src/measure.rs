@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::target::{Machine, Target};
+use crate::target::{CpuMark, Machine, Target};
 
 /// Latency histogram range: 1 µs to 60 s, 3 significant digits.
 fn histogram() -> Histogram<u64> {
@@ -141,9 +141,27 @@ pub struct Delivery {
     pub out_of_order: u64,
 }
 
-/// The server's resource use during the run.
+/// The server's resource use during the run: summed over the nodes, and node by node.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct ServerUse {
+    /// CPU seconds used during the measured phase.
+    pub cpu_seconds: Option<f64>,
+    /// CPU use as a share of one core.
+    pub cpu_cores: Option<f64>,
+    /// RSS at the end, bytes.
+    pub rss_bytes: Option<u64>,
+    /// Peak RSS, bytes (the sum of each node's peak).
+    pub peak_rss_bytes: Option<u64>,
+    /// Each node's share, when there is more than one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeUse>,
+}
+
+/// One node's resource use during the run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct NodeUse {
+    /// Its address.
+    pub addr: String,
     /// CPU seconds used during the measured phase.
     pub cpu_seconds: Option<f64>,
     /// CPU use as a share of one core.
@@ -156,13 +174,36 @@ pub struct ServerUse {
 
 impl ServerUse {
     /// Measures from `cpu_before` (taken at the start of the measured phase) over `elapsed`.
-    pub fn measure(target: &Target, cpu_before: Option<f64>, elapsed: Duration) -> Self {
-        let cpu_seconds = target.cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
+    pub fn measure(target: &Target, cpu_before: CpuMark, elapsed: Duration) -> Self {
+        let secs = elapsed.as_secs_f64();
+        let cpu: Vec<Option<f64>> = target
+            .cpu_seconds()
+            .0
+            .into_iter()
+            .zip(cpu_before.0)
+            .map(|(a, b)| a.zip(b).map(|(a, b)| a - b))
+            .collect();
+        let cpu_seconds: Option<f64> = cpu.iter().copied().sum();
+        let nodes = if target.addrs.len() > 1 {
+            let (rss, peak) = (target.node_rss_bytes(), target.node_peak_rss_bytes());
+            (0..target.addrs.len())
+                .map(|i| NodeUse {
+                    addr: target.addrs[i].clone(),
+                    cpu_seconds: cpu[i],
+                    cpu_cores: cpu[i].map(|c| c / secs),
+                    rss_bytes: rss[i],
+                    peak_rss_bytes: peak[i],
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Self {
             cpu_seconds,
-            cpu_cores: cpu_seconds.map(|c| c / elapsed.as_secs_f64()),
+            cpu_cores: cpu_seconds.map(|c| c / secs),
             rss_bytes: target.rss_bytes(),
             peak_rss_bytes: target.peak_rss_bytes(),
+            nodes,
         }
     }
 }
@@ -236,13 +277,36 @@ impl Report {
                 ));
             }
         }
+        let n = self.server.nodes.len();
+        let sum = if n > 1 {
+            format!(", {n} nodes summed")
+        } else {
+            String::new()
+        };
         if let Some(c) = self.server.cpu_cores {
-            rows.push(("server CPU (cores)".into(), format!("{c:.2}")));
+            rows.push((format!("server CPU (cores){sum}"), format!("{c:.2}")));
         }
         if let Some(r) = self.server.peak_rss_bytes {
             rows.push((
-                "server peak RSS (MiB)".into(),
+                format!("server peak RSS (MiB){sum}"),
                 format!("{:.1}", r as f64 / 1048576.0),
+            ));
+        }
+        if n > 1 {
+            rows.push((
+                format!("per node ({n}): CPU cores / peak RSS MiB"),
+                self.server
+                    .nodes
+                    .iter()
+                    .map(|u| {
+                        format!(
+                            "{:.2} / {:.1}",
+                            u.cpu_cores.unwrap_or(f64::NAN),
+                            u.peak_rss_bytes.unwrap_or(0) as f64 / 1048576.0
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ));
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

@@ -62,10 +62,21 @@ pub async fn second_session(api: &Api, user: &BenchUser) -> anyhow::Result<Strin
 
 /// Opens one connection per token, in order.
 pub async fn connect_all(addr: &str, tokens: &[String]) -> anyhow::Result<Vec<Connection>> {
+    connect_spread(&[addr.to_owned()], tokens, 0).await
+}
+
+/// Opens one connection per token, in order, token `i` on node `(i + offset) % nodes` (round
+/// robin over a cluster's nodes).
+pub async fn connect_spread(
+    nodes: &[String],
+    tokens: &[String],
+    offset: usize,
+) -> anyhow::Result<Vec<Connection>> {
     let limit = Arc::new(Semaphore::new(PARALLEL));
-    let results: Vec<anyhow::Result<Connection>> = stream::iter(tokens.iter().cloned())
-        .map(|token| {
-            let (addr, limit) = (addr.to_owned(), Arc::clone(&limit));
+    let results: Vec<anyhow::Result<Connection>> = stream::iter(tokens.iter().cloned().enumerate())
+        .map(|(i, token)| {
+            let addr = nodes[(i + offset) % nodes.len()].clone();
+            let limit = Arc::clone(&limit);
             async move {
                 let _permit = limit.acquire().await?;
                 Ok(Connection::connect(&addr, &token).await?)

@@ -11,7 +11,7 @@ use crate::load::{Dest, Plan, Sender};
 use crate::measure::{Report, ServerUse};
 use crate::phase::{self, Outcome};
 use crate::population::{self, BenchUser};
-use crate::target::{Machine, OutputArgs, Target, TargetArgs};
+use crate::target::{CpuMark, Machine, OutputArgs, Target, TargetArgs};
 
 /// Each fan-out scenario's default `--rate` and `--seconds` (the help text of [`LoadArgs`] names
 /// them; a test checks that it does).
@@ -106,7 +106,19 @@ struct Setup {
     /// Every receiver gets every sender's messages (group, room), rather than only its own
     /// sender's (direct pairs).
     fanout: bool,
+    /// The share of deliveries whose sender and receiver are on different nodes.
+    cross: f64,
     params: serde_json::Value,
+}
+
+/// The share of (sender, receiver) connection pairs on different nodes, when sender `j` is on
+/// node `j % nodes` and receiver `i` on node `(i + offset) % nodes`.
+fn cross_share(nodes: usize, senders: usize, receivers: usize, offset: usize) -> f64 {
+    let crossing = (0..senders)
+        .flat_map(|j| (0..receivers).map(move |i| (j, i)))
+        .filter(|(j, i)| j % nodes != (i + offset) % nodes)
+        .count();
+    crossing as f64 / (senders * receivers).max(1) as f64
 }
 
 async fn tokens(api: &Api, users: &[BenchUser]) -> anyhow::Result<Vec<String>> {
@@ -120,9 +132,11 @@ async fn tokens(api: &Api, users: &[BenchUser]) -> anyhow::Result<Vec<String>> {
 async fn setup_group(args: &GroupArgs, target: &Target) -> anyhow::Result<Setup> {
     let api = Api::new(target.addr.clone());
     let users = population::users(&api, &population::prefix("group"), args.members).await?;
-    let receivers = population::connect_all(
-        &target.addr,
+    // Members round robin over the nodes: with N nodes, (N - 1) / N of deliveries cross.
+    let receivers = population::connect_spread(
+        &target.addrs,
         &users.iter().map(|u| u.token.clone()).collect::<Vec<_>>(),
+        0,
     )
     .await?;
     let group: GroupInfo = receivers[0]
@@ -135,7 +149,8 @@ async fn setup_group(args: &GroupArgs, target: &Target) -> anyhow::Result<Setup>
         .await
         .context("create the group")?;
     let sender_tokens = tokens(&api, &users[..args.senders.min(users.len())]).await?;
-    let senders = population::connect_all(&target.addr, &sender_tokens)
+    let senders_len = sender_tokens.len();
+    let senders = population::connect_spread(&target.addrs, &sender_tokens, 0)
         .await?
         .into_iter()
         .map(|conn| Sender::new(conn, Dest::Conversation(To::Conversation(group.id.clone()))))
@@ -145,6 +160,7 @@ async fn setup_group(args: &GroupArgs, target: &Target) -> anyhow::Result<Setup>
         receivers,
         senders,
         fanout: true,
+        cross: cross_share(target.addrs.len(), senders_len, args.members, 0),
         params: serde_json::json!({"members": args.members, "senders": args.senders}),
     })
 }
@@ -154,8 +170,10 @@ async fn setup_direct(args: &DirectArgs, target: &Target) -> anyhow::Result<Setu
     let users = population::users(&api, &population::prefix("direct"), args.pairs * 2).await?;
     let (from, to) = users.split_at(args.pairs);
     let tokens = |list: &[BenchUser]| list.iter().map(|u| u.token.clone()).collect::<Vec<_>>();
-    let receivers = population::connect_all(&target.addr, &tokens(to)).await?;
-    let senders = population::connect_all(&target.addr, &tokens(from))
+    // Pair i: sender on node i, receiver on node i + 1, so with more than one node every
+    // delivery crosses nodes.
+    let receivers = population::connect_spread(&target.addrs, &tokens(to), 1).await?;
+    let senders = population::connect_spread(&target.addrs, &tokens(from), 0)
         .await?
         .into_iter()
         .zip(to)
@@ -166,6 +184,7 @@ async fn setup_direct(args: &DirectArgs, target: &Target) -> anyhow::Result<Setu
         receivers,
         senders,
         fanout: false,
+        cross: if target.addrs.len() > 1 { 1.0 } else { 0.0 },
         params: serde_json::json!({"pairs": args.pairs}),
     })
 }
@@ -185,7 +204,7 @@ async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
         }
     }
     tokens.truncate(args.occupants);
-    let receivers = population::connect_all(&target.addr, &tokens).await?;
+    let receivers = population::connect_spread(&target.addrs, &tokens, 0).await?;
     let room = "bench".to_owned();
     for conn in &receivers {
         let _: RoomJoined = conn
@@ -195,7 +214,7 @@ async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
     let sender_users = population::users(&api, &format!("{prefix}s"), args.senders).await?;
     let sender_tokens: Vec<String> = sender_users.iter().map(|u| u.token.clone()).collect();
     let mut senders = Vec::new();
-    for conn in population::connect_all(&target.addr, &sender_tokens).await? {
+    for conn in population::connect_spread(&target.addrs, &sender_tokens, 0).await? {
         let _: RoomJoined = conn
             .typed(ClientRequest::RoomJoin { room: room.clone() })
             .await?;
@@ -206,6 +225,7 @@ async fn setup_room(args: &RoomArgs, target: &Target) -> anyhow::Result<Setup> {
         receivers,
         senders,
         fanout: true,
+        cross: cross_share(target.addrs.len(), args.senders, args.occupants, 0),
         params: serde_json::json!({"occupants": args.occupants, "senders": args.senders}),
     })
 }
@@ -261,7 +281,7 @@ async fn ramp(
     mut rate: f64,
     epoch: Instant,
     figures: &mut Vec<(String, f64)>,
-) -> anyhow::Result<(Outcome, Option<f64>, Instant)> {
+) -> anyhow::Result<(Outcome, CpuMark, Instant)> {
     let mut first_index = 0;
     let mut step = async |setup: &mut Setup, rate: f64, seconds: u64| {
         let o = phase_at(setup, load, rate, seconds, first_index, epoch).await;
@@ -342,6 +362,13 @@ async fn execute(
     figures.push(("deliveries".into(), outcome.delivery.received as f64));
     figures.push(("elapsed (s)".into(), outcome.elapsed.as_secs_f64()));
     figures.push(("deliveries/s".into(), outcome.deliveries_per_sec().round()));
+    if target.addrs.len() > 1 {
+        figures.push(("nodes".into(), target.addrs.len() as f64));
+        figures.push((
+            "deliveries crossing nodes (share)".into(),
+            (setup.cross * 1000.0).round() / 1000.0,
+        ));
+    }
     figures.push((
         "acks/s".into(),
         (sent as f64 / outcome.elapsed.as_secs_f64()).round(),
@@ -352,6 +379,8 @@ async fn execute(
     params["pad"] = load.pad.into();
     params["window"] = load.window.into();
     params["ramp"] = load.ramp.into();
+    params["nodes"] = target.addrs.len().into();
+    params["store"] = target.store.into();
     let report = Report {
         scenario: setup.name.to_owned(),
         command,

@@ -1,5 +1,6 @@
-//! The server under load: started as a child process of this binary (`banter serve`) or named by
-//! address, and the facts every report records about it and about the machine.
+//! The server under load: started as a child process of this binary (`banter serve`), or as
+//! `--nodes` of them forming a cluster, or named by address; and the facts every report records
+//! about it and about the machine.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use serde::Serialize;
+
+use crate::cluster::{self, Scratch};
 
 /// Where the server comes from.
 #[derive(Debug, Clone, clap::Args)]
@@ -21,17 +24,38 @@ pub struct TargetArgs {
     /// Extra `banter serve` flags for the started server, e.g. `--server-arg=--sqlite-synchronous=normal`.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
     pub server_args: Vec<String>,
+    /// Nodes to start: more than one form a cluster on a fresh database of `--store` and a
+    /// fresh cluster name on `--bus`, and clients are spread over them.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub nodes: u16,
+    /// PostgreSQL admin URL: the bench creates a database of its own there for the run and
+    /// drops it at the end [default with --nodes > 1: postgres://root@127.0.0.1:5432/test;
+    /// with one node and no --store: SQLite].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// NATS URL the nodes of a cluster share (with --nodes > 1).
+    #[arg(long, default_value = cluster::DEFAULT_BUS)]
+    pub bus: String,
 }
 
-/// The server the bench talks to.
+/// A CPU reading of every node, in seconds (user + system), for [`Target::cpu_seconds`].
+#[derive(Debug, Clone, Default)]
+pub struct CpuMark(pub Vec<Option<f64>>);
+
+/// The server (or the nodes of the cluster) the bench talks to.
 pub struct Target {
-    /// `host:port`.
+    /// `host:port` of the first node.
     pub addr: String,
-    /// Its pid, when known.
-    pub pid: Option<u32>,
-    /// The flags it was started with (for the report).
+    /// `host:port` of every node, in order.
+    pub addrs: Vec<String>,
+    /// Each node's pid, when known.
+    pub pids: Vec<Option<u32>>,
+    /// The flags the first node was started with (for the report).
     pub args: Vec<String>,
-    child: Option<Child>,
+    /// `sqlite`, `postgres` or `external`.
+    pub store: &'static str,
+    children: Vec<Child>,
+    scratch: Option<Scratch>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -64,100 +88,191 @@ fn bench_server_flags(max_conns_per_user: usize) -> Vec<String> {
     .collect()
 }
 
+/// Starts `banter serve` with `flags` and returns it with the address it listens on.
+async fn spawn_node(flags: &[String]) -> anyhow::Result<(Child, String)> {
+    let exe = std::env::current_exe().context("locate the banter binary")?;
+    let mut child = Command::new(exe)
+        .arg("serve")
+        .args(flags)
+        .env("RUST_LOG", "warn,banter_server::server=info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("start banter serve")?;
+    let stdout = child.stdout.take().context("server stdout")?;
+    // Read the log on a thread: find the listen line, then keep draining so the server
+    // never blocks on a full pipe.
+    let (found, addr_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if line.contains("banter listening")
+                && let Some(rest) = line.split("addr=").nth(1)
+                && let Some(tx) = found.take()
+            {
+                _ = tx.send(
+                    rest.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                );
+            }
+        }
+    });
+    let addr =
+        tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30))).await?;
+    match addr {
+        Ok(addr) => Ok((child, addr)),
+        Err(_) => {
+            _ = child.kill();
+            _ = child.wait();
+            anyhow::bail!("a server did not start listening within 30 s")
+        }
+    }
+}
+
 impl Target {
     /// Starts a server or attaches to the given one.
     pub async fn start(args: &TargetArgs, max_conns_per_user: usize) -> anyhow::Result<Self> {
         Self::start_with(args, bench_server_flags(max_conns_per_user)).await
     }
 
-    /// Starts a server with exactly `flags` (plus a data directory and `--server-arg`s), or
-    /// attaches to the given one.
+    /// Starts `--nodes` servers with exactly `flags` (plus a data directory, the store and bus
+    /// of a PostgreSQL node or cluster, and `--server-arg`s), or attaches to the given one.
     pub async fn start_with(args: &TargetArgs, flags: Vec<String>) -> anyhow::Result<Self> {
         if let Some(addr) = &args.addr {
+            anyhow::ensure!(args.nodes == 1, "--addr names one server: drop --nodes");
             return Ok(Self {
                 addr: addr.clone(),
-                pid: args.server_pid,
+                addrs: vec![addr.clone()],
+                pids: vec![args.server_pid],
                 args: vec![format!("external server at {addr}")],
-                child: None,
+                store: "external",
+                children: Vec::new(),
+                scratch: None,
                 _dir: None,
             });
         }
-        let dir = tempfile::tempdir()?;
-        let mut flags = flags;
-        flags.push(format!("--data-dir={}", dir.path().join("data").display()));
-        flags.extend(args.server_args.iter().cloned());
-        let exe = std::env::current_exe().context("locate the banter binary")?;
-        let mut child = Command::new(exe)
-            .arg("serve")
-            .args(&flags)
-            .env("RUST_LOG", "warn,banter_server::server=info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("start banter serve")?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        // Read the log on a thread: find the listen line, then keep draining so the server
-        // never blocks on a full pipe.
-        let (found, addr_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead as _;
-            let mut found = Some(found);
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if line.contains("banter listening")
-                    && let Some(rest) = line.split("addr=").nth(1)
-                    && let Some(tx) = found.take()
-                {
-                    _ = tx.send(
-                        rest.split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned(),
-                    );
-                }
+        let nodes = usize::from(args.nodes);
+        let store = match (&args.store, nodes) {
+            (Some(url), _) => Some(url.as_str()),
+            (None, 1) => None,
+            (None, _) => Some(cluster::DEFAULT_STORE),
+        };
+        let scratch = match store {
+            Some(admin) => {
+                Some(Scratch::create(admin, (nodes > 1).then_some(args.bus.as_str())).await?)
             }
-        });
-        let addr =
-            tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
-                .await?
-                .context("the server did not start listening within 30 s")?;
-        Ok(Self {
-            addr,
-            pid: Some(child.id()),
-            args: flags,
-            child: Some(child),
-            _dir: Some(dir),
-        })
+            None => None,
+        };
+        let dir = tempfile::tempdir()?;
+        let mut target = Self {
+            addr: String::new(),
+            addrs: Vec::new(),
+            pids: Vec::new(),
+            args: Vec::new(),
+            store: if scratch.is_some() {
+                "postgres"
+            } else {
+                "sqlite"
+            },
+            children: Vec::new(),
+            scratch,
+            _dir: None,
+        };
+        let per_node: Vec<Vec<String>> = (0..nodes)
+            .map(|i| {
+                let mut f = flags.clone();
+                f.push(format!(
+                    "--data-dir={}",
+                    dir.path().join(format!("data{i}")).display()
+                ));
+                if let Some(s) = &target.scratch {
+                    f.extend(s.node_flags());
+                }
+                f.extend(args.server_args.iter().cloned());
+                f
+            })
+            .collect();
+        target._dir = Some(dir);
+        // All at once, as the nodes of a cluster are started; on an error the nodes already
+        // started are stopped (and the database dropped) when `target` drops.
+        let started = futures_util::future::join_all(per_node.iter().map(|f| spawn_node(f))).await;
+        let mut failure = None;
+        for result in started {
+            match result {
+                Ok((child, addr)) => {
+                    target.pids.push(Some(child.id()));
+                    target.children.push(child);
+                    target.addrs.push(addr);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        target.addr = target.addrs[0].clone();
+        target.args = per_node.into_iter().next().unwrap_or_default();
+        Ok(target)
     }
 
-    /// CPU seconds (user + system) the server has used, if its pid is known.
-    pub fn cpu_seconds(&self) -> Option<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid?)).ok()?;
-        // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-        let rest = stat.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks: f64 =
-            fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-        Some(ticks / clock_ticks())
+    /// Node `i` (round robin).
+    pub fn node(&self, i: usize) -> &str {
+        &self.addrs[i % self.addrs.len()]
     }
 
-    /// The server's resident memory in bytes.
+    /// CPU seconds (user + system) each node has used, where its pid is known.
+    pub fn cpu_seconds(&self) -> CpuMark {
+        CpuMark(self.pids.iter().map(|p| p.and_then(cpu_seconds)).collect())
+    }
+
+    /// Each node's resident memory in bytes.
+    pub fn node_rss_bytes(&self) -> Vec<Option<u64>> {
+        self.pids
+            .iter()
+            .map(|p| {
+                p.and_then(|p| proc_status_kib(p, "VmRSS:"))
+                    .map(|k| k * 1024)
+            })
+            .collect()
+    }
+
+    /// Each node's peak resident memory in bytes.
+    pub fn node_peak_rss_bytes(&self) -> Vec<Option<u64>> {
+        self.pids
+            .iter()
+            .map(|p| {
+                p.and_then(|p| proc_status_kib(p, "VmHWM:"))
+                    .map(|k| k * 1024)
+            })
+            .collect()
+    }
+
+    /// The nodes' resident memory in bytes, summed (none unless known for every node).
     pub fn rss_bytes(&self) -> Option<u64> {
-        proc_status_kib(self.pid?, "VmRSS:").map(|k| k * 1024)
+        self.node_rss_bytes().into_iter().sum()
     }
 
-    /// The server's peak resident memory in bytes.
+    /// The nodes' peak resident memory in bytes, summed.
     pub fn peak_rss_bytes(&self) -> Option<u64> {
-        proc_status_kib(self.pid?, "VmHWM:").map(|k| k * 1024)
+        self.node_peak_rss_bytes().into_iter().sum()
     }
 
-    /// Stops a server this bench started.
+    /// Stops the servers this bench started and removes their database.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
+        for child in &mut self.children {
             _ = child.kill();
+        }
+        for mut child in std::mem::take(&mut self.children) {
             _ = child.wait();
+        }
+        if let Some(scratch) = self.scratch.take() {
+            scratch.remove();
         }
     }
 }
@@ -166,6 +281,15 @@ impl Drop for Target {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / clock_ticks())
 }
 
 fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
