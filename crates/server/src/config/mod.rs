@@ -116,6 +116,10 @@ pub struct Config {
     pub sqlite_synchronous: SqliteSync,
     /// Read-only SQLite connections serving queries.
     pub sqlite_readers: usize,
+    /// PostgreSQL connections each node keeps at most (when `store` names PostgreSQL). Every
+    /// node of a cluster opens up to this many: keep nodes × this below the server's
+    /// `max_connections` (minus its reserved ones and other clients).
+    pub postgres_pool_size: usize,
     /// Run SQLite's `PRAGMA quick_check` at start and refuse a damaged database. It reads the
     /// whole database once (see docs/OPERATIONS.md for its cost); `false` skips it.
     pub sqlite_quick_check: bool,
@@ -221,6 +225,7 @@ impl Default for Config {
             write_batch_max: 2048,
             sqlite_synchronous: SqliteSync::Full,
             sqlite_readers: 4,
+            postgres_pool_size: 16,
             sqlite_quick_check: true,
             web_client: true,
             shutdown_grace_ms: 10_000,
@@ -367,6 +372,10 @@ impl Config {
             ),
             (self.write_batch_max > 0, "write_batch_max must be > 0"),
             (self.sqlite_readers > 0, "sqlite_readers must be > 0"),
+            (
+                self.postgres_pool_size >= 2,
+                "postgres_pool_size must be at least 2 (one writer, one reader)",
+            ),
             (
                 self.max_connections_per_user > 0,
                 "max_connections_per_user must be > 0",
@@ -571,6 +580,8 @@ overrides! {
     sqlite_synchronous: SqliteSync, "BANTER_SQLITE_SYNCHRONOUS";
     /// Read-only SQLite connections.
     sqlite_readers: usize, "BANTER_SQLITE_READERS";
+    /// PostgreSQL connections per node.
+    postgres_pool_size: usize, "BANTER_POSTGRES_POOL_SIZE";
     /// Check the database with PRAGMA quick_check at start (true or false).
     sqlite_quick_check: bool, "BANTER_SQLITE_QUICK_CHECK";
     /// Serve the web client at / (true or false).

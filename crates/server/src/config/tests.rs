@@ -217,3 +217,23 @@ fn the_bus_url_never_shows_its_user_part() {
         assert!(!format!("{bus} {bus:?}").contains("hunter2"));
     }
 }
+
+#[test]
+fn the_postgres_pool_size_reaches_the_store_and_is_at_least_two() {
+    let config = Config::load(Overrides {
+        store: Some(StoreUrl::from("postgres://u@db:5432/banter")),
+        postgres_pool_size: Some(4),
+        ..Overrides::default()
+    })
+    .unwrap();
+    match crate::store::StoreConfig::from_config(&config) {
+        crate::store::StoreConfig::Postgres { options, .. } => assert_eq!(options.pool_size, 4),
+        other => panic!("{other:?}"),
+    }
+    let err = Config::load(Overrides {
+        postgres_pool_size: Some(1),
+        ..Overrides::default()
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("postgres_pool_size"), "{err}");
+}

@@ -82,7 +82,10 @@ impl StoreConfig {
         if config.store.is_set() {
             return Self::Postgres {
                 url: config.store.expose().to_owned(),
-                options: PostgresOptions::default(),
+                options: PostgresOptions {
+                    pool_size: config.postgres_pool_size,
+                    ..PostgresOptions::default()
+                },
             };
         }
         Self::Sqlite {
