@@ -299,35 +299,19 @@ impl Background {
         let a = Arc::clone(app);
         this.every(PRUNE_EVERY, move || a.messaging.prune());
         // Presence decided elsewhere (a dead node's users going offline, say) is told.
-        if let Some(mut changes) = app.bus.presence_changes() {
+        if let Some(changes) = app.bus.presence_changes() {
             let a = Arc::clone(app);
-            let stop = this.stop.clone();
-            this.tasks.spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        change = changes.recv() => match change {
-                            Some((user, online)) => a.social.presence_changed(user, online).await,
-                            None => return,
-                        },
-                    }
-                }
+            this.forward(changes, move |(user, online)| {
+                let a = Arc::clone(&a);
+                async move { a.social.presence_changed(user, online).await }
             });
         }
         // A dead node's chatroom occupants are no longer counted.
-        if let Some(mut deaths) = app.bus.node_deaths() {
+        if let Some(deaths) = app.bus.node_deaths() {
             let a = Arc::clone(app);
-            let stop = this.stop.clone();
-            this.tasks.spawn(async move {
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        node = deaths.recv() => match node {
-                            Some(node) => a.rooms.node_gone(node),
-                            None => return,
-                        },
-                    }
-                }
+            this.forward(deaths, move |node| {
+                a.rooms.node_gone(node);
+                std::future::ready(())
             });
         }
         // Chatroom occupancy changes go out, coalesced, once per interval.
@@ -337,6 +321,29 @@ impl Background {
         });
         this.tasks.close();
         this
+    }
+
+    /// Hands what `rx` yields to `handle`, one at a time, until stopped or `rx` ends.
+    fn forward<T, F>(
+        &self,
+        mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+        handle: impl Fn(T) -> F + Send + 'static,
+    ) where
+        T: Send + 'static,
+        F: Future<Output = ()> + Send,
+    {
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    item = rx.recv() => match item {
+                        Some(item) => handle(item).await,
+                        None => return,
+                    },
+                }
+            }
+        });
     }
 
     /// Runs `tick` every `period` until stopped.
