@@ -64,13 +64,15 @@ impl Scratch {
             None => None,
         };
         let database = format!("banter_bench_{pid}_{n}");
+        // The URL first: a bad one must not leave a database nobody drops.
+        let url = with_database(admin, &database)?;
         connect(admin)
             .await?
             .batch_execute(&format!("CREATE DATABASE {database}"))
             .await
             .with_context(|| format!("create database {database} on {admin}"))?;
         Ok(Self {
-            url: with_database(admin, &database)?,
+            url,
             admin: admin.to_owned(),
             database,
             cluster,
@@ -87,7 +89,7 @@ impl Scratch {
         flags
     }
 
-    /// Drops the database and the cluster's presence bucket on NATS (call after the nodes
+    /// Drops the database and the cluster's buckets on NATS (call after the nodes
     /// stopped). Runs on a thread of its own, so that it can be called from `Drop` inside a
     /// runtime.
     pub fn remove(&self) {
@@ -100,8 +102,11 @@ impl Scratch {
             runtime.block_on(async move {
                 if let Some((bus, name)) = cluster {
                     let js = async_nats::jetstream::new(async_nats::connect(&bus).await?);
-                    // The server's presence bucket (`banter_server::bus::nats::bucket`).
-                    _ = js.delete_stream(format!("KV_{name}-presence")).await;
+                    // The server's buckets: presence (`banter_server::bus::nats::bucket`) and
+                    // the chatrooms' counters.
+                    for bucket in ["presence", "rooms"] {
+                        _ = js.delete_stream(format!("KV_{name}-{bucket}")).await;
+                    }
                 }
                 connect(&admin)
                     .await?

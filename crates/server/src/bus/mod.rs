@@ -221,8 +221,9 @@ pub trait Bus: Send + Sync + 'static {
     async fn room_seq(&self, _room: &str) -> Result<Option<u64>, BusError> {
         Ok(None)
     }
-    /// Nodes judged dead (not heard from for a while), each reported once. Taken once; `None`
-    /// for a bus with one node.
+    /// Nodes judged dead (not heard from for a while): reported when judged, and again at each
+    /// heartbeat while removing their connections keeps failing (receivers must be idempotent).
+    /// Taken once; `None` for a bus with one node.
     fn node_deaths(&self) -> Option<mpsc::UnboundedReceiver<NodeId>> {
         None
     }

@@ -49,6 +49,8 @@ use crate::store::UserId;
 
 /// Events a node buffers for NATS before it drops them.
 const QUEUE: usize = 65_536;
+/// How long closing waits for the last events to leave.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 
 /// Why the NATS bus could not start.
 #[derive(Debug, thiserror::Error)]
@@ -138,7 +140,13 @@ impl NatsBus {
                                 caches.forget_caches();
                             }
                         }
-                        async_nats::Event::Disconnected => tracing::warn!("NATS disconnected"),
+                        async_nats::Event::Disconnected => {
+                            tracing::warn!("NATS disconnected");
+                            // Judge no other node dead while cut off (see `presence`): until
+                            // the next `Connected`, this node's connection lies in the future.
+                            *reconnected.lock().expect("presence lock") =
+                                Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                        }
                         other => tracing::warn!(event = %other, "NATS"),
                     }
                 }
@@ -204,9 +212,13 @@ impl NatsBus {
             .spawn(receive(Arc::clone(&this.node), incoming, this.stop.clone()));
         this.tasks
             .spawn(Arc::clone(&this.presence).watch(this.stop.clone()));
-        this.tasks.spawn(heartbeat(
+        this.tasks.spawn(beat(
             this.client.clone(),
             heartbeats,
+            this.node.id(),
+            this.stop.clone(),
+        ));
+        this.tasks.spawn(heartbeat(
             beats,
             Arc::clone(&this.presence),
             Arc::clone(&this.node),
@@ -295,9 +307,26 @@ async fn receive(node: Arc<Node>, mut incoming: async_nats::Subscriber, stop: Ca
 }
 
 /// Says this node is alive, notes who else is, and lets presence do its periodic work.
+/// Says this node is alive, every [`presence::HEARTBEAT`], in a task of its own, so that
+/// presence's periodic work (however long it takes) never delays it.
+async fn beat(client: async_nats::Client, subject: Subject, me: NodeId, stop: CancellationToken) {
+    let mut every = tokio::time::interval(presence::HEARTBEAT);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let me = Bytes::copy_from_slice(&me.0.to_le_bytes());
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = client.publish(subject.clone(), me.clone()) => {}
+        }
+    }
+}
+
+/// Notes who else is alive and lets presence do its periodic work.
 async fn heartbeat(
-    client: async_nats::Client,
-    subject: Subject,
     mut beats: async_nats::Subscriber,
     presence: Arc<Presence>,
     node: Arc<Node>,
@@ -305,13 +334,14 @@ async fn heartbeat(
 ) {
     let mut every = tokio::time::interval(presence::HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let me = Bytes::copy_from_slice(&node.id().0.to_le_bytes());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {
-                _ = client.publish(subject.clone(), me.clone()).await;
-                presence.tick(|| node.registry().all()).await;
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = presence.tick(|| node.registry().all()) => {}
+                }
             }
             beat = beats.next() => match beat {
                 Some(m) => if let Ok(id) = <[u8; 8]>::try_from(&m.payload[..]) {
@@ -403,7 +433,13 @@ impl Bus for NatsBus {
 
     async fn close(&self) {
         self.stop.cancel();
-        // The sender sends what is still queued; heartbeats and the watch stop.
-        self.tasks.wait().await;
+        // The sender sends what is still queued; heartbeats and the watch stop. With NATS away
+        // a publish can wait for ever: give up after a while rather than hang the shutdown.
+        if tokio::time::timeout(CLOSE_WITHIN, self.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("NATS did not take this node's last events; closing without them");
+        }
     }
 }

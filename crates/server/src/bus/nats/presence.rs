@@ -285,14 +285,16 @@ impl Presence {
     /// now and then (and after a reconnect) audits this node's own, whose list is `local`.
     pub async fn tick(&self, local: impl FnOnce() -> Vec<(UserId, ConnId)>) {
         let retry = std::mem::take(&mut *self.pending.lock().expect("presence lock"));
-        for (user, conn) in retry {
-            if self.remove(user, conn).await {
-                _ = self.changes.send((user, false));
-            }
-        }
+        futures_util::stream::iter(retry)
+            .for_each_concurrent(PURGE_CONCURRENCY, |(user, conn)| async move {
+                if self.remove(user, conn).await {
+                    _ = self.changes.send((user, false));
+                }
+            })
+            .await;
         let tick = self.ticks.fetch_add(1, Ordering::Relaxed);
         if self.repair.swap(false, Ordering::Relaxed) || tick % AUDIT_EVERY == AUDIT_EVERY - 1 {
-            self.audit(local()).await;
+            self.audit(local).await;
         }
         let dead = self.dead_nodes();
         if dead.is_empty() {
@@ -334,22 +336,21 @@ impl Presence {
     /// connections missing (removed by nodes that judged this one dead while NATS was away
     /// from it), removes ones of this node that are gone (a removal lost with a crash of the
     /// task). Each fix is a compare-and-set, so a race with `add`/`remove` counts once.
-    async fn audit(&self, local: Vec<(UserId, ConnId)>) {
-        let mine: HashSet<(UserId, ConnId)> = local.into_iter().collect();
-        let (missing, stale) = {
+    async fn audit(&self, local: impl FnOnce() -> Vec<(UserId, ConnId)>) {
+        // What the bucket lists for this node is read before this node's connections: one
+        // attached in between then looks missing (adding it again is harmless), never stale (a
+        // live connection must not be removed).
+        let listed: HashSet<(UserId, ConnId)> = {
             let known = self.known.lock().expect("presence lock");
-            let missing: Vec<(UserId, ConnId)> = mine
-                .iter()
-                .filter(|(u, c)| !known.get(u).is_some_and(|k| k.conns.contains(c)))
-                .copied()
-                .collect();
-            let stale: Vec<(UserId, ConnId)> = known
+            known
                 .iter()
                 .flat_map(|(u, k)| k.conns.iter().map(move |c| (*u, *c)))
-                .filter(|(u, c)| c.node == self.node && !mine.contains(&(*u, *c)))
-                .collect();
-            (missing, stale)
+                .filter(|(_, c)| c.node == self.node)
+                .collect()
         };
+        let mine: HashSet<(UserId, ConnId)> = local().into_iter().collect();
+        let missing: Vec<(UserId, ConnId)> = mine.difference(&listed).copied().collect();
+        let stale: Vec<(UserId, ConnId)> = listed.difference(&mine).copied().collect();
         if missing.is_empty() && stale.is_empty() {
             return;
         }
