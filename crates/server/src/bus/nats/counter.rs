@@ -18,11 +18,12 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Operation, UpdateErrorKind};
-use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::kv::{self, Operation};
+use async_nats::jetstream::stream;
 use async_nats::jetstream::{self};
 use bytes::Bytes;
 
+use super::bucket::Refused;
 use crate::bus::BusError;
 
 /// A counter without sends for this long is forgotten (the room's `seq` then starts from 1).
@@ -39,27 +40,21 @@ pub fn bucket(prefix: &str) -> String {
     format!("{prefix}-rooms")
 }
 
-/// Opens (creating it if needed) the rooms bucket of cluster `prefix`, the way
-/// `presence_bucket` does (async-nats' `create_key_value` does not work with NATS 2.9).
+/// Opens (creating it if needed) the rooms bucket of cluster `prefix`.
 pub async fn open(js: &jetstream::Context, prefix: &str) -> Result<kv::Store, async_nats::Error> {
-    let name = bucket(prefix);
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        description: Some("banter: the last seq of every chatroom".to_owned()),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
+    let limits = stream::Config {
         max_messages: ROOMS_MAX,
         max_age: IDLE,
-        storage: StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
         discard: stream::DiscardPolicy::Old,
-        num_replicas: 1,
         ..Default::default()
-    })
-    .await?;
-    Ok(js.get_key_value(name).await?)
+    };
+    super::bucket::open(
+        js,
+        &bucket(prefix),
+        "banter: the last seq of every chatroom",
+        limits,
+    )
+    .await
 }
 
 /// This node's side of the room counters.
@@ -121,32 +116,15 @@ impl Counters {
             };
             let next = value + 1;
             let bytes = Bytes::copy_from_slice(&next.to_le_bytes());
-            let written = match revision {
-                None => self
-                    .kv
-                    .create(room, bytes)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        CreateErrorKind::AlreadyExists => None,
-                        _ => Some(e.to_string()),
-                    }),
-                Some(r) => self
-                    .kv
-                    .update(room, bytes, r)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        UpdateErrorKind::WrongLastRevision => None,
-                        _ => Some(e.to_string()),
-                    }),
-            };
+            let written = super::bucket::write(&self.kv, room, bytes, revision).await;
             match written {
                 Ok(revision) => {
                     self.remember(room, revision, next);
                     return Ok(next);
                 }
                 // Another node sent first: read again.
-                Err(None) => guess = None,
-                Err(Some(e)) => {
+                Err(Refused::Conflict) => guess = None,
+                Err(Refused::Failed(e)) => {
                     tracing::warn!(error = %e, "room counter write failed");
                     return Err(BusError::Unavailable);
                 }

@@ -23,6 +23,7 @@
 //! NATS reconnects on its own (async-nats retries forever, with backoff); subscriptions are
 //! renewed by the client and the presence watch is restarted.
 
+mod bucket;
 pub mod counter;
 pub mod presence;
 pub mod wire;
@@ -32,7 +33,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_nats::Subject;
-use async_nats::jetstream::stream::{self, StorageType};
+use async_nats::jetstream::stream;
 use async_nats::jetstream::{self, kv};
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -230,30 +231,21 @@ impl NatsBus {
 }
 
 /// Opens (creating it if needed) the presence bucket of cluster `prefix`.
-///
-/// The bucket's stream is created here with the settings of a key-value bucket (one value per
-/// key, rollups, direct gets, no deletes of messages) rather than by async-nats'
-/// `create_key_value`, which first reads account fields that NATS 2.9 does not send.
 async fn presence_bucket(
     js: &jetstream::Context,
     prefix: &str,
 ) -> Result<kv::Store, async_nats::Error> {
-    let name = bucket(prefix);
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        description: Some("banter: each user's connections on every node".to_owned()),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        storage: StorageType::File,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
+    let limits = stream::Config {
         discard: stream::DiscardPolicy::New,
-        num_replicas: 1,
         ..Default::default()
-    })
-    .await?;
-    Ok(js.get_key_value(name).await?)
+    };
+    bucket::open(
+        js,
+        &bucket(prefix),
+        "banter: each user's connections on every node",
+        limits,
+    )
+    .await
 }
 
 /// Sends queued events in order until the bus closes; then sends what is still queued.

@@ -27,11 +27,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_nats::jetstream::kv::{self, CreateErrorKind, Entry, Operation, UpdateErrorKind};
+use async_nats::jetstream::kv::{self, Entry, Operation};
 use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
-use super::wire;
+use super::{bucket, wire};
 use crate::bus::{ConnId, NodeId};
 use crate::store::UserId;
 
@@ -188,24 +188,7 @@ impl Presence {
                 return Ok((before, before));
             }
             let value = wire::encode_conns(&conns);
-            let written = match revision {
-                None => self
-                    .kv
-                    .create(&key, value)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        CreateErrorKind::AlreadyExists => None,
-                        _ => Some(e.to_string()),
-                    }),
-                Some(r) => self
-                    .kv
-                    .update(&key, value, r)
-                    .await
-                    .map_err(|e| match e.kind() {
-                        UpdateErrorKind::WrongLastRevision => None,
-                        _ => Some(e.to_string()),
-                    }),
-            };
+            let written = bucket::write(&self.kv, &key, value, revision).await;
             match written {
                 Ok(revision) => {
                     let after = conns.len();
@@ -213,8 +196,8 @@ impl Presence {
                     return Ok((before, after));
                 }
                 // Someone else changed it first: read again.
-                Err(None) => tokio::task::yield_now().await,
-                Err(Some(e)) => {
+                Err(bucket::Refused::Conflict) => tokio::task::yield_now().await,
+                Err(bucket::Refused::Failed(e)) => {
                     tracing::warn!(error = %e, "presence write failed");
                     return Err(Refused::Unavailable);
                 }
