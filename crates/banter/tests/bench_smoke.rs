@@ -183,26 +183,35 @@ fn logins_smoke() {
 /// `--store` and `--bus` for the cluster runs: the local PostgreSQL and NATS, or the ones the
 /// server's tests are pointed at. When they cannot be reached the bench fails, and so does the
 /// test: it never skips.
-fn cluster_args() -> Vec<String> {
+/// Runs `banter bench` with `args` on the local PostgreSQL and NATS (or those named by
+/// `BANTER_TEST_POSTGRES` and `BANTER_TEST_NATS`), writing its results into `out`.
+fn cluster_bench(out: &Path, args: &[&str]) -> serde_json::Value {
     let store = std::env::var("BANTER_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".to_owned());
     let bus =
         std::env::var("BANTER_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_owned());
-    vec![format!("--store={store}"), format!("--bus={bus}")]
+    let (store, bus) = (format!("--store={store}"), format!("--bus={bus}"));
+    let mut all = args.to_vec();
+    all.extend([store.as_str(), bus.as_str()]);
+    bench(out, &all)
 }
 
 #[test]
 fn cluster_direct_smoke() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = ["direct", "--nodes", "2", "--pairs", "6", "--rate", "60"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    args.extend(["--seconds".to_owned(), "2".to_owned()]);
-    args.extend(cluster_args());
-    let r = bench(
+    let r = cluster_bench(
         dir.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[
+            "direct",
+            "--nodes",
+            "2",
+            "--pairs",
+            "6",
+            "--rate",
+            "60",
+            "--seconds",
+            "2",
+        ],
     );
     assert_lossless(&r, 120);
     assert_eq!(figure(&r, "nodes"), 2.0);
@@ -215,26 +224,21 @@ fn cluster_direct_smoke() {
 #[test]
 fn cluster_group_and_connections_smoke() {
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = [
-        "group",
-        "--nodes",
-        "3",
-        "--members",
-        "9",
-        "--senders",
-        "3",
-        "--rate",
-        "30",
-        "--seconds",
-        "2",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    args.extend(cluster_args());
-    let r = bench(
+    let r = cluster_bench(
         dir.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[
+            "group",
+            "--nodes",
+            "3",
+            "--members",
+            "9",
+            "--senders",
+            "3",
+            "--rate",
+            "30",
+            "--seconds",
+            "2",
+        ],
     );
     assert_lossless(&r, 9 * 60);
     // Sender j and member i on nodes j % 3 and i % 3: two of three deliveries cross.
@@ -242,14 +246,9 @@ fn cluster_group_and_connections_smoke() {
     assert!((cross - 0.667).abs() < 0.001, "{cross}");
 
     let dir = tempfile::tempdir().unwrap();
-    let mut args: Vec<String> = ["connections", "--nodes", "2", "--count", "200"]
-        .iter()
-        .map(|s| (*s).to_owned())
-        .collect();
-    args.extend(cluster_args());
-    let r = bench(
+    let r = cluster_bench(
         dir.path(),
-        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["connections", "--nodes", "2", "--count", "200"],
     );
     assert_eq!(figure(&r, "connections open"), 200.0);
     assert_eq!(figure(&r, "most connections on one node"), 100.0);

@@ -233,23 +233,19 @@ impl Target {
 
     /// Each node's resident memory in bytes.
     pub fn node_rss_bytes(&self) -> Vec<Option<u64>> {
-        self.pids
-            .iter()
-            .map(|p| {
-                p.and_then(|p| proc_status_kib(p, "VmRSS:"))
-                    .map(|k| k * 1024)
-            })
-            .collect()
+        self.node_status_bytes("VmRSS:")
     }
 
     /// Each node's peak resident memory in bytes.
     pub fn node_peak_rss_bytes(&self) -> Vec<Option<u64>> {
+        self.node_status_bytes("VmHWM:")
+    }
+
+    /// Each node's `/proc/<pid>/status` figure `key` (in KiB there), in bytes.
+    fn node_status_bytes(&self, key: &str) -> Vec<Option<u64>> {
         self.pids
             .iter()
-            .map(|p| {
-                p.and_then(|p| proc_status_kib(p, "VmHWM:"))
-                    .map(|k| k * 1024)
-            })
+            .map(|p| p.and_then(|p| proc_status_kib(p, key)).map(|k| k * 1024))
             .collect()
     }
 

@@ -46,6 +46,38 @@ impl From<&str> for AdminToken {
     }
 }
 
+/// `Debug` and `Display` as the redacted form, and parsing from the text as given, for a URL
+/// that may hold a secret.
+macro_rules! url_secret {
+    ($t:ident) => {
+        impl std::fmt::Debug for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.redacted())
+            }
+        }
+
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.redacted())
+            }
+        }
+
+        impl std::str::FromStr for $t {
+            type Err = std::convert::Infallible;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Ok(Self(s.to_owned()))
+            }
+        }
+
+        impl From<&str> for $t {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
 /// The `store` key: empty (the default) for the embedded SQLite store in `data_dir`, or a
 /// `postgres://` / `postgresql://` URL. The URL may hold a password, so its `Debug` and
 /// `Display` forms are [`StoreUrl::redacted`]; only [`StoreUrl::expose`] gives it whole.
@@ -115,31 +147,7 @@ fn redact_url(url: &str) -> String {
     format!("{scheme}://{authority}{tail}")
 }
 
-impl std::fmt::Debug for StoreUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl std::fmt::Display for StoreUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl std::str::FromStr for StoreUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl From<&str> for StoreUrl {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
+url_secret!(StoreUrl);
 
 /// The `bus` key: empty (the default) for a single node, or a `nats://` URL for a cluster.
 /// Shown with any password replaced by `***`, as [`StoreUrl`].
@@ -180,28 +188,4 @@ impl BusUrl {
     }
 }
 
-impl std::fmt::Debug for BusUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl std::fmt::Display for BusUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-impl std::str::FromStr for BusUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(Self(s.to_owned()))
-    }
-}
-
-impl From<&str> for BusUrl {
-    fn from(s: &str) -> Self {
-        Self(s.to_owned())
-    }
-}
+url_secret!(BusUrl);
