@@ -42,6 +42,7 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@each $backend;
             users, sessions, direct_conversations, append_assigns_gap_free_seq,
             append_is_idempotent, concurrent_appends, queued_appends_commit_in_queue_order,
+            key_reused_in_another_conversation,
             dropped_queued_append_commits, failed_append_leaves_no_gap, paging,
             conversation_list_and_read_cursor, social_graph, groups_and_system_entries,
             recall_and_edit, group_add_rules, contacts_exclude_blocks_and_dissolved_groups,
@@ -110,6 +111,7 @@ pub mod checks {
         append_assigns_gap_free_seq => messages::append_assigns_gap_free_seq;
         append_is_idempotent => messages::append_is_idempotent;
         queued_appends_commit_in_queue_order => messages::queued_appends_commit_in_order;
+        key_reused_in_another_conversation => messages::key_reused_in_another_conversation;
         dropped_queued_append_commits => shared::dropped_queued_append_commits;
         failed_append_leaves_no_gap => shared::failed_append_leaves_no_gap;
         paging => messages::paging;

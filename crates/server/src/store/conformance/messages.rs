@@ -108,6 +108,45 @@ pub(super) async fn queued_appends_commit_in_order(store: &dyn Store) {
     assert_eq!(count_entries(store, conv).await, 29);
 }
 
+/// A key is the sender's, not the conversation's: sent again into another conversation, in
+/// the middle of a burst there, it is a duplicate of the original and takes no seq.
+pub(super) async fn key_reused_in_another_conversation(store: &dyn Store) {
+    let a = user(store, "alice").await;
+    let b = user(store, "bob").await;
+    let c = user(store, "carol").await;
+    let first = store.direct_conversation(a, b).await.unwrap();
+    let second = store.direct_conversation(a, c).await.unwrap();
+    let original = store.append(text(first, a, "k")).await.unwrap();
+    let mut pending = Vec::new();
+    for i in 0..9 {
+        let key = if i == 4 {
+            "k".to_owned()
+        } else {
+            format!("r{i}")
+        };
+        pending.push(store.queue_append(text(second, a, &key)).await.unwrap());
+    }
+    let mut seqs = Vec::new();
+    for (i, p) in pending.into_iter().enumerate() {
+        let got = p.await.unwrap();
+        if i == 4 {
+            assert!(got.duplicate, "entry {i}");
+            assert_eq!(got.message, original.message, "the original is returned");
+        } else {
+            assert!(!got.duplicate, "entry {i}");
+            assert_eq!(got.message.conv, second);
+            seqs.push(got.message.seq);
+        }
+    }
+    assert_eq!(
+        seqs,
+        (1..=8).collect::<Vec<u64>>(),
+        "no seq taken by the duplicate"
+    );
+    assert_eq!(count_entries(store, second).await, 8);
+    assert_eq!(store.last_seq(second).await.unwrap(), 8);
+}
+
 pub(super) async fn paging(store: &dyn Store) {
     let a = user(store, "alice").await;
     let b = user(store, "bob").await;

@@ -147,6 +147,33 @@ pub(super) async fn retry_through_another_handle(first: Arc<dyn Store>, second: 
         );
     }
     assert_gap_free(&*first, &*second, conv, 11).await;
+    // The same key raced into two conversations (a client bug, but one that must neither
+    // fail nor leave a gap): one of them stores it, the other answers the original.
+    let c = user(&*first, "carol").await;
+    let other = first.direct_conversation(a, c).await.unwrap();
+    for i in 0..10 {
+        let key = format!("across-{i}");
+        let (x, y) = tokio::join!(
+            first.append(text(conv, a, &key)),
+            second.append(text(other, a, &key))
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.message, y.message, "{key}: one message");
+        assert!(
+            x.duplicate != y.duplicate,
+            "{key}: exactly one is the original"
+        );
+    }
+    let stored = count_entries(&*first, conv).await + count_entries(&*first, other).await;
+    assert_eq!(stored, 11 + 10, "each raced key stored once");
+    assert_eq!(
+        first.last_seq(conv).await.unwrap(),
+        count_entries(&*first, conv).await
+    );
+    assert_eq!(
+        first.last_seq(other).await.unwrap(),
+        count_entries(&*first, other).await
+    );
 }
 
 /// Group changes through one handle while the other appends and edits in the same group:

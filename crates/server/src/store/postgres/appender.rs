@@ -2,21 +2,25 @@
 //! commits them in batches, one transaction per batch.
 //!
 //! A batch is sent as one pipeline (`BEGIN`, the ordered row lock of every conversation it
-//! touches, then one [`INSERT_ENTRY`] statement per append, all without waiting for each
-//! other's results), then `COMMIT`: two round trips and one commit for the whole batch,
-//! however many appends it holds. The lock comes first and in conversation-id order, so
-//! batches of several handles on one database never deadlock, and every insert behind it
-//! sees whatever another handle committed in those conversations before (a retry through
-//! another node is found as the duplicate it is). A duplicate inserts nothing and takes no
-//! seq; its original is read after the commit.
+//! touches, one [`INSERT_BATCH`] statement for all its appends, then `COMMIT`, without
+//! waiting for each other's results): one round trip, four statements and one commit for
+//! the whole batch, however many appends it holds. The lock comes first and in
+//! conversation-id order, so batches of several handles on one database never deadlock, and
+//! the insert behind it sees whatever another handle committed in those conversations before
+//! (a retry through another node is found as the duplicate it is). A duplicate inserts
+//! nothing and takes no seq; its original is read after the commit. Each conversation's
+//! counter row and each sender's read cursor are updated once per batch, not once per
+//! append (every update of a row leaves a version the rest of the transaction steps over;
+//! ARCHITECTURE.md has the before and after).
 //!
 //! A batch that fails for a reason other than the connection (a value the database refuses)
 //! is run again one append per transaction, so only the append at fault fails; one that hit
-//! a deadlock or serialization failure (another writer's transaction in the way) is tried
-//! again whole. The task owns the queue, so an append commits whether or not anyone still
-//! waits for it, and appends queued one after another commit in that order.
+//! a deadlock or serialization failure (another writer's transaction in the way), or a key
+//! another writer stored meanwhile in a conversation outside the batch, is tried again
+//! whole. The task owns the queue, so an append commits whether or not anyone still waits
+//! for it, and appends queued one after another commit in that order.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::future::{Future, poll_fn};
 use std::pin::pin;
 use std::sync::Arc;
@@ -31,7 +35,7 @@ use tokio_postgres::types::ToSql;
 
 use super::Health;
 use super::errors::{copy, db};
-use super::messages::{self, Entry, INSERT_ENTRY};
+use super::messages::{self, Entry};
 use crate::metrics::Metrics;
 use crate::store::{
     Appended, EntryKind, Missing, NewMessage, StoreError, StoreResult, StoredMessage,
@@ -133,7 +137,11 @@ async fn commit(pool: &Pool, batch: &mut Vec<Job>, metrics: &Metrics, health: &H
     let mut outcome = attempt(pool, &messages).await;
     for _ in 0..RETRIES {
         match &outcome {
-            Err(StoreError::Busy(_)) => outcome = attempt(pool, &messages).await,
+            // A key another writer stored meanwhile outside this batch's conversations:
+            // the next try finds it stored and answers it as the duplicate it is.
+            Err(StoreError::Busy(_) | StoreError::Conflict(_)) => {
+                outcome = attempt(pool, &messages).await
+            }
             _ => break,
         }
     }
@@ -220,95 +228,138 @@ enum Got {
     NoConversation,
 }
 
-/// Runs the batch's transaction as one pipeline and commits it.
+/// Inserts a whole batch in one statement: every append of the batch not stored already (by
+/// `(sender, client_msg_id)`) goes in at its conversation's next seqs, in batch order; then
+/// each conversation's counter moves once to its last new seq and each sender's read cursor
+/// once to its last own seq. The caller holds the row lock of every conversation in the
+/// batch, so no other writer takes a seq or stores one of these keys in them meanwhile. A
+/// key stored meanwhile in a conversation outside the batch (the same key sent to two
+/// conversations) fails the statement with a unique violation instead of leaving a gap.
+///
+/// `$1` conversations, `$2` senders, `$3` keys, `$4` bodies, in batch order; `$5` ts.
+/// Returns `id, seq, client_msg_id, sender` of each row inserted (the first three as
+/// [`Entry::stored`] reads them).
+const INSERT_BATCH: &str = "
+WITH input AS (
+    SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
+        WITH ORDINALITY AS t(conv, sender, key, body, ord)
+), fresh AS (
+    SELECT i.conv, i.sender, i.key, i.body, i.ord,
+           c.last_seq + row_number() OVER (PARTITION BY i.conv ORDER BY i.ord) AS seq
+    FROM input i JOIN conversations c ON c.id = i.conv
+    WHERE NOT EXISTS (
+        SELECT 1 FROM messages m WHERE m.sender = i.sender AND m.client_msg_id = i.key
+    )
+), ins AS (
+    INSERT INTO messages (conv_id, seq, id, sender, client_msg_id, kind, body, ref_seq, ts)
+    SELECT f.conv, f.seq, nextval('message_ids'), f.sender, f.key, 0, f.body, NULL, $5::BIGINT
+    FROM (SELECT * FROM fresh ORDER BY ord) f
+    RETURNING id, seq, conv_id, sender, client_msg_id
+), bump AS (
+    UPDATE conversations c SET last_seq = x.seq
+    FROM (SELECT conv_id, max(seq) AS seq FROM ins GROUP BY conv_id) x
+    WHERE c.id = x.conv_id
+), mark AS (
+    UPDATE members m SET read_seq = x.seq
+    FROM (SELECT conv_id, sender, max(seq) AS seq FROM ins GROUP BY conv_id, sender) x
+    WHERE m.conv_id = x.conv_id AND m.user_id = x.sender AND m.read_seq < x.seq
+)
+SELECT id, seq, client_msg_id, sender FROM ins";
+
+/// Runs the batch's transaction as one pipeline (`BEGIN`, the ordered row locks, the
+/// batch's insert, `COMMIT`): one round trip and four statements per batch, however many
+/// appends and conversations it holds.
 async fn pipeline(client: &Object, messages: &[&NewMessage]) -> StoreResult<Vec<Got>> {
+    debug_assert_eq!(EntryKind::Text as i32, 0, "INSERT_BATCH stores kind 0");
     let now = crate::clock::now_ms();
     let lock = client
         .prepare_cached("SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
         .await
         .map_err(db)?;
-    let insert = client.prepare_cached(INSERT_ENTRY).await.map_err(db)?;
+    let insert = client.prepare_cached(INSERT_BATCH).await.map_err(db)?;
     let convs: Vec<i64> = messages
         .iter()
         .map(|m| m.conv)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let entries: Vec<Entry<'_>> = messages
+    // A key sent twice in one batch (a quick retry) goes in once: the later copies are
+    // duplicates of the first, read back after the commit like any other.
+    let mut first = HashSet::with_capacity(messages.len());
+    let unique: Vec<&NewMessage> = messages
         .iter()
-        .map(|m| Entry {
+        .copied()
+        .filter(|m| first.insert((m.sender, m.client_msg_id.as_str())))
+        .collect();
+    let conv_col: Vec<i64> = unique.iter().map(|m| m.conv).collect();
+    let sender_col: Vec<i64> = unique.iter().map(|m| m.sender).collect();
+    let key_col: Vec<&str> = unique.iter().map(|m| m.client_msg_id.as_str()).collect();
+    let body_col: Vec<&str> = unique.iter().map(|m| m.text.as_str()).collect();
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&convs];
+    let insert_params: [&(dyn ToSql + Sync); 5] =
+        [&conv_col, &sender_col, &key_col, &body_col, &now];
+    // Sent in this order, without waiting for each other: a request leaves on its future's
+    // first poll, so each is polled once, in order, before any is waited for; the server runs
+    // them one after another and answers in the same order.
+    let mut begin = pin!(maybe_done(client.batch_execute("BEGIN")));
+    let mut locked = pin!(maybe_done(client.query(&lock, &lock_params)));
+    let mut inserted = pin!(maybe_done(client.query(&insert, &insert_params)));
+    // `COMMIT` goes in the same pipeline, so the conversations' row locks are held for one
+    // round trip, not two. After a failed statement the server answers it with a rollback
+    // (no error): a batch counts as committed only when every statement before succeeded.
+    let mut commit = pin!(maybe_done(client.batch_execute("COMMIT")));
+    poll_fn(|cx| {
+        _ = begin.as_mut().poll(cx);
+        _ = locked.as_mut().poll(cx);
+        _ = inserted.as_mut().poll(cx);
+        _ = commit.as_mut().poll(cx);
+        Poll::Ready(())
+    })
+    .await;
+    begin.as_mut().await;
+    locked.as_mut().await;
+    inserted.as_mut().await;
+    commit.as_mut().await;
+    let lost = |what: &str| StoreError::Backend(format!("{what} lost"));
+    begin.as_mut().take_output().unwrap_or(Ok(())).map_err(db)?;
+    let locked = locked
+        .as_mut()
+        .take_output()
+        .ok_or_else(|| lost("lock query"))?;
+    let inserted = inserted
+        .as_mut()
+        .take_output()
+        .ok_or_else(|| lost("insert"))?;
+    let committed = commit
+        .as_mut()
+        .take_output()
+        .ok_or_else(|| lost("commit"))?;
+    let existing: BTreeSet<i64> = locked
+        .map_err(db)?
+        .iter()
+        .map(|r| r.get::<_, i64>(0))
+        .collect();
+    let mut rows: HashMap<(i64, String), tokio_postgres::Row> = inserted
+        .map_err(db)?
+        .into_iter()
+        .map(|r| ((r.get::<_, i64>(3), r.get::<_, String>(2)), r))
+        .collect();
+    committed.map_err(db)?;
+    let mut got = Vec::with_capacity(messages.len());
+    for m in messages {
+        let entry = Entry {
             conv: m.conv,
             sender: m.sender,
             client_msg_id: Some(&m.client_msg_id),
             kind: EntryKind::Text,
             body: &m.text,
             ref_seq: None,
-        })
-        .collect();
-    let kind = EntryKind::Text as i32;
-    let no_ref: Option<i64> = None;
-    let params: Vec<[&(dyn ToSql + Sync); 7]> = entries
-        .iter()
-        .map(|e| -> [&(dyn ToSql + Sync); 7] {
-            [
-                &e.conv,
-                &e.sender,
-                &e.client_msg_id,
-                &kind,
-                &e.body,
-                &no_ref,
-                &now,
-            ]
-        })
-        .collect();
-    // Sent in this order, without waiting for each other: a request leaves on its future's
-    // first poll, so each is polled once, in order, before any is waited for; the server runs
-    // them one after another and answers in the same order.
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&convs];
-    let mut begin = pin!(maybe_done(client.batch_execute("BEGIN")));
-    let mut locked = pin!(maybe_done(client.query(&lock, &lock_params)));
-    let mut inserts: Vec<_> = params
-        .iter()
-        .map(|p| Box::pin(maybe_done(client.query_opt(&insert, p))))
-        .collect();
-    poll_fn(|cx| {
-        _ = begin.as_mut().poll(cx);
-        _ = locked.as_mut().poll(cx);
-        for f in &mut inserts {
-            _ = f.as_mut().poll(cx);
-        }
-        Poll::Ready(())
-    })
-    .await;
-    begin.as_mut().await;
-    begin.as_mut().take_output().unwrap_or(Ok(())).map_err(db)?;
-    locked.as_mut().await;
-    let locked = locked
-        .as_mut()
-        .take_output()
-        .ok_or_else(|| StoreError::Backend("lock query lost".into()))?;
-    let mut inserted = Vec::with_capacity(inserts.len());
-    for f in &mut inserts {
-        f.as_mut().await;
-        inserted.push(
-            f.as_mut()
-                .take_output()
-                .ok_or_else(|| StoreError::Backend("insert lost".into()))?,
-        );
-    }
-    let existing: BTreeSet<i64> = locked
-        .map_err(db)?
-        .iter()
-        .map(|r| r.get::<_, i64>(0))
-        .collect();
-    let mut got = Vec::with_capacity(entries.len());
-    for (e, row) in entries.iter().zip(inserted) {
-        got.push(match row.map_err(db)? {
-            Some(row) => Got::Inserted(e.stored(&row, now)),
-            None if existing.contains(&e.conv) => Got::Duplicate,
+        };
+        got.push(match rows.remove(&(m.sender, m.client_msg_id.clone())) {
+            Some(row) => Got::Inserted(entry.stored(&row, now)),
+            None if existing.contains(&m.conv) => Got::Duplicate,
             None => Got::NoConversation,
         });
     }
-    client.batch_execute("COMMIT").await.map_err(db)?;
     Ok(got)
 }
