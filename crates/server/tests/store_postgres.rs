@@ -16,7 +16,7 @@ use std::sync::Arc;
 use banter_server::metrics::Metrics;
 use banter_server::store::conformance::Backend;
 use banter_server::store::postgres::{PostgresOptions, PostgresStore};
-use banter_server::store::{NewMessage, Store, StoreError};
+use banter_server::store::{EntryKind, NewMessage, Store, StoreError};
 use postgres::{Database, admin_url, connect};
 
 /// Scratch databases on the server at `admin` ([`admin_url`] by default).
@@ -64,6 +64,7 @@ fn text(conv: i64, sender: i64, key: &str) -> NewMessage {
         sender,
         client_msg_id: key.into(),
         text: key.into(),
+        kind: EntryKind::Text,
     }
 }
 

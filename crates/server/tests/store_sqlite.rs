@@ -8,7 +8,7 @@ use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
 use banter_server::store::conformance::Backend;
 use banter_server::store::sqlite::{DB_FILE, LOCK_FILE, MARKER_FILE, SqliteOptions, SqliteStore};
-use banter_server::store::{NewMessage, Store, StoreError};
+use banter_server::store::{EntryKind, NewMessage, Store, StoreError};
 
 fn options() -> SqliteOptions {
     SqliteOptions {
@@ -44,6 +44,7 @@ fn text(conv: i64, sender: i64, key: &str) -> NewMessage {
         sender,
         client_msg_id: key.into(),
         text: key.into(),
+        kind: EntryKind::Text,
     }
 }
 
@@ -137,6 +138,7 @@ async fn the_seq_counter_is_backfilled_from_existing_rows() {
     let db = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
     db.execute_batch(
         "ALTER TABLE conversations DROP COLUMN last_seq; DROP TABLE counters;
+         DROP TABLE media; DROP TABLE media_uploads; DROP TABLE media_shares;
          PRAGMA user_version = 4;",
     )
     .unwrap();
@@ -164,6 +166,7 @@ async fn data_survives_reopen_and_seq_continues() {
                 sender: a,
                 client_msg_id: format!("m{i}"),
                 text: "hi".into(),
+                kind: EntryKind::Text,
             };
             store.append(m).await.unwrap();
         }
@@ -178,6 +181,7 @@ async fn data_survives_reopen_and_seq_continues() {
             sender: a,
             client_msg_id: "m3".into(),
             text: "again".into(),
+            kind: EntryKind::Text,
         })
         .await
         .unwrap();
@@ -188,6 +192,7 @@ async fn data_survives_reopen_and_seq_continues() {
             sender: a,
             client_msg_id: "m0".into(),
             text: "retry".into(),
+            kind: EntryKind::Text,
         })
         .await
         .unwrap();

@@ -106,6 +106,8 @@ pub fn message_view(m: &StoredMessage) -> Message {
             EntryKind::System => MessageKind::System,
             EntryKind::Recall => MessageKind::Recall,
             EntryKind::Edit => MessageKind::Edit,
+            // Not written yet: the media service that will send these is not wired in.
+            EntryKind::Attachment => MessageKind::Text,
         },
         text: if system {
             String::new()
@@ -249,6 +251,7 @@ impl Messaging {
                 sender: caller.user,
                 client_msg_id: req.client_msg_id,
                 text: req.text,
+                kind: EntryKind::Text,
             })
             .await?;
         Ok(QueuedSend { commit, members })

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 mod consent;
+mod media;
 mod messages;
 mod shared;
 
@@ -42,7 +43,8 @@ macro_rules! store_conformance {
         $crate::store_conformance!(@each $backend;
             users, sessions, direct_conversations, append_assigns_gap_free_seq,
             append_is_idempotent, concurrent_appends, queued_appends_commit_in_queue_order,
-            key_reused_in_another_conversation,
+            key_reused_in_another_conversation, media_uploads_quotas_and_access,
+            media_sweep_removes_what_was_sent_nowhere, attachment_entries,
             dropped_queued_append_commits, failed_append_leaves_no_gap, paging,
             conversation_list_and_read_cursor, social_graph, groups_and_system_entries,
             recall_and_edit, group_add_rules, contacts_exclude_blocks_and_dissolved_groups,
@@ -91,7 +93,7 @@ where
 /// The checks, one function each, for [`store_conformance!`](crate::store_conformance). A new
 /// check goes here and in the macro's list.
 pub mod checks {
-    use super::{Backend, consent, messages, one, shared, two};
+    use super::{Backend, consent, media, messages, one, shared, two};
 
     macro_rules! on_one_handle {
         ($($name:ident => $check:expr;)*) => {
@@ -112,6 +114,9 @@ pub mod checks {
         append_is_idempotent => messages::append_is_idempotent;
         queued_appends_commit_in_queue_order => messages::queued_appends_commit_in_order;
         key_reused_in_another_conversation => messages::key_reused_in_another_conversation;
+        media_uploads_quotas_and_access => media::uploads_quotas_and_access;
+        media_sweep_removes_what_was_sent_nowhere => media::sweep_removes_what_was_sent_nowhere;
+        attachment_entries => media::attachment_entries;
         dropped_queued_append_commits => shared::dropped_queued_append_commits;
         failed_append_leaves_no_gap => shared::failed_append_leaves_no_gap;
         paging => messages::paging;
@@ -169,6 +174,7 @@ pub(super) fn text(conv: i64, sender: UserId, id: &str) -> NewMessage {
         sender,
         client_msg_id: id.to_owned(),
         text: format!("text of {id}"),
+        kind: EntryKind::Text,
     }
 }
 

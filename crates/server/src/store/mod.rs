@@ -37,6 +37,7 @@
 mod admin;
 mod columns;
 pub mod conformance;
+mod media;
 pub mod postgres;
 pub mod sqlite;
 mod types;
@@ -49,6 +50,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 pub use admin::{AdminStore, DeletedUser, InviteRecord, NewInvite, StoreStats};
+pub use media::{MediaRecord, MediaStore, Upload};
 pub use types::*;
 
 use crate::config::Config;
@@ -127,7 +129,7 @@ pub type PendingAppend = Pin<Box<dyn Future<Output = StoreResult<Appended>> + Se
 
 /// The persistence seam. See the module docs for the invariants every implementation keeps.
 #[async_trait]
-pub trait Store: AdminStore + Send + Sync + 'static {
+pub trait Store: AdminStore + MediaStore + Send + Sync + 'static {
     /// Registers a user; `UsernameTaken` if the name exists.
     async fn create_user(&self, username: &str, password_hash: &str) -> StoreResult<UserRecord>;
     /// Looks a user up by exact username.
@@ -199,8 +201,9 @@ pub trait Store: AdminStore + Send + Sync + 'static {
     ) -> StoreResult<Vec<StoredMessage>>;
     /// The entry at `seq`.
     async fn message(&self, conv: ConvId, seq: u64) -> StoreResult<Option<StoredMessage>>;
-    /// Appends a recall or edit entry for the text message `seq` sent by `sender`, and applies it
-    /// to that message, in one transaction. `NotFound` if there is no such live text message.
+    /// Appends a recall or edit entry for the message `seq` sent by `sender`, and applies it to
+    /// that message, in one transaction. `NotFound` if there is no such live message, or its
+    /// kind does not take this amendment ([`StoredMessage::amendable`]).
     /// Idempotent on `(sender, client_msg_id)` like [`Store::append`].
     async fn amend(
         &self,

@@ -63,8 +63,10 @@ pub struct NewMessage {
     pub sender: UserId,
     /// Sender's idempotency key.
     pub client_msg_id: String,
-    /// Text.
+    /// Text, or for an attachment the JSON body (see [`EntryKind::Attachment`]).
     pub text: String,
+    /// `Text` or `Attachment`.
+    pub kind: EntryKind,
 }
 
 /// A committed message.
@@ -92,6 +94,18 @@ pub struct StoredMessage {
     pub recalled: bool,
     /// Commit time (UTC ms), assigned by the store.
     pub ts: i64,
+}
+
+impl StoredMessage {
+    /// Whether `amendment` may apply to this entry's kind: a text may be recalled or
+    /// edited, a message with a file only recalled (its caption is not editable).
+    pub fn amendable(&self, amendment: &Amendment) -> bool {
+        match self.kind {
+            EntryKind::Text => true,
+            EntryKind::Attachment => matches!(amendment, Amendment::Recall),
+            EntryKind::System | EntryKind::Recall | EntryKind::Edit => false,
+        }
+    }
 }
 
 /// Result of [`Store::append`].
@@ -258,6 +272,9 @@ pub enum EntryKind {
     Recall = 2,
     /// An edit of the message at `ref_seq`; the body is the new text.
     Edit = 3,
+    /// A message with a file: the body is `{"text": caption, "attachment": …}` as JSON,
+    /// written by the service.
+    Attachment = 4,
 }
 
 impl EntryKind {
@@ -267,6 +284,7 @@ impl EntryKind {
             1 => Self::System,
             2 => Self::Recall,
             3 => Self::Edit,
+            4 => Self::Attachment,
             _ => Self::Text,
         }
     }
@@ -485,7 +503,7 @@ pub enum GroupChange {
     Dissolve,
 }
 
-/// A recall or an edit of an earlier text message.
+/// A recall or an edit of an earlier message (see [`StoredMessage::amendable`]).
 #[derive(Debug, Clone)]
 pub enum Amendment {
     /// Clear the text and mark the message recalled.

@@ -35,7 +35,7 @@ impl Messaging {
             .message(conv, seq)
             .await?
             .ok_or_else(unknown_message)?;
-        if target.sender != caller.user || target.kind != EntryKind::Text {
+        if target.sender != caller.user || !target.amendable(&amendment) {
             return Err(unknown_message());
         }
         self.check_recall_window(&amendment, &target)?;

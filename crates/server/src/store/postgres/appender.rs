@@ -37,9 +37,7 @@ use super::Health;
 use super::errors::{copy, db};
 use super::messages::{self, Entry};
 use crate::metrics::Metrics;
-use crate::store::{
-    Appended, EntryKind, Missing, NewMessage, StoreError, StoreResult, StoredMessage,
-};
+use crate::store::{Appended, Missing, NewMessage, StoreError, StoreResult, StoredMessage};
 
 /// Appends waiting for the task before `queue_append` callers wait for room.
 const QUEUE: usize = 16 * 1024;
@@ -236,15 +234,16 @@ enum Got {
 /// key stored meanwhile in a conversation outside the batch (the same key sent to two
 /// conversations) fails the statement with a unique violation instead of leaving a gap.
 ///
-/// `$1` conversations, `$2` senders, `$3` keys, `$4` bodies, in batch order; `$5` ts.
+/// `$1` conversations, `$2` senders, `$3` keys, `$4` bodies, `$5` kinds, in batch order;
+/// `$6` ts.
 /// Returns `id, seq, client_msg_id, sender` of each row inserted (the first three as
 /// [`Entry::stored`] reads them).
 const INSERT_BATCH: &str = "
 WITH input AS (
-    SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[])
-        WITH ORDINALITY AS t(conv, sender, key, body, ord)
+    SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::INTEGER[])
+        WITH ORDINALITY AS t(conv, sender, key, body, kind, ord)
 ), fresh AS (
-    SELECT i.conv, i.sender, i.key, i.body, i.ord,
+    SELECT i.conv, i.sender, i.key, i.body, i.kind, i.ord,
            c.last_seq + row_number() OVER (PARTITION BY i.conv ORDER BY i.ord) AS seq
     FROM input i JOIN conversations c ON c.id = i.conv
     WHERE NOT EXISTS (
@@ -252,7 +251,8 @@ WITH input AS (
     )
 ), ins AS (
     INSERT INTO messages (conv_id, seq, id, sender, client_msg_id, kind, body, ref_seq, ts)
-    SELECT f.conv, f.seq, nextval('message_ids'), f.sender, f.key, 0, f.body, NULL, $5::BIGINT
+    SELECT f.conv, f.seq, nextval('message_ids'), f.sender, f.key, f.kind, f.body, NULL,
+           $6::BIGINT
     FROM (SELECT * FROM fresh ORDER BY ord) f
     RETURNING id, seq, conv_id, sender, client_msg_id
 ), bump AS (
@@ -270,7 +270,6 @@ SELECT id, seq, client_msg_id, sender FROM ins";
 /// batch's insert, `COMMIT`): one round trip and four statements per batch, however many
 /// appends and conversations it holds.
 async fn pipeline(client: &Object, messages: &[&NewMessage]) -> StoreResult<Vec<Got>> {
-    debug_assert_eq!(EntryKind::Text as i32, 0, "INSERT_BATCH stores kind 0");
     let now = crate::clock::now_ms();
     let lock = client
         .prepare_cached("SELECT id FROM conversations WHERE id = ANY($1) ORDER BY id FOR UPDATE")
@@ -295,9 +294,10 @@ async fn pipeline(client: &Object, messages: &[&NewMessage]) -> StoreResult<Vec<
     let sender_col: Vec<i64> = unique.iter().map(|m| m.sender).collect();
     let key_col: Vec<&str> = unique.iter().map(|m| m.client_msg_id.as_str()).collect();
     let body_col: Vec<&str> = unique.iter().map(|m| m.text.as_str()).collect();
+    let kind_col: Vec<i32> = unique.iter().map(|m| m.kind as i32).collect();
     let lock_params: [&(dyn ToSql + Sync); 1] = [&convs];
-    let insert_params: [&(dyn ToSql + Sync); 5] =
-        [&conv_col, &sender_col, &key_col, &body_col, &now];
+    let insert_params: [&(dyn ToSql + Sync); 6] =
+        [&conv_col, &sender_col, &key_col, &body_col, &kind_col, &now];
     // Sent in this order, without waiting for each other: a request leaves on its future's
     // first poll, so each is polled once, in order, before any is waited for; the server runs
     // them one after another and answers in the same order.
@@ -351,7 +351,7 @@ async fn pipeline(client: &Object, messages: &[&NewMessage]) -> StoreResult<Vec<
             conv: m.conv,
             sender: m.sender,
             client_msg_id: Some(&m.client_msg_id),
-            kind: EntryKind::Text,
+            kind: m.kind,
             body: &m.text,
             ref_seq: None,
         };

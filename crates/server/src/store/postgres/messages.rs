@@ -175,7 +175,7 @@ pub(super) async fn amend(
         return Ok(duplicate(message));
     }
     match by_seq(c, conv, seq).await? {
-        Some(t) if t.kind == EntryKind::Text && t.sender == sender && !t.recalled => {}
+        Some(t) if t.amendable(amendment) && t.sender == sender && !t.recalled => {}
         _ => return Err(StoreError::NotFound(Missing::Message)),
     }
     let (kind, body) = match amendment {

@@ -62,6 +62,7 @@ macro_rules! in_transaction {
 }
 
 mod admin;
+mod media;
 
 /// Options for [`PostgresStore::open`].
 #[derive(Debug, Clone)]

@@ -90,7 +90,7 @@ pub(super) fn append(ctx: &mut WriteCtx<'_>, m: NewMessage) -> StoreResult<Appen
         conv: m.conv,
         sender: m.sender,
         client_msg_id: Some(m.client_msg_id.clone()),
-        kind: EntryKind::Text,
+        kind: m.kind,
         body: &m.text,
         ref_seq: None,
     };
@@ -152,7 +152,7 @@ pub(super) fn amend(
     }
     let target = by_seq(ctx.conn, conv, seq).map_err(backend)?;
     match target {
-        Some(t) if t.kind == EntryKind::Text && t.sender == sender && !t.recalled => {}
+        Some(t) if t.amendable(&amendment) && t.sender == sender && !t.recalled => {}
         _ => return Err(StoreError::NotFound(Missing::Message)),
     }
     let (kind, body) = match &amendment {

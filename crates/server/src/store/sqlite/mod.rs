@@ -12,6 +12,7 @@ mod counters;
 mod datadir;
 mod groups;
 mod lock;
+mod media;
 mod messages;
 mod rows;
 mod schema;

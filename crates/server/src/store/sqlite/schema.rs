@@ -121,6 +121,36 @@ CREATE TABLE counters (
 ) WITHOUT ROWID;
 INSERT INTO counters (name, value) SELECT 'message_id', COALESCE(MAX(id), 0) FROM messages;
 ",
+    r"
+-- Media: one row per stored file (by the SHA-256 of its bytes), one per uploader of it (the
+-- quota counts these), one per conversation it was sent into (its members may read it).
+CREATE TABLE media (
+    hash       TEXT    PRIMARY KEY,
+    mime       TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    width      INTEGER,
+    height     INTEGER,
+    thumbnail  TEXT,
+    color      TEXT,
+    created_at INTEGER NOT NULL,
+    touched_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX media_by_touch ON media(touched_at);
+CREATE TABLE media_uploads (
+    user_id    INTEGER NOT NULL,
+    hash       TEXT    NOT NULL,
+    name       TEXT,
+    size       INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, hash)
+) WITHOUT ROWID;
+CREATE INDEX media_uploads_by_hash ON media_uploads(hash);
+CREATE TABLE media_shares (
+    hash    TEXT    NOT NULL,
+    conv_id INTEGER NOT NULL,
+    PRIMARY KEY (hash, conv_id)
+) WITHOUT ROWID;
+",
 ];
 
 /// Brings the database up to the newest schema.
