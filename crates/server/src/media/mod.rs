@@ -1,0 +1,3 @@
+//! Uploaded media: validation, thumbnails and metadata stripping, never trusting the input.
+
+pub mod image;
