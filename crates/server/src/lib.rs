@@ -13,6 +13,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod media;
 pub mod metrics;
 mod net;
 pub mod outbox;
