@@ -304,6 +304,7 @@ impl Connection {
             conversation,
             client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
+            attachment: None,
         })
         .await
     }

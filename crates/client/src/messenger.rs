@@ -335,6 +335,7 @@ impl Messenger {
                         event: None,
                         edited_at: None,
                         recalled: false,
+                        attachment: None,
                         ts: ack.ts,
                     };
                     if self.accept(own) {

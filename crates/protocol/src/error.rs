@@ -102,13 +102,28 @@ pub enum ErrorCode {
     /// In a cluster: the node cannot reach the other nodes (its NATS is away), so it takes no
     /// new connections; retry later or on another node.
     BusUnavailable,
+    /// No stored file with that id that the caller may read (also for files that exist but
+    /// were never shared with the caller: existence is not revealed).
+    UnknownMedia,
+    /// The upload is larger than the server's per-file limit (`media.max_file_bytes`).
+    MediaTooLarge,
+    /// The upload would take the caller past their storage quota (`media.quota_bytes`).
+    QuotaExceeded,
+    /// The file's type, sniffed from its bytes, is not on the server's allow-list, or is an
+    /// SVG with script.
+    UnsupportedMediaType,
+    /// The file claims a type it does not hold, or is damaged, or is an image whose canvas is
+    /// over the server's pixel limits (a decompression bomb).
+    InvalidMedia,
+    /// A file name with a path separator, `..`, control characters, or over 255 bytes.
+    InvalidFileName,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 47] = [
+    pub const ALL: [ErrorCode; 53] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -155,6 +170,12 @@ impl ErrorCode {
         Self::Busy,
         Self::StoreUnavailable,
         Self::BusUnavailable,
+        Self::UnknownMedia,
+        Self::MediaTooLarge,
+        Self::QuotaExceeded,
+        Self::UnsupportedMediaType,
+        Self::InvalidMedia,
+        Self::InvalidFileName,
         Self::Internal,
     ];
 
@@ -207,6 +228,12 @@ impl ErrorCode {
             Self::Busy => "busy",
             Self::StoreUnavailable => "store_unavailable",
             Self::BusUnavailable => "bus_unavailable",
+            Self::UnknownMedia => "unknown_media",
+            Self::MediaTooLarge => "media_too_large",
+            Self::QuotaExceeded => "quota_exceeded",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::InvalidMedia => "invalid_media",
+            Self::InvalidFileName => "invalid_file_name",
             Self::Internal => "internal",
         }
     }

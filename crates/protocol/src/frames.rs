@@ -33,8 +33,12 @@ pub enum ClientRequest {
         conversation: Option<String>,
         /// Idempotency key chosen by the client, unique per sender.
         client_msg_id: String,
-        /// The message text.
+        /// The message text (the caption, with an attachment; may then be empty).
+        #[serde(default)]
         text: String,
+        /// A file uploaded with `POST /v1/media` to send with the text.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        attachment: Option<crate::AttachmentRequest>,
     },
     /// Messages with `seq > after_seq`, oldest first. → `MessagePage`.
     Sync {

@@ -10,6 +10,7 @@ mod close;
 mod error;
 mod frames;
 mod http;
+mod media;
 pub mod model;
 
 pub use close::CloseCode;
@@ -19,6 +20,7 @@ pub use http::{
     ChangePasswordRequest, ErrorResponse, LoginRequest, LoginResponse, RegisterRequest,
     SessionInfo, User,
 };
+pub use media::{Attachment, AttachmentKind, AttachmentRequest, MediaInfo};
 pub use model::{
     ConversationKind, ConversationSummary, ConversationsResult, FriendResult, FriendStatus,
     GroupAddResult, GroupInfo, GroupsResult, Hello, Limits, MemberInfo, MembersResult, Message,

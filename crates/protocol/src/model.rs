@@ -198,6 +198,10 @@ pub struct Message {
     /// The sender recalled this message; its text is gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub recalled: bool,
+    /// A file sent with the message (its kind stays `text`, and `text` starts with a fallback
+    /// line, so that clients that do not know attachments still show something).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attachment: Option<Box<crate::Attachment>>,
     /// Server commit time (UTC ms).
     pub ts: i64,
 }

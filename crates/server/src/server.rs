@@ -22,6 +22,9 @@ use crate::admission::Admission;
 use crate::bus::node::Node;
 use crate::bus::{self, BusConfig};
 use crate::config::Config;
+use crate::media::image::ImageLimits;
+use crate::media::service::{Media, MediaLimits};
+use crate::media::storage::LocalStorage;
 use crate::metrics::Metrics;
 use crate::registry::{NodeId, Registry};
 use crate::services::accounts::Accounts;
@@ -56,6 +59,14 @@ pub enum StartError {
     /// The TLS certificate or key could not be loaded.
     #[error("cannot load TLS certificate: {0}")]
     Tls(#[from] TlsError),
+    /// The media directory could not be opened.
+    #[error("cannot open the media directory {path}: {source}")]
+    Media {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The listener could not bind.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -152,12 +163,23 @@ impl Server {
             Arc::clone(&directory) as _,
         ));
         let bus = bus::open(&bus_config(&config), Arc::clone(&node)).await?;
+        let media_path = config.media_path();
+        let storage = LocalStorage::open(&media_path).map_err(|source| StartError::Media {
+            path: media_path,
+            source,
+        })?;
+        let media = Arc::new(Media::new(
+            Arc::clone(&store),
+            Arc::new(storage),
+            media_limits(&config),
+        ));
         let listener = bind_listener(config.listen.0).await?;
         let messaging = Arc::new(Messaging::new(
             Arc::clone(&store),
             Arc::clone(&bus),
             Arc::clone(&metrics),
             Arc::clone(&directory),
+            Arc::clone(&media),
             messaging_limits(&config),
         ));
         let accounts = Arc::new(Accounts::new(
@@ -192,6 +214,7 @@ impl Server {
                 Arc::clone(&metrics),
             ),
             messaging,
+            media,
             admission: Arc::new(Admission::new(&config)),
             config,
             bus,
@@ -281,6 +304,26 @@ impl Server {
 
 /// The server's periodic tasks, owned: started with it and stopped (and awaited) at shutdown,
 /// after the sessions that need them are gone.
+/// How often files sent nowhere are looked for: half their allowed age, between 1 s and 1 h.
+fn media_sweep_period(config: &Config) -> Duration {
+    Duration::from_secs((config.media_unreferenced_secs / 2).clamp(1, 3600))
+}
+
+fn media_limits(config: &Config) -> MediaLimits {
+    MediaLimits {
+        max_file_bytes: config.media_max_file_bytes,
+        quota_bytes: config.media_quota_bytes,
+        types: config.media_type_list(),
+        unreferenced_ms: i64::try_from(config.media_unreferenced_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX),
+        uploads_per_user: config.media_uploads_per_user,
+        image: ImageLimits {
+            max_pixels: config.media_max_image_pixels,
+            ..ImageLimits::default()
+        },
+    }
+}
+
 struct Background {
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -314,6 +357,24 @@ impl Background {
                 std::future::ready(())
             });
         }
+        // Media files sent nowhere are removed once old enough.
+        let a = Arc::clone(app);
+        let stop = this.stop.clone();
+        let period = media_sweep_period(&app.config);
+        this.tasks.spawn(async move {
+            let mut every = tokio::time::interval(period);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    _ = every.tick() => match a.media.sweep().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(removed = n, "media sweep"),
+                        Err(e) => tracing::warn!(error = %e.message, "media sweep failed"),
+                    },
+                }
+            }
+        });
         // Chatroom occupancy changes go out, coalesced, once per interval.
         let a = Arc::clone(app);
         this.every(app.rooms.occupancy_interval(), move || {

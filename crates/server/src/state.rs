@@ -37,6 +37,8 @@ pub struct App {
     pub groups: Arc<Groups>,
     /// Chatrooms.
     pub rooms: Arc<Rooms>,
+    /// Media: uploads, downloads, attachments.
+    pub media: Arc<crate::media::service::Media>,
     /// The way out of this node: deliveries, presence, the per-user connection limit.
     pub bus: Arc<dyn Bus>,
     /// Counters.

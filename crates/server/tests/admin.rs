@@ -363,6 +363,7 @@ async fn deleting_a_user_keeps_their_messages_and_hands_over_their_groups() {
             conversation: None,
             client_msg_id: "m1".into(),
             text: "hello bob".into(),
+            attachment: None,
         },
     )
     .await;
@@ -419,6 +420,7 @@ async fn deleting_a_user_keeps_their_messages_and_hands_over_their_groups() {
             conversation: None,
             client_msg_id: "m2".into(),
             text: "still there?".into(),
+            attachment: None,
         },
     )
     .await;
@@ -460,6 +462,7 @@ async fn stats_count_what_exists() {
                 conversation: None,
                 client_msg_id: format!("m{i}"),
                 text: "hi".into(),
+                attachment: None,
             },
         )
         .await;

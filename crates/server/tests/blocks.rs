@@ -113,6 +113,7 @@ fn send(to: Option<&str>, conversation: Option<&str>, key: &str) -> R {
         conversation: conversation.map(Into::into),
         client_msg_id: key.into(),
         text: format!("text {key}"),
+        attachment: None,
     }
 }
 

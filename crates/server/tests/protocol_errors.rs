@@ -125,6 +125,7 @@ async fn send_refusals() {
             conversation: Some("1".into()),
             client_msg_id: "k7".into(),
             text: "hi".into(),
+            attachment: None,
         })
         .await
         .unwrap_err();

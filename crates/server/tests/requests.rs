@@ -65,6 +65,7 @@ async fn every_state_changing_request_type_spends_the_budget() {
             conversation: None,
             client_msg_id: "m1".into(),
             text: "still here".into(),
+            attachment: None,
         },
     )
     .await;

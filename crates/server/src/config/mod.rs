@@ -20,6 +20,17 @@ pub use secret::{AdminToken, BusUrl, StoreUrl};
 
 pub use crate::net::Listen;
 
+/// The media types accepted by default: images, documents, audio, video and archives.
+pub const DEFAULT_MEDIA_TYPES: &str = "image/jpeg,image/png,image/gif,image/webp,\
+application/pdf,text/plain,\
+application/vnd.openxmlformats-officedocument.wordprocessingml.document,\
+application/vnd.openxmlformats-officedocument.spreadsheetml.sheet,\
+application/vnd.openxmlformats-officedocument.presentationml.presentation,\
+application/vnd.oasis.opendocument.text,application/vnd.oasis.opendocument.spreadsheet,\
+audio/mpeg,audio/ogg,audio/x-wav,audio/x-flac,audio/aac,audio/m4a,audio/opus,\
+video/mp4,video/webm,video/quicktime,video/x-matroska,\
+application/zip,application/gzip,application/x-7z-compressed";
+
 /// Everything the server can be told. Field docs are the reference; `docs/banter.example.toml` is
 /// generated from [`Config::default`] and checked by a test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,6 +183,25 @@ pub struct Config {
     pub http_request_timeout_ms: u64,
     /// A kept-alive HTTP connection with no request for this many milliseconds is closed.
     pub http_idle_timeout_ms: u64,
+    /// Where media files are stored: empty (the default) for `<data_dir>/media`. In a cluster
+    /// every node must see the same directory (a shared file system).
+    pub media_dir: PathBuf,
+    /// Largest media file one upload may carry, in bytes (beyond: 413 `media_too_large`).
+    pub media_max_file_bytes: u64,
+    /// Bytes of media one user's uploads may take in all (beyond: 413 `quota_exceeded`).
+    pub media_quota_bytes: u64,
+    /// Media types accepted, comma-separated, as sniffed from the file's bytes (never taken
+    /// from its name or headers). `image/svg+xml` may be added; an SVG with script is refused
+    /// all the same and SVGs are never served inline.
+    pub media_types: String,
+    /// A media file sent into no conversation is removed this many seconds after its last
+    /// upload.
+    pub media_unreferenced_secs: u64,
+    /// Uploads one user may have in progress at once (beyond: 429 `rate_limited`).
+    pub media_uploads_per_user: u32,
+    /// Largest image canvas, in pixels (width × height), that is decoded for a thumbnail;
+    /// larger images are refused (400 `invalid_media`) from their header, before decoding.
+    pub media_max_image_pixels: u64,
     /// Who may register with `POST /v1/accounts`: `open` (anyone), `invite` (only with an
     /// operator's invitation code) or `closed` (only operators create accounts).
     pub signup: SignupPolicy,
@@ -247,6 +277,13 @@ impl Default for Config {
             http_header_timeout_ms: 10_000,
             http_request_timeout_ms: 30_000,
             http_idle_timeout_ms: 30_000,
+            media_dir: PathBuf::new(),
+            media_max_file_bytes: 100 * 1024 * 1024,
+            media_quota_bytes: 1024 * 1024 * 1024,
+            media_types: DEFAULT_MEDIA_TYPES.to_owned(),
+            media_unreferenced_secs: 86_400,
+            media_uploads_per_user: 4,
+            media_max_image_pixels: 50_000_000,
             signup: SignupPolicy::Open,
             admin_token: AdminToken::default(),
             tls_cert: None,
@@ -256,6 +293,24 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where media files live (`media_dir`, or `<data_dir>/media`).
+    pub fn media_path(&self) -> PathBuf {
+        if self.media_dir.as_os_str().is_empty() {
+            self.data_dir.join("media")
+        } else {
+            self.media_dir.clone()
+        }
+    }
+
+    /// The accepted media types (`media_types`, split at commas, trimmed, lowercase).
+    pub fn media_type_list(&self) -> Vec<String> {
+        self.media_types
+            .split(',')
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect()
+    }
+
     /// The heartbeat ping period.
     pub fn heartbeat_interval(&self) -> Duration {
         Duration::from_millis(self.heartbeat_interval_ms)
@@ -353,6 +408,14 @@ impl Config {
                 "max_groups_per_user must be > 0",
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
+            (
+                self.media_max_file_bytes > 0 && self.media_uploads_per_user > 0,
+                "media_max_file_bytes and media_uploads_per_user must be > 0",
+            ),
+            (
+                self.media_unreferenced_secs > 0 && self.media_max_image_pixels > 0,
+                "media_unreferenced_secs and media_max_image_pixels must be > 0",
+            ),
             (
                 self.room_occupancy_interval_ms > 0,
                 "room_occupancy_interval_ms must be > 0",

@@ -152,6 +152,20 @@ overrides! {
     http_request_timeout_ms: u64, "BANTER_HTTP_REQUEST_TIMEOUT_MS";
     /// Idle keep-alive HTTP connections are closed after this many ms.
     http_idle_timeout_ms: u64, "BANTER_HTTP_IDLE_TIMEOUT_MS";
+    /// Media directory (empty: <data_dir>/media).
+    media_dir: PathBuf, "BANTER_MEDIA_DIR";
+    /// Largest media file in bytes.
+    media_max_file_bytes: u64, "BANTER_MEDIA_MAX_FILE_BYTES";
+    /// Media bytes per user in all.
+    media_quota_bytes: u64, "BANTER_MEDIA_QUOTA_BYTES";
+    /// Accepted media types, comma-separated (sniffed from the bytes).
+    media_types: String, "BANTER_MEDIA_TYPES";
+    /// Seconds after which a media file sent nowhere is removed.
+    media_unreferenced_secs: u64, "BANTER_MEDIA_UNREFERENCED_SECS";
+    /// Uploads in progress per user.
+    media_uploads_per_user: u32, "BANTER_MEDIA_UPLOADS_PER_USER";
+    /// Largest image canvas in pixels.
+    media_max_image_pixels: u64, "BANTER_MEDIA_MAX_IMAGE_PIXELS";
     /// Who may register: open, invite or closed.
     signup: SignupPolicy, "BANTER_SIGNUP";
     /// Admin API credential, 32-256 bytes (empty: admin API off).

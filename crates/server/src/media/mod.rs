@@ -1,6 +1,8 @@
-//! Uploaded media: what a file is (sniffed from its bytes), image validation, thumbnails and
-//! metadata stripping, never trusting the input. The building blocks of issue 14; the upload
-//! and download endpoints that use them are not built yet.
+//! Media: uploads streamed to storage, typed by their bytes, images inspected (decompression
+//! bombs refused from the header), thumbnailed and stripped of metadata; downloads authorised
+//! per conversation. `service` is what the HTTP handlers and the messaging service call.
 
 pub mod image;
+pub mod service;
 pub mod sniff;
+pub mod storage;

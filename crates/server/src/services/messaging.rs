@@ -10,9 +10,12 @@ mod reads;
 
 use std::sync::Arc;
 
-use banter_protocol::{ErrorCode, Message, MessageKind, SendAck, ServerFrame};
+use banter_protocol::{
+    Attachment, AttachmentRequest, ErrorCode, Message, MessageKind, SendAck, ServerFrame,
+};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
 
 use super::budget::{BudgetLimits, RequestBudget, quota};
 use super::directory::Directory;
@@ -23,6 +26,7 @@ use crate::bus::ConnId;
 use crate::bus::{self, Audience, Bus, Delivery, Event, Invalidation};
 use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
+use crate::media::service::{Media, fallback_line};
 use crate::metrics::Metrics;
 use crate::store::{
     Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store, StoreError,
@@ -58,6 +62,7 @@ pub struct MessagingLimits {
 /// The messaging service.
 pub struct Messaging {
     store: Arc<dyn Store>,
+    media: Arc<Media>,
     bus: Arc<dyn Bus>,
     metrics: Arc<Metrics>,
     directory: Arc<Directory>,
@@ -84,13 +89,46 @@ pub struct SendRequest {
     pub conversation: Option<String>,
     /// Idempotency key.
     pub client_msg_id: String,
-    /// Text.
+    /// Text (the caption, with an attachment).
     pub text: String,
+    /// A file to send with it.
+    pub attachment: Option<AttachmentRequest>,
+}
+
+/// What an [`EntryKind::Attachment`] entry's body holds.
+#[derive(Serialize, Deserialize)]
+struct AttachmentBody {
+    text: String,
+    attachment: Attachment,
 }
 
 /// The wire form of a stored entry.
 pub fn message_view(m: &StoredMessage) -> Message {
     let system = m.kind == EntryKind::System;
+    // An attachment's body is the caption and the file; the wire text starts with a line for
+    // clients that do not know attachments. A recalled one has neither.
+    let (text, attachment) = if m.kind == EntryKind::Attachment {
+        match serde_json::from_str::<AttachmentBody>(&m.text) {
+            Ok(AttachmentBody {
+                text,
+                mut attachment,
+            }) => {
+                attachment.caption.clone_from(&text);
+                let line = fallback_line(&attachment);
+                let shown = if text.is_empty() {
+                    line
+                } else {
+                    format!("{line}\n{text}")
+                };
+                (shown, Some(Box::new(attachment)))
+            }
+            Err(_) => (String::new(), None),
+        }
+    } else if system {
+        (String::new(), None)
+    } else {
+        (m.text.clone(), None)
+    };
     Message {
         id: m.id.to_string(),
         conversation: m.conv.to_string(),
@@ -106,14 +144,11 @@ pub fn message_view(m: &StoredMessage) -> Message {
             EntryKind::System => MessageKind::System,
             EntryKind::Recall => MessageKind::Recall,
             EntryKind::Edit => MessageKind::Edit,
-            // Not written yet: the media service that will send these is not wired in.
+            // Old clients show it as text (the fallback line and the caption).
             EntryKind::Attachment => MessageKind::Text,
         },
-        text: if system {
-            String::new()
-        } else {
-            m.text.clone()
-        },
+        text,
+        attachment,
         ref_seq: m.ref_seq,
         event: if system {
             serde_json::from_str(&m.text).ok()
@@ -167,10 +202,12 @@ impl Messaging {
         bus: Arc<dyn Bus>,
         metrics: Arc<Metrics>,
         directory: Arc<Directory>,
+        media: Arc<Media>,
         limits: MessagingLimits,
     ) -> Self {
         Self {
             store,
+            media,
             bus,
             metrics,
             directory,
@@ -241,17 +278,35 @@ impl Messaging {
     /// queueing the next before the previous one committed.
     pub async fn queue_send(&self, caller: &Caller, req: SendRequest) -> Result<QueuedSend> {
         check_client_msg_id(&req.client_msg_id)?;
-        check_text(&req.text, self.limits.max_text_bytes)?;
+        // A file may go without a caption.
+        if req.attachment.is_none() || !req.text.is_empty() {
+            check_text(&req.text, self.limits.max_text_bytes)?;
+        }
         self.check_send_rate(caller.user)?;
         let (conv, members) = self.resolve_target(caller, &req).await?;
+        let (kind, text) = match &req.attachment {
+            None => (EntryKind::Text, req.text),
+            Some(file) => {
+                let attachment = self
+                    .media
+                    .attach(caller.user, conv, file, &req.text)
+                    .await?;
+                let body = AttachmentBody {
+                    text: req.text,
+                    attachment,
+                };
+                let body = serde_json::to_string(&body).expect("an attachment serializes");
+                (EntryKind::Attachment, body)
+            }
+        };
         let commit = self
             .store
             .queue_append(NewMessage {
                 conv,
                 sender: caller.user,
                 client_msg_id: req.client_msg_id,
-                text: req.text,
-                kind: EntryKind::Text,
+                text,
+                kind,
             })
             .await?;
         Ok(QueuedSend { commit, members })
@@ -261,7 +316,11 @@ impl Messaging {
     /// original one for a retried `client_msg_id`).
     pub async fn finish_send(&self, caller: &Caller, queued: QueuedSend) -> Result<SendAck> {
         let appended = queued.commit.await?;
-        if appended.duplicate && appended.message.kind != EntryKind::Text {
+        let sent_kind = matches!(
+            appended.message.kind,
+            EntryKind::Text | EntryKind::Attachment
+        );
+        if appended.duplicate && !sent_kind {
             return Err(reused_client_msg_id());
         }
         if !appended.duplicate {

@@ -15,7 +15,7 @@ pub mod messaging;
 mod page;
 pub mod rooms;
 pub mod social;
-mod text;
+pub(crate) mod text;
 mod throttle;
 mod tokens;
 pub mod turns;

@@ -186,12 +186,14 @@ async fn run(
             conversation,
             client_msg_id,
             text,
+            attachment,
         } => {
             let req = SendRequest {
                 to,
                 conversation,
                 client_msg_id,
                 text,
+                attachment,
             };
             // Queued now; the reply waits for the commit (see `admit`).
             let queued = m.queue_send(caller, req).await?;

@@ -91,6 +91,27 @@ impl Watchdog {
     }
 }
 
+/// A handler's way to move the request deadline while a long transfer makes progress (media
+/// uploads and downloads): each call gives the request another `http_request_timeout_ms`.
+/// Callers call it per [`Progress::STEP`] bytes moved, so a client must keep moving at least
+/// that much per timeout to keep the connection.
+#[derive(Clone)]
+pub(crate) struct Progress(Arc<Watchdog>);
+
+impl Progress {
+    pub(super) fn new(watch: Arc<Watchdog>) -> Self {
+        Self(watch)
+    }
+
+    /// Bytes a transfer must move between two calls.
+    pub(crate) const STEP: u64 = 64 * 1024;
+
+    /// The transfer moved another [`Progress::STEP`] bytes.
+    pub(crate) fn advanced(&self) {
+        self.0.set(self.0.request);
+    }
+}
+
 /// Marks the response finished when dropped (hyper drops the body once it is written).
 pub(super) struct ResponseDone(pub(super) Arc<Watchdog>);
 

@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower::ServiceExt as _;
 
-use super::deadline::{ResponseDone, Tracked, Watchdog, Watched};
+use super::deadline::{Progress, ResponseDone, Tracked, Watchdog, Watched};
 use super::tls::{Socket, Tls};
 use super::{ApiError, status_of};
 use crate::admission::IpPermit;
@@ -343,6 +343,8 @@ impl Conn {
         mut req: Request<Incoming>,
     ) -> Result<Response<Tracked>, Infallible> {
         watch.request_started();
+        req.extensions_mut()
+            .insert(Progress::new(Arc::clone(&watch)));
         let done = ResponseDone(watch);
         let response = if self.health_only && !HEALTH_PATHS.contains(&req.uri().path()) {
             let code = ErrorCode::TooManyConnections;

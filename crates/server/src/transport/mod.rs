@@ -9,6 +9,7 @@ mod deadline;
 mod extract;
 mod http;
 pub(crate) mod listener;
+mod media;
 mod openapi;
 pub(crate) mod tls;
 mod web;
@@ -40,6 +41,13 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/me/password", put(http::change_password))
         .route("/v1/users", get(http::search_users))
         .route("/v1/ws", get(ws::upgrade))
+        .route(
+            "/v1/media",
+            post(media::upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/media/{id}", get(media::download))
+        .route("/v1/media/{id}/info", get(media::info))
+        .route("/v1/media/{id}/thumbnail", get(media::thumbnail))
         .route(
             "/v1/admin/users",
             post(admin::create_user).get(admin::users),
@@ -128,7 +136,9 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::CannotMessageSelf
         | C::InvalidSeq
         | C::InvalidField
-        | C::InvalidRoom => StatusCode::BAD_REQUEST,
+        | C::InvalidRoom
+        | C::InvalidMedia
+        | C::InvalidFileName => StatusCode::BAD_REQUEST,
         C::Forbidden
         | C::Blocked
         | C::NotFriends
@@ -153,8 +163,10 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::UnknownConversation
         | C::UnknownSession
         | C::UnknownInvite
+        | C::UnknownMedia
         | C::NotFound => StatusCode::NOT_FOUND,
-        C::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        C::PayloadTooLarge | C::MediaTooLarge | C::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
+        C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         C::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         C::ShuttingDown | C::Busy | C::StoreUnavailable | C::BusUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE

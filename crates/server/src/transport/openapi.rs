@@ -11,14 +11,14 @@ use banter_protocol::admin::{
 };
 use banter_protocol::{
     ChangePasswordRequest, ErrorBody, ErrorCode, ErrorResponse, LoginRequest, LoginResponse,
-    RegisterRequest, SessionInfo, User,
+    MediaInfo, RegisterRequest, SessionInfo, User,
 };
 use utoipa::Modify;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-use super::{admin, http, ws};
+use super::{admin, http, media, ws};
 
 /// Banter's HTTP API.
 #[derive(utoipa::OpenApi)]
@@ -32,11 +32,13 @@ use super::{admin, http, ws};
         ws::upgrade, admin::create_user, admin::users, admin::user, admin::disable,
         admin::enable, admin::delete_user, admin::sessions, admin::revoke_session,
         admin::create_invite, admin::invites, admin::revoke_invite, admin::stats,
+        media::upload, media::info, media::download, media::thumbnail,
     ),
     components(schemas(
         RegisterRequest, LoginRequest, LoginResponse, ChangePasswordRequest, User, SessionInfo,
         ErrorResponse, ErrorBody, ErrorCode, CreateUserRequest, AdminUser, AdminUserDetail,
         UserPage, AdminSession, CreateInviteRequest, CreatedInvite, InviteInfo, InvitePage, Stats,
+        MediaInfo,
     )),
     modifiers(&BearerAuth, &SharedResponses),
 )]
@@ -105,7 +107,11 @@ fn shared_responses(op: &mut Operation, health: bool, admin: bool) {
             "store_unavailable: the store cannot write right now; retry later",
         );
     }
-    if op.request_body.is_some() {
+    let json_body = op
+        .request_body
+        .as_ref()
+        .is_some_and(|b| b.content.contains_key("application/json"));
+    if json_body {
         add(
             op,
             400,

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod media;
 pub mod nats;
 pub mod postgres;
 mod raw_http;

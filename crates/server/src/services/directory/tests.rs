@@ -11,6 +11,9 @@ use crate::bus::LocalBus;
 use crate::bus::node::Node;
 use crate::bus::{Bus, Event};
 use crate::config::{DirectMessagePolicy, SqliteSync};
+use crate::media::image::ImageLimits;
+use crate::media::service::{Media, MediaLimits};
+use crate::media::storage::LocalStorage;
 use crate::metrics::Metrics;
 use crate::registry::NodeId;
 use crate::registry::Registry;
@@ -67,11 +70,25 @@ async fn world() -> World {
         Arc::clone(&directory) as Arc<dyn Caches>,
     ));
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(node));
+    let storage = LocalStorage::open(&dir.path().join("media")).unwrap();
+    let media = Arc::new(Media::new(
+        Arc::clone(&store),
+        Arc::new(storage),
+        MediaLimits {
+            max_file_bytes: 1024,
+            quota_bytes: 1024,
+            types: vec!["text/plain".into()],
+            unreferenced_ms: 60_000,
+            uploads_per_user: 1,
+            image: ImageLimits::default(),
+        },
+    ));
     let messaging = Messaging::new(
         Arc::clone(&store),
         Arc::clone(&bus),
         metrics,
         Arc::clone(&directory),
+        media,
         MessagingLimits {
             max_text_bytes: 1000,
             max_page: 100,
@@ -135,6 +152,7 @@ async fn refused(w: &World, user: UserId, to: Option<UserId>, conv: Option<ConvI
         conversation: conv.map(|c| c.to_string()),
         client_msg_id: format!("m{user}"),
         text: "hi".into(),
+        attachment: None,
     };
     match w.messaging.queue_send(&caller(user), req).await {
         Err(e) => e.code,

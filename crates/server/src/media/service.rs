@@ -1,0 +1,587 @@
+//! The media service: uploads (streamed to a temporary file while hashed, counted and
+//! sniffed; images inspected and stripped), the hash pre-check, reads with authorization per
+//! conversation, attachments for sends, and the sweep of files sent nowhere.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use banter_protocol::{Attachment, AttachmentKind, AttachmentRequest, ErrorCode, MediaInfo};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::image::{self, ImageError, ImageLimits};
+use super::sniff::{self, HEAD};
+use super::storage::MediaStorage;
+use crate::error::{Error, Result};
+use crate::store::{ConvId, MediaRecord, Store, Upload, UserId};
+
+/// Largest SVG read whole to look for script (an allowed SVG is small).
+const MAX_SVG_BYTES: u64 = 1024 * 1024;
+/// Most bytes of a file name.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// What the media service enforces (from the configuration).
+#[derive(Debug, Clone)]
+pub struct MediaLimits {
+    /// Largest file.
+    pub max_file_bytes: u64,
+    /// Bytes per user in all.
+    pub quota_bytes: u64,
+    /// Accepted sniffed types.
+    pub types: Vec<String>,
+    /// Age after which a file sent nowhere is removed, in ms.
+    pub unreferenced_ms: i64,
+    /// Uploads in progress per user.
+    pub uploads_per_user: u32,
+    /// Image decoding bounds.
+    pub image: ImageLimits,
+}
+
+/// Which bytes of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The file as served (an image's metadata stripped).
+    Original,
+    /// Its thumbnail.
+    Thumbnail,
+}
+
+/// A file a caller may read: its storage key, type and size.
+#[derive(Debug, Clone)]
+pub struct Readable {
+    /// Storage key.
+    pub key: String,
+    /// Content type to serve.
+    pub mime: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The name to offer in `Content-Disposition`, if known.
+    pub name: Option<String>,
+}
+
+/// The media service.
+pub struct Media {
+    store: Arc<dyn Store>,
+    storage: Arc<dyn MediaStorage>,
+    limits: MediaLimits,
+    in_progress: Mutex<HashMap<UserId, u32>>,
+    /// One image decoded at a time: a decode may take hundreds of MiB.
+    decoding: tokio::sync::Semaphore,
+}
+
+/// An upload slot of one user, given back when dropped.
+struct Slot<'a> {
+    media: &'a Media,
+    user: UserId,
+}
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        let mut map = self.media.in_progress.lock().expect("upload slots");
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
+/// A temporary file, removed when dropped unless it was handed to the storage.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(dir: &Path) -> Self {
+        Self(dir.join(format!("up-{:032x}", rand::random::<u128>())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        // Gone already when the storage took it.
+        _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn invalid(message: &'static str) -> Error {
+    Error::new(ErrorCode::InvalidMedia, message)
+}
+
+fn unknown() -> Error {
+    Error::new(ErrorCode::UnknownMedia, "no such file")
+}
+
+fn internal(what: &str, e: impl std::fmt::Display) -> Error {
+    tracing::error!(error = %e, "media {what}");
+    Error::new(ErrorCode::Internal, "media storage failed")
+}
+
+/// Checks a file name given by a client: shown to others, never used as a path.
+pub fn check_name(name: &str) -> Result<()> {
+    let bad = name.is_empty()
+        || name.len() > MAX_NAME_BYTES
+        || name == "."
+        || name.contains("..")
+        || name.contains(['/', '\\', ':'])
+        || !crate::services::text::is_clean_line(name);
+    if bad {
+        return Err(Error::new(
+            ErrorCode::InvalidFileName,
+            "file names may not hold path separators, `..`, control characters, or exceed 255 bytes",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `id` is a SHA-256 in lowercase hex.
+pub fn is_media_id(id: &str) -> bool {
+    id.len() == 64 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+fn thumb_key(hash: &str) -> String {
+    format!("{hash}.thumb")
+}
+
+impl Media {
+    /// The service over `store` and `storage`.
+    pub fn new(store: Arc<dyn Store>, storage: Arc<dyn MediaStorage>, limits: MediaLimits) -> Self {
+        Self {
+            store,
+            storage,
+            limits,
+            in_progress: Mutex::new(HashMap::new()),
+            decoding: tokio::sync::Semaphore::new(1),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &MediaLimits {
+        &self.limits
+    }
+
+    fn slot(&self, user: UserId) -> Result<Slot<'_>> {
+        let mut map = self.in_progress.lock().expect("upload slots");
+        let n = map.entry(user).or_insert(0);
+        if *n >= self.limits.uploads_per_user {
+            return Err(Error::new(
+                ErrorCode::RateLimited,
+                "too many uploads in progress for this user",
+            )
+            .retry_after(std::time::Duration::from_secs(1)));
+        }
+        *n += 1;
+        Ok(Slot { media: self, user })
+    }
+
+    fn too_large(&self) -> Error {
+        Error::with(
+            ErrorCode::MediaTooLarge,
+            format!("files may be at most {} bytes", self.limits.max_file_bytes),
+        )
+    }
+
+    fn over_quota(&self, used: u64) -> Error {
+        Error::with(
+            ErrorCode::QuotaExceeded,
+            format!(
+                "this upload would exceed your quota ({used} of {} bytes used)",
+                self.limits.quota_bytes
+            ),
+        )
+    }
+
+    /// Takes an upload of `body` by `user`: refused before anything is stored when it is over
+    /// the size limit (by its declared length, or as soon as it passes it), over the user's
+    /// quota, of a type not allowed, an SVG with script, or an image the server will not
+    /// decode. `progress` is called per [`crate::transport`] step of bytes received. Returns
+    /// the stored file and whether these bytes were new to the server.
+    pub async fn upload<S, E>(
+        &self,
+        user: UserId,
+        name: Option<String>,
+        declared_len: Option<u64>,
+        mut body: S,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(MediaInfo, bool)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if let Some(name) = &name {
+            check_name(name)?;
+        }
+        if declared_len.is_some_and(|n| n > self.limits.max_file_bytes) {
+            return Err(self.too_large());
+        }
+        let used = self.store.media_usage(user).await?;
+        if declared_len.is_some_and(|n| used.saturating_add(n) > self.limits.quota_bytes) {
+            return Err(self.over_quota(used));
+        }
+        let _slot = self.slot(user)?;
+        let tmp = TempFile::new(self.storage.temp_dir());
+        let mut file = tokio::fs::File::create(&tmp.0)
+            .await
+            .map_err(|e| internal("temp file", e))?;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(HEAD);
+        let mut total: u64 = 0;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| {
+                Error::with(ErrorCode::BadRequest, format!("upload interrupted: {e}"))
+            })?;
+            total += chunk.len() as u64;
+            if total > self.limits.max_file_bytes {
+                return Err(self.too_large());
+            }
+            if used.saturating_add(total) > self.limits.quota_bytes {
+                return Err(self.over_quota(used));
+            }
+            if head.len() < HEAD {
+                let take = (HEAD - head.len()).min(chunk.len());
+                head.extend_from_slice(&chunk[..take]);
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk)
+                .await
+                .map_err(|e| internal("write", e))?;
+            progress(total);
+        }
+        if total == 0 {
+            return Err(invalid("the upload is empty"));
+        }
+        file.flush().await.map_err(|e| internal("write", e))?;
+        drop(file);
+        let mime = sniff::sniff(&head);
+        if !self.limits.types.iter().any(|t| t == mime) {
+            return Err(Error::with(
+                ErrorCode::UnsupportedMediaType,
+                format!("files of type {mime} are not accepted here"),
+            ));
+        }
+        if mime == "image/svg+xml" {
+            let svg = read_small(&tmp.0, MAX_SVG_BYTES).await?;
+            if sniff::svg_is_active(&svg) {
+                return Err(Error::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "SVG files with script, event handlers or foreign content are not accepted",
+                ));
+            }
+        }
+        let hash = hex(&hasher.finalize());
+        self.keep(user, name, &hash, mime, tmp).await
+    }
+
+    /// Records and stores an upload whose bytes are in `tmp`.
+    async fn keep(
+        &self,
+        user: UserId,
+        name: Option<String>,
+        hash: &str,
+        mime: &str,
+        tmp: TempFile,
+    ) -> Result<(MediaInfo, bool)> {
+        // Bytes the server has: no need to inspect or store them again.
+        if let Some(existing) = self.store.media(hash).await? {
+            match self
+                .store
+                .add_upload(existing, user, name.clone(), self.limits.quota_bytes)
+                .await?
+            {
+                Upload::OverQuota { used_bytes } => return Err(self.over_quota(used_bytes)),
+                Upload::Recorded {
+                    record,
+                    new: false,
+                    used_bytes,
+                } => return Ok((self.info(&record, name, used_bytes), false)),
+                // Swept between the two calls: store this copy after all.
+                Upload::Recorded { .. } => {}
+            }
+        }
+        let mut record = MediaRecord {
+            hash: hash.to_owned(),
+            mime: mime.to_owned(),
+            size: tokio::fs::metadata(&tmp.0)
+                .await
+                .map_err(|e| internal("stat", e))?
+                .len(),
+            width: None,
+            height: None,
+            thumbnail: None,
+            color: None,
+        };
+        let mut served = tmp;
+        let mut thumbnail = None;
+        if image::is_supported(mime) {
+            let (stripped, thumb, info) = self.inspect(&served, mime).await?;
+            record.width = Some(info.width);
+            record.height = Some(info.height);
+            record.color = Some(info.color);
+            record.thumbnail = Some(info.thumbnail_mime.to_owned());
+            record.size = tokio::fs::metadata(&stripped.0)
+                .await
+                .map_err(|e| internal("stat", e))?
+                .len();
+            served = stripped;
+            thumbnail = Some(thumb);
+        }
+        // Bytes first, then the record: a record never names missing bytes. Bytes without a
+        // record (a crash, a refusal below) are what the sweep of orphans is for.
+        if let Some(thumb) = &thumbnail {
+            self.storage
+                .put(&thumb_key(hash), &thumb.0)
+                .await
+                .map_err(|e| internal("put", e))?;
+        }
+        self.storage
+            .put(hash, &served.0)
+            .await
+            .map_err(|e| internal("put", e))?;
+        match self
+            .store
+            .add_upload(record, user, name.clone(), self.limits.quota_bytes)
+            .await?
+        {
+            Upload::OverQuota { used_bytes } => {
+                // Nothing left on disk for a refused upload (another user may have stored
+                // the same bytes meanwhile: then the record exists and they stay).
+                if self.store.media(hash).await?.is_none() {
+                    self.delete_bytes(hash).await;
+                }
+                Err(self.over_quota(used_bytes))
+            }
+            Upload::Recorded {
+                record,
+                new,
+                used_bytes,
+            } => Ok((self.info(&record, name, used_bytes), new)),
+        }
+    }
+
+    /// Strips an image's metadata and makes its thumbnail, one image at a time.
+    async fn inspect(
+        &self,
+        tmp: &TempFile,
+        mime: &str,
+    ) -> Result<(TempFile, TempFile, image::ImageInfo)> {
+        let _turn = self
+            .decoding
+            .acquire()
+            .await
+            .map_err(|_| Error::new(ErrorCode::ShuttingDown, "the server is shutting down"))?;
+        let dir = self.storage.temp_dir();
+        let (stripped, thumb) = (TempFile::new(dir), TempFile::new(dir));
+        let (src, out, thumb_path) = (tmp.0.clone(), stripped.0.clone(), thumb.0.clone());
+        let (mime, limits) = (mime.to_owned(), self.limits.image);
+        let info = tokio::task::spawn_blocking(move || {
+            let info = image::process(&src, &mime, &limits, &thumb_path)?;
+            image::strip_metadata(&src, &mime, &out)?;
+            Ok::<_, ImageError>(info)
+        })
+        .await
+        .map_err(|e| internal("image task", e))?
+        .map_err(|e| match e {
+            ImageError::TooLarge { width, height } => Error::with(
+                ErrorCode::InvalidMedia,
+                format!(
+                    "the image declares {width} × {height} pixels, over the server's limit of {}",
+                    self.limits.image.max_pixels
+                ),
+            ),
+            ImageError::Invalid(why) => {
+                Error::with(ErrorCode::InvalidMedia, format!("not a valid image: {why}"))
+            }
+            ImageError::Io(e) => internal("image", e),
+        })?;
+        Ok((stripped, thumb, info))
+    }
+
+    async fn delete_bytes(&self, hash: &str) {
+        for key in [hash.to_owned(), thumb_key(hash)] {
+            if let Err(e) = self.storage.delete(&key).await {
+                tracing::warn!(error = %e, key, "media delete failed");
+            }
+        }
+    }
+
+    fn info(&self, r: &MediaRecord, name: Option<String>, used_bytes: u64) -> MediaInfo {
+        MediaInfo {
+            id: r.hash.clone(),
+            mime: r.mime.clone(),
+            size: r.size,
+            name,
+            width: r.width,
+            height: r.height,
+            thumbnail: r.thumbnail.is_some(),
+            color: r.color.clone(),
+            used_bytes,
+            quota_bytes: self.limits.quota_bytes,
+        }
+    }
+
+    /// The hash pre-check: the file `id` if `user` may read it already (they uploaded it, or
+    /// it was sent into one of their conversations); `unknown_media` otherwise, also for bytes
+    /// the server holds for others (a hash is not proof of holding the bytes: a removed member
+    /// still knows the hashes they saw). Sending it then needs no upload.
+    pub async fn lookup(&self, user: UserId, id: &str) -> Result<MediaInfo> {
+        let record = self.readable_record(user, id).await?;
+        let name = self.store.upload_name(user, id).await?.flatten();
+        let used = self.store.media_usage(user).await?;
+        Ok(self.info(&record, name, used))
+    }
+
+    async fn readable_record(&self, user: UserId, id: &str) -> Result<MediaRecord> {
+        if !is_media_id(id) || !self.store.may_read_media(user, id).await? {
+            return Err(unknown());
+        }
+        self.store.media(id).await?.ok_or_else(unknown)
+    }
+
+    /// What `user` may read of `id`: `unknown_media` for a file they may not read, whether or
+    /// not it exists.
+    pub async fn open(&self, user: UserId, id: &str, variant: Variant) -> Result<Readable> {
+        let record = self.readable_record(user, id).await?;
+        let (key, mime) = match variant {
+            Variant::Original => (record.hash.clone(), record.mime.clone()),
+            Variant::Thumbnail => match &record.thumbnail {
+                Some(mime) => (thumb_key(&record.hash), mime.clone()),
+                None => return Err(unknown()),
+            },
+        };
+        let size = self
+            .storage
+            .size(&key)
+            .await
+            .map_err(|e| internal("stat", e))?
+            .ok_or_else(|| internal("read", format!("{key} has a record but no bytes")))?;
+        let name = match variant {
+            Variant::Original => self.store.upload_name(user, id).await?.flatten(),
+            Variant::Thumbnail => None,
+        };
+        Ok(Readable {
+            key,
+            mime,
+            size,
+            name,
+        })
+    }
+
+    /// The bytes of a readable file in `range`.
+    pub async fn read(
+        &self,
+        readable: &Readable,
+        range: std::ops::Range<u64>,
+    ) -> Result<futures_util::stream::BoxStream<'static, std::io::Result<Bytes>>> {
+        self.storage
+            .read(&readable.key, range)
+            .await
+            .map_err(|e| internal("read", e))
+    }
+
+    /// Checks an attachment `user` sends into `conv` and shares the file there, so that its
+    /// members may read it. The shared file stays readable to them even if the send then
+    /// fails (the sender chose to show it to them).
+    pub async fn attach(
+        &self,
+        user: UserId,
+        conv: ConvId,
+        req: &AttachmentRequest,
+        caption: &str,
+    ) -> Result<Attachment> {
+        if let Some(name) = &req.name {
+            check_name(name)?;
+        }
+        let record = self.readable_record(user, &req.id).await?;
+        let fits = match req.kind {
+            AttachmentKind::Image => record.thumbnail.is_some(),
+            AttachmentKind::Voice | AttachmentKind::Audio => {
+                record.mime.starts_with("audio/") || record.mime == "video/webm"
+            }
+            AttachmentKind::Video => record.mime.starts_with("video/"),
+            AttachmentKind::File => true,
+        };
+        if !fits {
+            return Err(Error::with(
+                ErrorCode::InvalidMedia,
+                format!(
+                    "a file of type {} cannot be sent as {}",
+                    record.mime,
+                    req.kind.as_str()
+                ),
+            ));
+        }
+        let name = match &req.name {
+            Some(n) => Some(n.clone()),
+            None => self.store.upload_name(user, &req.id).await?.flatten(),
+        };
+        self.store.share_media(conv, &record.hash).await?;
+        Ok(Attachment {
+            kind: req.kind,
+            id: record.hash,
+            mime: record.mime,
+            size: record.size,
+            name,
+            caption: caption.to_owned(),
+            width: record.width,
+            height: record.height,
+            duration_ms: req.duration_ms,
+            thumbnail: record.thumbnail.is_some(),
+            color: record.color,
+        })
+    }
+
+    /// Removes files sent nowhere whose last upload is older than the limit; returns how many.
+    pub async fn sweep(&self) -> Result<usize> {
+        let before = crate::clock::now_ms() - self.limits.unreferenced_ms;
+        let mut removed = 0;
+        loop {
+            let hashes = self.store.sweep_media(before, 100).await?;
+            for hash in &hashes {
+                self.delete_bytes(hash).await;
+            }
+            removed += hashes.len();
+            if hashes.len() < 100 {
+                return Ok(removed);
+            }
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of a file.
+async fn read_small(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let file = tokio::fs::File::open(path)
+        .await
+        .map_err(|e| internal("read", e))?;
+    let mut out = Vec::new();
+    file.take(limit)
+        .read_to_end(&mut out)
+        .await
+        .map_err(|e| internal("read", e))?;
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(64), |mut s, b| {
+        _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The line a client that does not know attachments shows for one.
+pub fn fallback_line(a: &Attachment) -> String {
+    let what = match a.kind {
+        AttachmentKind::Image => "Image",
+        AttachmentKind::File => "File",
+        AttachmentKind::Voice => "Voice message",
+        AttachmentKind::Audio => "Audio",
+        AttachmentKind::Video => "Video",
+    };
+    match &a.name {
+        Some(name) => format!("[{what}: {name}]"),
+        None => format!("[{what}]"),
+    }
+}

@@ -1,0 +1,120 @@
+//! Where media bytes live: behind [`MediaStorage`], keyed by content (`<sha256>` for a file,
+//! `<sha256>.thumb` for its thumbnail). The default is [`LocalStorage`], a directory under the
+//! data directory. An upload is first streamed into a local temporary file (it must be hashed,
+//! sniffed and, for an image, inspected before it is accepted), then handed to
+//! [`MediaStorage::put`].
+
+use std::io;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+/// Bytes read per chunk when streaming a file out.
+const CHUNK: usize = 64 * 1024;
+
+/// A store of immutable blobs by key.
+#[async_trait]
+pub trait MediaStorage: Send + Sync + 'static {
+    /// Stores the file at `from` (a temporary file of [`MediaStorage::temp_dir`]) under `key`,
+    /// consuming it; a key stored already is kept as it is (same key, same bytes).
+    async fn put(&self, key: &str, from: &Path) -> io::Result<()>;
+    /// The size of `key`, if stored.
+    async fn size(&self, key: &str) -> io::Result<Option<u64>>;
+    /// The bytes of `key` in `range` (which the caller has checked against its size).
+    async fn read(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>>;
+    /// Removes `key` (nothing if absent).
+    async fn delete(&self, key: &str) -> io::Result<()>;
+    /// A local directory for uploads in progress.
+    fn temp_dir(&self) -> &Path;
+}
+
+/// Blobs as files: `<root>/<first two hex digits>/<key>`, uploads in progress in
+/// `<root>/tmp` (emptied at start: whatever is there was an upload cut off by a crash).
+pub struct LocalStorage {
+    root: PathBuf,
+    tmp: PathBuf,
+}
+
+impl LocalStorage {
+    /// Opens (creating) the directory `root`.
+    pub fn open(root: &Path) -> io::Result<Self> {
+        let tmp = root.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        std::fs::create_dir_all(&tmp)?;
+        Ok(Self {
+            root: root.to_owned(),
+            tmp,
+        })
+    }
+
+    fn path(&self, key: &str) -> io::Result<PathBuf> {
+        // Keys are made by the server (hex digits and `.thumb`); refuse anything else rather
+        // than let a key name a path.
+        let valid = key.len() >= 2
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'.' || b.is_ascii_lowercase());
+        if !valid || key.contains("..") {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad media key"));
+        }
+        Ok(self.root.join(&key[..2]).join(key))
+    }
+}
+
+#[async_trait]
+impl MediaStorage for LocalStorage {
+    async fn put(&self, key: &str, from: &Path) -> io::Result<()> {
+        let to = self.path(key)?;
+        if let Some(dir) = to.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        if tokio::fs::try_exists(&to).await? {
+            return tokio::fs::remove_file(from).await;
+        }
+        // Durable before it is recorded: the bytes, then the rename.
+        tokio::fs::File::open(from).await?.sync_all().await?;
+        tokio::fs::rename(from, &to).await
+    }
+
+    async fn size(&self, key: &str) -> io::Result<Option<u64>> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn read(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        let mut file = tokio::fs::File::open(self.path(key)?).await?;
+        file.seek(io::SeekFrom::Start(range.start)).await?;
+        let len = range.end.saturating_sub(range.start);
+        Ok(ReaderStream::with_capacity(file.take(len), CHUNK).boxed())
+    }
+
+    async fn delete(&self, key: &str) -> io::Result<()> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    fn temp_dir(&self) -> &Path {
+        &self.tmp
+    }
+}
