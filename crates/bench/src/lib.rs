@@ -11,6 +11,7 @@ pub mod connections;
 pub mod load;
 pub mod logins;
 pub mod measure;
+pub mod media;
 pub mod phase;
 pub mod population;
 pub mod receive;
@@ -33,6 +34,8 @@ pub enum BenchCommand {
     /// C concurrent wrong-password logins with default hashing: server RSS, other users'
     /// ping latency, guesses per account.
     Logins(logins::LoginsArgs),
+    /// Upload throughput (MiB/s) and the time to thumbnail a 12 MP JPEG.
+    Media(media::MediaArgs),
     /// Internal: one process of the `connections` scenario.
     #[command(hide = true)]
     ConnectionsWorker(connections::WorkerArgs),
@@ -46,6 +49,7 @@ pub async fn run(command: String, cmd: BenchCommand) -> anyhow::Result<Option<Re
         BenchCommand::Room(a) => scenarios::room(command, a).await?,
         BenchCommand::Connections(a) => connections::run(command, a).await?,
         BenchCommand::Logins(a) => logins::run(command, a).await?,
+        BenchCommand::Media(a) => media::run(command, a).await?,
         BenchCommand::ConnectionsWorker(a) => {
             connections::worker(a).await?;
             return Ok(None);

@@ -18,6 +18,7 @@ mod api;
 mod connection;
 mod error;
 mod failover;
+mod media;
 mod messenger;
 
 pub use admin::AdminApi;

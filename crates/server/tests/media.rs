@@ -386,3 +386,66 @@ async fn ranges_and_the_headers_of_untrusted_files() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_uploads_checks_sends_and_downloads() {
+    let server = start_with(|_| {}).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let bytes = bytes::Bytes::from(jpeg_with_exif(100, 50));
+    let (info, new) = server
+        .api
+        .upload_media(&alice.token, Some("pic.jpg"), bytes.clone())
+        .await
+        .unwrap();
+    assert!(new);
+    let (_, again) = server
+        .api
+        .upload_media(&alice.token, None, bytes)
+        .await
+        .unwrap();
+    assert!(!again, "the same bytes are not new");
+    let pre = server.api.media_info(&alice.token, &info.id).await.unwrap();
+    assert_eq!(pre.id, info.id);
+    match server.api.media_info(&bob.token, &info.id).await {
+        Err(banter_client::ClientError::Api { status, body }) => {
+            assert_eq!(
+                (status, body.code),
+                (404, banter_client::protocol::ErrorCode::UnknownMedia)
+            );
+        }
+        other => panic!("bob may not see alice's file yet: {other:?}"),
+    }
+    let a = server.connect(&alice).await;
+    let mut b = server.connect(&bob).await;
+    a.send_attachment(
+        &banter_client::Target::User(bob.id.clone()),
+        "sdk-1",
+        "",
+        banter_client::protocol::AttachmentRequest {
+            kind: banter_client::protocol::AttachmentKind::Image,
+            id: info.id.clone(),
+            name: None,
+            duration_ms: None,
+        },
+    )
+    .await
+    .unwrap();
+    let got = next_message(&mut b).await;
+    assert_eq!(
+        got.text, "[Image: pic.jpg]",
+        "no caption: the fallback line alone"
+    );
+    let thumb = server
+        .api
+        .download_media(&bob.token, &info.id, true)
+        .await
+        .unwrap();
+    let decoded = image::load_from_memory(&thumb).unwrap();
+    assert_eq!(
+        (decoded.width(), decoded.height()),
+        (100, 50),
+        "never upscaled"
+    );
+    server.stop().await;
+}

@@ -221,6 +221,10 @@ impl Media {
             return Err(self.over_quota(used));
         }
         let _slot = self.slot(user)?;
+        self.storage
+            .prepare()
+            .await
+            .map_err(|e| internal("temp dir", e))?;
         let tmp = TempFile::new(self.storage.temp_dir());
         let mut file = tokio::fs::File::create(&tmp.0)
             .await

@@ -34,25 +34,31 @@ pub trait MediaStorage: Send + Sync + 'static {
     ) -> io::Result<BoxStream<'static, io::Result<Bytes>>>;
     /// Removes `key` (nothing if absent).
     async fn delete(&self, key: &str) -> io::Result<()>;
-    /// A local directory for uploads in progress.
+    /// A local directory for uploads in progress (it may not exist yet: see
+    /// [`MediaStorage::prepare`]).
     fn temp_dir(&self) -> &Path;
+    /// Makes sure [`MediaStorage::temp_dir`] exists.
+    async fn prepare(&self) -> io::Result<()> {
+        tokio::fs::create_dir_all(self.temp_dir()).await
+    }
 }
 
 /// Blobs as files: `<root>/<first two hex digits>/<key>`, uploads in progress in
 /// `<root>/tmp` (emptied at start: whatever is there was an upload cut off by a crash).
+/// Directories are made on first use, so a server that stores nothing creates nothing (a
+/// PostgreSQL node does not touch its data directory).
 pub struct LocalStorage {
     root: PathBuf,
     tmp: PathBuf,
 }
 
 impl LocalStorage {
-    /// Opens (creating) the directory `root`.
+    /// Opens the directory `root` (made on first use), emptying its temporary directory.
     pub fn open(root: &Path) -> io::Result<Self> {
         let tmp = root.join("tmp");
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp)?;
         }
-        std::fs::create_dir_all(&tmp)?;
         Ok(Self {
             root: root.to_owned(),
             tmp,

@@ -1,0 +1,125 @@
+//! Media over HTTP: upload a file, the hash pre-check, download a file or its thumbnail; and
+//! sending an uploaded file over a connection.
+
+use banter_protocol::{AttachmentRequest, ClientRequest, MediaInfo, SendAck};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::Method;
+use hyper::header::CONTENT_TYPE;
+
+use crate::api::api_error;
+use crate::{Api, ClientError, Connection, Target};
+
+/// Percent-encodes a query value.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+impl Api {
+    /// Uploads `bytes` (held in memory: for very large files, stream the request body
+    /// yourself, see PROTOCOL.md "Media"). Returns the stored file and whether these bytes
+    /// were new to the server (`false`: stored before, by anyone).
+    pub async fn upload_media(
+        &self,
+        token: &str,
+        name: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<(MediaInfo, bool), ClientError> {
+        let path = match name {
+            Some(n) => format!("/v1/media?name={}", encode(n)),
+            None => "/v1/media".to_owned(),
+        };
+        let req = self
+            .builder(Method::POST, &path, Some(token))
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(Full::new(bytes))
+            .map_err(ClientError::protocol)?;
+        let response = self.raw(req).await?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(ClientError::protocol)?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        let info = serde_json::from_slice(&body).map_err(ClientError::protocol)?;
+        Ok((info, status == hyper::StatusCode::CREATED))
+    }
+
+    /// The hash pre-check: the file whose SHA-256 (lowercase hex) is `id`, if the caller may
+    /// send it without uploading it; `unknown_media` otherwise.
+    pub async fn media_info(&self, token: &str, id: &str) -> Result<MediaInfo, ClientError> {
+        self.call_json(
+            Method::GET,
+            &format!("/v1/media/{id}/info"),
+            Some(token),
+            None::<&()>,
+        )
+        .await
+    }
+
+    /// Downloads a file the caller may read, or its thumbnail.
+    pub async fn download_media(
+        &self,
+        token: &str,
+        id: &str,
+        thumbnail: bool,
+    ) -> Result<Bytes, ClientError> {
+        let path = if thumbnail {
+            format!("/v1/media/{id}/thumbnail")
+        } else {
+            format!("/v1/media/{id}")
+        };
+        let req = self
+            .builder(Method::GET, &path, Some(token))
+            .body(Full::new(Bytes::new()))
+            .map_err(ClientError::protocol)?;
+        let response = self.raw(req).await?;
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(ClientError::protocol)?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &body));
+        }
+        Ok(body)
+    }
+}
+
+impl Connection {
+    /// Sends an uploaded file with a caption (which may be empty).
+    pub async fn send_attachment(
+        &self,
+        target: &Target,
+        client_msg_id: &str,
+        caption: &str,
+        attachment: AttachmentRequest,
+    ) -> Result<SendAck, ClientError> {
+        let (to, conversation) = match target {
+            Target::User(u) => (Some(u.clone()), None),
+            Target::Conversation(c) => (None, Some(c.clone())),
+        };
+        self.typed(ClientRequest::Send {
+            to,
+            conversation,
+            client_msg_id: client_msg_id.to_owned(),
+            text: caption.to_owned(),
+            attachment: Some(attachment),
+        })
+        .await
+    }
+}
