@@ -180,6 +180,29 @@ fn logins_smoke() {
     assert!(r["latency"]["samples"].as_u64().unwrap() > 0);
 }
 
+#[test]
+fn media_smoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = bench(
+        dir.path(),
+        &[
+            "media",
+            "--megabytes",
+            "4",
+            "--uploads",
+            "2",
+            "--images",
+            "1",
+            "--megapixels",
+            "1",
+        ],
+    );
+    assert!(figure(&r, "upload MiB/s, median") > 0.0);
+    assert_eq!(figure(&r, "JPEG width"), 1154.0);
+    assert!(figure(&r, "JPEG upload to answer (ms), median") > 0.0);
+    assert!(figure(&r, "thumbnail alone (ms), median") > 0.0);
+}
+
 /// `--store` and `--bus` for the cluster runs: the local PostgreSQL and NATS, or the ones the
 /// server's tests are pointed at. When they cannot be reached the bench fails, and so does the
 /// test: it never skips.
