@@ -177,7 +177,8 @@ async fn a_directory_from_before_markers_is_adopted() {
     conn.execute_batch(
         "DROP TABLE banter_meta; DROP TABLE invites; ALTER TABLE users DROP COLUMN disabled_at;
          ALTER TABLE users DROP COLUMN deleted_at; ALTER TABLE conversations DROP COLUMN last_seq;
-         DROP TABLE counters; PRAGMA user_version = 2;",
+         DROP TABLE counters; DROP TABLE media; DROP TABLE media_uploads;
+         DROP TABLE media_shares; PRAGMA user_version = 2;",
     )
     .unwrap();
     drop(conn);

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use banter_protocol::{Attachment, AttachmentKind, AttachmentRequest, ErrorCode, MediaInfo};
@@ -67,20 +68,32 @@ pub struct Media {
     store: Arc<dyn Store>,
     storage: Arc<dyn MediaStorage>,
     limits: MediaLimits,
-    in_progress: Mutex<HashMap<UserId, u32>>,
+    in_progress: Arc<Mutex<HashMap<UserId, u32>>>,
     /// One image decoded at a time: a decode may take hundreds of MiB.
-    decoding: tokio::sync::Semaphore,
+    decoding: Arc<tokio::sync::Semaphore>,
+    /// Uploads waiting for [`Media::decoding`]; past [`MAX_DECODE_QUEUE`] an image upload is
+    /// refused as `busy` at once rather than left to time out.
+    waiting: AtomicUsize,
+    /// Serialises what one content's record and bytes go through (storing, sharing, the
+    /// sweep's deletion), by a stripe of its hash.
+    stripes: Vec<tokio::sync::Mutex<()>>,
 }
 
-/// An upload slot of one user, given back when dropped.
-struct Slot<'a> {
-    media: &'a Media,
+/// Image uploads that may wait for the decoder.
+const MAX_DECODE_QUEUE: usize = 8;
+/// Stripes of [`Media::stripes`].
+const STRIPES: usize = 64;
+
+/// An upload slot of one user, given back when dropped (it moves into the decoding work, so
+/// an upload whose request went away still counts until its work ends).
+struct Slot {
+    map: Arc<Mutex<HashMap<UserId, u32>>>,
     user: UserId,
 }
 
-impl Drop for Slot<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        let mut map = self.media.in_progress.lock().expect("upload slots");
+        let mut map = self.map.lock().expect("upload slots");
         if let Some(n) = map.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
@@ -152,9 +165,20 @@ impl Media {
             store,
             storage,
             limits,
-            in_progress: Mutex::new(HashMap::new()),
-            decoding: tokio::sync::Semaphore::new(1),
+            in_progress: Arc::new(Mutex::new(HashMap::new())),
+            decoding: Arc::new(tokio::sync::Semaphore::new(1)),
+            waiting: AtomicUsize::new(0),
+            stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
         }
+    }
+
+    /// The stripe lock of `hash` (a media id: hex digits).
+    async fn stripe(&self, hash: &str) -> tokio::sync::MutexGuard<'_, ()> {
+        let i = hash
+            .get(..2)
+            .and_then(|h| usize::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        self.stripes[i % STRIPES].lock().await
     }
 
     /// The limits in force.
@@ -162,7 +186,7 @@ impl Media {
         &self.limits
     }
 
-    fn slot(&self, user: UserId) -> Result<Slot<'_>> {
+    fn slot(&self, user: UserId) -> Result<Slot> {
         let mut map = self.in_progress.lock().expect("upload slots");
         let n = map.entry(user).or_insert(0);
         if *n >= self.limits.uploads_per_user {
@@ -173,7 +197,10 @@ impl Media {
             .retry_after(std::time::Duration::from_secs(1)));
         }
         *n += 1;
-        Ok(Slot { media: self, user })
+        Ok(Slot {
+            map: Arc::clone(&self.in_progress),
+            user,
+        })
     }
 
     fn too_large(&self) -> Error {
@@ -220,7 +247,7 @@ impl Media {
         if declared_len.is_some_and(|n| used.saturating_add(n) > self.limits.quota_bytes) {
             return Err(self.over_quota(used));
         }
-        let _slot = self.slot(user)?;
+        let slot = self.slot(user)?;
         self.storage
             .prepare()
             .await
@@ -266,6 +293,13 @@ impl Media {
             ));
         }
         if mime == "image/svg+xml" {
+            // Read whole, so the check sees all of it; larger SVGs are not taken.
+            if total > MAX_SVG_BYTES {
+                return Err(Error::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "SVG files over 1 MiB are not accepted",
+                ));
+            }
             let svg = read_small(&tmp.0, MAX_SVG_BYTES).await?;
             if sniff::svg_is_active(&svg) {
                 return Err(Error::new(
@@ -275,7 +309,7 @@ impl Media {
             }
         }
         let hash = hex(&hasher.finalize());
-        self.keep(user, name, &hash, mime, tmp).await
+        self.keep(user, name, &hash, mime, tmp, slot).await
     }
 
     /// Records and stores an upload whose bytes are in `tmp`.
@@ -286,9 +320,23 @@ impl Media {
         hash: &str,
         mime: &str,
         tmp: TempFile,
+        slot: Slot,
     ) -> Result<(MediaInfo, bool)> {
-        // Bytes the server has: no need to inspect or store them again.
-        if let Some(existing) = self.store.media(hash).await? {
+        // Bytes the server has: no need to inspect or store them again (unless the record
+        // outlived its bytes: then this copy puts them back).
+        let stripe = self.stripe(hash).await;
+        let existing = match self.store.media(hash).await? {
+            Some(r) => {
+                let bytes = self
+                    .storage
+                    .size(hash)
+                    .await
+                    .map_err(|e| internal("stat", e))?;
+                bytes.map(|_| r)
+            }
+            None => None,
+        };
+        if let Some(existing) = existing {
             match self
                 .store
                 .add_upload(existing, user, name.clone(), self.limits.quota_bytes)
@@ -304,6 +352,7 @@ impl Media {
                 Upload::Recorded { .. } => {}
             }
         }
+        drop(stripe);
         let mut record = MediaRecord {
             hash: hash.to_owned(),
             mime: mime.to_owned(),
@@ -319,7 +368,7 @@ impl Media {
         let mut served = tmp;
         let mut thumbnail = None;
         if image::is_supported(mime) {
-            let (stripped, thumb, info) = self.inspect(&served, mime).await?;
+            let (stripped, thumb, info) = self.inspect(served, mime, slot).await?;
             record.width = Some(info.width);
             record.height = Some(info.height);
             record.color = Some(info.color);
@@ -331,8 +380,10 @@ impl Media {
             served = stripped;
             thumbnail = Some(thumb);
         }
-        // Bytes first, then the record: a record never names missing bytes. Bytes without a
-        // record (a crash, a refusal below) are what the sweep of orphans is for.
+        // Bytes first, then the record, under the content's stripe (the sweep deletes bytes
+        // under it too): a record never names bytes about to go. Bytes without a record (a
+        // crash between the two) stay on disk: nothing collects them yet.
+        let _stripe = self.stripe(hash).await;
         if let Some(thumb) = &thumbnail {
             self.storage
                 .put(&thumb_key(hash), &thumb.0)
@@ -364,29 +415,42 @@ impl Media {
         }
     }
 
-    /// Strips an image's metadata and makes its thumbnail, one image at a time.
+    /// Strips an image's metadata and makes its thumbnail, one image at a time. The permit,
+    /// the upload's slot and its files move into the blocking work: if the request goes
+    /// away, they are released only when the work ends, so abandoned uploads cannot add up
+    /// to concurrent decodes.
     async fn inspect(
         &self,
-        tmp: &TempFile,
+        tmp: TempFile,
         mime: &str,
+        slot: Slot,
     ) -> Result<(TempFile, TempFile, image::ImageInfo)> {
-        let _turn = self
-            .decoding
-            .acquire()
-            .await
-            .map_err(|_| Error::new(ErrorCode::ShuttingDown, "the server is shutting down"))?;
-        let dir = self.storage.temp_dir();
-        let (stripped, thumb) = (TempFile::new(dir), TempFile::new(dir));
-        let (src, out, thumb_path) = (tmp.0.clone(), stripped.0.clone(), thumb.0.clone());
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= MAX_DECODE_QUEUE {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "too many images are being processed; retry shortly",
+            )
+            .retry_after(std::time::Duration::from_secs(1)));
+        }
+        let turn = Arc::clone(&self.decoding).acquire_owned().await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        let turn =
+            turn.map_err(|_| Error::new(ErrorCode::ShuttingDown, "the server is shutting down"))?;
+        let dir = self.storage.temp_dir().to_owned();
         let (mime, limits) = (mime.to_owned(), self.limits.image);
-        let info = tokio::task::spawn_blocking(move || {
-            let info = image::process(&src, &mime, &limits, &thumb_path)?;
-            image::strip_metadata(&src, &mime, &out)?;
-            Ok::<_, ImageError>(info)
+        let (outcome, stripped, thumb) = tokio::task::spawn_blocking(move || {
+            let (_turn, _slot, _source) = (turn, slot, &tmp);
+            let (stripped, thumb) = (TempFile::new(&dir), TempFile::new(&dir));
+            let outcome = image::process(&tmp.0, &mime, &limits, &thumb.0).and_then(|info| {
+                image::strip_metadata(&tmp.0, &mime, &stripped.0)?;
+                Ok(info)
+            });
+            (outcome, stripped, thumb)
         })
         .await
-        .map_err(|e| internal("image task", e))?
-        .map_err(|e| match e {
+        .map_err(|e| internal("image task", e))?;
+        let info = outcome.map_err(|e| match e {
             ImageError::TooLarge { width, height } => Error::with(
                 ErrorCode::InvalidMedia,
                 format!(
@@ -497,6 +561,9 @@ impl Media {
         if let Some(name) = &req.name {
             check_name(name)?;
         }
+        // Under the content's stripe, so that the sweep cannot take the bytes between the
+        // check and the share.
+        let _stripe = self.stripe(&req.id).await;
         let record = self.readable_record(user, &req.id).await?;
         let fits = match req.kind {
             AttachmentKind::Image => record.thumbnail.is_some(),
@@ -543,7 +610,11 @@ impl Media {
         loop {
             let hashes = self.store.sweep_media(before, 100).await?;
             for hash in &hashes {
-                self.delete_bytes(hash).await;
+                // An upload of the same bytes may have recorded them again since.
+                let _stripe = self.stripe(hash).await;
+                if self.store.media(hash).await?.is_none() {
+                    self.delete_bytes(hash).await;
+                }
             }
             removed += hashes.len();
             if hashes.len() < 100 {

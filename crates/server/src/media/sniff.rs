@@ -56,26 +56,68 @@ fn first_element_is_svg(text: &str) -> bool {
         .is_some_and(|t| t.eq_ignore_ascii_case("<svg"))
 }
 
-/// Whether an SVG holds something that runs or loads: a script element, an event handler
-/// attribute (`on…=`), a `javascript:` URL, or a foreign object (HTML inside). Case-insensitive
-/// over the whole file. SVGs are never served inline either; this refuses them at upload.
+/// Words that refuse an SVG wherever they appear (case-insensitive): anything that runs
+/// (`script`, with or without a namespace prefix, `javascript:`/`vbscript:` URLs), embeds
+/// other content (`foreignObject`, `iframe`, `embed`, `object`), loads it (`@import`, `data:`
+/// URLs) or hides any of these (character references `&#…;`, entity declarations, a doctype).
+const SVG_REFUSED: [&[u8]; 11] = [
+    b"script",
+    b"foreignobject",
+    b"iframe",
+    b"embed",
+    b"<object",
+    b"&#",
+    b"<!entity",
+    b"<!doctype",
+    b"@import",
+    b"data:",
+    b"url(",
+];
+
+/// Whether an SVG holds something that runs or loads (a deny-list on the whole file, which
+/// the caller reads whole: it refuses larger SVGs): any of [`SVG_REFUSED`], an event handler
+/// attribute (`on…=`), or a link (`href`) to anything but a fragment of the same file
+/// (`#id`). SVGs are never served inline either; this refuses them at upload.
 pub fn svg_is_active(svg: &[u8]) -> bool {
     let lower = svg.to_ascii_lowercase();
     let has = |needle: &[u8]| lower.windows(needle.len()).any(|w| w == needle);
-    if has(b"<script") || has(b"javascript:") || has(b"<foreignobject") || has(b"<iframe") {
+    if SVG_REFUSED.iter().any(|n| has(n)) {
         return true;
     }
-    // ` onload=`, `\tonclick =`…: an attribute starting with "on" after whitespace.
-    lower.windows(3).enumerate().any(|(i, w)| {
-        w[0].is_ascii_whitespace() && &w[1..] == b"on" && {
-            let rest = &lower[i + 3..];
-            let name_len = rest.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-            name_len > 0
-                && rest[name_len..]
-                    .iter()
-                    .find(|b| !b.is_ascii_whitespace())
-                    .is_some_and(|b| *b == b'=')
+    let value_after = |i: usize| -> Option<u8> {
+        // The first byte of the attribute value that follows `=` (quotes skipped), if the
+        // name starting at `i` is followed by one.
+        let rest = &lower[i..];
+        let name_len = rest
+            .iter()
+            .take_while(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'_'))
+            .count();
+        let mut after = rest[name_len..]
+            .iter()
+            .skip_while(|b| b.is_ascii_whitespace());
+        if after.next() != Some(&b'=') {
+            return None;
         }
+        after
+            .find(|b| !b.is_ascii_whitespace() && !matches!(b, b'"' | b'\''))
+            .copied()
+            .or(Some(0))
+    };
+    (1..lower.len()).any(|i| {
+        let before = lower[i - 1];
+        let starts_name = !before.is_ascii_alphanumeric() && !matches!(before, b'-' | b'_');
+        if !starts_name {
+            return false;
+        }
+        let rest = &lower[i..];
+        // ` onload=`, `/onclick =`, `"onerror=`…: an attribute starting with "on".
+        let handler = rest.starts_with(b"on")
+            && rest.get(2).is_some_and(u8::is_ascii_alphabetic)
+            && value_after(i).is_some();
+        // `href=` or `xlink:href=` to anything but `#fragment`.
+        let link = (rest.starts_with(b"href") || rest.starts_with(b"xlink:href"))
+            && value_after(i).is_some_and(|first| first != b'#');
+        handler || link
     })
 }
 
@@ -118,6 +160,26 @@ mod tests {
         assert!(svg_is_active(b"<svg><a href=\"JavaScript:x\"/></svg>"));
         assert!(!svg_is_active(
             b"<svg><rect fill=\"red\" width=\"1\"/><text>only</text></svg>"
+        ));
+        assert!(!svg_is_active(
+            b"<svg><use href=\"#dot\"/><circle id=\"dot\" r=\"1\"/></svg>"
+        ));
+        // Namespace prefixes, character references, handlers after `/` or a quote, links.
+        assert!(svg_is_active(
+            b"<svg xmlns:s=\"x\"><s:script>x()</s:script></svg>"
+        ));
+        assert!(svg_is_active(b"<svg><a href=\"javascript&#58;x\"/></svg>"));
+        assert!(svg_is_active(b"<svg/onload=x()>"));
+        assert!(svg_is_active(b"<svg><rect x=\"1\"onclick=\"x\"/></svg>"));
+        assert!(svg_is_active(
+            b"<svg><image href=\"https://tracker.example/p.png\"/></svg>"
+        ));
+        assert!(svg_is_active(
+            b"<svg><use xlink:href = 'other.svg#a'/></svg>"
+        ));
+        assert!(svg_is_active(b"<svg><style>@import 'x.css';</style></svg>"));
+        assert!(svg_is_active(
+            b"<svg><rect style=\"fill:url(http://x)\"/></svg>"
         ));
     }
 }

@@ -15,6 +15,9 @@ use futures_util::stream::BoxStream;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+/// Age after which another process's temporary directory is taken for abandoned.
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Bytes read per chunk when streaming a file out.
 const CHUNK: usize = 64 * 1024;
 
@@ -44,7 +47,7 @@ pub trait MediaStorage: Send + Sync + 'static {
 }
 
 /// Blobs as files: `<root>/<first two hex digits>/<key>`, uploads in progress in
-/// `<root>/tmp` (emptied at start: whatever is there was an upload cut off by a crash).
+/// `<root>/tmp/<per process>`.
 /// Directories are made on first use, so a server that stores nothing creates nothing (a
 /// PostgreSQL node does not touch its data directory).
 pub struct LocalStorage {
@@ -53,12 +56,25 @@ pub struct LocalStorage {
 }
 
 impl LocalStorage {
-    /// Opens the directory `root` (made on first use), emptying its temporary directory.
+    /// Opens the directory `root` (made on first use). Each process has a temporary
+    /// directory of its own, `tmp/<random>`, since nodes of a cluster may share `root`; those
+    /// not touched for a day (left by a process that crashed) are removed.
     pub fn open(root: &Path) -> io::Result<Self> {
-        let tmp = root.join("tmp");
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp)?;
+        let all_tmp = root.join("tmp");
+        if let Ok(entries) = std::fs::read_dir(&all_tmp) {
+            for entry in entries.flatten() {
+                let stale = entry
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age > STALE_TEMP);
+                if stale {
+                    _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
         }
+        let tmp = all_tmp.join(format!("{:016x}", rand::random::<u64>()));
         Ok(Self {
             root: root.to_owned(),
             tmp,

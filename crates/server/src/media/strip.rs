@@ -209,6 +209,10 @@ fn strip_webp(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
     let riff_end = read32(bytes, 4, false)?
         .checked_add(8)
         .ok_or_else(|| invalid("RIFF size too large"))?;
+    // The RIFF must hold at least its own header (a smaller size field is a damaged file).
+    if riff_end < 12 {
+        return Err(invalid("RIFF size smaller than its header"));
+    }
     let riff = slice(bytes, 0, riff_end)?;
     let mut out = riff[..12].to_vec();
     let mut pos = 12;

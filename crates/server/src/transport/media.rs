@@ -51,6 +51,7 @@ pub(super) struct UploadParams {
         (status = 413, description = "media_too_large: over media_max_file_bytes; quota_exceeded: over the caller's media_quota_bytes", body = ErrorResponse),
         (status = 415, description = "unsupported_media_type: a sniffed type not in media_types, or an SVG with script", body = ErrorResponse),
         (status = 429, description = "rate_limited: media_uploads_per_user uploads in progress (Retry-After)", body = ErrorResponse),
+        (status = 503, description = "busy: too many images wait to be decoded (Retry-After)", body = ErrorResponse),
     ))]
 pub(super) async fn upload(
     State(app): Shared,

@@ -67,7 +67,20 @@ async fn add_upload(
     )
     .await
     .map_err(db)?;
-    let stored = find(c, &record.hash).await?;
+    // Locked, so that a sweep cannot delete it between this read and the writes below (one
+    // that deleted it before is seen as its absence).
+    let stmt = c
+        .prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM media WHERE hash = $1 FOR UPDATE"
+        ))
+        .await
+        .map_err(db)?;
+    let stored = c
+        .query_opt(&stmt, &[&record.hash])
+        .await
+        .map_err(db)?
+        .as_ref()
+        .map(self::record);
     let size = stored.as_ref().map_or(record.size, |r| r.size);
     let used = usage(c, uploader).await?;
     let had = c
