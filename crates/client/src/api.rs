@@ -108,6 +108,26 @@ impl Api {
         b
     }
 
+    /// Sends `req` and reads its whole body: the status and the bytes of a success, the
+    /// typed error of a failure.
+    pub(crate) async fn fetch(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let response = self.raw(req).await?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(ClientError::protocol)?
+            .to_bytes();
+        if !status.is_success() {
+            return Err(api_error(status, &bytes));
+        }
+        Ok((status, bytes))
+    }
+
     pub(crate) async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
@@ -124,17 +144,7 @@ impl Api {
             None => Bytes::new(),
         };
         let req = b.body(Full::new(payload)).map_err(ClientError::protocol)?;
-        let response = self.raw(req).await?;
-        let status = response.status();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(ClientError::protocol)?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status, &bytes));
-        }
+        let (status, bytes) = self.fetch(req).await?;
         if status == StatusCode::NO_CONTENT {
             return Ok(None);
         }

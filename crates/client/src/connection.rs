@@ -295,6 +295,17 @@ impl Connection {
         client_msg_id: &str,
         text: &str,
     ) -> Result<SendAck, ClientError> {
+        self.send(target, client_msg_id, text, None).await
+    }
+
+    /// A `send` of `text` (with a file, a caption) to `target`.
+    pub(crate) async fn send(
+        &self,
+        target: &Target,
+        client_msg_id: &str,
+        text: &str,
+        attachment: Option<banter_protocol::AttachmentRequest>,
+    ) -> Result<SendAck, ClientError> {
         let (to, conversation) = match target {
             Target::User(u) => (Some(u.clone()), None),
             Target::Conversation(c) => (None, Some(c.clone())),
@@ -304,7 +315,7 @@ impl Connection {
             conversation,
             client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
-            attachment: None,
+            attachment,
         })
         .await
     }

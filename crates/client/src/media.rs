@@ -1,13 +1,12 @@
 //! Media over HTTP: upload a file, the hash pre-check, download a file or its thumbnail; and
 //! sending an uploaded file over a connection.
 
-use banter_protocol::{AttachmentRequest, ClientRequest, MediaInfo, SendAck};
+use banter_protocol::{AttachmentRequest, MediaInfo, SendAck};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use http_body_util::Full;
 use hyper::Method;
 use hyper::header::CONTENT_TYPE;
 
-use crate::api::api_error;
 use crate::{Api, ClientError, Connection, Target};
 
 /// Percent-encodes a query value.
@@ -42,17 +41,7 @@ impl Api {
             .header(CONTENT_TYPE, "application/octet-stream")
             .body(Full::new(bytes))
             .map_err(ClientError::protocol)?;
-        let response = self.raw(req).await?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(ClientError::protocol)?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
+        let (status, body) = self.fetch(req).await?;
         let info = serde_json::from_slice(&body).map_err(ClientError::protocol)?;
         Ok((info, status == hyper::StatusCode::CREATED))
     }
@@ -85,18 +74,7 @@ impl Api {
             .builder(Method::GET, &path, Some(token))
             .body(Full::new(Bytes::new()))
             .map_err(ClientError::protocol)?;
-        let response = self.raw(req).await?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(ClientError::protocol)?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(api_error(status, &body));
-        }
-        Ok(body)
+        Ok(self.fetch(req).await?.1)
     }
 }
 
@@ -109,17 +87,7 @@ impl Connection {
         caption: &str,
         attachment: AttachmentRequest,
     ) -> Result<SendAck, ClientError> {
-        let (to, conversation) = match target {
-            Target::User(u) => (Some(u.clone()), None),
-            Target::Conversation(c) => (None, Some(c.clone())),
-        };
-        self.typed(ClientRequest::Send {
-            to,
-            conversation,
-            client_msg_id: client_msg_id.to_owned(),
-            text: caption.to_owned(),
-            attachment: Some(attachment),
-        })
-        .await
+        self.send(target, client_msg_id, caption, Some(attachment))
+            .await
     }
 }

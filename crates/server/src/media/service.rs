@@ -223,7 +223,7 @@ impl Media {
     /// Takes an upload of `body` by `user`: refused before anything is stored when it is over
     /// the size limit (by its declared length, or as soon as it passes it), over the user's
     /// quota, of a type not allowed, an SVG with script, or an image the server will not
-    /// decode. `progress` is called per [`crate::transport`] step of bytes received. Returns
+    /// decode. `progress` is told the size of every chunk received. Returns
     /// the stored file and whether these bytes were new to the server.
     pub async fn upload<S, E>(
         &self,
@@ -278,7 +278,7 @@ impl Media {
             file.write_all(&chunk)
                 .await
                 .map_err(|e| internal("write", e))?;
-            progress(total);
+            progress(chunk.len() as u64);
         }
         if total == 0 {
             return Err(invalid("the upload is empty"));

@@ -110,6 +110,21 @@ impl Progress {
     pub(crate) fn advanced(&self) {
         self.0.set(self.0.request);
     }
+
+    /// A counter of a transfer's bytes that calls [`Progress::advanced`] on `progress` each
+    /// time another [`Progress::STEP`] have moved (nothing without a `progress`).
+    pub(crate) fn meter(progress: Option<Self>) -> impl FnMut(u64) + Send + 'static {
+        let (mut total, mut next) = (0u64, Self::STEP);
+        move |moved| {
+            total += moved;
+            if total >= next {
+                next = total + Self::STEP;
+                if let Some(p) = &progress {
+                    p.advanced();
+                }
+            }
+        }
+    }
 }
 
 /// Marks the response finished when dropped (hyper drops the body once it is written).

@@ -63,19 +63,11 @@ pub(super) async fn upload(
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    let progress = request.extensions().get::<Progress>().cloned();
-    let mut next_step = Progress::STEP;
+    let meter = Progress::meter(request.extensions().get::<Progress>().cloned());
     let body = request.into_body().into_data_stream();
     let (info, new) = app
         .media
-        .upload(caller.user, params.name, declared, body, |total| {
-            if total >= next_step {
-                next_step = total + Progress::STEP;
-                if let Some(p) = &progress {
-                    p.advanced();
-                }
-            }
-        })
+        .upload(caller.user, params.name, declared, body, meter)
         .await?;
     let status = if new {
         StatusCode::CREATED
@@ -276,17 +268,10 @@ async fn serve(
     let len = if size == 0 { 0 } else { last - first + 1 };
     headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     let stream = app.media.read(readable, first..first + len).await?;
-    let mut sent = 0u64;
-    let mut next_step = Progress::STEP;
+    let mut meter = Progress::meter(progress);
     let body = stream.inspect(move |chunk| {
         if let Ok(chunk) = chunk {
-            sent += chunk.len() as u64;
-            if sent >= next_step {
-                next_step = sent + Progress::STEP;
-                if let Some(p) = &progress {
-                    p.advanced();
-                }
-            }
+            meter(chunk.len() as u64);
         }
     });
     Ok((status, headers, Body::from_stream(body)).into_response())
