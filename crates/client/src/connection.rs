@@ -295,16 +295,17 @@ impl Connection {
         client_msg_id: &str,
         text: &str,
     ) -> Result<SendAck, ClientError> {
-        self.send(target, client_msg_id, text, None).await
+        self.send(target, client_msg_id, text, None, None).await
     }
 
-    /// A `send` of `text` (with a file, a caption) to `target`.
+    /// A `send` of `text` (with a file, a caption; with a sticker, nothing) to `target`.
     pub(crate) async fn send(
         &self,
         target: &Target,
         client_msg_id: &str,
         text: &str,
         attachment: Option<banter_protocol::AttachmentRequest>,
+        sticker: Option<String>,
     ) -> Result<SendAck, ClientError> {
         let (to, conversation) = match target {
             Target::User(u) => (Some(u.clone()), None),
@@ -316,6 +317,7 @@ impl Connection {
             client_msg_id: client_msg_id.to_owned(),
             text: text.to_owned(),
             attachment,
+            sticker,
         })
         .await
     }

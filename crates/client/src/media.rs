@@ -1,7 +1,7 @@
-//! Media over HTTP: upload a file, the hash pre-check, download a file or its thumbnail; and
-//! sending an uploaded file over a connection.
+//! Media over HTTP: upload a file, the hash pre-check, download a file or its thumbnail, the
+//! server's stickers; and sending an uploaded file or a sticker over a connection.
 
-use banter_protocol::{AttachmentRequest, MediaInfo, SendAck};
+use banter_protocol::{AttachmentRequest, MediaInfo, SendAck, StickerList};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Method;
@@ -58,6 +58,12 @@ impl Api {
         .await
     }
 
+    /// The server's built-in stickers (no token needed).
+    pub async fn stickers(&self) -> Result<StickerList, ClientError> {
+        self.call_json(Method::GET, "/v1/stickers", None, None::<&()>)
+            .await
+    }
+
     /// Downloads a file the caller may read, or its thumbnail.
     pub async fn download_media(
         &self,
@@ -87,7 +93,18 @@ impl Connection {
         caption: &str,
         attachment: AttachmentRequest,
     ) -> Result<SendAck, ClientError> {
-        self.send(target, client_msg_id, caption, Some(attachment))
+        self.send(target, client_msg_id, caption, Some(attachment), None)
+            .await
+    }
+
+    /// Sends one of the server's stickers (an id from [`Api::stickers`]).
+    pub async fn send_sticker(
+        &self,
+        target: &Target,
+        client_msg_id: &str,
+        sticker: &str,
+    ) -> Result<SendAck, ClientError> {
+        self.send(target, client_msg_id, "", None, Some(sticker.to_owned()))
             .await
     }
 }

@@ -336,6 +336,7 @@ impl Messenger {
                         edited_at: None,
                         recalled: false,
                         attachment: None,
+                        sticker: None,
                         ts: ack.ts,
                     };
                     if self.accept(own) {

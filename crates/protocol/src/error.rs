@@ -117,13 +117,15 @@ pub enum ErrorCode {
     InvalidMedia,
     /// A file name with a path separator, `..`, control characters, or over 255 bytes.
     InvalidFileName,
+    /// No sticker with that id in the server's built-in set.
+    UnknownSticker,
     /// Something failed inside the server; details are in its log, never on the wire.
     Internal,
 }
 
 impl ErrorCode {
     /// Every code, in declaration order.
-    pub const ALL: [ErrorCode; 53] = [
+    pub const ALL: [ErrorCode; 54] = [
         Self::BadRequest,
         Self::UnknownType,
         Self::Unauthorized,
@@ -176,6 +178,7 @@ impl ErrorCode {
         Self::UnsupportedMediaType,
         Self::InvalidMedia,
         Self::InvalidFileName,
+        Self::UnknownSticker,
         Self::Internal,
     ];
 
@@ -234,6 +237,7 @@ impl ErrorCode {
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidMedia => "invalid_media",
             Self::InvalidFileName => "invalid_file_name",
+            Self::UnknownSticker => "unknown_sticker",
             Self::Internal => "internal",
         }
     }

@@ -39,6 +39,10 @@ pub enum ClientRequest {
         /// A file uploaded with `POST /v1/media` to send with the text.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         attachment: Option<crate::AttachmentRequest>,
+        /// A sticker of `GET /v1/stickers` to send (then `text` is empty and there is no
+        /// attachment).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sticker: Option<String>,
     },
     /// Messages with `seq > after_seq`, oldest first. → `MessagePage`.
     Sync {

@@ -20,7 +20,7 @@ pub use http::{
     ChangePasswordRequest, ErrorResponse, LoginRequest, LoginResponse, RegisterRequest,
     SessionInfo, User,
 };
-pub use media::{Attachment, AttachmentKind, AttachmentRequest, MediaInfo};
+pub use media::{Attachment, AttachmentKind, AttachmentRequest, MediaInfo, Sticker, StickerList};
 pub use model::{
     ConversationKind, ConversationSummary, ConversationsResult, FriendResult, FriendStatus,
     GroupAddResult, GroupInfo, GroupsResult, Hello, Limits, MemberInfo, MembersResult, Message,

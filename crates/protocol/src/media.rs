@@ -116,3 +116,21 @@ pub struct MediaInfo {
     /// The caller's quota.
     pub quota_bytes: u64,
 }
+
+/// A sticker of the server's built-in set: `GET /v1/stickers/{id}` serves its image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Sticker {
+    /// Its id, as a `send` names it.
+    pub id: String,
+    /// Its name, for the image's alternative text.
+    pub name: String,
+    /// The emoji closest to it, for clients that show no images.
+    pub emoji: String,
+}
+
+/// What `GET /v1/stickers` answers: the server's built-in set, in the order to show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StickerList {
+    /// The stickers.
+    pub stickers: Vec<Sticker>,
+}

@@ -202,6 +202,9 @@ pub struct Message {
     /// line, so that clients that do not know attachments still show something).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attachment: Option<Box<crate::Attachment>>,
+    /// A sticker of the server's set (its kind stays `text`, and `text` is a fallback line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sticker: Option<Box<crate::Sticker>>,
     /// Server commit time (UTC ms).
     pub ts: i64,
 }

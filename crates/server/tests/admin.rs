@@ -364,6 +364,7 @@ async fn deleting_a_user_keeps_their_messages_and_hands_over_their_groups() {
             client_msg_id: "m1".into(),
             text: "hello bob".into(),
             attachment: None,
+            sticker: None,
         },
     )
     .await;
@@ -421,6 +422,7 @@ async fn deleting_a_user_keeps_their_messages_and_hands_over_their_groups() {
             client_msg_id: "m2".into(),
             text: "still there?".into(),
             attachment: None,
+            sticker: None,
         },
     )
     .await;
@@ -463,6 +465,7 @@ async fn stats_count_what_exists() {
                 client_msg_id: format!("m{i}"),
                 text: "hi".into(),
                 attachment: None,
+                sticker: None,
             },
         )
         .await;

@@ -114,6 +114,7 @@ fn send(to: Option<&str>, conversation: Option<&str>, key: &str) -> R {
         client_msg_id: key.into(),
         text: format!("text {key}"),
         attachment: None,
+        sticker: None,
     }
 }
 

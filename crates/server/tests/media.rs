@@ -44,6 +44,7 @@ fn attachment_send(
             name: None,
             duration_ms: None,
         }),
+        sticker: None,
     }
 }
 
@@ -197,6 +198,7 @@ async fn identical_bytes_are_stored_once_and_unsent_files_are_swept() {
                 name: None,
                 duration_ms: None,
             }),
+            sticker: None,
         },
     )
     .await;

@@ -133,7 +133,7 @@ async fn parameters_are_where_the_server_reads_them() {
 async fn every_status_a_route_can_answer_is_listed() {
     let (_server, doc) = document().await;
     let ops = operations(&doc);
-    assert_eq!(ops.len(), 28, "{ops:?}");
+    assert_eq!(ops.len(), 30, "{ops:?}");
     for (method, path) in &ops {
         let listed = responses(&doc, method, path);
         // The listener refuses over-limit connections before routing, on any path.

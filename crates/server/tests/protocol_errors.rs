@@ -126,6 +126,7 @@ async fn send_refusals() {
             client_msg_id: "k7".into(),
             text: "hi".into(),
             attachment: None,
+            sticker: None,
         })
         .await
         .unwrap_err();

@@ -66,6 +66,7 @@ async fn every_state_changing_request_type_spends_the_budget() {
             client_msg_id: "m1".into(),
             text: "still here".into(),
             attachment: None,
+            sticker: None,
         },
     )
     .await;

@@ -5,4 +5,5 @@
 pub mod image;
 pub mod service;
 pub mod sniff;
+pub mod stickers;
 pub mod storage;

@@ -27,6 +27,7 @@ use crate::bus::{self, Audience, Bus, Delivery, Event, Invalidation};
 use crate::config::DirectMessagePolicy;
 use crate::error::{Error, Result};
 use crate::media::service::{Media, fallback_line};
+use crate::media::stickers;
 use crate::metrics::Metrics;
 use crate::store::{
     Appended, ConvId, EntryKind, MemberRecord, NewMessage, PendingAppend, Store, StoreError,
@@ -93,6 +94,8 @@ pub struct SendRequest {
     pub text: String,
     /// A file to send with it.
     pub attachment: Option<AttachmentRequest>,
+    /// A built-in sticker to send instead of text.
+    pub sticker: Option<String>,
 }
 
 /// What an [`EntryKind::Attachment`] entry's body holds.
@@ -129,6 +132,17 @@ pub fn message_view(m: &StoredMessage) -> Message {
     } else {
         (m.text.clone(), None)
     };
+    // A sticker's body is its id; a recalled one (or one this version no longer has) shows
+    // only what the id says.
+    let sticker = (m.kind == EntryKind::Sticker)
+        .then(|| stickers::find(&m.text))
+        .flatten();
+    let text = match (m.kind, sticker) {
+        (EntryKind::Sticker, Some(s)) => s.fallback_line(),
+        (EntryKind::Sticker, None) if !m.text.is_empty() => format!("[Sticker: {}]", m.text),
+        (EntryKind::Sticker, None) => String::new(),
+        _ => text,
+    };
     Message {
         id: m.id.to_string(),
         conversation: m.conv.to_string(),
@@ -145,10 +159,11 @@ pub fn message_view(m: &StoredMessage) -> Message {
             EntryKind::Recall => MessageKind::Recall,
             EntryKind::Edit => MessageKind::Edit,
             // Old clients show it as text (the fallback line and the caption).
-            EntryKind::Attachment => MessageKind::Text,
+            EntryKind::Attachment | EntryKind::Sticker => MessageKind::Text,
         },
         text,
         attachment,
+        sticker: sticker.map(|s| Box::new(s.view())),
         ref_seq: m.ref_seq,
         event: if system {
             serde_json::from_str(&m.text).ok()
@@ -278,13 +293,24 @@ impl Messaging {
     /// queueing the next before the previous one committed.
     pub async fn queue_send(&self, caller: &Caller, req: SendRequest) -> Result<QueuedSend> {
         check_client_msg_id(&req.client_msg_id)?;
-        // A file may go without a caption.
-        if req.attachment.is_none() || !req.text.is_empty() {
+        // A file may go without a caption; a sticker goes alone.
+        if let Some(id) = &req.sticker {
+            if !req.text.is_empty() || req.attachment.is_some() {
+                return Err(Error::new(
+                    ErrorCode::InvalidField,
+                    "a sticker is sent without text or a file",
+                ));
+            }
+            if stickers::find(id).is_none() {
+                return Err(Error::new(ErrorCode::UnknownSticker, "no such sticker"));
+            }
+        } else if req.attachment.is_none() || !req.text.is_empty() {
             check_text(&req.text, self.limits.max_text_bytes)?;
         }
         self.check_send_rate(caller.user)?;
         let (conv, members) = self.resolve_target(caller, &req).await?;
         let (kind, text) = match &req.attachment {
+            None if req.sticker.is_some() => (EntryKind::Sticker, req.sticker.unwrap_or_default()),
             None => (EntryKind::Text, req.text),
             Some(file) => {
                 let attachment = self
@@ -318,7 +344,7 @@ impl Messaging {
         let appended = queued.commit.await?;
         let sent_kind = matches!(
             appended.message.kind,
-            EntryKind::Text | EntryKind::Attachment
+            EntryKind::Text | EntryKind::Attachment | EntryKind::Sticker
         );
         if appended.duplicate && !sent_kind {
             return Err(reused_client_msg_id());

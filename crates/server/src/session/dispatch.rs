@@ -187,6 +187,7 @@ async fn run(
             client_msg_id,
             text,
             attachment,
+            sticker,
         } => {
             let req = SendRequest {
                 to,
@@ -194,6 +195,7 @@ async fn run(
                 client_msg_id,
                 text,
                 attachment,
+                sticker,
             };
             // Queued now; the reply waits for the commit (see `admit`).
             let queued = m.queue_send(caller, req).await?;

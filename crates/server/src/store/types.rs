@@ -63,9 +63,10 @@ pub struct NewMessage {
     pub sender: UserId,
     /// Sender's idempotency key.
     pub client_msg_id: String,
-    /// Text, or for an attachment the JSON body (see [`EntryKind::Attachment`]).
+    /// Text, or for an attachment the JSON body (see [`EntryKind::Attachment`]), or a
+    /// sticker's id.
     pub text: String,
-    /// `Text` or `Attachment`.
+    /// `Text`, `Attachment` or `Sticker`.
     pub kind: EntryKind,
 }
 
@@ -102,7 +103,7 @@ impl StoredMessage {
     pub fn amendable(&self, amendment: &Amendment) -> bool {
         match self.kind {
             EntryKind::Text => true,
-            EntryKind::Attachment => matches!(amendment, Amendment::Recall),
+            EntryKind::Attachment | EntryKind::Sticker => matches!(amendment, Amendment::Recall),
             EntryKind::System | EntryKind::Recall | EntryKind::Edit => false,
         }
     }
@@ -275,6 +276,8 @@ pub enum EntryKind {
     /// A message with a file: the body is `{"text": caption, "attachment": …}` as JSON,
     /// written by the service.
     Attachment = 4,
+    /// A built-in sticker: the body is the sticker's id.
+    Sticker = 5,
 }
 
 impl EntryKind {
@@ -285,6 +288,7 @@ impl EntryKind {
             2 => Self::Recall,
             3 => Self::Edit,
             4 => Self::Attachment,
+            5 => Self::Sticker,
             _ => Self::Text,
         }
     }

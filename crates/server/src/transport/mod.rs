@@ -11,6 +11,7 @@ mod http;
 pub(crate) mod listener;
 mod media;
 mod openapi;
+mod stickers;
 pub(crate) mod tls;
 mod web;
 mod ws;
@@ -48,6 +49,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/media/{id}", get(media::download))
         .route("/v1/media/{id}/info", get(media::info))
         .route("/v1/media/{id}/thumbnail", get(media::thumbnail))
+        .route("/v1/stickers", get(stickers::list))
+        .route("/v1/stickers/{id}", get(stickers::image))
         .route(
             "/v1/admin/users",
             post(admin::create_user).get(admin::users),
@@ -164,6 +167,7 @@ pub fn status_of(code: ErrorCode) -> StatusCode {
         | C::UnknownSession
         | C::UnknownInvite
         | C::UnknownMedia
+        | C::UnknownSticker
         | C::NotFound => StatusCode::NOT_FOUND,
         C::PayloadTooLarge | C::MediaTooLarge | C::QuotaExceeded => StatusCode::PAYLOAD_TOO_LARGE,
         C::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

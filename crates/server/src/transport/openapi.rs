@@ -11,14 +11,14 @@ use banter_protocol::admin::{
 };
 use banter_protocol::{
     ChangePasswordRequest, ErrorBody, ErrorCode, ErrorResponse, LoginRequest, LoginResponse,
-    MediaInfo, RegisterRequest, SessionInfo, User,
+    MediaInfo, RegisterRequest, SessionInfo, Sticker, StickerList, User,
 };
 use utoipa::Modify;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
-use super::{admin, http, media, ws};
+use super::{admin, http, media, stickers, ws};
 
 /// Banter's HTTP API.
 #[derive(utoipa::OpenApi)]
@@ -32,13 +32,14 @@ use super::{admin, http, media, ws};
         ws::upgrade, admin::create_user, admin::users, admin::user, admin::disable,
         admin::enable, admin::delete_user, admin::sessions, admin::revoke_session,
         admin::create_invite, admin::invites, admin::revoke_invite, admin::stats,
-        media::upload, media::info, media::download, media::thumbnail,
+        media::upload, media::info, media::download, media::thumbnail, stickers::list,
+        stickers::image,
     ),
     components(schemas(
         RegisterRequest, LoginRequest, LoginResponse, ChangePasswordRequest, User, SessionInfo,
         ErrorResponse, ErrorBody, ErrorCode, CreateUserRequest, AdminUser, AdminUserDetail,
         UserPage, AdminSession, CreateInviteRequest, CreatedInvite, InviteInfo, InvitePage, Stats,
-        MediaInfo,
+        MediaInfo, StickerList, Sticker,
     )),
     modifiers(&BearerAuth, &SharedResponses),
 )]

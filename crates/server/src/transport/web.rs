@@ -36,10 +36,11 @@ const PLACEHOLDER: &str = "%ASSETS%";
 
 /// What the page may load and do: only its own scripts, styles and connections (the WebSocket
 /// included), no inline script or style, no plugins, never framed. Avatars are the one outside
-/// source (`https:` images, which run no code).
+/// source (`https:` images, which run no code); `blob:` images and media are files the client
+/// fetched with its token (an `<img>` cannot send one).
 pub(super) const APP_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data: https:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-     form-action 'self'; frame-ancestors 'none'";
+     img-src 'self' data: blob: https:; media-src blob:; connect-src 'self'; object-src 'none'; \
+     base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// The page and the asset version, computed once when the files are embedded.
 struct Rendered {

@@ -153,6 +153,7 @@ async fn refused(w: &World, user: UserId, to: Option<UserId>, conv: Option<ConvI
         client_msg_id: format!("m{user}"),
         text: "hi".into(),
         attachment: None,
+        sticker: None,
     };
     match w.messaging.queue_send(&caller(user), req).await {
         Err(e) => e.code,
