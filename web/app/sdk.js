@@ -15,8 +15,9 @@ import { Outbox, OUTBOX_LIMIT } from './sdk/outbox.js';
 import { ConversationStore } from './sdk/store.js';
 import { People } from './sdk/people.js';
 import { Rooms } from './sdk/rooms.js';
+import { Media, kindFor } from './sdk/media.js';
 
-export { BanterError, memoryStorage, OUTBOX_LIMIT };
+export { BanterError, memoryStorage, OUTBOX_LIMIT, kindFor };
 
 const SESSION_KEY = 'banter.session';
 const TYPING_THROTTLE_MS = 3000;
@@ -43,6 +44,7 @@ export class BanterClient extends EventTarget {
   #store;
   #people;
   #rooms;
+  #media;
 
   constructor({
     baseUrl = globalThis.location?.origin ?? '',
@@ -78,6 +80,12 @@ export class BanterClient extends EventTarget {
       ...host,
       delivered: (m) => this.#delivered(m),
       spoke: (conversation, user) => this.#people.stopped(conversation, user),
+    });
+    this.#media = new Media({
+      baseUrl: this.#baseUrl,
+      token: () => this.#session?.token,
+      fetch: this.#fetch,
+      refused: (token, code) => { if (this.#session?.token === token) this.#signOut(code); },
     });
     this.#outbox = new Outbox(storage, {
       request: host.request,
@@ -359,16 +367,50 @@ export class BanterClient extends EventTarget {
    * `conversation`. @returns {string} its client_msg_id
    * @throws {BanterError} 'outbox_full', 'empty_message', 'bad_request', 'unauthorized'
    */
-  send({ to, conversation, text } = {}) {
+  send({ to, conversation, text, attachment, sticker } = {}) {
     if (!this.#session) throw new BanterError('unauthorized', 'not logged in');
     if (Boolean(to) === Boolean(conversation)) {
       throw new BanterError('bad_request', 'give exactly one of `to` and `conversation`');
     }
-    if (typeof text !== 'string' || !text.trim()) throw new BanterError('empty_message', 'the message is empty');
+    if (typeof text !== 'string' || (!text.trim() && !attachment && !sticker)) {
+      throw new BanterError('empty_message', 'the message is empty');
+    }
     const known = to ? this.#store.direct(to) : undefined;
-    const entry = this.#outbox.add(known ? { conversation: known.id, text } : { to, conversation, text });
+    const target = known ? { conversation: known.id } : { to, conversation };
+    const entry = this.#outbox.add({ ...target, text, attachment, sticker });
     this.#entryChanged(entry);
     return entry.client_msg_id;
+  }
+
+  /**
+   * Queues a file that was uploaded (or passed the pre-check) as a message, like send(): it
+   * waits in the outbox and a retry sends the same id again, never the bytes.
+   * `info` is the MediaInfo from `media.prepare`/`media.upload`; `kind` defaults to kindFor(info).
+   * @returns {string} its client_msg_id
+   */
+  sendAttachment({ to, conversation, info, kind = kindFor(info), caption = '', name, duration_ms: durationMs }) {
+    if (!info?.id) throw new BanterError('bad_request', 'no uploaded file');
+    const attachment = {
+      kind, id: info.id, name: name ?? info.name, type: info.type, size: info.size, width: info.width,
+      height: info.height, thumbnail: Boolean(info.thumbnail), color: info.color,
+      duration_ms: Number.isFinite(durationMs) ? Math.round(durationMs) : undefined,
+    };
+    return this.send({ to, conversation, text: caption, attachment });
+  }
+
+  /** Queues a sticker ({id, name?, emoji?} from stickers()) as a message. @returns {string} its client_msg_id */
+  sendSticker({ to, conversation, sticker }) {
+    return this.send({ to, conversation, text: '', sticker });
+  }
+
+  /** The server's built-in stickers, [{id, name, emoji}] (no token needed). */
+  async stickers() {
+    return (await this.#http('GET', '/v1/stickers', undefined, { auth: false })).stickers ?? [];
+  }
+
+  /** Uploads (`upload`, `prepare` with the hash pre-check) and downloads (`download`) of files. */
+  get media() {
+    return this.#media;
   }
 
   /** Sends a failed outbox entry again (same client_msg_id). */
@@ -454,6 +496,8 @@ export class BanterClient extends EventTarget {
       {
         id: ack.message_id, conversation: ack.conversation, seq: ack.seq, sender: this.#session?.user?.id,
         client_msg_id: entry.client_msg_id, kind: 'text', text: entry.text, ts: ack.ts,
+        ...(entry.attachment ? { attachment: { ...entry.attachment, caption: entry.text } } : {}),
+        ...(entry.sticker ? { sticker: entry.sticker } : {}),
       },
       { peer: entry.to },
     );

@@ -20,7 +20,10 @@ const PAUSE_MAX_MS = 30000;
  * @property {string} client_msg_id
  * @property {string} [conversation]  target conversation (learned from the ack for `to` sends)
  * @property {string} [to]            target user, for a direct message
- * @property {string} text
+ * @property {string} text          the text, or an attachment's caption (may then be empty)
+ * @property {object} [attachment]   a file already uploaded: {kind, id, name?, duration_ms?} as sent, and
+ *                                   what the UI shows meanwhile (type, size, width, height, thumbnail, color)
+ * @property {object} [sticker]      a sticker {id, name?, emoji?} (the text is then empty)
  * @property {'sending'|'failed'} state
  * @property {string} [error]         the error code of a permanent failure
  * @property {true} pending
@@ -61,6 +64,8 @@ export class Outbox {
         conversation: e.conversation ?? undefined,
         to: e.to ?? undefined,
         text: e.text,
+        attachment: e.attachment && typeof e.attachment.id === 'string' ? e.attachment : undefined,
+        sticker: typeof e.sticker?.id === 'string' ? e.sticker : undefined,
         state: e.state === 'failed' ? 'failed' : 'sending',
         error: e.state === 'failed' ? e.error : undefined,
         pending: true,
@@ -103,7 +108,7 @@ export class Outbox {
   }
 
   /** Queues a message; returns the entry. Throws BanterError 'outbox_full' past the limit. */
-  add({ to, conversation, text }) {
+  add({ to, conversation, text, attachment, sticker }) {
     if (!this.#key) throw new BanterError('unauthorized', 'not logged in');
     if (this.#entries.length >= OUTBOX_LIMIT) {
       throw new BanterError('outbox_full', `at most ${OUTBOX_LIMIT} messages can wait to be sent`);
@@ -113,6 +118,8 @@ export class Outbox {
       conversation: conversation ?? undefined,
       to: conversation ? undefined : to,
       text,
+      attachment: attachment ?? undefined,
+      sticker: sticker ?? undefined,
       state: 'sending',
       error: undefined,
       pending: true,
@@ -170,7 +177,7 @@ export class Outbox {
     this.#inflight.add(e.client_msg_id);
     const target = e.conversation ? { conversation: e.conversation } : { to: e.to };
     this.#host
-      .request('send', { ...target, client_msg_id: e.client_msg_id, text: e.text })
+      .request('send', { ...target, client_msg_id: e.client_msg_id, text: e.text, ...extras(e) })
       .then(
         (ack) => {
           this.#inflight.delete(e.client_msg_id);
@@ -219,8 +226,8 @@ export class Outbox {
     );
     const saved = [
       ...others,
-      ...this.#entries.map(({ client_msg_id, conversation, to, text, state, error, ts }) => ({
-        client_msg_id, conversation, to, text, state, error, ts,
+      ...this.#entries.map(({ client_msg_id, conversation, to, text, attachment, sticker, state, error, ts }) => ({
+        client_msg_id, conversation, to, text, attachment, sticker, state, error, ts,
       })),
     ];
     try {
@@ -230,4 +237,19 @@ export class Outbox {
       // Storage full or unavailable: the entries still live in memory and are sent from there.
     }
   }
+}
+
+/**
+ * The send frame's fields beyond the text: the attachment as the server takes it (the uploaded
+ * id, never the bytes: a retry does not upload again), or the sticker.
+ */
+function extras(e) {
+  if (e.sticker) return { sticker: e.sticker.id };
+  if (!e.attachment) return {};
+  const { kind, id, name, duration_ms: durationMs } = e.attachment;
+  return {
+    attachment: {
+      kind, id, ...(name ? { name } : {}), ...(Number.isFinite(durationMs) ? { duration_ms: Math.round(durationMs) } : {}),
+    },
+  };
 }

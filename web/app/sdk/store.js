@@ -424,6 +424,8 @@ export class ConversationStore {
         } else {
           target.recalled = true;
           target.text = '';
+          delete target.attachment;
+          delete target.sticker;
         }
       }
     } else {
@@ -455,7 +457,11 @@ export class ConversationStore {
     }
     if ((kind === 'edit' || kind === 'recall') && s.last_message?.seq === m.ref_seq && s.last_message !== m) {
       if (kind === 'edit') Object.assign(s.last_message, { text: m.text, edited_at: m.ts });
-      else Object.assign(s.last_message, { text: '', recalled: true });
+      else {
+        Object.assign(s.last_message, { text: '', recalled: true });
+        delete s.last_message.attachment;
+        delete s.last_message.sticker;
+      }
     }
     // In a direct conversation, the peer's entry at seq n is a read receipt up to n.
     if (s.kind === 'direct' && m.sender === s.peer && m.seq > this.peerReadSeq(s.id)) {
