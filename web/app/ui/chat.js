@@ -4,6 +4,7 @@
 import { h, listen, replace } from './dom.js';
 import { createTimeline } from './timeline.js';
 import { createComposer } from './composer.js';
+import { createMediaView } from './attachments.js';
 import {
   conversationName, errorText, lastSeen, me, nameOf, onlineOf, profileOf, safe, typingText,
 } from './format.js';
@@ -96,9 +97,11 @@ export function mountChat(root, ctx, { id, userId }) {
     },
   };
 
+  let mediaView = null;
   const timeline = createTimeline({
-    client, actions, maxBytes: () => limits().max_text_bytes, onScroll,
+    client, actions, maxBytes: () => limits().max_text_bytes, onScroll, media: () => mediaView,
   });
+  mediaView = createMediaView(client, { toast, root: timeline.el });
   const jump = h('button', {
     type: 'button', class: 'jump-btn', hidden: true,
     onclick: () => { timeline.scrollToBottom(); hideJump(); scheduleRead(); },
@@ -111,8 +114,12 @@ export function mountChat(root, ctx, { id, userId }) {
     onSend: send,
     onTyping: () => { if (convId) safe(() => client.typing(convId)); },
     onEditLast,
+    media: { client, toast, target },
   });
-  const section = h('section', { class: 'chat', 'aria-labelledby': 'chat-title' },
+  const section = h('section', {
+    class: 'chat', 'aria-labelledby': 'chat-title',
+    ondragenter: onDrag, ondragover: onDrag, ondragleave: onDragLeave, ondrop: onDrop,
+  },
     header,
     h('div', { class: 'timeline-wrap' }, timeline.el, jump),
     typingLine,
@@ -131,12 +138,38 @@ export function mountChat(root, ctx, { id, userId }) {
     return true;
   }
 
+  /** Where a file goes: the conversation, or the peer a first message opens one with. */
+  function target() {
+    if (convId) return { conversation: convId };
+    return peerId && peerId !== myId ? { to: peerId } : null;
+  }
+
+  // Files dropped anywhere on the chat go to the composer (only drags that carry files).
+  function carriesFiles(e) {
+    return [...(e.dataTransfer?.types ?? [])].includes('Files');
+  }
+  function onDrag(e) {
+    if (!carriesFiles(e) || !target()) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+    section.classList.add('dropping');
+  }
+  function onDragLeave(e) {
+    if (!section.contains(e.relatedTarget)) section.classList.remove('dropping');
+  }
+  function onDrop(e) {
+    section.classList.remove('dropping');
+    if (!carriesFiles(e) || !target()) return;
+    e.preventDefault();
+    composer.addFiles([...e.dataTransfer.files]);
+  }
+
   function onEditLast() {
     const list = convId ? client.messages(convId) : [];
     for (let i = list.length - 1; i >= 0; i -= 1) {
       const m = list[i];
       if (m.pending || (m.kind && m.kind !== 'text')) continue;
-      if (m.sender !== myId) return false;
+      if (m.sender !== myId || m.attachment || m.sticker) return false;
       if (m.recalled) return false;
       editingKey = m.client_msg_id ? `c:${m.client_msg_id}` : `s:${m.seq}`;
       render();
@@ -395,6 +428,7 @@ export function mountChat(root, ctx, { id, userId }) {
       clearTimeout(typingTimer);
       composer.destroy();
       timeline.destroy();
+      mediaView.destroy();
     },
   };
 }

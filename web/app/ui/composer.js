@@ -1,7 +1,11 @@
 // The message composer: a labelled, auto-growing <textarea> (Enter sends, Shift+Enter adds a
 // line, Esc closes the emoji picker), the emoji picker, a byte counter near the length limit,
-// typing notifications, and a disabled state with the reason (dissolved or left group).
+// typing notifications, and a disabled state with the reason (dissolved or left group). With
+// `media`, also files: an "Attach file" button, pasted files, a row of uploads (uploads.js,
+// the text becomes the caption) and voice notes (recorder.js).
 import { h } from './dom.js';
+import { createUploads } from './uploads.js';
+import { createRecorder } from './recorder.js';
 import { emojiPicker } from './emoji.js';
 import { autosize } from './message.js';
 import { byteLength } from './format.js';
@@ -16,9 +20,10 @@ export function clearDrafts() {
 
 /**
  * Options: {draftKey, placeholder, maxBytes() -> number, onSend(text) -> boolean (true when
- * queued), onTyping(), onEditLast() -> boolean}.
+ * queued), onTyping(), onEditLast() -> boolean, media?: {client, target(), toast}}.
+ * Returns {el, focus(), setDisabled(reason), insert(text), addFiles(files), destroy()}.
  */
-export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTyping, onEditLast }) {
+export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTyping, onEditLast, media }) {
   const counter = h('div', { class: 'composer-counter', id: 'composer-counter', 'aria-live': 'polite' });
   const area = h('textarea', {
     id: 'composer-input', class: 'chat-input', rows: 1, placeholder,
@@ -33,6 +38,22 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     type: 'submit', class: 'icon-btn send-btn', 'aria-label': 'Send', title: 'Send (Enter)',
   }, icon('send'));
   const reasonBox = h('p', { class: 'composer-disabled', hidden: true });
+  const uploads = media ? createUploads({
+    ...media, onChange: () => updateCounter(), onCaptionBack: (text) => { if (!area.value) insert(text); },
+  }) : null;
+  const recorder = media ? createRecorder({
+    toast: media.toast,
+    onRecorded: (file, durationMs) => uploads.add([file], { kind: 'voice', durationMs, send: true }),
+    onState: () => updateCounter(),
+  }) : null;
+  const fileInput = media ? h('input', {
+    type: 'file', multiple: true, hidden: true, class: 'attach-input', tabIndex: -1, 'aria-hidden': 'true',
+    onchange: () => { addFiles([...fileInput.files]); fileInput.value = ''; },
+  }) : null;
+  const attachButton = media ? h('button', {
+    type: 'button', class: 'icon-btn attach-btn', 'aria-label': 'Attach file', title: 'Attach file',
+    onclick: () => fileInput.click(),
+  }, icon('clip')) : null;
   const picker = emojiPicker({
     anchor: emojiButton,
     onPick: insert,
@@ -40,11 +61,15 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
   });
   const box = h('div', { class: 'composer-box' },
     emojiButton,
+    attachButton,
+    fileInput,
     h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
     area,
+    recorder?.button,
     sendButton);
   const el = h('form', { class: 'chat-composer', onsubmit: (e) => { e.preventDefault(); send(); } },
-    picker.el, reasonBox, box, counter);
+    picker.el, reasonBox, uploads?.el, recorder?.bar, box, counter);
+  if (media) area.addEventListener('paste', onPaste);
 
   area.value = drafts.get(draftKey) ?? '';
 
@@ -60,7 +85,8 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     counter.classList.toggle('over', used > max);
     counter.title = used > max ? 'The message is too long' : '';
     if (used > max) counter.textContent += ' — too long';
-    sendButton.disabled = used > max || !area.value.trim();
+    const files = uploads?.count() ?? 0;
+    sendButton.disabled = used > max || (!area.value.trim() && !files) || Boolean(recorder?.recording());
   }
 
   function onInput() {
@@ -72,8 +98,12 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
 
   function send() {
     const text = area.value;
-    if (!text.trim() || byteLength(text) > limit() || area.disabled) return;
-    if (onSend(text) === false) return;
+    if (byteLength(text) > limit() || area.disabled || recorder?.recording()) return;
+    if (uploads?.count()) {
+      if (!uploads.sendAll(text.trim() ? text : '')) return;
+    } else if (!text.trim() || onSend(text) === false) {
+      return;
+    }
     area.value = '';
     drafts.delete(draftKey);
     autosize(area);
@@ -95,6 +125,20 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     }
   }
 
+  /** Files from the picker, a paste or a drop: they start uploading and wait for Send. */
+  function addFiles(files) {
+    if (!uploads || area.disabled || !files.length) return;
+    uploads.add(files);
+    area.focus();
+  }
+
+  function onPaste(e) {
+    const files = [...(e.clipboardData?.files ?? [])];
+    if (!files.length) return;
+    e.preventDefault();
+    addFiles(files);
+  }
+
   function insert(text) {
     if (area.disabled) return;
     const start = area.selectionStart ?? area.value.length;
@@ -113,6 +157,8 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
       const off = Boolean(reason);
       area.disabled = off;
       emojiButton.disabled = off;
+      if (attachButton) attachButton.disabled = off;
+      recorder?.setDisabled(off);
       reasonBox.hidden = !off;
       reasonBox.textContent = reason || '';
       box.hidden = off;
@@ -120,6 +166,11 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
       else updateCounter();
     },
     insert,
-    destroy() { picker.destroy(); },
+    addFiles,
+    destroy() {
+      picker.destroy();
+      recorder?.destroy();
+      uploads?.destroy();
+    },
   };
 }

@@ -180,9 +180,44 @@ export function previewOf(client, conv) {
   if (kind === 'system') return systemText(client, m.event);
   if (kind === 'recall' || m.recalled) return 'message recalled';
   const who = m.sender === myId ? 'You: ' : conv.kind === 'group' ? `${nameOf(client, m.sender)}: ` : '';
-  const text = String(m.text || '').replace(/\s+/g, ' ').trim();
+  const text = (mediaPreview(m) ?? String(m.text || '')).replace(/\s+/g, ' ').trim();
   if (kind === 'edit') return `${who}${text} (edited)`;
   return `${who}${text}`;
+}
+
+/**
+ * The list's words for a file or sticker message ("📷 Photo", "📎 report.pdf", "🎤 Voice
+ * message", with the caption if any), or undefined for plain text.
+ */
+export function mediaPreview(m) {
+  if (m.sticker) return `${m.sticker.emoji ? `${m.sticker.emoji} ` : ''}Sticker`;
+  const a = m.attachment;
+  if (!a) return undefined;
+  const caption = String((m.pending ? m.text : a.caption) ?? '').trim();
+  const label = {
+    image: '📷 Photo', voice: '🎤 Voice message', audio: `🎵 ${a.name || 'Audio'}`, video: `🎬 ${a.name || 'Video'}`,
+  }[a.kind] ?? `📎 ${a.name || 'File'}`;
+  return caption ? `${label}: ${caption}` : label;
+}
+
+/** "12 KB", "3.4 MB": a file size for people (1 KB = 1024 bytes). */
+export function humanSize(bytes) {
+  const n = Number(bytes) || 0;
+  if (n < 1024) return `${n} byte${n === 1 ? '' : 's'}`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) { v /= 1024; i += 1; }
+  return `${v < 10 ? v.toFixed(1).replace(/\.0$/, '') : Math.round(v)} ${units[i]}`;
+}
+
+/** "0:07", "12:03", "1:02:03" for a duration in ms. */
+export function clockDuration(ms) {
+  const total = Math.max(0, Math.round((Number(ms) || 0) / 1000));
+  const s = String(total % 60).padStart(2, '0');
+  const m = Math.floor(total / 60) % 60;
+  const hours = Math.floor(total / 3600);
+  return hours ? `${hours}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
 }
 
 /** "alice is typing…" for a list of user ids (empty string for none). */
@@ -235,6 +270,13 @@ const FRIENDLY = {
   payload_too_large: 'That is too large to send.',
   internal: 'Something went wrong on the server.',
   timeout: 'The server did not answer in time.',
+  media_too_large: 'That file is too large to send.',
+  quota_exceeded: 'You have no storage left for files. Files you sent before still count.',
+  unsupported_media_type: 'Files of this type cannot be sent.',
+  invalid_media: 'That file is empty or damaged, or cannot be sent that way.',
+  invalid_file_name: 'That file name cannot be used. Rename the file and try again.',
+  unknown_media: 'That file is not available.',
+  aborted: 'The upload was cancelled.',
 };
 
 /** Codes whose server message names who was refused: it is kept after the friendly words. */

@@ -1,5 +1,6 @@
-// One entry of the message list: a text bubble (own on the right), a recalled placeholder, a
-// pending/failed outbox entry, or a centred system line. Text is only ever set as text nodes
+// One entry of the message list: a text bubble (own on the right), a file or sticker with its
+// caption (attachments.js; never the fallback text the server puts in `text` for old clients),
+// a recalled placeholder, a pending/failed outbox entry, or a centred system line. Text is only ever set as text nodes
 // (links through linkify); `white-space: pre-wrap` keeps the newlines.
 import { h, replace } from './dom.js';
 import { linkify } from './linkify.js';
@@ -42,7 +43,7 @@ export function canRecall(msg, limits, now = Date.now()) {
 export function signature(item) {
   const m = item.msg;
   return JSON.stringify([
-    item.type, m?.seq, m?.text, m?.edited_at, !!m?.recalled, m?.state, m?.error?.code ?? m?.error,
+    item.type, m?.seq, m?.text, m?.edited_at, m?.attachment?.id, m?.sticker?.id, !!m?.recalled, m?.state, m?.error?.code ?? m?.error,
     item.state, item.showName, item.senderName, item.grouped, item.canRecall, item.editing, item.label,
   ]);
 }
@@ -52,7 +53,7 @@ export function signature(item) {
  * showName, senderName, grouped, canRecall, editing, label}. `actions`: {startEdit(item),
  * saveEdit(item, text), cancelEdit(item), recall(item), retry(item), discard(item)}.
  */
-export function renderItem(client, item, actions, { maxBytes }) {
+export function renderItem(client, item, actions, { maxBytes, media }) {
   if (item.type === 'day') {
     return h('li', { class: 'day-sep', dataset: { key: item.key } }, h('span', {}, item.label));
   }
@@ -70,7 +71,9 @@ export function renderItem(client, item, actions, { maxBytes }) {
   if (m.pending) classes.push('pending');
   if (m.recalled) classes.push('recalled');
   const text = m.recalled ? null : String(m.text ?? '');
-  if (text !== null && emojiOnly(text)) classes.push('jumbo');
+  const file = !m.recalled && (m.attachment || m.sticker) ? m : null;
+  if (file) classes.push(m.sticker ? 'has-sticker' : 'has-media');
+  else if (text !== null && emojiOnly(text)) classes.push('jumbo');
 
   const li = h('li', {
     class: classes.join(' '),
@@ -84,6 +87,10 @@ export function renderItem(client, item, actions, { maxBytes }) {
     bubble.append(editor(item, actions, maxBytes));
   } else if (m.recalled) {
     bubble.append(h('div', { class: 'msg-text msg-recalled' }, 'This message was recalled'));
+  } else if (file) {
+    bubble.append(media ? media.render(m) : h('div', { class: 'msg-text' }, text));
+    const caption = m.sticker ? '' : String((m.pending ? m.text : m.attachment.caption) ?? '');
+    if (caption.trim()) bubble.append(h('div', { class: 'msg-text msg-caption', dir: 'auto' }, linkify(caption)));
   } else {
     bubble.append(h('div', { class: 'msg-text', dir: 'auto' }, linkify(text)));
   }
@@ -120,13 +127,17 @@ function friendlyFailure(error) {
     unknown_conversation: 'you are no longer in this conversation',
     text_too_long: 'the message is too long',
     rate_limited: 'sending too fast',
+    unknown_media: 'the file is not available',
+    invalid_media: 'the file cannot be sent this way',
+    invalid_file_name: 'the file name cannot be used',
   }[code];
 }
 
 function ownActions(item, actions) {
   const box = h('div', { class: 'msg-actions' });
+  const editable = !item.msg.attachment && !item.msg.sticker;
   const normal = () => replace(box,
-    h('button', {
+    !editable ? null : h('button', {
       type: 'button', class: 'icon-btn', 'aria-label': 'Edit message', title: 'Edit',
       onclick: () => actions.startEdit(item),
     }, icon('edit', 'sm')),

@@ -11,11 +11,12 @@ const GROUP_GAP_MS = 5 * 60 * 1000;
 const BOTTOM_SLACK = 48;
 
 /**
- * Options: {client, actions (see message.js), maxBytes(), onScroll()}.
+ * Options: {client, actions (see message.js), maxBytes(), onScroll(), media() -> the chat's
+ * media view (attachments.js)}.
  * Returns {el, render(state), isAtBottom(), scrollToBottom(), visibleMaxSeq(), setOlder(text),
  * itemElement(key), destroy()}.
  */
-export function createTimeline({ client, actions, maxBytes, onScroll }) {
+export function createTimeline({ client, actions, maxBytes, onScroll, media }) {
   const older = h('div', { class: 'older', 'aria-live': 'polite' });
   const list = h('ol', { class: 'msg-list' });
   const el = h('div', {
@@ -138,7 +139,7 @@ export function createTimeline({ client, actions, maxBytes, onScroll }) {
       const sig = signature(item);
       let node = nodes.get(item.key);
       if (!node || node.sig !== sig) {
-        const li = renderItem(client, item, actions, { maxBytes: maxBytes() });
+        const li = renderItem(client, item, actions, { maxBytes: maxBytes(), media: media?.() });
         if (node) node.li.replaceWith(li);
         if (node && cursor === node.li) cursor = li;
         node = { li, sig };
