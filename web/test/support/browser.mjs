@@ -20,6 +20,8 @@ export async function launch() {
     args: [
       '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
       '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      // Voice notes: a fake microphone (a beep), granted without asking.
+      '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
     ],
   });
 }
