@@ -1,0 +1,112 @@
+// The other ways a file gets into a chat, in a real headless Chromium: a paste and a drop onto
+// the conversation, a voice note from Chromium's fake microphone (and a refused microphone),
+// and an accessibility scan of a timeline holding a photo, a file and a voice note.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { closeCleanly, seriousViolations } from '../support/browser.mjs';
+import { testServer, until, sdkUser, sendDirect, openAs, connected } from '../support/people.mjs';
+import { png, deliverFile } from '../support/media.mjs';
+
+const env = testServer({ browser: true });
+
+const composer = (page) => page.getByRole('textbox', { name: 'Message', exact: true });
+
+async function inChat(user, convId, opts) {
+  const app = await openAs(env.browser, env.url, user.name, opts);
+  await connected(app.page);
+  await app.page.locator(`a.conv[data-conversation="${convId}"]`).click();
+  await app.page.locator('.msg').first().waitFor();
+  return app;
+}
+
+const files = (user, convId) => user.client.messages(convId).filter((m) => m.attachment && !m.pending);
+
+test('a pasted image and a file dropped on the conversation are each sent', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['paste something']);
+  const a = await inChat(alice, convId);
+
+  await deliverFile(a.page, 'paste', '#composer-input', { name: 'pasted.png', type: 'image/png', bytes: png(120, 90) });
+  await a.page.locator('.upload-item[data-state="ready"]', { hasText: 'pasted.png' }).waitFor();
+  await composer(a.page).press('Enter');
+  await until(() => files(bob, convId).length === 1, { what: 'the pasted image at the peer' });
+  assert.deepEqual([files(bob, convId)[0].attachment.kind, files(bob, convId)[0].attachment.name], ['image', 'pasted.png']);
+  await a.page.locator('.msg.own .att-photo.loaded').waitFor();
+
+  await deliverFile(a.page, 'drop', '.timeline-wrap', { name: 'dropped.txt', type: 'text/plain', bytes: Buffer.from('dropped in\n') });
+  await a.page.locator('.upload-item[data-state="ready"]', { hasText: 'dropped.txt' }).waitFor();
+  assert.equal(await a.page.locator('.chat.dropping').count(), 0, 'the drop highlight is gone');
+  await composer(a.page).fill('with a caption');
+  await composer(a.page).press('Enter');
+  await until(() => files(bob, convId).length === 2, { what: 'the dropped file at the peer' });
+  const dropped = files(bob, convId)[1].attachment;
+  assert.deepEqual([dropped.kind, dropped.name, dropped.type, dropped.caption], ['file', 'dropped.txt', 'text/plain', 'with a caption']);
+  await a.page.locator('.msg.own .att-file', { hasText: 'dropped.txt' }).waitFor();
+
+  // A paste of plain text stays text.
+  await a.page.evaluate(() => {
+    const data = new DataTransfer();
+    data.setData('text/plain', 'just words');
+    document.querySelector('#composer-input').dispatchEvent(new ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+  });
+  assert.equal(await a.page.locator('.upload-item').count(), 0);
+  await closeCleanly(a);
+});
+
+test('a voice note from the microphone arrives as voice with an audio player; a timeline with media passes axe', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['say something']);
+  const photo = await bob.client.media.upload(new Blob([png(200, 300)]), { name: 'portrait.png' });
+  bob.client.sendAttachment({ conversation: convId, info: photo, caption: 'me' });
+  const doc = await bob.client.media.upload(new Blob(['a report\n']), { name: 'report.txt' });
+  bob.client.sendAttachment({ conversation: convId, info: doc });
+  await until(() => bob.client.outbox().length === 0, { what: 'the files sent' });
+  const a = await inChat(alice, convId);
+  const b = await inChat(bob, convId, { colorScheme: 'dark' });
+
+  await a.page.getByRole('button', { name: 'Record voice message' }).click();
+  const recording = a.page.getByRole('group', { name: 'Recording a voice message' });
+  await recording.waitFor();
+  await recording.getByRole('timer').filter({ hasText: '0:01' }).waitFor();
+  await recording.getByRole('button', { name: 'Stop and send' }).click();
+  await recording.waitFor({ state: 'hidden' });
+
+  await until(() => files(bob, convId).some((m) => m.attachment.kind === 'voice'), { what: 'the voice note at the peer' });
+  const voice = files(bob, convId).find((m) => m.attachment.kind === 'voice').attachment;
+  assert.ok(voice.duration_ms >= 1000 && voice.duration_ms < 30000, `duration ${voice.duration_ms}`);
+  assert.match(voice.type, /^(audio|video)\/webm$/);
+  const player = b.page.locator('.msg.other .att-player[data-kind="voice"]');
+  await player.waitFor();
+  await b.page.waitForFunction(() => {
+    const el = document.querySelector('.msg.other .att-player[data-kind="voice"] audio');
+    return el?.src.startsWith('blob:') && el.readyState >= 1;
+  });
+  assert.match(await player.locator('.att-duration').textContent(), /^0:0[1-9]$/);
+  await b.page.locator(`a.conv[data-conversation="${convId}"] .conv-preview`, { hasText: '🎤 Voice message' }).waitFor();
+  await a.page.locator('.msg.own .att-player[data-kind="voice"] audio').waitFor();
+
+  // Both timelines hold a photo, a file card and a voice note.
+  for (const page of [a.page, b.page]) {
+    await page.locator('.att-photo.loaded').waitFor();
+    await page.locator('.att-file').waitFor();
+    assert.deepEqual(await seriousViolations(page), []);
+  }
+  await closeCleanly(a, b);
+});
+
+test('a refused microphone is a toast, and nothing records', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['hi']);
+  const a = await inChat(alice, convId);
+  await a.page.evaluate(() => {
+    navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('Permission denied', 'NotAllowedError'));
+  });
+  await a.page.getByRole('button', { name: 'Record voice message' }).click();
+  await a.page.getByRole('alert').filter({ hasText: 'Microphone access was refused.' }).waitFor();
+  assert.equal(await a.page.getByRole('group', { name: 'Recording a voice message' }).isVisible(), false);
+  assert.equal(await a.page.getByRole('button', { name: 'Record voice message' }).isEnabled(), true);
+  await closeCleanly(a);
+});
