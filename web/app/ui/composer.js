@@ -2,10 +2,12 @@
 // line, Esc closes the emoji picker), the emoji picker, a byte counter near the length limit,
 // typing notifications, and a disabled state with the reason (dissolved or left group). With
 // `media`, also files: an "Attach file" button, pasted files, a row of uploads (uploads.js,
-// the text becomes the caption) and voice notes (recorder.js).
+// the text becomes the caption), voice notes (recorder.js) and stickers (stickers.js).
 import { h } from './dom.js';
 import { createUploads } from './uploads.js';
 import { createRecorder } from './recorder.js';
+import { stickerPicker } from './stickers.js';
+import { errorText } from './format.js';
 import { emojiPicker } from './emoji.js';
 import { autosize } from './message.js';
 import { byteLength } from './format.js';
@@ -32,7 +34,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
   });
   const emojiButton = h('button', {
     type: 'button', class: 'icon-btn emoji-btn', 'aria-label': 'Insert emoji', 'aria-haspopup': 'dialog', title: 'Emoji',
-    onclick: () => picker.toggle(),
+    onclick: () => { stickers?.close({ restoreFocus: false }); picker.toggle(); },
   }, icon('smile'));
   const sendButton = h('button', {
     type: 'submit', class: 'icon-btn send-btn', 'aria-label': 'Send', title: 'Send (Enter)',
@@ -54,6 +56,14 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     type: 'button', class: 'icon-btn attach-btn', 'aria-label': 'Attach file', title: 'Attach file',
     onclick: () => fileInput.click(),
   }, icon('clip')) : null;
+  const stickerButton = media ? h('button', {
+    type: 'button', class: 'icon-btn sticker-btn', 'aria-label': 'Send a sticker', 'aria-haspopup': 'dialog', title: 'Stickers',
+    onclick: () => { picker.close({ restoreFocus: false }); stickers.toggle(); },
+  }, icon('sticker')) : null;
+  const stickers = media ? stickerPicker({
+    client: media.client, anchor: stickerButton, onPick: sendSticker,
+    onClose: ({ restoreFocus }) => { if (restoreFocus) area.focus(); },
+  }) : null;
   const picker = emojiPicker({
     anchor: emojiButton,
     onPick: insert,
@@ -61,6 +71,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
   });
   const box = h('div', { class: 'composer-box' },
     emojiButton,
+    stickerButton,
     attachButton,
     fileInput,
     h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
@@ -68,7 +79,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     recorder?.button,
     sendButton);
   const el = h('form', { class: 'chat-composer', onsubmit: (e) => { e.preventDefault(); send(); } },
-    picker.el, reasonBox, uploads?.el, recorder?.bar, box, counter);
+    picker.el, stickers?.el, reasonBox, uploads?.el, recorder?.bar, box, counter);
   if (media) area.addEventListener('paste', onPaste);
 
   area.value = drafts.get(draftKey) ?? '';
@@ -125,6 +136,18 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     }
   }
 
+  function sendSticker(sticker) {
+    const to = media.target();
+    try {
+      if (!to) throw new Error('There is no one to send this to.');
+      media.client.sendSticker({ ...to, sticker });
+    } catch (err) {
+      media.toast(errorText(err), 'error');
+      return;
+    }
+    stickers.close();
+  }
+
   /** Files from the picker, a paste or a drop: they start uploading and wait for Send. */
   function addFiles(files) {
     if (!uploads || area.disabled || !files.length) return;
@@ -158,6 +181,8 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
       area.disabled = off;
       emojiButton.disabled = off;
       if (attachButton) attachButton.disabled = off;
+      if (stickerButton) stickerButton.disabled = off;
+      if (off) stickers?.close({ restoreFocus: false });
       recorder?.setDisabled(off);
       reasonBox.hidden = !off;
       reasonBox.textContent = reason || '';
@@ -169,6 +194,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     addFiles,
     destroy() {
       picker.destroy();
+      stickers?.destroy();
       recorder?.destroy();
       uploads?.destroy();
     },

@@ -276,6 +276,7 @@ const FRIENDLY = {
   invalid_media: 'That file is empty or damaged, or cannot be sent that way.',
   invalid_file_name: 'That file name cannot be used. Rename the file and try again.',
   unknown_media: 'That file is not available.',
+  unknown_sticker: 'That sticker is not available.',
   aborted: 'The upload was cancelled.',
 };
 

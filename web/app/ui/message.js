@@ -130,6 +130,7 @@ function friendlyFailure(error) {
     unknown_media: 'the file is not available',
     invalid_media: 'the file cannot be sent this way',
     invalid_file_name: 'the file name cannot be used',
+    unknown_sticker: 'that sticker is not available',
   }[code];
 }
 

@@ -1,6 +1,6 @@
 // The other ways a file gets into a chat, in a real headless Chromium: a paste and a drop onto
 // the conversation, a voice note from Chromium's fake microphone (and a refused microphone),
-// and an accessibility scan of a timeline holding a photo, a file and a voice note.
+// an accessibility scan of a timeline holding a photo, a file and a voice note, and stickers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeCleanly, seriousViolations } from '../support/browser.mjs';
@@ -108,5 +108,46 @@ test('a refused microphone is a toast, and nothing records', async () => {
   await a.page.getByRole('alert').filter({ hasText: 'Microphone access was refused.' }).waitFor();
   assert.equal(await a.page.getByRole('group', { name: 'Recording a voice message' }).isVisible(), false);
   assert.equal(await a.page.getByRole('button', { name: 'Record voice message' }).isEnabled(), true);
+  await closeCleanly(a);
+});
+
+test('stickers: the picker by keyboard sends one, a received one is its image, never the fallback text', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['stickers?']);
+  const set = await bob.client.stickers();
+  const heart = set.find((x) => x.id === 'heart');
+  assert.ok(set.length >= 2 && heart, JSON.stringify(set));
+  const a = await inChat(alice, convId);
+
+  await a.page.getByRole('button', { name: 'Send a sticker' }).click();
+  const picker = a.page.getByRole('dialog', { name: 'Sticker picker' });
+  await picker.getByRole('button', { name: set[0].name }).waitFor();
+  assert.equal(await picker.getByRole('button').count(), set.length);
+  assert.equal(await a.page.evaluate(() => document.activeElement.dataset.sticker), set[0].id, 'focus on the first');
+  await a.page.keyboard.press('ArrowRight');
+  assert.equal(await a.page.evaluate(() => document.activeElement.dataset.sticker), set[1].id);
+  await a.page.keyboard.press('Enter');
+  await picker.waitFor({ state: 'hidden' });
+  assert.equal(await a.page.evaluate(() => document.activeElement.id), 'composer-input');
+  await until(() => bob.client.messages(convId).some((m) => m.sticker?.id === set[1].id), { what: 'the sticker at the peer' });
+  const mine = a.page.locator(`.msg.own .sticker-img[alt="${set[1].name}"]`);
+  await mine.waitFor();
+  await a.page.waitForFunction((alt) => document.querySelector(`.msg.own .sticker-img[alt="${alt}"]`)?.naturalWidth > 0, set[1].name);
+
+  // Esc closes the picker without sending.
+  await a.page.getByRole('button', { name: 'Send a sticker' }).click();
+  await picker.getByRole('button', { name: set[0].name }).waitFor();
+  assert.deepEqual(await seriousViolations(a.page), [], 'with the picker open');
+  await a.page.keyboard.press('Escape');
+  await picker.waitFor({ state: 'hidden' });
+
+  bob.client.sendSticker({ conversation: convId, sticker: heart });
+  const theirs = a.page.locator('.msg.other .sticker-img[alt="Heart"]');
+  await theirs.waitFor();
+  await a.page.waitForFunction(() => document.querySelector('.msg.other .sticker-img[alt="Heart"]')?.naturalWidth > 0);
+  assert.equal(await a.page.locator('.msg-list', { hasText: '[Sticker' }).count(), 0, 'no fallback line');
+  await a.page.locator(`a.conv[data-conversation="${convId}"] .conv-preview`, { hasText: `${heart.emoji} Sticker` }).waitFor();
+  assert.equal(bob.client.messages(convId).filter((m) => m.sticker).length, 2);
   await closeCleanly(a);
 });
