@@ -57,7 +57,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     onclick: () => fileInput.click(),
   }, icon('clip')) : null;
   const stickerButton = media ? h('button', {
-    type: 'button', class: 'icon-btn sticker-btn', 'aria-label': 'Send a sticker', 'aria-haspopup': 'dialog', title: 'Stickers',
+    type: 'button', class: 'icon-btn sticker-btn', 'aria-label': 'Stickers', 'aria-haspopup': 'dialog', title: 'Stickers',
     onclick: () => { picker.close({ restoreFocus: false }); stickers.toggle(); },
   }, icon('sticker')) : null;
   const stickers = media ? stickerPicker({
@@ -70,12 +70,12 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     onClose: ({ restoreFocus }) => { if (restoreFocus) area.focus(); },
   });
   const box = h('div', { class: 'composer-box' },
-    emojiButton,
     stickerButton,
-    attachButton,
-    fileInput,
+    emojiButton,
     h('label', { for: 'composer-input', class: 'sr-only' }, 'Message'),
     area,
+    attachButton,
+    fileInput,
     recorder?.button,
     sendButton);
   const el = h('form', { class: 'chat-composer', onsubmit: (e) => { e.preventDefault(); send(); } },

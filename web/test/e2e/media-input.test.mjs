@@ -120,7 +120,7 @@ test('stickers: the picker by keyboard sends one, a received one is its image, n
   assert.ok(set.length >= 2 && heart, JSON.stringify(set));
   const a = await inChat(alice, convId);
 
-  await a.page.getByRole('button', { name: 'Send a sticker' }).click();
+  await a.page.getByRole('button', { name: 'Stickers', exact: true }).click();
   const picker = a.page.getByRole('dialog', { name: 'Sticker picker' });
   await picker.getByRole('button', { name: set[0].name }).waitFor();
   assert.equal(await picker.getByRole('button').count(), set.length);
@@ -136,7 +136,7 @@ test('stickers: the picker by keyboard sends one, a received one is its image, n
   await a.page.waitForFunction((alt) => document.querySelector(`.msg.own .sticker-img[alt="${alt}"]`)?.naturalWidth > 0, set[1].name);
 
   // Esc closes the picker without sending.
-  await a.page.getByRole('button', { name: 'Send a sticker' }).click();
+  await a.page.getByRole('button', { name: 'Stickers', exact: true }).click();
   await picker.getByRole('button', { name: set[0].name }).waitFor();
   assert.deepEqual(await seriousViolations(a.page), [], 'with the picker open');
   await a.page.keyboard.press('Escape');
