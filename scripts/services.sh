@@ -2,6 +2,8 @@
 # Starts the services the tests use, unless they already accept connections, and waits until
 # they do: PostgreSQL on 127.0.0.1:5432 (the store's cluster-mode tests, as role `root` on
 # database `test`, trust authentication) and NATS with JetStream on 127.0.0.1:4222 (the bus's).
+# Installs, if missing, moto (from PyPI), the S3-compatible server the S3 media test starts on a
+# port of its own (crates/banter/tests/media_s3.rs, through scripts/s3-test-server.py).
 # Fails loudly, saying what it found, when one does not come up in time.
 set -euo pipefail
 
@@ -75,3 +77,15 @@ if ! nats_ready; then
         fail "nats-server did not accept connections on $NATS_HOST:$NATS_PORT within $((WAIT_TENTHS / 10)) s (see /var/log/nats-server.log)"
 fi
 echo "NATS accepts connections"
+
+MOTO_VERSION=5.2.5
+moto_dir="${XDG_CACHE_HOME:-$HOME/.cache}/banter-tests/moto-$MOTO_VERSION"
+echo "== services: moto $MOTO_VERSION (S3-compatible, for the S3 media test) in $moto_dir"
+if ! "$moto_dir/bin/python" -c 'import moto.server' 2>/dev/null; then
+    command -v python3 >/dev/null || fail "python3 not found: install it (apt-get install python3-venv)"
+    rm -rf "$moto_dir"
+    python3 -m venv "$moto_dir" || fail "python3 -m venv $moto_dir failed (apt-get install python3-venv)"
+    "$moto_dir/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION" ||
+        fail "pip could not install moto[server]==$MOTO_VERSION into $moto_dir"
+fi
+echo "moto is installed"

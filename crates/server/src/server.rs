@@ -23,8 +23,9 @@ use crate::bus::node::Node;
 use crate::bus::{self, BusConfig};
 use crate::config::Config;
 use crate::media::image::ImageLimits;
+use crate::media::object::ObjectStorage;
 use crate::media::service::{Media, MediaLimits};
-use crate::media::storage::LocalStorage;
+use crate::media::storage::{LocalStorage, MediaStorage};
 use crate::metrics::Metrics;
 use crate::registry::{NodeId, Registry};
 use crate::services::accounts::Accounts;
@@ -59,8 +60,8 @@ pub enum StartError {
     /// The TLS certificate or key could not be loaded.
     #[error("cannot load TLS certificate: {0}")]
     Tls(#[from] TlsError),
-    /// The media directory could not be opened.
-    #[error("cannot open the media directory {path}: {source}")]
+    /// The media store could not be opened.
+    #[error("cannot open the media store {path}: {source}")]
     Media {
         /// The directory.
         path: std::path::PathBuf,
@@ -164,13 +165,21 @@ impl Server {
         ));
         let bus = bus::open(&bus_config(&config), Arc::clone(&node)).await?;
         let media_path = config.media_path();
-        let storage = LocalStorage::open(&media_path).map_err(|source| StartError::Media {
-            path: media_path,
-            source,
-        })?;
+        let storage: Arc<dyn MediaStorage> = if config.media_store.is_empty() {
+            Arc::new(LocalStorage::open(&media_path))
+        } else {
+            Arc::new(
+                ObjectStorage::open(&config.media_store, &media_path).map_err(|source| {
+                    StartError::Media {
+                        path: config.media_store.clone().into(),
+                        source,
+                    }
+                })?,
+            )
+        };
         let media = Arc::new(Media::new(
             Arc::clone(&store),
-            Arc::new(storage),
+            storage,
             media_limits(&config),
         ));
         let listener = bind_listener(config.listen.0).await?;

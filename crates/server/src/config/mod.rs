@@ -186,6 +186,13 @@ pub struct Config {
     /// Where media files are stored: empty (the default) for `<data_dir>/media`. In a cluster
     /// every node must see the same directory (a shared file system).
     pub media_dir: PathBuf,
+    /// Where media bytes are stored instead of `media_dir`: empty (the default) for the
+    /// directory; `s3://bucket/prefix` for S3 or an S3-compatible store (credentials, region
+    /// and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
+    /// `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`), which every node of a cluster can share;
+    /// `file:///directory`; or `memory://` (lost at exit: tests and demos). Uploads in
+    /// progress still use `media_dir/tmp`.
+    pub media_store: String,
     /// Largest media file one upload may carry, in bytes (beyond: 413 `media_too_large`).
     pub media_max_file_bytes: u64,
     /// Bytes of media one user's uploads may take in all (beyond: 413 `quota_exceeded`).
@@ -278,6 +285,7 @@ impl Default for Config {
             http_request_timeout_ms: 30_000,
             http_idle_timeout_ms: 30_000,
             media_dir: PathBuf::new(),
+            media_store: String::new(),
             media_max_file_bytes: 100 * 1024 * 1024,
             media_quota_bytes: 1024 * 1024 * 1024,
             media_types: DEFAULT_MEDIA_TYPES.to_owned(),

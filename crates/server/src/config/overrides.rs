@@ -154,6 +154,8 @@ overrides! {
     http_idle_timeout_ms: u64, "BANTER_HTTP_IDLE_TIMEOUT_MS";
     /// Media directory (empty: <data_dir>/media).
     media_dir: PathBuf, "BANTER_MEDIA_DIR";
+    /// Media object store URL: s3://bucket/prefix, file:///dir or memory:// (empty: media_dir).
+    media_store: String, "BANTER_MEDIA_STORE";
     /// Largest media file in bytes.
     media_max_file_bytes: u64, "BANTER_MEDIA_MAX_FILE_BYTES";
     /// Media bytes per user in all.

@@ -3,6 +3,7 @@
 //! per conversation. `service` is what the HTTP handlers and the messaging service call.
 
 pub mod image;
+pub mod object;
 pub mod service;
 pub mod sniff;
 pub mod stickers;

@@ -19,7 +19,7 @@ use tokio_util::io::ReaderStream;
 const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Bytes read per chunk when streaming a file out.
-const CHUNK: usize = 64 * 1024;
+pub const CHUNK: usize = 64 * 1024;
 
 /// A store of immutable blobs by key.
 #[async_trait]
@@ -46,6 +46,39 @@ pub trait MediaStorage: Send + Sync + 'static {
     }
 }
 
+/// A temporary directory for this process under `<root>/tmp` (made on first use), after
+/// removing those not touched for a day (left by a process that crashed).
+pub fn process_temp_dir(root: &Path) -> PathBuf {
+    let all_tmp = root.join("tmp");
+    if let Ok(entries) = std::fs::read_dir(&all_tmp) {
+        for entry in entries.flatten() {
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if stale {
+                _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    all_tmp.join(format!("{:016x}", rand::random::<u64>()))
+}
+
+/// Keys are made by the server (hex digits and `.thumb`); anything else is refused rather
+/// than let a key name a path.
+pub fn check_key(key: &str) -> io::Result<()> {
+    let valid = key.len() >= 2
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() || b == b'.' || b.is_ascii_lowercase());
+    if !valid || key.contains("..") {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad media key"));
+    }
+    Ok(())
+}
+
 /// Blobs as files: `<root>/<first two hex digits>/<key>`, uploads in progress in
 /// `<root>/tmp/<per process>`.
 /// Directories are made on first use, so a server that stores nothing creates nothing (a
@@ -59,38 +92,15 @@ impl LocalStorage {
     /// Opens the directory `root` (made on first use). Each process has a temporary
     /// directory of its own, `tmp/<random>`, since nodes of a cluster may share `root`; those
     /// not touched for a day (left by a process that crashed) are removed.
-    pub fn open(root: &Path) -> io::Result<Self> {
-        let all_tmp = root.join("tmp");
-        if let Ok(entries) = std::fs::read_dir(&all_tmp) {
-            for entry in entries.flatten() {
-                let stale = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age > STALE_TEMP);
-                if stale {
-                    _ = std::fs::remove_dir_all(entry.path());
-                }
-            }
-        }
-        let tmp = all_tmp.join(format!("{:016x}", rand::random::<u64>()));
-        Ok(Self {
+    pub fn open(root: &Path) -> Self {
+        Self {
             root: root.to_owned(),
-            tmp,
-        })
+            tmp: process_temp_dir(root),
+        }
     }
 
     fn path(&self, key: &str) -> io::Result<PathBuf> {
-        // Keys are made by the server (hex digits and `.thumb`); refuse anything else rather
-        // than let a key name a path.
-        let valid = key.len() >= 2
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_hexdigit() || b == b'.' || b.is_ascii_lowercase());
-        if !valid || key.contains("..") {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad media key"));
-        }
+        check_key(key)?;
         Ok(self.root.join(&key[..2]).join(key))
     }
 }

@@ -70,7 +70,7 @@ async fn world() -> World {
         Arc::clone(&directory) as Arc<dyn Caches>,
     ));
     let bus: Arc<dyn Bus> = Arc::new(LocalBus::new(node));
-    let storage = LocalStorage::open(&dir.path().join("media")).unwrap();
+    let storage = LocalStorage::open(&dir.path().join("media"));
     let media = Arc::new(Media::new(
         Arc::clone(&store),
         Arc::new(storage),
