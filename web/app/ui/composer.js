@@ -96,7 +96,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
     counter.classList.toggle('over', used > max);
     counter.title = used > max ? 'The message is too long' : '';
     if (used > max) counter.textContent += ' — too long';
-    const files = uploads?.count() ?? 0;
+    const files = uploads?.waiting() ?? 0;
     sendButton.disabled = used > max || (!area.value.trim() && !files) || Boolean(recorder?.recording());
   }
 
@@ -110,11 +110,8 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
   function send() {
     const text = area.value;
     if (byteLength(text) > limit() || area.disabled || recorder?.recording()) return;
-    if (uploads?.count()) {
-      if (!uploads.sendAll(text.trim() ? text : '')) return;
-    } else if (!text.trim() || onSend(text) === false) {
-      return;
-    }
+    // Files not sent yet take the text as their caption; otherwise it is a message of its own.
+    if (!uploads?.sendAll(text.trim() ? text : '') && (!text.trim() || onSend(text) === false)) return;
     area.value = '';
     drafts.delete(draftKey);
     autosize(area);

@@ -2,7 +2,7 @@
 // uploading at once (after the hash pre-check) and shows a row with a progress bar and Cancel.
 // Send sends them in the order they were added, one message each, the composer's text as the
 // caption of the first; one still uploading is sent when its upload ends (later ones wait for
-// it, so the order holds). A refused upload is a toast with the server's reason, and nothing is
+// it, so the order holds; a text sent meanwhile goes at once). A refused upload is a toast with the server's reason, and nothing is
 // sent for it. Leaving the chat cancels the uploads not yet sent; those already sent on their
 // way finish and are sent.
 import { h, replace } from './dom.js';
@@ -14,7 +14,7 @@ export const MAX_PENDING_FILES = 10;
 
 /**
  * Options: {client, target() -> {to}|{conversation}|null, toast, onChange(), onCaptionBack(text)}.
- * Returns {el, add(files, {kind, durationMs, send}), count(), sendAll(caption), destroy()}.
+ * Returns {el, add(files, {kind, durationMs, send}), count(), waiting(), sendAll(caption), destroy()}.
  */
 export function createUploads({ client, target, toast, onChange, onCaptionBack }) {
   const list = h('ul', { class: 'uploads', 'aria-label': 'Files to send', hidden: true });
@@ -139,6 +139,8 @@ export function createUploads({ client, target, toast, onChange, onCaptionBack }
     el: list,
     add,
     count: () => items.length,
+    /** Files not queued for sending yet (Send would send them). */
+    waiting: () => items.filter((x) => !x.queued).length,
     /** Queues every file for sending, `caption` with the first one not queued yet. */
     sendAll(caption = '') {
       const first = items.find((x) => !x.queued);

@@ -1,13 +1,16 @@
 // Files in a real headless Chromium between two people: a photo picked with the file picker
 // (progress, caption, the peer's thumbnail, the viewer by keyboard), a text file as a file card
-// whose Download saves its bytes, a refused upload, an SVG that is never shown as an image, and
-// a failed file send retried without a second upload. (Paste, drop, voice notes and the
+// whose Download saves its bytes, a refused upload, Send during uploads (order kept) and Cancel of
+// one in flight, an SVG that is never shown as an image, and a failed file send retried without
+// a second upload. (Paste, drop, voice notes and the
 // accessibility scan: media-input.test.mjs.)
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { closeCleanly } from '../support/browser.mjs';
-import { testServer, until, sdkUser, sendDirect, openAs, connected } from '../support/people.mjs';
+import {
+  testServer, until, sdkUser, sendDirect, openAs, connected, navLink,
+} from '../support/people.mjs';
 import { png, SVG, elf, WITH_SVG } from '../support/media.mjs';
 import { showsAsImage } from '../../app/ui/attachments.js';
 
@@ -94,6 +97,12 @@ test('a photo by the file picker: progress, caption, the thumbnail at the peer, 
   await viewer.getByRole('button', { name: 'Close viewer' }).click();
   await viewer.waitFor({ state: 'detached' });
 
+  // Leaving the chat revokes its blob: URLs.
+  await navLink(b.page, 'Contacts').click();
+  await b.page.locator('.chat').waitFor({ state: 'detached' });
+  const after = await b.page.evaluate((src) => fetch(src).then(() => 'live', () => 'revoked'), img.src);
+  assert.equal(after, 'revoked');
+
   // The SDK side holds it as an image with the server's description.
   const [m] = files(bob, convId);
   assert.deepEqual([m.attachment.kind, m.attachment.type, m.attachment.width, m.attachment.caption], ['image', 'image/png', 640, 'the view from here']);
@@ -147,6 +156,45 @@ test('a refused upload shows the reason and sends nothing; Cancel drops a file',
   await composer(a.page).press('Enter');
   await until(() => bob.client.messages(convId).some((m) => m.text === 'after'), { what: "'after' at the peer" });
   assert.deepEqual(bob.client.messages(convId).map((m) => m.text), ['hi', 'after']);
+  await closeCleanly(a);
+});
+
+test('Send during uploads: the files go when uploaded, in the order added; Cancel stops one in flight', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['waiting']);
+  const a = await inChat(alice, convId);
+  // Uploads of every file but fast.txt are held until the test lets them go.
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await a.page.route((url) => url.pathname === '/v1/media' && url.searchParams.get('name') !== 'fast.txt', async (route) => {
+    await held;
+    await route.continue().catch(() => {}); // a cancelled upload's request is gone
+  });
+  const pick = (name, buffer, mimeType) => a.page.locator('input.attach-input').setInputFiles({ name, mimeType, buffer });
+  await pick('slow.png', png(50, 40), 'image/png');
+  await pick('fast.txt', Buffer.from('fast\n'), 'text/plain');
+  await pick('gone.txt', Buffer.from('never\n'), 'text/plain');
+  await a.page.locator('.upload-item[data-state="ready"]', { hasText: 'fast.txt' }).waitFor();
+  assert.equal(await a.page.locator('.upload-item', { hasText: 'slow.png' }).getAttribute('data-state'), 'uploading');
+  await a.page.getByRole('button', { name: 'Cancel gone.txt' }).click();
+  await a.page.locator('.upload-item', { hasText: 'gone.txt' }).waitFor({ state: 'detached' });
+
+  await composer(a.page).fill('slow first');
+  await composer(a.page).press('Enter');
+  await a.page.locator('.upload-item', { hasText: 'slow.png' }).filter({ hasText: 'Sends when uploaded' }).waitFor();
+  // A text meanwhile goes at once; the files wait for slow.png.
+  await composer(a.page).fill('meanwhile');
+  await composer(a.page).press('Enter');
+  await until(() => bob.client.messages(convId).some((m) => m.text === 'meanwhile'), { what: "'meanwhile' at the peer" });
+  assert.equal(files(bob, convId).length, 0);
+
+  release();
+  await until(() => files(bob, convId).length === 2, { what: 'both files at the peer' });
+  assert.deepEqual(files(bob, convId).map((m) => [m.attachment.name, m.attachment.caption ?? '']), [['slow.png', 'slow first'], ['fast.txt', '']]);
+  await a.page.locator('.upload-item').waitFor({ state: 'detached' });
+  assert.equal(await a.page.getByRole('alert').count(), 0, 'a cancel is no error');
+  assert.ok(!bob.client.messages(convId).some((m) => m.attachment?.name === 'gone.txt'));
   await closeCleanly(a);
 });
 
