@@ -9,7 +9,7 @@
 //  - a sent message waits in a persisted outbox until acknowledged, and every retry (reconnect,
 //    reload) reuses its client_msg_id, so the server never stores it twice.
 
-import { BanterError, memoryStorage, readJson, newId } from './sdk/util.js';
+import { BanterError, httpError, memoryStorage, readJson, newId } from './sdk/util.js';
 import { Connection } from './sdk/connection.js';
 import { Outbox, OUTBOX_LIMIT } from './sdk/outbox.js';
 import { ConversationStore } from './sdk/store.js';
@@ -296,17 +296,14 @@ export class BanterClient extends EventTarget {
       throw new BanterError('network', `cannot reach the server: ${err?.message ?? err}`);
     }
     const text = await res.text().catch(() => '');
-    let json;
-    try {
-      json = text ? JSON.parse(text) : undefined;
-    } catch {
-      json = undefined;
+    if (res.ok) {
+      try {
+        return text ? JSON.parse(text) : undefined;
+      } catch {
+        return undefined;
+      }
     }
-    if (res.ok) return json;
-    const retryAfter = Number(res.headers.get('retry-after')) || undefined;
-    const err = new BanterError(json?.error?.code ?? `http_${res.status}`, json?.error?.message ?? text, {
-      status: res.status, retryAfter,
-    });
+    const err = httpError(res.status, text, res.headers.get('retry-after'));
     const refused = res.status === 401 && (err.code === 'unauthorized' || err.code === 'token_expired');
     if (auth && signOutOn401 && refused && this.#session?.token === token) this.#signOut(err.code);
     throw err;

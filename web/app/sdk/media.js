@@ -3,7 +3,7 @@
 // file through a blob: URL. No DOM access: uploads use XMLHttpRequest where it exists (browsers,
 // for upload progress) and fetch elsewhere (node).
 
-import { BanterError } from './util.js';
+import { BanterError, httpError } from './util.js';
 
 /**
  * Files up to this size are hashed (SHA-256, in memory) before an upload and checked with
@@ -33,16 +33,6 @@ export function kindFor(info) {
   if (type.startsWith('audio/')) return 'audio';
   if (type.startsWith('video/')) return 'video';
   return 'file';
-}
-
-/** The error an HTTP answer carries ({"error": {code, message}}), as a BanterError. */
-function httpError(status, text, retryAfterHeader) {
-  let json;
-  try { json = text ? JSON.parse(text) : undefined; } catch { json = undefined; }
-  const retryAfter = Number(retryAfterHeader) || undefined;
-  return new BanterError(json?.error?.code ?? `http_${status}`, json?.error?.message ?? (text || `HTTP ${status}`), {
-    status, retryAfter,
-  });
 }
 
 export class Media {

@@ -33,6 +33,19 @@ export class BanterError extends Error {
   }
 }
 
+/** The error an HTTP answer carries (`{"error": {code, message}}`, PROTOCOL.md), as a BanterError. */
+export function httpError(status, text, retryAfterHeader) {
+  let json;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return new BanterError(json?.error?.code ?? `http_${status}`, json?.error?.message ?? text, {
+    status, retryAfter: Number(retryAfterHeader) || undefined,
+  });
+}
+
 /**
  * An in-memory stand-in for localStorage (getItem/setItem/removeItem), for node and tests.
  * Share one object between two clients to simulate a page reload.
