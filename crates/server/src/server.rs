@@ -326,6 +326,7 @@ fn media_limits(config: &Config) -> MediaLimits {
         unreferenced_ms: i64::try_from(config.media_unreferenced_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX),
         uploads_per_user: config.media_uploads_per_user,
+        downloads_per_user: config.media_downloads_per_user,
         image: ImageLimits {
             max_pixels: config.media_max_image_pixels,
             ..ImageLimits::default()

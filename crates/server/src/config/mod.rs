@@ -206,6 +206,9 @@ pub struct Config {
     pub media_unreferenced_secs: u64,
     /// Uploads one user may have in progress at once (beyond: 429 `rate_limited`).
     pub media_uploads_per_user: u32,
+    /// Downloads one user may have in progress at once, over all their connections (beyond:
+    /// 429 `rate_limited`); a download counts until its last byte is sent.
+    pub media_downloads_per_user: u32,
     /// Largest image canvas, in pixels (width × height), that is decoded for a thumbnail;
     /// larger images are refused (400 `invalid_media`) from their header, before decoding.
     pub media_max_image_pixels: u64,
@@ -291,6 +294,7 @@ impl Default for Config {
             media_types: DEFAULT_MEDIA_TYPES.to_owned(),
             media_unreferenced_secs: 86_400,
             media_uploads_per_user: 4,
+            media_downloads_per_user: 8,
             media_max_image_pixels: 50_000_000,
             signup: SignupPolicy::Open,
             admin_token: AdminToken::default(),
@@ -417,8 +421,10 @@ impl Config {
             ),
             (self.max_rooms > 0, "max_rooms must be > 0"),
             (
-                self.media_max_file_bytes > 0 && self.media_uploads_per_user > 0,
-                "media_max_file_bytes and media_uploads_per_user must be > 0",
+                self.media_max_file_bytes > 0
+                    && self.media_uploads_per_user > 0
+                    && self.media_downloads_per_user > 0,
+                "media_max_file_bytes, media_uploads_per_user and media_downloads_per_user must be > 0",
             ),
             (
                 self.media_unreferenced_secs > 0 && self.media_max_image_pixels > 0,

@@ -166,6 +166,8 @@ overrides! {
     media_unreferenced_secs: u64, "BANTER_MEDIA_UNREFERENCED_SECS";
     /// Uploads in progress per user.
     media_uploads_per_user: u32, "BANTER_MEDIA_UPLOADS_PER_USER";
+    /// Downloads in progress per user.
+    media_downloads_per_user: u32, "BANTER_MEDIA_DOWNLOADS_PER_USER";
     /// Largest image canvas in pixels.
     media_max_image_pixels: u64, "BANTER_MEDIA_MAX_IMAGE_PIXELS";
     /// Who may register: open, invite or closed.

@@ -37,6 +37,8 @@ pub struct MediaLimits {
     pub unreferenced_ms: i64,
     /// Uploads in progress per user.
     pub uploads_per_user: u32,
+    /// Downloads in progress per user.
+    pub downloads_per_user: u32,
     /// Image decoding bounds.
     pub image: ImageLimits,
 }
@@ -69,6 +71,7 @@ pub struct Media {
     storage: Arc<dyn MediaStorage>,
     limits: MediaLimits,
     in_progress: Arc<Mutex<HashMap<UserId, u32>>>,
+    downloading: Arc<Mutex<HashMap<UserId, u32>>>,
     /// One image decoded at a time: a decode may take hundreds of MiB.
     decoding: Arc<tokio::sync::Semaphore>,
     /// Uploads waiting for [`Media::decoding`]; past [`MAX_DECODE_QUEUE`] an image upload is
@@ -84,16 +87,37 @@ const MAX_DECODE_QUEUE: usize = 8;
 /// Stripes of [`Media::stripes`].
 const STRIPES: usize = 64;
 
-/// An upload slot of one user, given back when dropped (it moves into the decoding work, so
-/// an upload whose request went away still counts until its work ends).
-struct Slot {
+/// An upload or download slot of one user, given back when dropped (an upload's moves into
+/// the decoding work, so an upload whose request went away still counts until its work ends;
+/// a download's lives in the response body, so it counts until the last byte is sent or the
+/// connection is gone).
+pub struct Slot {
     map: Arc<Mutex<HashMap<UserId, u32>>>,
     user: UserId,
 }
 
+fn take_slot(
+    slots: &Arc<Mutex<HashMap<UserId, u32>>>,
+    user: UserId,
+    limit: u32,
+    refusal: &'static str,
+) -> Result<Slot> {
+    let mut map = slots.lock().expect("media slots");
+    let n = map.entry(user).or_insert(0);
+    if *n >= limit {
+        return Err(Error::new(ErrorCode::RateLimited, refusal)
+            .retry_after(std::time::Duration::from_secs(1)));
+    }
+    *n += 1;
+    Ok(Slot {
+        map: Arc::clone(slots),
+        user,
+    })
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
-        let mut map = self.map.lock().expect("upload slots");
+        let mut map = self.map.lock().expect("media slots");
         if let Some(n) = map.get_mut(&self.user) {
             *n -= 1;
             if *n == 0 {
@@ -166,6 +190,7 @@ impl Media {
             storage,
             limits,
             in_progress: Arc::new(Mutex::new(HashMap::new())),
+            downloading: Arc::new(Mutex::new(HashMap::new())),
             decoding: Arc::new(tokio::sync::Semaphore::new(1)),
             waiting: AtomicUsize::new(0),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
@@ -187,20 +212,23 @@ impl Media {
     }
 
     fn slot(&self, user: UserId) -> Result<Slot> {
-        let mut map = self.in_progress.lock().expect("upload slots");
-        let n = map.entry(user).or_insert(0);
-        if *n >= self.limits.uploads_per_user {
-            return Err(Error::new(
-                ErrorCode::RateLimited,
-                "too many uploads in progress for this user",
-            )
-            .retry_after(std::time::Duration::from_secs(1)));
-        }
-        *n += 1;
-        Ok(Slot {
-            map: Arc::clone(&self.in_progress),
+        take_slot(
+            &self.in_progress,
             user,
-        })
+            self.limits.uploads_per_user,
+            "too many uploads in progress for this user",
+        )
+    }
+
+    /// A download slot of `user` (at most `downloads_per_user` at once, then `rate_limited`):
+    /// keep it as long as the response body.
+    pub fn download_slot(&self, user: UserId) -> Result<Slot> {
+        take_slot(
+            &self.downloading,
+            user,
+            self.limits.downloads_per_user,
+            "too many downloads in progress for this user",
+        )
     }
 
     fn too_large(&self) -> Error {

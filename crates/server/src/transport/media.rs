@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::ApiError;
 use super::deadline::Progress;
 use super::extract::{Authed, QueryParams};
-use crate::media::service::{Readable, Variant};
+use crate::media::service::{Readable, Slot, Variant};
 use crate::state::App;
 
 type Shared = State<Arc<App>>;
@@ -105,6 +105,7 @@ pub(super) async fn info(
         (status = 206, description = "The requested range"),
         (status = 304, description = "If-None-Match matched: the content never changes"),
         (status = 404, description = "unknown_media: no such file, or not one the caller may read", body = ErrorResponse),
+        (status = 429, description = "rate_limited: media_downloads_per_user downloads in progress (Retry-After)", body = ErrorResponse),
         (status = 416, description = "The range is outside the file (Content-Range: bytes */size)"),
     ))]
 pub(super) async fn download(
@@ -114,8 +115,9 @@ pub(super) async fn download(
     progress: Option<Extension<Progress>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let slot = app.media.download_slot(caller.user)?;
     let readable = app.media.open(caller.user, &id, Variant::Original).await?;
-    serve(&app, &readable, &headers, progress.map(|p| p.0)).await
+    serve(&app, &readable, &headers, progress.map(|p| p.0), slot).await
 }
 
 /// Downloads the thumbnail of an image the caller may read (JPEG, or PNG when transparent).
@@ -127,6 +129,7 @@ pub(super) async fn download(
         (status = 206, description = "The requested range"),
         (status = 304, description = "If-None-Match matched"),
         (status = 404, description = "unknown_media: no such file, not one the caller may read, or not an image", body = ErrorResponse),
+        (status = 429, description = "rate_limited: media_downloads_per_user downloads in progress (Retry-After)", body = ErrorResponse),
         (status = 416, description = "The range is outside the thumbnail"),
     ))]
 pub(super) async fn thumbnail(
@@ -136,8 +139,9 @@ pub(super) async fn thumbnail(
     progress: Option<Extension<Progress>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let slot = app.media.download_slot(caller.user)?;
     let readable = app.media.open(caller.user, &id, Variant::Thumbnail).await?;
-    serve(&app, &readable, &headers, progress.map(|p| p.0)).await
+    serve(&app, &readable, &headers, progress.map(|p| p.0), slot).await
 }
 
 /// A single byte range of `size` bytes asked for by `header`: `Ok(None)` for the whole file
@@ -221,6 +225,7 @@ async fn serve(
     readable: &Readable,
     asked: &HeaderMap,
     progress: Option<Progress>,
+    slot: Slot,
 ) -> Result<Response, ApiError> {
     let etag = format!("\"{}\"", readable.key);
     let mut headers = HeaderMap::new();
@@ -270,6 +275,8 @@ async fn serve(
     let stream = app.media.read(readable, first..first + len).await?;
     let mut meter = Progress::meter(progress);
     let body = stream.inspect(move |chunk| {
+        // The download counts for its user until its body is done or dropped.
+        let _counted = &slot;
         if let Ok(chunk) = chunk {
             meter(chunk.len() as u64);
         }

@@ -80,6 +80,7 @@ async fn world() -> World {
             types: vec!["text/plain".into()],
             unreferenced_ms: 60_000,
             uploads_per_user: 1,
+            downloads_per_user: 1,
             image: ImageLimits::default(),
         },
     ));

@@ -1,0 +1,93 @@
+//! Downloads in progress are bounded per user (`media_downloads_per_user`): readers that never
+//! read hold their slots, one more download is `rate_limited`, and a slot comes back when its
+//! connection goes.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::media::{request, upload};
+use common::start_with;
+use tokio::io::AsyncWriteExt;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_in_progress_are_bounded_per_user() {
+    let server = start_with(|c| c.media_downloads_per_user = 2).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    // Larger than what loopback socket buffers hold, so a reader that never reads keeps its
+    // download in progress. A PDF by its first bytes (allowed by default).
+    let mut file = b"%PDF-1.4\n".to_vec();
+    file.resize(48 * 1024 * 1024, b'x');
+    let up = upload(&server.addr, &alice.token, Some("big.pdf"), &file).await;
+    assert_eq!(up.status, 201, "{:?}", String::from_utf8_lossy(&up.body));
+    let id = up.json()["id"].as_str().unwrap().to_owned();
+    let path = format!("/v1/media/{id}");
+
+    // Two stalled downloads (requests sent, answers never read).
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+        let head = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+            alice.token
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        stalled.push(s);
+    }
+    // The third waits for a slot: refused at once (when both stalled requests are counted).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let refused = loop {
+        let r = request(
+            &server.addr,
+            "GET",
+            &path,
+            &alice.token,
+            &["Range: bytes=0-9"],
+            b"",
+        )
+        .await;
+        if r.status == 429 {
+            break r;
+        }
+        assert_eq!(r.status, 206, "before both stalled downloads are counted");
+        assert!(
+            Instant::now() < deadline,
+            "the stalled downloads are never counted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(refused.json()["error"]["code"], "rate_limited");
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    // The bound is per user: bob's request gets its own answer (he may not read this file),
+    // not a refusal for alice's slots.
+    let other = request(&server.addr, "GET", &path, &bob.token, &[], b"").await;
+    assert_eq!(other.status, 404);
+
+    // One stalled reader goes away: its slot comes back.
+    drop(stalled.pop());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = request(
+            &server.addr,
+            "GET",
+            &path,
+            &alice.token,
+            &["Range: bytes=0-8"],
+            b"",
+        )
+        .await;
+        if r.status == 206 {
+            assert_eq!(r.body, b"%PDF-1.4\n");
+            break;
+        }
+        assert_eq!(r.status, 429);
+        assert!(
+            Instant::now() < deadline,
+            "the slot of a closed connection never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(stalled);
+    server.stop().await;
+}
