@@ -46,7 +46,7 @@ export function createComposer({ draftKey, placeholder, maxBytes, onSend, onTypi
   const recorder = media ? createRecorder({
     toast: media.toast,
     onRecorded: (file, durationMs) => uploads.add([file], { kind: 'voice', durationMs, send: true }),
-    onState: () => updateCounter(),
+    onState: (on) => { updateCounter(); if (!on) area.focus(); },
   }) : null;
   const fileInput = media ? h('input', {
     type: 'file', multiple: true, hidden: true, class: 'attach-input', tabIndex: -1, 'aria-hidden': 'true',

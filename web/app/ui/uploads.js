@@ -1,5 +1,6 @@
 // The composer's files waiting to be sent: each one picked, pasted, dropped or recorded starts
 // uploading at once (after the hash pre-check) and shows a row with a progress bar and Cancel.
+// A voice note is queued as soon as it is recorded; the others wait for Send.
 // Send sends them in the order they were added, one message each, the composer's text as the
 // caption of the first; one still uploading is sent when its upload ends (later ones wait for
 // it, so the order holds; a text sent meanwhile goes at once). A refused upload is a toast with the server's reason, and nothing is
@@ -117,10 +118,15 @@ export function createUploads({ client, target, toast, onChange, onCaptionBack }
     drop(item);
   }
 
-  /** Sends, in order, the queued files at the front whose uploads are done. */
+  /**
+   * Sends the queued files whose uploads are done, in order: one still uploading holds back the
+   * queued ones after it. Files not queued (waiting for Send) hold back nothing.
+   */
   function flush() {
-    while (items[0]?.queued && items[0].info) {
-      const item = items.shift();
+    for (;;) {
+      const item = items.find((x) => x.queued);
+      if (!item?.info) break;
+      items.splice(items.indexOf(item), 1);
       item.li.remove();
       const to = target();
       try {

@@ -66,6 +66,9 @@ test('a voice note from the microphone arrives as voice with an audio player; a 
   const a = await inChat(alice, convId);
   const b = await inChat(bob, convId, { colorScheme: 'dark' });
 
+  // A file waiting for Send does not hold the voice note back.
+  await a.page.locator('input.attach-input').setInputFiles({ name: 'staged.txt', mimeType: 'text/plain', buffer: Buffer.from('later\n') });
+  await a.page.locator('.upload-item[data-state="ready"]', { hasText: 'staged.txt' }).waitFor();
   await a.page.getByRole('button', { name: 'Record voice message' }).click();
   const recording = a.page.getByRole('group', { name: 'Recording a voice message' });
   await recording.waitFor();
@@ -75,6 +78,9 @@ test('a voice note from the microphone arrives as voice with an audio player; a 
 
   await until(() => files(bob, convId).some((m) => m.attachment.kind === 'voice'), { what: 'the voice note at the peer' });
   const voice = files(bob, convId).find((m) => m.attachment.kind === 'voice').attachment;
+  assert.equal(files(bob, convId).some((m) => m.attachment.name === 'staged.txt'), false);
+  assert.equal(await a.page.evaluate(() => document.activeElement.id), 'composer-input', 'focus back in the composer');
+  await a.page.getByRole('button', { name: 'Cancel staged.txt' }).click();
   assert.ok(voice.duration_ms >= 1000 && voice.duration_ms < 30000, `duration ${voice.duration_ms}`);
   assert.match(voice.type, /^(audio|video)\/webm$/);
   const player = b.page.locator('.msg.other .att-player[data-kind="voice"]');
