@@ -71,7 +71,11 @@ test('a photo by the file picker: progress, caption, the thumbnail at the peer, 
   assert.ok(img.w > 0 && img.src.startsWith('blob:'), JSON.stringify(img));
   assert.equal(img.w, 320, 'the thumbnail, not the original');
   assert.equal(img.alt, 'sunset.png');
-  assert.equal(await photo.evaluate((el) => el.style.aspectRatio), '640 / 480');
+  const box = await photo.evaluate((el) => ({ ratio: el.style.aspectRatio, color: el.style.backgroundColor }));
+  const { color } = (await until(() => files(bob, convId)[0], { what: 'the photo in the SDK' })).attachment;
+  assert.match(color, /^#[0-9a-f]{6}$/);
+  const rgb = `rgb(${[1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16)).join(', ')})`;
+  assert.deepEqual(box, { ratio: '640 / 480', color: rgb }, 'the placeholder has the shape and colour the server gave');
   assert.equal(await b.page.locator('.msg.other .msg-caption').last().textContent(), 'the view from here');
   assert.equal(await b.page.locator('.msg-list', { hasText: '[Image' }).count(), 0, 'no fallback line');
   await b.page.locator(`a.conv[data-conversation="${convId}"] .conv-preview`, { hasText: '📷 Photo: the view from here' }).waitFor();
