@@ -1,5 +1,5 @@
 // The other ways a file gets into a chat, in a real headless Chromium: a paste and a drop onto
-// the conversation, a voice note from Chromium's fake microphone (and a refused microphone),
+// the conversation, a voice note from Chromium's fake microphone (and a refused microphone), a video,
 // an accessibility scan of a timeline holding a photo, a file and a voice note, and stickers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -100,6 +100,41 @@ test('a voice note from the microphone arrives as voice with an audio player; a 
     assert.deepEqual(await seriousViolations(page), []);
   }
   await closeCleanly(a, b);
+});
+
+test('a video file plays in a <video controls>', async () => {
+  const alice = await sdkUser(env.url, { prefix: 'alice' });
+  const bob = await sdkUser(env.url, { prefix: 'bob' });
+  const convId = await sendDirect(bob, alice, ['a clip?']);
+  const a = await inChat(alice, convId);
+  // A short WebM recorded from a canvas in the page (five chunks of frames).
+  const bytes = await a.page.evaluate(async () => {
+    const canvas = document.createElement('canvas');
+    canvas.width = 64;
+    canvas.height = 48;
+    const g = canvas.getContext('2d');
+    const recorder = new MediaRecorder(canvas.captureStream(15), { mimeType: 'video/webm' });
+    const chunks = [];
+    let frame = 0;
+    const paint = setInterval(() => { g.fillStyle = `hsl(${(frame += 40) % 360} 80% 50%)`; g.fillRect(0, 0, 64, 48); }, 30);
+    const stopped = new Promise((resolve) => { recorder.onstop = resolve; });
+    recorder.ondataavailable = (e) => { chunks.push(e.data); if (chunks.length === 5) recorder.stop(); };
+    recorder.start(100);
+    await stopped;
+    clearInterval(paint);
+    return [...new Uint8Array(await new Blob(chunks).arrayBuffer())];
+  });
+  await deliverFile(a.page, 'paste', '#composer-input', { name: 'clip.webm', type: 'video/webm', bytes });
+  await a.page.locator('.upload-item[data-state="ready"]', { hasText: 'clip.webm' }).waitFor();
+  await composer(a.page).press('Enter');
+  await until(() => files(bob, convId).length === 1, { what: 'the clip at the peer' });
+  assert.deepEqual([files(bob, convId)[0].attachment.kind, files(bob, convId)[0].attachment.type], ['video', 'video/webm']);
+  await a.page.waitForFunction(() => {
+    const el = document.querySelector('.msg.own video.att-video');
+    return el?.controls && el.src.startsWith('blob:') && el.readyState >= 1;
+  });
+  await a.page.locator(`a.conv[data-conversation="${convId}"] .conv-preview`, { hasText: '🎬 clip.webm' }).waitFor();
+  await closeCleanly(a);
 });
 
 test('a refused microphone is a toast, and nothing records', async () => {
