@@ -1,6 +1,7 @@
 // The other ways a file gets into a chat, in a real headless Chromium: a paste and a drop onto
-// the conversation, a voice note from Chromium's fake microphone (and a refused microphone), a video,
-// an accessibility scan of a timeline holding a photo, a file and a voice note, and stickers.
+// the conversation, a voice note from Chromium's fake microphone (and a refused microphone), a
+// video, an accessibility scan of a timeline holding a photo, a file and a voice note, and
+// stickers.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { closeCleanly, seriousViolations } from '../support/browser.mjs';
