@@ -17,7 +17,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
 use tokio::io::AsyncReadExt;
 
-use super::storage::{MediaStorage, check_key, process_temp_dir};
+use super::storage::{MediaStorage, StoredKey, check_key, process_temp_dir};
 
 /// Bytes per part of an upload: S3's smallest part size (every part but the last).
 const PART: usize = 5 * 1024 * 1024;
@@ -166,6 +166,31 @@ impl MediaStorage for ObjectStorage {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(io_error(e)),
         }
+    }
+
+    fn keys(&self) -> BoxStream<'static, io::Result<StoredKey>> {
+        let prefix = self.prefix.clone();
+        self.store
+            .list(Some(&self.prefix))
+            .map(move |meta| {
+                let meta = meta.map_err(io_error)?;
+                // The key is what follows the prefix; objects further down are not ours
+                // (an empty key, which the sweep skips).
+                let parts: Vec<String> = meta
+                    .location
+                    .prefix_match(&prefix)
+                    .map(|parts| parts.map(|p| p.as_ref().to_owned()).collect())
+                    .unwrap_or_default();
+                let key = match <[String; 1]>::try_from(parts) {
+                    Ok([key]) => key,
+                    Err(_) => String::new(),
+                };
+                Ok(StoredKey {
+                    key,
+                    stored: meta.last_modified.into(),
+                })
+            })
+            .boxed()
     }
 
     fn temp_dir(&self) -> &Path {

@@ -7,17 +7,24 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use banter_protocol::{Attachment, AttachmentKind, AttachmentRequest, ErrorCode, MediaInfo};
+use banter_protocol::{ErrorCode, MediaInfo};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+mod attach;
+mod slots;
+mod sweep;
+
+pub use attach::fallback_line;
+pub use slots::Slot;
+
 use super::image::{self, ImageError, ImageLimits};
 use super::sniff::{self, HEAD};
 use super::storage::MediaStorage;
 use crate::error::{Error, Result};
-use crate::store::{ConvId, MediaRecord, Store, Upload, UserId};
+use crate::store::{MediaRecord, Store, Upload, UserId};
 
 /// Largest SVG read whole to look for script (an allowed SVG is small).
 const MAX_SVG_BYTES: u64 = 1024 * 1024;
@@ -80,52 +87,14 @@ pub struct Media {
     /// Serialises what one content's record and bytes go through (storing, sharing, the
     /// sweep's deletion), by a stripe of its hash.
     stripes: Vec<tokio::sync::Mutex<()>>,
+    /// When the sweep last listed the storage for bytes no record names (0: never).
+    orphans_swept_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Image uploads that may wait for the decoder.
 const MAX_DECODE_QUEUE: usize = 8;
 /// Stripes of [`Media::stripes`].
 const STRIPES: usize = 64;
-
-/// An upload or download slot of one user, given back when dropped (an upload's moves into
-/// the decoding work, so an upload whose request went away still counts until its work ends;
-/// a download's lives in the response body, so it counts until the last byte is sent or the
-/// connection is gone).
-pub struct Slot {
-    map: Arc<Mutex<HashMap<UserId, u32>>>,
-    user: UserId,
-}
-
-fn take_slot(
-    slots: &Arc<Mutex<HashMap<UserId, u32>>>,
-    user: UserId,
-    limit: u32,
-    refusal: &'static str,
-) -> Result<Slot> {
-    let mut map = slots.lock().expect("media slots");
-    let n = map.entry(user).or_insert(0);
-    if *n >= limit {
-        return Err(Error::new(ErrorCode::RateLimited, refusal)
-            .retry_after(std::time::Duration::from_secs(1)));
-    }
-    *n += 1;
-    Ok(Slot {
-        map: Arc::clone(slots),
-        user,
-    })
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut map = self.map.lock().expect("media slots");
-        if let Some(n) = map.get_mut(&self.user) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(&self.user);
-            }
-        }
-    }
-}
 
 /// A temporary file, removed when dropped unless it was handed to the storage.
 struct TempFile(PathBuf);
@@ -194,6 +163,7 @@ impl Media {
             decoding: Arc::new(tokio::sync::Semaphore::new(1)),
             waiting: AtomicUsize::new(0),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
+            orphans_swept_ms: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -209,26 +179,6 @@ impl Media {
     /// The limits in force.
     pub fn limits(&self) -> &MediaLimits {
         &self.limits
-    }
-
-    fn slot(&self, user: UserId) -> Result<Slot> {
-        take_slot(
-            &self.in_progress,
-            user,
-            self.limits.uploads_per_user,
-            "too many uploads in progress for this user",
-        )
-    }
-
-    /// A download slot of `user` (at most `downloads_per_user` at once, then `rate_limited`):
-    /// keep it as long as the response body.
-    pub fn download_slot(&self, user: UserId) -> Result<Slot> {
-        take_slot(
-            &self.downloading,
-            user,
-            self.limits.downloads_per_user,
-            "too many downloads in progress for this user",
-        )
     }
 
     fn too_large(&self) -> Error {
@@ -575,81 +525,6 @@ impl Media {
             .await
             .map_err(|e| internal("read", e))
     }
-
-    /// Checks an attachment `user` sends into `conv` and shares the file there, so that its
-    /// members may read it. The shared file stays readable to them even if the send then
-    /// fails (the sender chose to show it to them).
-    pub async fn attach(
-        &self,
-        user: UserId,
-        conv: ConvId,
-        req: &AttachmentRequest,
-        caption: &str,
-    ) -> Result<Attachment> {
-        if let Some(name) = &req.name {
-            check_name(name)?;
-        }
-        // Under the content's stripe, so that the sweep cannot take the bytes between the
-        // check and the share.
-        let _stripe = self.stripe(&req.id).await;
-        let record = self.readable_record(user, &req.id).await?;
-        let fits = match req.kind {
-            AttachmentKind::Image => record.thumbnail.is_some(),
-            AttachmentKind::Voice | AttachmentKind::Audio => {
-                record.mime.starts_with("audio/") || record.mime == "video/webm"
-            }
-            AttachmentKind::Video => record.mime.starts_with("video/"),
-            AttachmentKind::File => true,
-        };
-        if !fits {
-            return Err(Error::with(
-                ErrorCode::InvalidMedia,
-                format!(
-                    "a file of type {} cannot be sent as {}",
-                    record.mime,
-                    req.kind.as_str()
-                ),
-            ));
-        }
-        let name = match &req.name {
-            Some(n) => Some(n.clone()),
-            None => self.store.upload_name(user, &req.id).await?.flatten(),
-        };
-        self.store.share_media(conv, &record.hash).await?;
-        Ok(Attachment {
-            kind: req.kind,
-            id: record.hash,
-            mime: record.mime,
-            size: record.size,
-            name,
-            caption: caption.to_owned(),
-            width: record.width,
-            height: record.height,
-            duration_ms: req.duration_ms,
-            thumbnail: record.thumbnail.is_some(),
-            color: record.color,
-        })
-    }
-
-    /// Removes files sent nowhere whose last upload is older than the limit; returns how many.
-    pub async fn sweep(&self) -> Result<usize> {
-        let before = crate::clock::now_ms() - self.limits.unreferenced_ms;
-        let mut removed = 0;
-        loop {
-            let hashes = self.store.sweep_media(before, 100).await?;
-            for hash in &hashes {
-                // An upload of the same bytes may have recorded them again since.
-                let _stripe = self.stripe(hash).await;
-                if self.store.media(hash).await?.is_none() {
-                    self.delete_bytes(hash).await;
-                }
-            }
-            removed += hashes.len();
-            if hashes.len() < 100 {
-                return Ok(removed);
-            }
-        }
-    }
 }
 
 /// Reads at most `limit` bytes of a file.
@@ -672,19 +547,4 @@ fn hex(bytes: &[u8]) -> String {
         _ = write!(s, "{b:02x}");
         s
     })
-}
-
-/// The line a client that does not know attachments shows for one.
-pub fn fallback_line(a: &Attachment) -> String {
-    let what = match a.kind {
-        AttachmentKind::Image => "Image",
-        AttachmentKind::File => "File",
-        AttachmentKind::Voice => "Voice message",
-        AttachmentKind::Audio => "Audio",
-        AttachmentKind::Video => "Video",
-    };
-    match &a.name {
-        Some(name) => format!("[{what}: {name}]"),
-        None => format!("[{what}]"),
-    }
 }

@@ -21,6 +21,15 @@ const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(24 * 3600
 /// Bytes read per chunk when streaming a file out.
 pub const CHUNK: usize = 64 * 1024;
 
+/// A key [`MediaStorage::keys`] found, and when its bytes were stored.
+#[derive(Debug, Clone)]
+pub struct StoredKey {
+    /// The key.
+    pub key: String,
+    /// When it was stored.
+    pub stored: std::time::SystemTime,
+}
+
 /// A store of immutable blobs by key.
 #[async_trait]
 pub trait MediaStorage: Send + Sync + 'static {
@@ -37,6 +46,9 @@ pub trait MediaStorage: Send + Sync + 'static {
     ) -> io::Result<BoxStream<'static, io::Result<Bytes>>>;
     /// Removes `key` (nothing if absent).
     async fn delete(&self, key: &str) -> io::Result<()>;
+    /// Every stored key with the time it was stored, in no particular order (for the sweep of
+    /// bytes no record names).
+    fn keys(&self) -> BoxStream<'static, io::Result<StoredKey>>;
     /// A local directory for uploads in progress (it may not exist yet: see
     /// [`MediaStorage::prepare`]).
     fn temp_dir(&self) -> &Path;
@@ -146,7 +158,45 @@ impl MediaStorage for LocalStorage {
         }
     }
 
+    fn keys(&self) -> BoxStream<'static, io::Result<StoredKey>> {
+        // One two-digit directory at a time (a 256th of the files), so memory stays small.
+        let root = self.root.clone();
+        futures_util::stream::iter(0..=255u8)
+            .then(move |i| {
+                let dir = root.join(format!("{i:02x}"));
+                async move { list_dir(&dir).await }
+            })
+            .flat_map(|found| match found {
+                Ok(keys) => futures_util::stream::iter(keys.into_iter().map(Ok)).boxed(),
+                Err(e) => futures_util::stream::iter([Err(e)]).boxed(),
+            })
+            .boxed()
+    }
+
     fn temp_dir(&self) -> &Path {
         &self.tmp
     }
+}
+
+/// The files of one directory of [`LocalStorage`] (none if it does not exist).
+async fn list_dir(dir: &Path) -> io::Result<Vec<StoredKey>> {
+    let mut entries = match tokio::fs::read_dir(dir).await {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut keys = Vec::new();
+    while let Some(entry) = entries.next_entry().await? {
+        let meta = entry.metadata().await?;
+        let Some(key) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if meta.is_file() && check_key(&key).is_ok() {
+            keys.push(StoredKey {
+                key,
+                stored: meta.modified()?,
+            });
+        }
+    }
+    Ok(keys)
 }

@@ -1,0 +1,96 @@
+//! What the media sweep removes: files sent nowhere after their age (their records, then
+//! their bytes), and, every `media_unreferenced_secs` (at most daily), bytes in storage that no
+//! record names (left by a process that stopped between storing an upload's bytes and
+//! recording them).
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
+
+use super::{Media, thumb_key};
+use crate::error::Result;
+use crate::media::storage::check_key;
+
+/// The longest time between two listings of the storage for bytes no record names.
+const ORPHANS_AT_MOST_EVERY_MS: i64 = 24 * 3600 * 1000;
+
+impl Media {
+    /// Removes files sent nowhere whose last upload is older than the limit, and (every such
+    /// age, at most daily) stored bytes no record names; returns how many it removed.
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = crate::clock::now_ms();
+        let before = now - self.limits.unreferenced_ms;
+        let mut removed = 0;
+        loop {
+            let hashes = self.store.sweep_media(before, 100).await?;
+            for hash in &hashes {
+                // An upload of the same bytes may have recorded them again since.
+                let _stripe = self.stripe(hash).await;
+                if self.store.media(hash).await?.is_none() {
+                    self.delete_bytes(hash).await;
+                }
+            }
+            removed += hashes.len();
+            if hashes.len() < 100 {
+                break;
+            }
+        }
+        let last = self.orphans_swept_ms.load(Ordering::Relaxed);
+        let every = self.limits.unreferenced_ms.min(ORPHANS_AT_MOST_EVERY_MS);
+        if last == 0 || now - last >= every {
+            self.orphans_swept_ms.store(now, Ordering::Relaxed);
+            removed += self.sweep_orphans().await?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes stored bytes that no record names and that were stored before the age limit
+    /// (so an upload between storing and recording its bytes is never touched; it also holds
+    /// the content's stripe). Returns how many keys it removed.
+    pub async fn sweep_orphans(&self) -> Result<usize> {
+        let age = Duration::from_millis(u64::try_from(self.limits.unreferenced_ms).unwrap_or(0));
+        let before = SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut keys = self.storage.keys();
+        let mut removed = 0;
+        while let Some(found) = keys.next().await {
+            let found = match found {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(error = %e, "media storage listing failed");
+                    break;
+                }
+            };
+            if found.stored > before || check_key(&found.key).is_err() {
+                continue;
+            }
+            let (hash, thumbnail) = match found.key.strip_suffix(".thumb") {
+                Some(hash) => (hash, true),
+                None => (found.key.as_str(), false),
+            };
+            let _stripe = self.stripe(hash).await;
+            let named = match self.store.media(hash).await? {
+                Some(record) => !thumbnail || record.thumbnail.is_some(),
+                None => false,
+            };
+            if named {
+                continue;
+            }
+            let key = if thumbnail {
+                thumb_key(hash)
+            } else {
+                hash.to_owned()
+            };
+            match self.storage.delete(&key).await {
+                Ok(()) => {
+                    tracing::info!(key, "media bytes no record names removed");
+                    removed += 1;
+                }
+                Err(e) => tracing::warn!(error = %e, key, "media delete failed"),
+            }
+        }
+        Ok(removed)
+    }
+}
