@@ -9,17 +9,18 @@
 //  - a sent message waits in a persisted outbox until acknowledged, and every retry (reconnect,
 //    reload) reuses its client_msg_id, so the server never stores it twice.
 
-import { BanterError, httpError, memoryStorage, readJson, newId } from './sdk/util.js';
+import { BanterError, defaultStorage, memoryStorage, newId } from './sdk/util.js';
+import { Account } from './sdk/account.js';
 import { Connection } from './sdk/connection.js';
 import { Outbox, OUTBOX_LIMIT } from './sdk/outbox.js';
 import { ConversationStore } from './sdk/store.js';
 import { People } from './sdk/people.js';
 import { Rooms } from './sdk/rooms.js';
+import { Groups } from './sdk/groups.js';
 import { Media, kindFor } from './sdk/media.js';
 
 export { BanterError, memoryStorage, OUTBOX_LIMIT, kindFor };
 
-const SESSION_KEY = 'banter.session';
 const TYPING_THROTTLE_MS = 3000;
 /** Attempts an edit or recall makes across lost connections (same client_msg_id each time). */
 const EDIT_ATTEMPTS = 3;
@@ -31,11 +32,7 @@ const EDIT_ATTEMPTS = 3;
  * 'friend' {event, from, to}, 'room' {room}, 'signedout' {reason}, 'error' {error}.
  */
 export class BanterClient extends EventTarget {
-  #baseUrl;
-  #storage;
-  #fetch;
-  /** {token, session_id, expires_at, user} while logged in */
-  #session = null;
+  #account;
   #conn;
   #typingSent = new Map();
   /** conversations messages() already opened in the background on this connection */
@@ -44,6 +41,7 @@ export class BanterClient extends EventTarget {
   #store;
   #people;
   #rooms;
+  #groups;
   #media;
 
   constructor({
@@ -53,11 +51,13 @@ export class BanterClient extends EventTarget {
     fetch = globalThis.fetch,
   } = {}) {
     super();
-    this.#baseUrl = String(baseUrl).replace(/\/+$/, '');
-    this.#storage = storage;
-    this.#fetch = (...args) => fetch(...args);
+    const base = String(baseUrl).replace(/\/+$/, '');
+    const fetchFn = (...args) => fetch(...args);
+    this.#account = new Account({
+      baseUrl: base, storage, fetch: fetchFn, refused: (code) => this.#signOut(code),
+    });
     this.#conn = new Connection({
-      url: `${this.#baseUrl.replace(/^http/, 'ws')}/v1/ws`,
+      url: `${base.replace(/^http/, 'ws')}/v1/ws`,
       token: () => this.#session?.token,
       WebSocket,
       state: (state) => this.#emit('state', { state }),
@@ -66,8 +66,8 @@ export class BanterClient extends EventTarget {
       error: (error) => this.#emit('error', { error }),
       revoked: () => this.#signOut('revoked'),
       // A refused upgrade (401) is invisible to browsers: ask over HTTP whether the token works.
-      // #http signs out on 401.
-      checkAuth: () => this.#http('GET', '/v1/me'),
+      // A 401 there reaches #signOut through the account's `refused`.
+      checkAuth: () => this.#account.http('GET', '/v1/me'),
     });
     const host = {
       request: (type, fields, opts) => this.request(type, fields, opts),
@@ -81,10 +81,11 @@ export class BanterClient extends EventTarget {
       delivered: (m) => this.#delivered(m),
       spoke: (conversation, user) => this.#people.stopped(conversation, user),
     });
+    this.#groups = new Groups({ request: host.request, store: this.#store });
     this.#media = new Media({
-      baseUrl: this.#baseUrl,
+      baseUrl: base,
       token: () => this.#session?.token,
-      fetch: this.#fetch,
+      fetch: fetchFn,
       refused: (token, code) => { if (this.#session?.token === token) this.#signOut(code); },
     });
     this.#outbox = new Outbox(storage, {
@@ -99,7 +100,7 @@ export class BanterClient extends EventTarget {
 
   /** Creates an account (does not log in). @returns {Promise<{id, username, created_at}>} */
   register(username, password) {
-    return this.#http('POST', '/v1/accounts', { username, password }, { auth: false });
+    return this.#account.register(username, password);
   }
 
   /**
@@ -107,10 +108,9 @@ export class BanterClient extends EventTarget {
    * @returns {Promise<{token, session_id, expires_at, user}>}
    */
   async login(username, password, device) {
-    const result = await this.#http('POST', '/v1/sessions', { username, password, device }, { auth: false });
+    const result = await this.#account.logIn(username, password, device);
     if (this.#session) this.#forget();
-    this.#session = result;
-    this.#storage.setItem(SESSION_KEY, JSON.stringify(result));
+    this.#account.adopt(result);
     this.#outbox.open(result.user.id);
     return result;
   }
@@ -118,14 +118,8 @@ export class BanterClient extends EventTarget {
   /** Takes up a session saved in storage (does not connect). @returns {boolean} whether one exists */
   restore() {
     if (this.#session) return true;
-    const saved = readJson(this.#storage, SESSION_KEY);
-    if (!saved?.token || !saved.user?.id) return false;
-    if (saved.expires_at && saved.expires_at <= Date.now()) {
-      this.#storage.removeItem(SESSION_KEY);
-      return false;
-    }
-    this.#session = saved;
-    this.#outbox.open(saved.user.id);
+    if (!this.#account.restore()) return false;
+    this.#outbox.open(this.#session.user.id);
     return true;
   }
 
@@ -136,7 +130,7 @@ export class BanterClient extends EventTarget {
   async logout() {
     if (!this.#session) return;
     try {
-      await this.#http('DELETE', '/v1/sessions/current', undefined, { signOutOn401: false });
+      await this.#account.logOut();
     } catch {
       // Already ended, or unreachable: forget it locally all the same.
     }
@@ -146,23 +140,22 @@ export class BanterClient extends EventTarget {
 
   /** The caller's live sessions (devices). */
   sessions() {
-    return this.#http('GET', '/v1/sessions');
+    return this.#account.sessions();
   }
 
   /** Ends one of the caller's sessions; its sockets close with 4001. */
   revokeSession(id) {
-    return this.#http('DELETE', `/v1/sessions/${encodeURIComponent(id)}`);
+    return this.#account.revokeSession(id);
   }
 
   /** Changes the password; every other session is revoked. */
   changePassword(oldPassword, newPassword) {
-    return this.#http('PUT', '/v1/me/password', { old_password: oldPassword, new_password: newPassword });
+    return this.#account.changePassword(oldPassword, newPassword);
   }
 
   /** Users whose username starts with `prefix`. @returns {Promise<Array<{id, username, created_at}>>} */
   async searchUsers(prefix, limit = 20) {
-    const q = new URLSearchParams({ prefix, limit: String(limit) });
-    const users = await this.#http('GET', `/v1/users?${q}`);
+    const users = await this.#account.searchUsers(prefix, limit);
     for (const u of users) this.#people.knowUsername(u.id, u.username);
     return users;
   }
@@ -257,8 +250,7 @@ export class BanterClient extends EventTarget {
   /** Ends the session locally: no socket, no saved session, no state; emits 'signedout'. */
   #signOut(reason) {
     if (!this.#session) return;
-    const token = this.#session.token;
-    if (readJson(this.#storage, SESSION_KEY)?.token === token) this.#storage.removeItem(SESSION_KEY);
+    this.#account.unsave();
     this.#forget();
     this.#emit('signedout', { reason });
   }
@@ -266,7 +258,7 @@ export class BanterClient extends EventTarget {
   /** Drops the socket and all state of the current session (storage is left alone). */
   #forget() {
     this.#conn.abandon(new BanterError('unauthorized', 'signed out'));
-    this.#session = null;
+    this.#account.forget();
     this.#outbox.close();
     this.#store.reset();
     this.#people.reset();
@@ -279,34 +271,9 @@ export class BanterClient extends EventTarget {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  async #http(method, path, body, { auth = true, signOutOn401 = true } = {}) {
-    const headers = {};
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    const token = this.#session?.token;
-    if (auth) {
-      if (!token) throw new BanterError('unauthorized', 'not logged in');
-      headers.authorization = `Bearer ${token}`;
-    }
-    let res;
-    try {
-      res = await this.#fetch(`${this.#baseUrl}${path}`, {
-        method, headers, body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    } catch (err) {
-      throw new BanterError('network', `cannot reach the server: ${err?.message ?? err}`);
-    }
-    const text = await res.text().catch(() => '');
-    if (res.ok) {
-      try {
-        return text ? JSON.parse(text) : undefined;
-      } catch {
-        return undefined;
-      }
-    }
-    const err = httpError(res.status, text, res.headers.get('retry-after'));
-    const refused = res.status === 401 && (err.code === 'unauthorized' || err.code === 'token_expired');
-    if (auth && signOutOn401 && refused && this.#session?.token === token) this.#signOut(err.code);
-    throw err;
+  /** {token, session_id, expires_at, user} while logged in, else null (the account owns it). */
+  get #session() {
+    return this.#account.session;
   }
 
   // ---- conversations and messages -------------------------------------------------------------
@@ -402,7 +369,7 @@ export class BanterClient extends EventTarget {
 
   /** The server's built-in stickers, [{id, name, emoji}] (no token needed). */
   async stickers() {
-    return (await this.#http('GET', '/v1/stickers', undefined, { auth: false })).stickers ?? [];
+    return (await this.#account.http('GET', '/v1/stickers', undefined, { auth: false })).stickers ?? [];
   }
 
   /** Uploads (`upload`, `prepare` with the hash pre-check) and downloads (`download`) of files. */
@@ -579,67 +546,27 @@ export class BanterClient extends EventTarget {
   // ---- groups -------------------------------------------------------------------------------
 
   /** The caller's groups. @returns {Promise<object[]>} group objects (not wrapped in {groups}) */
-  async groups() {
-    return (await this.request('groups')).groups;
-  }
-
+  groups() { return this.#groups.list(); }
   /** Creates a group; its conversation is added to the list. @returns {Promise<object>} the group */
-  async groupCreate({ name, description = '', public: isPublic = false, members = [] }) {
-    const group = await this.request('group_create', { name, description, public: isPublic, members });
-    await this.#store.refresh().catch(() => {});
-    return group;
-  }
-
+  groupCreate(fields) { return this.#groups.create(fields); }
   /** Adds users to a group. @returns {Promise<{added: string[]}>} */
-  groupAdd(group, users) { return this.#groupChange(group, 'group_add', { group, users }); }
-
+  groupAdd(group, users) { return this.#groups.add(group, users); }
   /** Joins a public group; its conversation is added to the list. @returns {Promise<object>} the group */
-  async groupJoin(group) {
-    const result = await this.request('group_join', { group });
-    await this.#store.refresh().catch(() => {});
-    return result;
-  }
-
+  groupJoin(group) { return this.#groups.join(group); }
   /** Leaves a group (not its owner); the conversation is marked `left`. */
-  async groupLeave(group) {
-    const result = await this.request('group_leave', { group });
-    this.#store.mark(group, 'left');
-    return result;
-  }
-
+  groupLeave(group) { return this.#groups.leave(group); }
   /** Removes a member (owner: anyone; admin: plain members). */
-  groupRemove(group, user) { return this.#groupChange(group, 'group_remove', { group, user }); }
+  groupRemove(group, user) { return this.#groups.remove(group, user); }
   /** Sets a member's role ('admin' or 'member'; owner only). */
-  groupRole(group, user, role) { return this.#groupChange(group, 'group_role', { group, user, role }); }
+  groupRole(group, user, role) { return this.#groups.role(group, user, role); }
   /** Hands ownership to a member (the owner becomes admin). */
-  groupTransfer(group, user) { return this.#groupChange(group, 'group_transfer', { group, user }); }
+  groupTransfer(group, user) { return this.#groups.transfer(group, user); }
   /** Changes name and/or description (absent ones stay). @returns {Promise<object>} the group */
-  groupUpdate(group, { name, description } = {}) {
-    return this.#groupChange(group, 'group_update', { group, name, description });
-  }
-
+  groupUpdate(group, fields) { return this.#groups.update(group, fields); }
   /** Dissolves a group (owner only); the conversation is marked `dissolved`, history stays readable. */
-  async groupDissolve(group) {
-    const result = await this.#groupChange(group, 'group_dissolve', { group });
-    this.#store.mark(group, 'dissolved');
-    return result;
-  }
-
-  /**
-   * A group change by this connection: the server answers it instead of pushing its system
-   * entry here (other devices get the push), so the entry is fetched with `sync` before the
-   * change resolves, and an open chat shows it at once.
-   */
-  async #groupChange(group, type, fields) {
-    const result = await this.request(type, fields);
-    await this.#store.fill(group).catch(() => {});
-    return result;
-  }
-
+  groupDissolve(group) { return this.#groups.dissolve(group); }
   /** @returns {Promise<Array<{user, role, joined_seq, read_seq}>>} (not wrapped in {members}) */
-  async groupMembers(group) {
-    return (await this.request('group_members', { group })).members;
-  }
+  groupMembers(group) { return this.#groups.members(group); }
 
   // ---- rooms --------------------------------------------------------------------------------
 
@@ -667,13 +594,4 @@ export class BanterClient extends EventTarget {
   roomCount(name) {
     return this.#rooms.count(name);
   }
-}
-
-function defaultStorage() {
-  try {
-    if (globalThis.localStorage) return globalThis.localStorage;
-  } catch {
-    // Storage disabled (privacy settings): keep things in memory.
-  }
-  return memoryStorage();
 }

@@ -63,6 +63,16 @@ export function memoryStorage() {
   };
 }
 
+/** localStorage where the page may use it, else memoryStorage(). */
+export function defaultStorage() {
+  try {
+    if (globalThis.localStorage) return globalThis.localStorage;
+  } catch {
+    // Storage disabled (privacy settings): keep things in memory.
+  }
+  return memoryStorage();
+}
+
 /** Parses JSON from storage, or returns `fallback` when absent or unreadable. */
 export function readJson(storage, key, fallback = null) {
   try {
