@@ -28,7 +28,7 @@ macro_rules! sticker {
 }
 
 /// The set, in the order a picker shows it.
-pub const STICKERS: [BuiltIn; 10] = [
+pub static STICKERS: [BuiltIn; 10] = [
     sticker!("smile", "Smile", "🙂"),
     sticker!("laugh", "Laugh", "😂"),
     sticker!("love", "Love", "😍"),
@@ -56,6 +56,26 @@ impl BuiltIn {
         }
     }
 
+    /// Its HTTP entity tag: a hash of the drawing, so a redrawn sticker is fetched anew.
+    pub fn etag(&self) -> &'static str {
+        static ETAGS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+            use sha2::{Digest, Sha256};
+            STICKERS
+                .iter()
+                .map(|s| {
+                    let hash = Sha256::digest(s.svg.as_bytes());
+                    let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+                    format!("\"{hex}\"")
+                })
+                .collect()
+        });
+        let i = STICKERS
+            .iter()
+            .position(|s| s.id == self.id)
+            .expect("a sticker of the set");
+        &ETAGS[i]
+    }
+
     /// The text a client that does not know stickers shows.
     pub fn fallback_line(&self) -> String {
         format!("[Sticker: {} {}]", self.name, self.emoji)
@@ -80,6 +100,11 @@ mod tests {
             assert!(STICKERS[..i].iter().all(|t| t.id != s.id), "{} once", s.id);
             assert!(s.id.bytes().all(|b| b.is_ascii_lowercase()), "{}", s.id);
             assert_eq!(find(s.id).map(|f| f.name), Some(s.name));
+            assert!(
+                STICKERS[..i].iter().all(|t| t.etag() != s.etag()),
+                "{}",
+                s.id
+            );
         }
         assert!(find("../smile").is_none());
         assert!(find("").is_none());

@@ -28,6 +28,17 @@ use crate::state::App;
 
 type Shared = State<Arc<App>>;
 
+/// The policy of every media response: as a page, it runs nothing and loads nothing.
+pub(super) const MEDIA_POLICY: &str = "sandbox; default-src 'none'";
+
+/// Whether `If-None-Match` names `etag` (or is `*`).
+pub(super) fn etag_matches(asked: &HeaderMap, etag: &str) -> bool {
+    asked
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
 /// Types shown inline (in an `<img>`); every other type downloads as an attachment.
 const INLINE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
@@ -238,7 +249,7 @@ async fn serve(
     headers.insert(CONTENT_DISPOSITION, disposition(readable));
     headers.insert(
         CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
+        HeaderValue::from_static(MEDIA_POLICY),
     );
     // Authorised per user: never in a shared cache; immutable, since the key is the content.
     headers.insert(
@@ -247,11 +258,7 @@ async fn serve(
     );
     headers.insert(ETAG, header(&etag));
     headers.insert(ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    let matched = asked
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
-    if matched {
+    if etag_matches(asked, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     let size = readable.size;

@@ -5,14 +5,13 @@
 
 use axum::Json;
 use axum::extract::Path;
-use axum::http::header::{
-    CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-};
+use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use banter_protocol::{ErrorCode, ErrorResponse, StickerList};
 
 use super::ApiError;
+use super::media::{MEDIA_POLICY, etag_matches};
 use crate::error::Error;
 use crate::media::stickers::{self, STICKERS};
 
@@ -43,29 +42,19 @@ pub(super) async fn list() -> Response {
 pub(super) async fn image(Path(id): Path<String>, asked: HeaderMap) -> Result<Response, ApiError> {
     let sticker = stickers::find(&id)
         .ok_or_else(|| Error::new(ErrorCode::UnknownSticker, "no such sticker"))?;
-    // The image is compiled in: its length and the server's version name this drawing.
-    let etag = format!(
-        "\"{}-{}-{}\"",
-        sticker.id,
-        sticker.svg.len(),
-        env!("CARGO_PKG_VERSION")
-    );
+    let etag = sticker.etag();
     let mut headers = HeaderMap::new();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("image/svg+xml"));
     headers.insert(
         CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("sandbox; default-src 'none'"),
+        HeaderValue::from_static(MEDIA_POLICY),
     );
     headers.insert(CACHE_CONTROL, HeaderValue::from_static(CACHE));
     headers.insert(
         ETAG,
-        HeaderValue::from_str(&etag).expect("ids and versions are header-safe"),
+        HeaderValue::from_str(etag).expect("an ETag is hex digits"),
     );
-    let current = asked
-        .get(IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    if current {
+    if etag_matches(&asked, etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers).into_response());
     }
     Ok((headers, sticker.svg).into_response())
