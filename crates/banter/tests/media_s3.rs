@@ -120,7 +120,7 @@ async fn media_lives_in_s3_when_media_store_names_a_bucket() {
         .args(["serve", "--listen", "127.0.0.1:0"])
         .args(["--password-memory-kib", "64", "--password-iterations", "1"])
         .args(["--media-store", "s3://banter-media/uploads"])
-        .args(["--media-unreferenced-secs", "1"])
+        .args(["--media-unreferenced-secs", "3"])
         .arg("--data-dir")
         .arg(dir.path())
         .env("AWS_ENDPOINT", format!("http://{}", s3.addr))
@@ -184,7 +184,7 @@ async fn media_lives_in_s3_when_media_store_names_a_bucket() {
         .await
         .unwrap();
     assert_eq!(s3.keys("banter-media").await.len(), 2);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while s3.keys("banter-media").await.len() != 1 {
         assert!(
             Instant::now() < deadline,
@@ -197,5 +197,9 @@ async fn media_lives_in_s3_when_media_store_names_a_bucket() {
         s3.keys("banter-media").await,
         [format!("uploads/{}", info.id)]
     );
+    // Every multipart upload was completed: none is left holding parts.
+    let (status, uploads) = s3.call("GET", "/banter-media?uploads").await;
+    assert_eq!(status, 200, "{uploads}");
+    assert!(!uploads.contains("<Upload>"), "{uploads}");
     drop(server);
 }

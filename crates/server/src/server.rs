@@ -377,11 +377,18 @@ impl Background {
             loop {
                 tokio::select! {
                     () = stop.cancelled() => return,
-                    _ = every.tick() => match a.media.sweep().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(removed = n, "media sweep"),
-                        Err(e) => tracing::warn!(error = %e.message, "media sweep failed"),
-                    },
+                    _ = every.tick() => {
+                        // A long sweep (a large bucket listed) ends with the server.
+                        let swept = tokio::select! {
+                            () = stop.cancelled() => return,
+                            swept = a.media.sweep() => swept,
+                        };
+                        match swept {
+                            Ok(0) => {}
+                            Ok(n) => tracing::info!(removed = n, "media sweep"),
+                            Err(e) => tracing::warn!(error = %e.message, "media sweep failed"),
+                        }
+                    }
                 }
             }
         });

@@ -33,7 +33,9 @@ async fn the_media_flow_runs_on_an_object_store() {
     let url = format!("file://{}", objects.path().display());
     let server = start_with(|c| {
         c.media_store = url;
-        c.media_unreferenced_secs = 1;
+        // Long enough for the sends below to come first on a loaded machine, short enough
+        // for the test to see the sweep.
+        c.media_unreferenced_secs = 3;
     })
     .await;
     let alice = server.user("alice").await;
@@ -109,16 +111,14 @@ async fn the_media_flow_runs_on_an_object_store() {
     assert_eq!(draft.status, 201);
     let draft = draft.json()["id"].as_str().unwrap().to_owned();
     assert_eq!(files_under(objects.path()).len(), 3);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while get(&alice.token, format!("/v1/media/{draft}/info"), vec![])
-        .await
-        .status
-        != 404
-    {
+    // The sweep removes the record, then the bytes: wait for the bytes.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while files_under(objects.path()) != stored {
         assert!(Instant::now() < deadline, "the unsent file is still there");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    assert_eq!(files_under(objects.path()), stored);
+    let info = get(&alice.token, format!("/v1/media/{draft}/info"), vec![]).await;
+    assert_eq!(info.status, 404);
     server.stop().await;
 }
 

@@ -47,7 +47,7 @@ async fn kept_files(server: &TestServer) -> (String, String, common::TestUser) {
 
 /// Waits until none of `gone` exists, then checks that every one of `kept` does.
 async fn swept(gone: &[PathBuf], kept: &[PathBuf]) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while gone.iter().any(|p| p.exists()) {
         assert!(Instant::now() < deadline, "never swept: {gone:?}");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -57,15 +57,27 @@ async fn swept(gone: &[PathBuf], kept: &[PathBuf]) {
     }
 }
 
+/// Writes a file stored, by its time, an hour ago (older than the retention).
 fn write(path: &Path, bytes: &[u8]) -> PathBuf {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, bytes).unwrap();
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(an_hour_ago)
+        .unwrap();
     path.to_owned()
 }
 
+/// The retention of the tests below: long enough for their uploads to be sent first on a
+/// loaded machine (the sweep of bytes no record names runs every retention period).
+const RETENTION_SECS: u64 = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_no_record_names_are_swept_from_the_media_directory() {
-    let server = start_with(|c| c.media_unreferenced_secs = 1).await;
+    let server = start_with(|c| c.media_unreferenced_secs = RETENTION_SECS).await;
     let (image, text, bob) = kept_files(&server).await;
     let media = server.config.data_dir.join("media");
     let before = files_under(&media);
@@ -75,10 +87,21 @@ async fn bytes_no_record_names_are_swept_from_the_media_directory() {
         // A thumbnail for a file that has none.
         write(&media.join(&text[..2]).join(format!("{text}.thumb")), b"no"),
     ];
-    let not_a_key = write(&media.join("ab").join("README"), b"an operator's note");
+    // Not media keys, or not in their shard: not the server's to remove.
     let mut kept = before.clone();
-    kept.push(not_a_key);
+    for (dir, name) in [
+        ("ab", "README"),
+        ("ab", "notes"),
+        ("ab", "cafe"),
+        ("cd", stray.as_str()),
+    ] {
+        kept.push(write(&media.join(dir).join(name), b"an operator's"));
+    }
     swept(&gone, &kept).await;
+    // The listing goes through the shards in order: once a stray file in the last one is
+    // gone, a whole pass ran after the first removals, and the kept files are still there.
+    let last = write(&media.join("ff").join("ff".repeat(32)), b"left by a crash");
+    swept(&[last], &kept).await;
     for id in [&image, &text] {
         let r = request(
             &server.addr,
@@ -100,7 +123,7 @@ async fn objects_no_record_names_are_swept_from_an_object_store() {
     let url = format!("file://{}", objects.path().display());
     let server = start_with(|c| {
         c.media_store = url;
-        c.media_unreferenced_secs = 1;
+        c.media_unreferenced_secs = RETENTION_SECS;
     })
     .await;
     let (image, _text, bob) = kept_files(&server).await;
@@ -114,13 +137,15 @@ async fn objects_no_record_names_are_swept_from_an_object_store() {
         &objects.path().join("cd".repeat(32)),
         b"left by a crash",
     )];
-    // Not ours: an object below another path.
-    let nested = write(
+    // Not ours: an object below another path, and objects not named like media keys.
+    let mut kept = before.clone();
+    for name in ["elsewhere/efef", "notes.txt", "cafe"] {
+        kept.push(write(&objects.path().join(name), b"other"));
+    }
+    kept.push(write(
         &objects.path().join("elsewhere").join("ef".repeat(32)),
         b"other",
-    );
-    let mut kept = before.clone();
-    kept.push(nested);
+    ));
     swept(&gone, &kept).await;
     let r = request(
         &server.addr,

@@ -188,8 +188,8 @@ pub struct Config {
     pub media_dir: PathBuf,
     /// Where media bytes are stored instead of `media_dir`: empty (the default) for the
     /// directory; `s3://bucket/prefix` for S3 or an S3-compatible store (credentials, region
-    /// and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
-    /// `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`), which every node of a cluster can share;
+    /// and endpoint from `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`,
+    /// `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP`), which every node of a cluster can share;
     /// `file:///directory`; or `memory://` (lost at exit: tests and demos). Uploads in
     /// progress still use `media_dir/tmp`.
     pub media_store: String,
@@ -206,8 +206,9 @@ pub struct Config {
     pub media_unreferenced_secs: u64,
     /// Uploads one user may have in progress at once (beyond: 429 `rate_limited`).
     pub media_uploads_per_user: u32,
-    /// Downloads one user may have in progress at once, over all their connections (beyond:
-    /// 429 `rate_limited`); a download counts until its last byte is sent.
+    /// Downloads one user may have in progress at once on this server, over all their
+    /// connections, thumbnails included (beyond: 429 `rate_limited`); a download counts until
+    /// its last byte is sent.
     pub media_downloads_per_user: u32,
     /// Largest image canvas, in pixels (width × height), that is decoded for a thumbnail;
     /// larger images are refused (400 `invalid_media`) from their header, before decoding.

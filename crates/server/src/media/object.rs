@@ -22,7 +22,8 @@ use super::storage::{MediaStorage, StoredKey, check_key, process_temp_dir};
 /// Bytes per part of an upload: S3's smallest part size (every part but the last).
 const PART: usize = 5 * 1024 * 1024;
 
-/// Parts in flight at once while storing one file (so at most this many parts in memory).
+/// Parts in flight at once while storing one file: with the one being filled, at most three
+/// parts (15 MiB) in memory per file being stored.
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// Blobs as objects `<prefix>/<key>` of an [`ObjectStore`].
@@ -53,8 +54,7 @@ impl ObjectStorage {
                 // reqwest's TLS has no crypto built in here: the process uses ring (as the
                 // rest of the server does). Installing it twice is harmless.
                 _ = rustls::crypto::ring::default_provider().install_default();
-                let s3 = object_store::aws::AmazonS3Builder::from_env()
-                    .with_url(url)
+                let s3 = s3_builder(url)
                     .build()
                     .map_err(|e| invalid(format!("{url}: {e}")))?;
                 let prefix = ObjectPath::from_url_path(parsed.path())
@@ -70,8 +70,10 @@ impl ObjectStorage {
                     .to_file_path()
                     .map_err(|()| invalid(format!("{url}: not an absolute path")))?;
                 std::fs::create_dir_all(&dir)?;
+                // Durable before it is recorded, like the media directory.
                 let local = object_store::local::LocalFileSystem::new_with_prefix(&dir)
-                    .map_err(|e| invalid(format!("{url}: {e}")))?;
+                    .map_err(|e| invalid(format!("{url}: {e}")))?
+                    .with_fsync(true);
                 (Arc::new(local), ObjectPath::default())
             }
             other => {
@@ -86,6 +88,47 @@ impl ObjectStorage {
     fn location(&self, key: &str) -> io::Result<ObjectPath> {
         check_key(key)?;
         Ok(self.prefix.clone().join(key))
+    }
+}
+
+/// S3 from the `AWS_*` environment, failing fast when the bucket is away (object_store's
+/// defaults retry for up to 3 minutes, holding the request and its slots meanwhile): at most 3
+/// retries within 10 s, a request timeout of 30 s and a connect timeout of 5 s unless
+/// `AWS_TIMEOUT` or `AWS_CONNECT_TIMEOUT` say otherwise.
+fn s3_builder(url: &str) -> object_store::aws::AmazonS3Builder {
+    use object_store::ClientConfigKey as C;
+    use object_store::aws::AmazonS3ConfigKey as K;
+    let mut s3 = object_store::aws::AmazonS3Builder::from_env()
+        .with_url(url)
+        .with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(10),
+            backoff: object_store::BackoffConfig::default(),
+        });
+    for (var, key, value) in [
+        ("AWS_TIMEOUT", C::Timeout, "30s"),
+        ("AWS_CONNECT_TIMEOUT", C::ConnectTimeout, "5s"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            s3 = s3.with_config(K::Client(key), value);
+        }
+    }
+    s3
+}
+
+/// Streams `file` into `writer`, with at most [`PARTS_IN_FLIGHT`] parts uploading.
+async fn copy(mut file: tokio::fs::File, writer: &mut WriteMultipart) -> io::Result<()> {
+    let mut chunk = vec![0; super::storage::CHUNK];
+    loop {
+        let n = file.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        writer
+            .wait_for_capacity(PARTS_IN_FLIGHT)
+            .await
+            .map_err(io_error)?;
+        writer.write(&chunk[..n]);
     }
 }
 
@@ -108,28 +151,34 @@ impl MediaStorage for ObjectStorage {
         if self.size(key).await?.is_some() {
             return tokio::fs::remove_file(from).await;
         }
-        let mut file = tokio::fs::File::open(from).await?;
-        let upload = self
-            .store
-            .put_multipart(&location)
-            .await
-            .map_err(io_error)?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
-        let mut chunk = vec![0; super::storage::CHUNK];
-        loop {
-            let n = file.read(&mut chunk).await?;
-            if n == 0 {
-                break;
+        // Opened here, so the task below reads it even if the request goes away and its
+        // temporary file is unlinked.
+        let file = tokio::fs::File::open(from).await?;
+        let store = Arc::clone(&self.store);
+        let from = from.to_owned();
+        // In a task of its own: a multipart upload is always completed or aborted, even when
+        // the request that started it is dropped (S3 keeps, and bills, the parts of an upload
+        // that is neither; object_store cannot abort one on drop).
+        tokio::spawn(async move {
+            let upload = store.put_multipart(&location).await.map_err(io_error)?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
+            match copy(file, &mut writer).await {
+                // `finish` aborts the upload itself when it fails.
+                Ok(()) => _ = writer.finish().await.map_err(io_error)?,
+                Err(e) => {
+                    if let Err(abort) = writer.abort().await {
+                        tracing::warn!(error = %abort, "media multipart upload not aborted");
+                    }
+                    return Err(e);
+                }
             }
-            writer
-                .wait_for_capacity(PARTS_IN_FLIGHT)
-                .await
-                .map_err(io_error)?;
-            writer.write(&chunk[..n]);
-        }
-        // Dropping an unfinished writer aborts the upload: nothing half-written is visible.
-        writer.finish().await.map_err(io_error)?;
-        tokio::fs::remove_file(from).await
+            match tokio::fs::remove_file(&from).await {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            }
+        })
+        .await
+        .map_err(io::Error::other)?
     }
 
     async fn size(&self, key: &str) -> io::Result<Option<u64>> {

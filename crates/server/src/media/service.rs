@@ -89,6 +89,8 @@ pub struct Media {
     stripes: Vec<tokio::sync::Mutex<()>>,
     /// When the sweep last listed the storage for bytes no record names (0: never).
     orphans_swept_ms: std::sync::atomic::AtomicI64,
+    /// Sweeps run since the start.
+    sweeps: std::sync::atomic::AtomicU64,
 }
 
 /// Image uploads that may wait for the decoder.
@@ -164,6 +166,7 @@ impl Media {
             waiting: AtomicUsize::new(0),
             stripes: (0..STRIPES).map(|_| tokio::sync::Mutex::new(())).collect(),
             orphans_swept_ms: std::sync::atomic::AtomicI64::new(0),
+            sweeps: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -358,10 +361,12 @@ impl Media {
             served = stripped;
             thumbnail = Some(thumb);
         }
-        // Bytes first, then the record, under the content's stripe (the sweep deletes bytes
-        // under it too): a record never names bytes about to go. Bytes without a record (a
-        // crash between the two) stay on disk: nothing collects them yet.
-        let _stripe = self.stripe(hash).await;
+        // Bytes first, outside the content's stripe (a put under a content key is idempotent,
+        // and a transfer to an object store may take long); then, under the stripe (the sweep
+        // deletes bytes under it too), a check that they are still there and the record: a
+        // record never names bytes about to go. Bytes stored without a record (a crash
+        // between the two) are left to the sweep of bytes no record names.
+        let has_thumbnail = thumbnail.is_some();
         if let Some(thumb) = &thumbnail {
             self.storage
                 .put(&thumb_key(hash), &thumb.0)
@@ -372,6 +377,16 @@ impl Media {
             .put(hash, &served.0)
             .await
             .map_err(|e| internal("put", e))?;
+        let _stripe = self.stripe(hash).await;
+        if !self.stored(hash, has_thumbnail).await? {
+            // The sweep removed bytes these were deduplicated against, between the put and
+            // the stripe: rare, and the client's retry stores them anew.
+            return Err(Error::new(
+                ErrorCode::Busy,
+                "the file was being removed as it was stored; retry",
+            )
+            .retry_after(std::time::Duration::from_secs(1)));
+        }
         match self
             .store
             .add_upload(record, user, name.clone(), self.limits.quota_bytes)
@@ -442,6 +457,18 @@ impl Media {
             ImageError::Io(e) => internal("image", e),
         })?;
         Ok((stripped, thumb, info))
+    }
+
+    /// Whether the bytes of `hash` (and its thumbnail, if `thumbnail`) are in storage.
+    async fn stored(&self, hash: &str, thumbnail: bool) -> Result<bool> {
+        let has = |key: String| async move {
+            self.storage
+                .size(&key)
+                .await
+                .map(|s| s.is_some())
+                .map_err(|e| internal("stat", e))
+        };
+        Ok(has(hash.to_owned()).await? && (!thumbnail || has(thumb_key(hash)).await?))
     }
 
     async fn delete_bytes(&self, hash: &str) {

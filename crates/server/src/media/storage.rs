@@ -91,6 +91,21 @@ pub fn check_key(key: &str) -> io::Result<()> {
     Ok(())
 }
 
+/// A media key as the server makes them, `<sha256 in lowercase hex>` or `<…>.thumb`: the
+/// hash and whether it is a thumbnail. Anything else in storage is not the server's (the sweep
+/// of bytes no record names leaves it alone).
+pub fn parse_key(key: &str) -> Option<(&str, bool)> {
+    let (hash, thumbnail) = match key.strip_suffix(".thumb") {
+        Some(hash) => (hash, true),
+        None => (key, false),
+    };
+    let hex = hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    hex.then_some((hash, thumbnail))
+}
+
 /// Blobs as files: `<root>/<first two hex digits>/<key>`, uploads in progress in
 /// `<root>/tmp/<per process>`.
 /// Directories are made on first use, so a server that stores nothing creates nothing (a
@@ -159,12 +174,18 @@ impl MediaStorage for LocalStorage {
     }
 
     fn keys(&self) -> BoxStream<'static, io::Result<StoredKey>> {
-        // One two-digit directory at a time (a 256th of the files), so memory stays small.
+        // One two-digit directory at a time (a 256th of the files), so memory stays small;
+        // each read in one blocking call.
         let root = self.root.clone();
         futures_util::stream::iter(0..=255u8)
             .then(move |i| {
-                let dir = root.join(format!("{i:02x}"));
-                async move { list_dir(&dir).await }
+                let shard = format!("{i:02x}");
+                let dir = root.join(&shard);
+                async move {
+                    tokio::task::spawn_blocking(move || list_dir(&dir, &shard))
+                        .await
+                        .map_err(io::Error::other)?
+                }
             })
             .flat_map(|found| match found {
                 Ok(keys) => futures_util::stream::iter(keys.into_iter().map(Ok)).boxed(),
@@ -178,20 +199,29 @@ impl MediaStorage for LocalStorage {
     }
 }
 
-/// The files of one directory of [`LocalStorage`] (none if it does not exist).
-async fn list_dir(dir: &Path) -> io::Result<Vec<StoredKey>> {
-    let mut entries = match tokio::fs::read_dir(dir).await {
+/// The media keys in one directory of [`LocalStorage`], `shard` (none if it does not exist).
+/// Only keys that belong in that shard count; a file removed while listing is skipped.
+fn list_dir(dir: &Path, shard: &str) -> io::Result<Vec<StoredKey>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut keys = Vec::new();
-    while let Some(entry) = entries.next_entry().await? {
-        let meta = entry.metadata().await?;
+    for entry in entries {
+        let entry = entry?;
         let Some(key) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if meta.is_file() && check_key(&key).is_ok() {
+        if !parse_key(&key).is_some_and(|(hash, _)| hash.starts_with(shard)) {
+            continue;
+        }
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if meta.is_file() {
             keys.push(StoredKey {
                 key,
                 stored: meta.modified()?,

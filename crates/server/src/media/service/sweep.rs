@@ -10,14 +10,14 @@ use futures_util::StreamExt;
 
 use super::{Media, thumb_key};
 use crate::error::Result;
-use crate::media::storage::check_key;
+use crate::media::storage::parse_key;
 
 /// The longest time between two listings of the storage for bytes no record names.
 const ORPHANS_AT_MOST_EVERY_MS: i64 = 24 * 3600 * 1000;
 
 impl Media {
-    /// Removes files sent nowhere whose last upload is older than the limit, and (every such
-    /// age, at most daily) stored bytes no record names; returns how many it removed.
+    /// Removes files sent nowhere whose last upload is older than the limit, and returns how
+    /// many; also (every such age, at most daily) stored bytes no record names.
     pub async fn sweep(&self) -> Result<usize> {
         let now = crate::clock::now_ms();
         let before = now - self.limits.unreferenced_ms;
@@ -36,11 +36,22 @@ impl Media {
                 break;
             }
         }
+        // Bytes no record names: first at the second sweep after a start (not as every node
+        // of a cluster comes up), then every retention period, at most daily.
         let last = self.orphans_swept_ms.load(Ordering::Relaxed);
+        let sweeps = self.sweeps.fetch_add(1, Ordering::Relaxed);
         let every = self.limits.unreferenced_ms.min(ORPHANS_AT_MOST_EVERY_MS);
-        if last == 0 || now - last >= every {
-            self.orphans_swept_ms.store(now, Ordering::Relaxed);
-            removed += self.sweep_orphans().await?;
+        let due = if last == 0 {
+            sweeps >= 1
+        } else {
+            now - last >= every
+        };
+        if due {
+            let orphans = self.sweep_orphans().await?;
+            self.orphans_swept_ms.store(now.max(1), Ordering::Relaxed);
+            if orphans > 0 {
+                tracing::info!(removed = orphans, "media sweep of bytes no record names");
+            }
         }
         Ok(removed)
     }
@@ -59,17 +70,17 @@ impl Media {
             let found = match found {
                 Ok(found) => found,
                 Err(e) => {
+                    // One directory (or page) that cannot be read; the others still are.
                     tracing::warn!(error = %e, "media storage listing failed");
-                    break;
+                    continue;
                 }
             };
-            if found.stored > before || check_key(&found.key).is_err() {
+            let Some((hash, thumbnail)) = parse_key(&found.key) else {
+                continue;
+            };
+            if found.stored > before {
                 continue;
             }
-            let (hash, thumbnail) = match found.key.strip_suffix(".thumb") {
-                Some(hash) => (hash, true),
-                None => (found.key.as_str(), false),
-            };
             let _stripe = self.stripe(hash).await;
             let named = match self.store.media(hash).await? {
                 Some(record) => !thumbnail || record.thumbnail.is_some(),
@@ -85,7 +96,7 @@ impl Media {
             };
             match self.storage.delete(&key).await {
                 Ok(()) => {
-                    tracing::info!(key, "media bytes no record names removed");
+                    tracing::info!(key, "media sweep removed bytes no record names");
                     removed += 1;
                 }
                 Err(e) => tracing::warn!(error = %e, key, "media delete failed"),
