@@ -7,6 +7,12 @@
 export const MAX_CONCURRENT_FETCHES = 4;
 
 /**
+ * Tries of a download the server refuses for now (`rate_limited`: the user's other tabs and
+ * devices hold its downloads; `busy`), each after the answer's Retry-After (1 s if none).
+ */
+export const RETRIES_WHEN_REFUSED = 5;
+
+/**
  * Creates a cache over `client.media`. Returns {url(id, variant), blob(id, variant), clear()}:
  * variant is 'thumbnail' or 'file'. After clear() the cache refuses work (a chat that closed).
  */
@@ -33,13 +39,26 @@ export function createMediaCache(client) {
     });
   }
 
+  async function download(id, thumbnail) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await client.media.download(id, { thumbnail });
+      } catch (e) {
+        const later = e?.code === 'rate_limited' || e?.code === 'busy';
+        if (!later || attempt >= RETRIES_WHEN_REFUSED || closed) throw e;
+        await new Promise((resolve) => { setTimeout(resolve, (e.retryAfter ?? 1) * 1000); });
+        if (closed) throw new Error('closed');
+      }
+    }
+  }
+
   function load(id, variant) {
     const key = `${variant}:${id}`;
     let entry = entries.get(key);
     if (!entry) {
       entry = limited(async () => {
         if (closed) throw new Error('closed');
-        const blob = await client.media.download(id, { thumbnail: variant === 'thumbnail' });
+        const blob = await download(id, variant === 'thumbnail');
         if (closed) throw new Error('closed');
         const url = URL.createObjectURL(blob);
         urls.add(url);
