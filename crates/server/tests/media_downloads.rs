@@ -87,3 +87,50 @@ async fn downloads_in_progress_are_bounded_per_user() {
     drop(stalled);
     server.stop().await;
 }
+
+/// One response on a kept-alive connection: its status and body (by `Content-Length`).
+async fn exchange(s: &mut tokio::net::TcpStream, request: &str) -> (u16, Vec<u8>) {
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(s.read_u8().await.unwrap());
+    }
+    let head = String::from_utf8(head).unwrap();
+    let status = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body).await.unwrap();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_finished_download_gives_its_slot_back_on_a_kept_alive_connection() {
+    let server = start_with(|c| c.media_downloads_per_user = 2).await;
+    let alice = server.user("alice").await;
+    let up = upload(&server.addr, &alice.token, Some("a.txt"), b"kept alive\n").await;
+    assert_eq!(up.status, 201);
+    let id = up.json()["id"].as_str().unwrap().to_owned();
+    // More downloads than the bound, one after another on one connection (as a browser does):
+    // each gives its slot back when its body ends, not when the connection closes.
+    let mut s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
+    let request = format!(
+        "GET /v1/media/{id} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        alice.token
+    );
+    for i in 0..5 {
+        let (status, body) = exchange(&mut s, &request).await;
+        assert_eq!(
+            (status, body.as_slice()),
+            (200, &b"kept alive\n"[..]),
+            "download {i}"
+        );
+    }
+    server.stop().await;
+}

@@ -26,11 +26,17 @@ const PART: usize = 5 * 1024 * 1024;
 /// parts (15 MiB) in memory per file being stored.
 const PARTS_IN_FLIGHT: usize = 2;
 
+/// Files being stored at once by one server; the next waits for a turn. With
+/// [`PARTS_IN_FLIGHT`], at most 8 × 15 MiB of parts in memory, whatever the number of users.
+const STORES_AT_ONCE: usize = 8;
+
 /// Blobs as objects `<prefix>/<key>` of an [`ObjectStore`].
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     tmp: PathBuf,
+    /// Turns of [`STORES_AT_ONCE`].
+    stores: Arc<tokio::sync::Semaphore>,
 }
 
 impl ObjectStorage {
@@ -41,6 +47,7 @@ impl ObjectStorage {
             store,
             prefix,
             tmp: process_temp_dir(local_root),
+            stores: Arc::new(tokio::sync::Semaphore::new(STORES_AT_ONCE)),
         }
     }
 
@@ -154,12 +161,17 @@ impl MediaStorage for ObjectStorage {
         // Opened here, so the task below reads it even if the request goes away and its
         // temporary file is unlinked.
         let file = tokio::fs::File::open(from).await?;
+        let turn = Arc::clone(&self.stores)
+            .acquire_owned()
+            .await
+            .map_err(io::Error::other)?;
         let store = Arc::clone(&self.store);
         let from = from.to_owned();
         // In a task of its own: a multipart upload is always completed or aborted, even when
         // the request that started it is dropped (S3 keeps, and bills, the parts of an upload
         // that is neither; object_store cannot abort one on drop).
         tokio::spawn(async move {
+            let _turn = turn;
             let upload = store.put_multipart(&location).await.map_err(io_error)?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART);
             match copy(file, &mut writer).await {
