@@ -56,9 +56,11 @@ impl Media {
         Ok(removed)
     }
 
-    /// Removes stored bytes that no record names and that were stored before the age limit
-    /// (so an upload between storing and recording its bytes is never touched; it also holds
-    /// the content's stripe). Returns how many keys it removed.
+    /// Removes stored bytes that no record names and that were stored before the age limit,
+    /// each under the content's stripe. An upload of the same bytes that found them stored
+    /// (its put kept them as they were) checks them again under the stripe before recording
+    /// them, so it finds them gone and is answered `busy`; its retry stores them anew. Returns
+    /// how many keys it removed.
     pub async fn sweep_orphans(&self) -> Result<usize> {
         let age = Duration::from_millis(u64::try_from(self.limits.unreferenced_ms).unwrap_or(0));
         let before = SystemTime::now()
