@@ -108,12 +108,8 @@ impl Api {
         b
     }
 
-    /// Sends `req` and reads its whole body: the status and the bytes of a success, the
-    /// typed error of a failure.
-    pub(crate) async fn fetch(
-        &self,
-        req: Request<Full<Bytes>>,
-    ) -> Result<(StatusCode, Bytes), ClientError> {
+    /// Sends `req` and reads its whole body, whatever the status.
+    async fn read(&self, req: Request<Full<Bytes>>) -> Result<(StatusCode, Bytes), ClientError> {
         let response = self.raw(req).await?;
         let status = response.status();
         let bytes = response
@@ -122,6 +118,16 @@ impl Api {
             .await
             .map_err(ClientError::protocol)?
             .to_bytes();
+        Ok((status, bytes))
+    }
+
+    /// Sends `req` and reads its whole body: the status and the bytes of a success, the
+    /// typed error of a failure.
+    pub(crate) async fn fetch(
+        &self,
+        req: Request<Full<Bytes>>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let (status, bytes) = self.read(req).await?;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
@@ -263,15 +269,11 @@ impl Api {
             .builder(Method::GET, path, None)
             .body(Full::new(Bytes::new()))
             .map_err(ClientError::protocol)?;
-        let response = self.raw(req).await?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(ClientError::protocol)?
-            .to_bytes();
-        Ok((status, String::from_utf8_lossy(&bytes).into_owned()))
+        let (status, bytes) = self.read(req).await?;
+        Ok((
+            status.as_u16(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ))
     }
 }
 

@@ -24,7 +24,7 @@ fn temp_files(server: &TestServer) -> usize {
 }
 
 async fn get(server: &TestServer, user: &TestUser, path: &str, extra: &[&str]) -> media::Reply {
-    media::request(&server.addr, "GET", path, &user.token, extra, b"").await
+    media::get(&server.addr, &user.token, path, extra).await
 }
 
 fn attachment_send(

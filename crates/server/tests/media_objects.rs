@@ -7,25 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use banter_client::protocol::{AttachmentKind, AttachmentRequest, ClientRequest, SendAck};
-use common::media::{files_under, jpeg_with_exif, request, upload};
+use banter_client::protocol::{AttachmentKind, SendAck};
+use common::media::{file_send, files_under, get, jpeg_with_exif, upload};
 use common::{ok, start_with};
-
-fn send_file(to: &str, key: &str, id: &str, kind: AttachmentKind) -> ClientRequest {
-    ClientRequest::Send {
-        to: Some(to.to_owned()),
-        conversation: None,
-        client_msg_id: key.into(),
-        text: String::new(),
-        attachment: Some(AttachmentRequest {
-            kind,
-            id: id.into(),
-            name: None,
-            duration_ms: None,
-        }),
-        sticker: None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_media_flow_runs_on_an_object_store() {
@@ -41,13 +25,6 @@ async fn the_media_flow_runs_on_an_object_store() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let carol = server.user("carol").await;
-    let get = |token: &str, path: String, extra: Vec<String>| {
-        let (addr, token) = (server.addr.clone(), token.to_owned());
-        async move {
-            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
-            request(&addr, "GET", &path, &token, &extra, b"").await
-        }
-    };
 
     let photo = jpeg_with_exif(640, 480);
     let up = upload(&server.addr, &alice.token, Some("cat.jpg"), &photo).await;
@@ -67,33 +44,41 @@ async fn the_media_flow_runs_on_an_object_store() {
     );
 
     let a = server.connect(&alice).await;
-    let _: SendAck = ok(&a, send_file(&bob.id, "img", &id, AttachmentKind::Image)).await;
-    let original = get(&bob.token, format!("/v1/media/{id}"), vec![]).await;
+    let _: SendAck = ok(&a, file_send(&bob.id, "img", &id, AttachmentKind::Image)).await;
+    let original = get(&server.addr, &bob.token, &format!("/v1/media/{id}"), &[]).await;
     assert_eq!(original.status, 200);
     let decoded = image::load_from_memory(&original.body).unwrap();
     assert_eq!((decoded.width(), decoded.height()), (640, 480));
     let has = |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).any(|w| w == needle);
     assert!(!has(&original.body, b"GPSLatitude"), "served stripped");
-    let thumb = get(&bob.token, format!("/v1/media/{id}/thumbnail"), vec![]).await;
+    let thumb = get(
+        &server.addr,
+        &bob.token,
+        &format!("/v1/media/{id}/thumbnail"),
+        &[],
+    )
+    .await;
     assert_eq!(thumb.status, 200);
     assert_eq!(image::load_from_memory(&thumb.body).unwrap().width(), 320);
     let part = get(
+        &server.addr,
         &bob.token,
-        format!("/v1/media/{id}"),
-        vec!["Range: bytes=100-199".into()],
+        &format!("/v1/media/{id}"),
+        &["Range: bytes=100-199"],
     )
     .await;
     assert_eq!(part.status, 206);
     assert_eq!(part.body, original.body[100..200]);
     let tail = get(
+        &server.addr,
         &bob.token,
-        format!("/v1/media/{id}"),
-        vec!["Range: bytes=-10".into()],
+        &format!("/v1/media/{id}"),
+        &["Range: bytes=-10"],
     )
     .await;
     assert_eq!(tail.body, original.body[original.body.len() - 10..]);
     assert_eq!(
-        get(&carol.token, format!("/v1/media/{id}"), vec![])
+        get(&server.addr, &carol.token, &format!("/v1/media/{id}"), &[])
             .await
             .status,
         404
@@ -117,7 +102,13 @@ async fn the_media_flow_runs_on_an_object_store() {
         assert!(Instant::now() < deadline, "the unsent file is still there");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let info = get(&alice.token, format!("/v1/media/{draft}/info"), vec![]).await;
+    let info = get(
+        &server.addr,
+        &alice.token,
+        &format!("/v1/media/{draft}/info"),
+        &[],
+    )
+    .await;
     assert_eq!(info.status, 404);
     server.stop().await;
 }
@@ -139,28 +130,18 @@ async fn a_file_of_several_parts_round_trips_through_the_in_memory_store() {
     assert_eq!(up.status, 201, "{:?}", String::from_utf8_lossy(&up.body));
     let id = up.json()["id"].as_str().unwrap().to_owned();
     let a = server.connect(&alice).await;
-    let _: SendAck = ok(&a, send_file(&bob.id, "bin", &id, AttachmentKind::File)).await;
-    let whole = request(
-        &server.addr,
-        "GET",
-        &format!("/v1/media/{id}"),
-        &bob.token,
-        &[],
-        b"",
-    )
-    .await;
+    let _: SendAck = ok(&a, file_send(&bob.id, "bin", &id, AttachmentKind::File)).await;
+    let whole = get(&server.addr, &bob.token, &format!("/v1/media/{id}"), &[]).await;
     assert_eq!(whole.status, 200);
     assert!(whole.body == file, "the bytes come back unchanged");
     // A range across the first part boundary.
     let (first, last) = (5 * 1024 * 1024 - 7, 5 * 1024 * 1024 + 8);
     let range = format!("Range: bytes={first}-{last}");
-    let part = request(
+    let part = get(
         &server.addr,
-        "GET",
-        &format!("/v1/media/{id}"),
         &bob.token,
+        &format!("/v1/media/{id}"),
         &[&range],
-        b"",
     )
     .await;
     assert_eq!(part.status, 206);

@@ -7,8 +7,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use banter_client::protocol::{AttachmentKind, AttachmentRequest, ClientRequest, SendAck};
-use common::media::{files_under, jpeg_with_exif, request, upload};
+use banter_client::protocol::{AttachmentKind, SendAck};
+use common::media::{file_send, files_under, get, jpeg_with_exif, upload};
 use common::{TestServer, ok, start_with};
 
 /// Uploads an image (original and thumbnail) and a text file, sends both so the sweep keeps
@@ -25,20 +25,7 @@ async fn kept_files(server: &TestServer) -> (String, String, common::TestUser) {
         let up = upload(&server.addr, &alice.token, Some(name), &bytes).await;
         assert_eq!(up.status, 201);
         let id = up.json()["id"].as_str().unwrap().to_owned();
-        let send = ClientRequest::Send {
-            to: Some(bob.id.clone()),
-            conversation: None,
-            client_msg_id: name.into(),
-            text: String::new(),
-            attachment: Some(AttachmentRequest {
-                kind,
-                id: id.clone(),
-                name: None,
-                duration_ms: None,
-            }),
-            sticker: None,
-        };
-        let _: SendAck = ok(&a, send).await;
+        let _: SendAck = ok(&a, file_send(&bob.id, name, &id, kind)).await;
         ids.push(id);
     }
     let text = ids.pop().unwrap();
@@ -103,15 +90,7 @@ async fn bytes_no_record_names_are_swept_from_the_media_directory() {
     let last = write(&media.join("ff").join("ff".repeat(32)), b"left by a crash");
     swept(&[last], &kept).await;
     for id in [&image, &text] {
-        let r = request(
-            &server.addr,
-            "GET",
-            &format!("/v1/media/{id}"),
-            &bob.token,
-            &[],
-            b"",
-        )
-        .await;
+        let r = get(&server.addr, &bob.token, &format!("/v1/media/{id}"), &[]).await;
         assert_eq!(r.status, 200, "{id} is still served");
     }
     server.stop().await;
@@ -147,13 +126,11 @@ async fn objects_no_record_names_are_swept_from_an_object_store() {
         b"other",
     ));
     swept(&gone, &kept).await;
-    let r = request(
+    let r = get(
         &server.addr,
-        "GET",
-        &format!("/v1/media/{image}/thumbnail"),
         &bob.token,
+        &format!("/v1/media/{image}/thumbnail"),
         &[],
-        b"",
     )
     .await;
     assert_eq!(r.status, 200);

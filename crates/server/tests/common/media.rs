@@ -62,6 +62,33 @@ pub async fn request(
     read_reply(&mut stream).await
 }
 
+/// A `GET` of `path` as the holder of `token`, with `extra` header lines.
+pub async fn get(addr: &str, token: &str, path: &str, extra: &[&str]) -> Reply {
+    request(addr, "GET", path, token, extra, b"").await
+}
+
+/// A `send` of the uploaded file `id`, as `kind`, to the user `to`, without a caption.
+pub fn file_send(
+    to: &str,
+    key: &str,
+    id: &str,
+    kind: banter_client::protocol::AttachmentKind,
+) -> banter_client::protocol::ClientRequest {
+    banter_client::protocol::ClientRequest::Send {
+        to: Some(to.to_owned()),
+        conversation: None,
+        client_msg_id: key.into(),
+        text: String::new(),
+        attachment: Some(banter_client::protocol::AttachmentRequest {
+            kind,
+            id: id.into(),
+            name: None,
+            duration_ms: None,
+        }),
+        sticker: None,
+    }
+}
+
 /// Reads one response to the end of the connection.
 pub async fn read_reply(stream: &mut tokio::net::TcpStream) -> Reply {
     let mut raw = Vec::new();
