@@ -1,6 +1,7 @@
 // The emoji picker: a few hundred common emoji in categories, a keyboard-navigable grid
 // (arrow keys, Home/End, Enter; Esc closes), and recently used ones remembered locally.
 import { h, replace } from './dom.js';
+import { focusCell, onGridKey } from './grid-nav.js';
 
 const words = (s) => s.split(' ').filter(Boolean);
 
@@ -107,51 +108,8 @@ export function emojiPicker({ onPick, onClose, anchor }) {
     if (buttons[0]) buttons[0].tabIndex = 0;
   }
 
-  function focusIndex(i) {
-    if (!buttons.length) return;
-    const n = Math.max(0, Math.min(buttons.length - 1, i));
-    for (const b of buttons) b.tabIndex = -1;
-    buttons[n].tabIndex = 0;
-    buttons[n].focus();
-    buttons[n].scrollIntoView({ block: 'nearest' });
-  }
-
-  function onKey(e) {
-    if (e.key === 'Escape') {
-      e.preventDefault();
-      e.stopPropagation();
-      close();
-      return;
-    }
-    const i = buttons.indexOf(document.activeElement);
-    if (i < 0) return;
-    const moves = {
-      ArrowRight: () => i + 1, ArrowLeft: () => i - 1,
-      ArrowDown: () => vertical(i, 1), ArrowUp: () => vertical(i, -1),
-      Home: () => 0, End: () => buttons.length - 1,
-    };
-    if (e.key in moves) {
-      e.preventDefault();
-      focusIndex(moves[e.key]());
-    }
-  }
-
-  // The cell in the next (dir 1) or previous (dir -1) visual row closest to the current column.
-  function vertical(i, dir) {
-    const cur = buttons[i].getBoundingClientRect();
-    let best = i;
-    let row = null;
-    let bestDx = Infinity;
-    for (let j = i + dir; j >= 0 && j < buttons.length; j += dir) {
-      const r = buttons[j].getBoundingClientRect();
-      if (dir > 0 ? r.top <= cur.top + 1 : r.top >= cur.top - 1) continue;
-      if (row === null) row = r.top;
-      if (Math.abs(r.top - row) > 1) break;
-      const dx = Math.abs(r.left - cur.left);
-      if (dx < bestDx) { bestDx = dx; best = j; }
-    }
-    return best;
-  }
+  function focusIndex(i) { focusCell(buttons, i); }
+  function onKey(e) { onGridKey(e, buttons, close); }
 
   function pick(emoji) {
     remember(emoji);

@@ -2,10 +2,8 @@
 // a keyboard-navigable grid like the emoji picker's: arrow keys, Home/End, Enter or a click
 // sends one, Esc or a click outside closes.
 import { h, replace } from './dom.js';
+import { focusCell, onGridKey } from './grid-nav.js';
 import { errorText } from './format.js';
-
-/** Columns of the grid (the arrow keys move by rows of this many). */
-const COLUMNS = 4;
 
 let listed = null;
 
@@ -50,31 +48,8 @@ export function stickerPicker({ client, anchor, onPick, onClose }) {
     focusIndex(0);
   }
 
-  function focusIndex(i) {
-    if (!buttons.length) return;
-    const n = Math.max(0, Math.min(buttons.length - 1, i));
-    for (const b of buttons) b.tabIndex = -1;
-    buttons[n].tabIndex = 0;
-    buttons[n].focus();
-  }
-
-  function onKey(e) {
-    if (e.key === 'Escape') {
-      e.preventDefault();
-      e.stopPropagation();
-      close();
-      return;
-    }
-    const i = buttons.indexOf(document.activeElement);
-    if (i < 0) return;
-    const moves = {
-      ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + COLUMNS, ArrowUp: i - COLUMNS, Home: 0, End: buttons.length - 1,
-    };
-    if (e.key in moves) {
-      e.preventDefault();
-      focusIndex(moves[e.key]);
-    }
-  }
+  function focusIndex(i) { focusCell(buttons, i); }
+  function onKey(e) { onGridKey(e, buttons, close); }
 
   function onOutside(e) {
     if (open && !el.contains(e.target) && !anchor.contains(e.target)) close({ restoreFocus: false });
