@@ -2,7 +2,8 @@
 //! the NATS on this machine) is killed with SIGKILL under continuous load: its clients fail over
 //! to the other nodes and resync; not one acknowledged message is lost or delivered twice
 //! (counted on every receiver and in the stored history); a user connected only to the dead
-//! node goes offline on the others within the documented timeout.
+//! node goes offline on the others within the documented timeout. The node killed is the
+//! group's writer (`bus::nats::appends`): the others append themselves once it is gone.
 //!
 //! Needs PostgreSQL (`BANTER_TEST_POSTGRES`) and NATS (`BANTER_TEST_NATS`); without them the test
 //! fails, it never skips.
@@ -21,6 +22,8 @@ use std::time::Duration;
 
 use banter_client::protocol::{ClientRequest as R, GroupInfo, Message, PresenceResult};
 use banter_client::{Api, Connection, Messenger, Target};
+use banter_server::bus::NodeId;
+use banter_server::bus::nats::appends::writer_among;
 use common::{FAST, Process, user};
 use postgres::{Database, admin_url};
 use tokio::time::Instant;
@@ -102,18 +105,34 @@ async fn a_node_killed_under_load_loses_and_repeats_nothing() {
     }
     let [s0, s2, r0, r1, r2, ghost, watcher] = users.try_into().unwrap();
     let watch = Connection::connect(&addrs[0], &watcher.1).await.unwrap();
-    let group: GroupInfo = watch
-        .typed(R::GroupCreate {
-            name: "drill".into(),
-            description: None,
-            public: false,
-            members: [&s0, &s2, &r0, &r1, &r2, &ghost]
-                .iter()
-                .map(|u| u.0.clone())
-                .collect(),
-        })
-        .await
-        .unwrap();
+    // The node ids, from each node's `hello`: the group is one whose writer is node 2, so
+    // the kill takes the node that appends the group's messages with it.
+    let mut ids = Vec::new();
+    for addr in &addrs {
+        let c = Connection::connect(addr, &watcher.1).await.unwrap();
+        let hex = c.hello().connection.split('.').next().unwrap().to_owned();
+        ids.push(NodeId(u64::from_str_radix(&hex, 16).unwrap()));
+    }
+    let mut tries = 0;
+    let group = loop {
+        let group: GroupInfo = watch
+            .typed(R::GroupCreate {
+                name: "drill".into(),
+                description: None,
+                public: false,
+                members: [&s0, &s2, &r0, &r1, &r2, &ghost]
+                    .iter()
+                    .map(|u| u.0.clone())
+                    .collect(),
+            })
+            .await
+            .unwrap();
+        if writer_among(&ids, group.id.parse().unwrap()) == Some(ids[2]) {
+            break group;
+        }
+        tries += 1;
+        assert!(tries < 64, "no group written by node 2 in 64 tries");
+    };
     let conv = group.id.clone();
     let to_group = Target::Conversation(conv.clone());
 
@@ -170,6 +189,26 @@ async fn a_node_killed_under_load_loses_and_repeats_nothing() {
         sender_reconnects.push(s.await.unwrap());
     }
     assert!(sender_reconnects[1] > 0, "the sender on node 2 failed over");
+    // Node 0 handed the group's appends to node 2 until it died, then made them itself.
+    let metric = |name: &'static str| {
+        let api = Api::new(addrs[0].clone());
+        async move {
+            let (_, text) = api.get_text("/metrics").await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} in /metrics"))
+        }
+    };
+    let forwarded = metric("banter_appends_forwarded_total").await;
+    let fell_back = metric("banter_append_forward_failures_total").await;
+    assert!(
+        forwarded > 0,
+        "node 0 forwarded to the writer before the kill"
+    );
+    assert!(
+        fell_back > 0,
+        "node 0 appended itself once the writer was gone"
+    );
 
     // The ghost goes offline on the surviving nodes.
     while online(&watch, &ghost.0).await {
@@ -219,7 +258,9 @@ async fn a_node_killed_under_load_loses_and_repeats_nothing() {
     assert_eq!(ids.len(), unique.len(), "no message stored twice");
     assert_eq!(page.messages.len() as u64, fence.seq);
     eprintln!(
-        "killed node 2 after {BEFORE} acks; {} acks in all; its user offline elsewhere after {offline_after:?}",
+        "killed node 2 (the group's writer) after {BEFORE} acks; {} acks in all; node 0 forwarded \
+         {forwarded}, appended {fell_back} itself meanwhile; its user offline elsewhere after \
+         {offline_after:?}",
         acks.len()
     );
     nats::remove_clusters(vec![cluster]);

@@ -78,8 +78,28 @@ pub struct Metrics {
     accept_errors: AtomicU64,
     commit_latency: Histogram<12>,
     commit_batch: Histogram<12>,
+    writers: WriterMetrics,
     errors: [AtomicU64; ErrorCode::ALL.len()],
     auth: AuthMetrics,
+}
+
+/// Group appends handed between nodes (`services::messaging::writers`).
+struct WriterMetrics {
+    forward_latency: Histogram<12>,
+    forwarded: AtomicU64,
+    forward_failures: AtomicU64,
+    written_for_peers: AtomicU64,
+}
+
+impl Default for WriterMetrics {
+    fn default() -> Self {
+        Self {
+            forward_latency: Histogram::new(LATENCY_BUCKETS_US),
+            forwarded: AtomicU64::new(0),
+            forward_failures: AtomicU64::new(0),
+            written_for_peers: AtomicU64::new(0),
+        }
+    }
 }
 
 /// Password hashing, login throttling and the token cache.
@@ -113,6 +133,7 @@ impl Default for Metrics {
             accept_errors: AtomicU64::new(0),
             commit_latency: Histogram::new(LATENCY_BUCKETS_US),
             commit_batch: Histogram::new(BATCH_BUCKETS),
+            writers: WriterMetrics::default(),
             errors: std::array::from_fn(|_| AtomicU64::new(0)),
             auth: AuthMetrics::default(),
         }
@@ -191,6 +212,26 @@ impl Metrics {
         self.commit_batch.observe(ops as u64);
         self.commit_latency
             .observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// A group append was made by the group's writer on another node, which answered after
+    /// `took`.
+    pub fn append_forwarded(&self, took: Duration) {
+        self.writers.forwarded.fetch_add(1, Relaxed);
+        self.writers
+            .forward_latency
+            .observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
+    /// A group append that should have gone to another node was made here instead (the
+    /// writer unreachable, refusing or silent).
+    pub fn append_forward_failed(&self) {
+        self.writers.forward_failures.fetch_add(1, Relaxed);
+    }
+
+    /// Another node handed this one, its group's writer, an append.
+    pub fn append_written_for_peer(&self) {
+        self.writers.written_for_peers.fetch_add(1, Relaxed);
     }
 
     /// An error with `code` was returned to a client.
@@ -371,6 +412,21 @@ impl Metrics {
                 "Token lookups that read the store.",
                 &auth.token_cache_misses,
             ),
+            (
+                "banter_appends_forwarded_total",
+                "Group appends the group's writer on another node made and answered.",
+                &self.writers.forwarded,
+            ),
+            (
+                "banter_append_forward_failures_total",
+                "Group appends made here because the writer on another node did not take them.",
+                &self.writers.forward_failures,
+            ),
+            (
+                "banter_appends_written_for_peers_total",
+                "Group appends other nodes handed to this one, the group's writer.",
+                &self.writers.written_for_peers,
+            ),
         ];
         for (name, kind, help, value) in gauges {
             _ = writeln!(
@@ -396,6 +452,12 @@ impl Metrics {
             "banter_commit_batch_size",
             "Writes per store transaction (group commit).",
             1.0,
+        );
+        self.writers.forward_latency.render(
+            &mut out,
+            "banter_append_forward_seconds",
+            "From handing a group append to its writer on another node to its answer.",
+            1e6,
         );
         let name = "banter_errors_total";
         _ = writeln!(

@@ -359,6 +359,8 @@ impl Background {
                 async move { a.social.presence_changed(user, online).await }
             });
         }
+        // Group appends other nodes hand to this one, their writer, are appended here.
+        app.bus.serve_appends(Arc::clone(&app.messaging) as _);
         // A dead node's chatroom occupants are no longer counted.
         if let Some(deaths) = app.bus.node_deaths() {
             let a = Arc::clone(app);

@@ -188,6 +188,18 @@ async fn a_500_member_group_over_three_nodes_gets_every_message_once_in_order() 
         devices += 1;
     }
     assert_eq!(devices, 497);
+    // One node writes the group; the two others handed it their senders' appends.
+    let (mut forwarded, mut written, mut failed, mut writers) = (0, 0, 0, 0);
+    for i in 0..3 {
+        let node = cluster.node(i);
+        forwarded += node.metric("banter_appends_forwarded_total").await;
+        failed += node.metric("banter_append_forward_failures_total").await;
+        let wrote = node.metric("banter_appends_written_for_peers_total").await;
+        written += wrote;
+        writers += usize::from(wrote > 0);
+    }
+    assert!(forwarded >= 60, "{forwarded} appends forwarded");
+    assert_eq!((written, failed, writers), (forwarded, 0, 1));
     cluster.stop().await;
 }
 

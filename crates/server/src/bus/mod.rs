@@ -32,6 +32,8 @@ pub mod nats;
 pub mod node;
 pub mod suite;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -41,7 +43,7 @@ use tokio::sync::mpsc;
 
 use self::node::Node;
 pub use crate::registry::{ConnHandle, ConnId, NodeId};
-use crate::store::{ConvId, SessionId, UserId};
+use crate::store::{Appended, ConvId, NewMessage, PendingAppend, SessionId, StoreResult, UserId};
 
 /// Who a delivery is for.
 #[derive(Debug, Clone)]
@@ -176,6 +178,22 @@ pub enum AttachError {
     Unavailable,
 }
 
+/// An append handed to another node, its conversation's writer ([`Bus::writer`]): resolves to
+/// the outcome once the writer committed it, or to `None` when the writer did not answer in
+/// time, refused it (a full queue, a failed commit) or is gone. `None` says nothing about
+/// whether it committed: the caller appends it itself, and the store answers a repeat as the
+/// duplicate it is.
+pub type ForwardedReply = Pin<Box<dyn Future<Output = Option<Appended>> + Send>>;
+
+/// What appends the group messages other nodes hand to this one, their writer (see
+/// [`Bus::serve_appends`]).
+#[async_trait]
+pub trait AppendWriter: Send + Sync + 'static {
+    /// Queues `message` on this node's store, as
+    /// [`Store::queue_append`](crate::store::Store::queue_append) does.
+    async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend>;
+}
+
 /// Cross-node delivery, presence and connection accounting.
 #[async_trait]
 pub trait Bus: Send + Sync + 'static {
@@ -227,6 +245,28 @@ pub trait Bus: Send + Sync + 'static {
     fn node_deaths(&self) -> Option<mpsc::UnboundedReceiver<NodeId>> {
         None
     }
+    /// The node that appends the entries of group conversation `conv`, when it is another one:
+    /// every node picks the same one of the nodes it hears (rendezvous hashing), so one node
+    /// batches a busy group's sends into one transaction instead of every node taking the
+    /// group's row lock in turn. `None` when it is this node, or the bus has one node. Only
+    /// speed depends on it: the store keeps every invariant whoever appends, so nodes that
+    /// disagree for a moment (one joining, one dying) are safe.
+    fn writer(&self, _conv: ConvId) -> Option<NodeId> {
+        None
+    }
+    /// Hands `message` to `node` to append (see [`ForwardedReply`]). Forwards from one caller
+    /// reach `node` in the order they were made. `Err` when it could not even be sent.
+    async fn forward_append(
+        &self,
+        _node: NodeId,
+        _message: &NewMessage,
+    ) -> Result<ForwardedReply, BusError> {
+        Err(BusError::Unavailable)
+    }
+    /// Appends what other nodes forward to this one with `writer`, in the order they arrive,
+    /// and answers each once committed. Until it is called, forwards to this node are refused
+    /// (their senders append themselves). A bus with one node ignores it.
+    fn serve_appends(&self, _writer: Arc<dyn AppendWriter>) {}
     /// Whether the bus reaches the other nodes now (`/readyz`).
     fn ready(&self) -> bool {
         true

@@ -7,6 +7,7 @@
 
 mod amend;
 mod reads;
+mod writers;
 
 use std::sync::Arc;
 
@@ -308,7 +309,7 @@ impl Messaging {
             check_text(&req.text, self.limits.max_text_bytes)?;
         }
         self.check_send_rate(caller.user)?;
-        let (conv, members) = self.resolve_target(caller, &req).await?;
+        let (conv, members, group) = self.resolve_target(caller, &req).await?;
         let (kind, text) = match &req.attachment {
             None if req.sticker.is_some() => (EntryKind::Sticker, req.sticker.unwrap_or_default()),
             None => (EntryKind::Text, req.text),
@@ -325,16 +326,18 @@ impl Messaging {
                 (EntryKind::Attachment, body)
             }
         };
-        let commit = self
-            .store
-            .queue_append(NewMessage {
-                conv,
-                sender: caller.user,
-                client_msg_id: req.client_msg_id,
-                text,
-                kind,
-            })
-            .await?;
+        let message = NewMessage {
+            conv,
+            sender: caller.user,
+            client_msg_id: req.client_msg_id,
+            text,
+            kind,
+        };
+        let commit = if group {
+            self.queue_group_append(message).await?
+        } else {
+            self.store.queue_append(message).await?
+        };
         Ok(QueuedSend { commit, members })
     }
 
@@ -356,12 +359,13 @@ impl Messaging {
         Ok(ack(&appended))
     }
 
-    /// The conversation a send goes to, and its members (the caller among them).
+    /// The conversation a send goes to, its members (the caller among them), and whether it
+    /// is a group.
     async fn resolve_target(
         &self,
         caller: &Caller,
         req: &SendRequest,
-    ) -> Result<(ConvId, Arc<[UserId]>)> {
+    ) -> Result<(ConvId, Arc<[UserId]>, bool)> {
         match (&req.to, &req.conversation) {
             (Some(to), None) => {
                 let peer = parse_id(to, ErrorCode::UnknownUser, "user")?;
@@ -374,7 +378,7 @@ impl Messaging {
                 let conv = self.direct_conversation(caller.user, peer).await?;
                 let mut pair = [caller.user, peer];
                 pair.sort_unstable();
-                Ok((conv, Arc::from(pair)))
+                Ok((conv, Arc::from(pair), false))
             }
             (None, Some(conv)) => {
                 let conv = parse_id(conv, ErrorCode::UnknownConversation, "conversation")?;
@@ -388,7 +392,7 @@ impl Messaging {
                 {
                     self.check_direct_allowed(caller.user, *peer).await?;
                 }
-                Ok((conv, members))
+                Ok((conv, members, info.group))
             }
             _ => Err(Error::new(
                 ErrorCode::BadRequest,

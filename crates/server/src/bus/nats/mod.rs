@@ -9,9 +9,11 @@
 //! | `P.heartbeats` | the node id, every [`presence::HEARTBEAT`] | every node | every node |
 //! | `$KV.P-presence.<user>` | the user's connections (a JetStream key-value bucket) | the node that attaches or detaches one | every node (a watch) |
 //! | `$KV.P-rooms.<room>` | a chatroom's last `seq` ([`counter`]) | the node a message is sent on | nobody (read on demand) |
+//! | `P.appends.<node>`, `P.appended.<node>.<n>` | a group's appends forwarded to its writer, and the outcomes ([`appends`]) | a group member's node / the writer | `<node>` |
 //!
 //! So a 1:1 message, a message to a 500-member group and one to a 10,000-occupant room each
-//! cost one NATS message in and one out per other node, whatever the audience's size; each
+//! cost one NATS message in and one out per other node, whatever the audience's size (a group
+//! message sent on a node that is not the group's writer adds a request and its answer); each
 //! node picks its own connections out of the audience (the registry lookup it would do
 //! anyway). ARCHITECTURE.md explains why events are not split per user or per room.
 //!
@@ -23,6 +25,7 @@
 //! NATS reconnects on its own (async-nats retries forever, with backoff); subscriptions are
 //! renewed by the client and the presence watch is restarted.
 
+pub mod appends;
 mod bucket;
 pub mod counter;
 pub mod presence;
@@ -42,11 +45,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use self::appends::Writers;
 use self::counter::Counters;
 use self::presence::{Presence, Refused};
 use super::node::Node;
-use super::{AttachError, Attached, Bus, BusError, ConnHandle, ConnId, Event, NodeId};
-use crate::store::UserId;
+use super::{
+    AppendWriter, AttachError, Attached, Bus, BusError, ConnHandle, ConnId, Event, ForwardedReply,
+    NodeId,
+};
+use crate::store::{ConvId, NewMessage, UserId};
 
 /// Events a node buffers for NATS before it drops them.
 const QUEUE: usize = 65_536;
@@ -77,6 +84,7 @@ pub struct NatsBus {
     changes: Mutex<Option<mpsc::UnboundedReceiver<(UserId, bool)>>>,
     deaths: Mutex<Option<mpsc::UnboundedReceiver<NodeId>>>,
     counters: Counters,
+    writers: Writers,
     client: async_nats::Client,
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -185,6 +193,18 @@ impl NatsBus {
             .subscribe(heartbeats.clone())
             .await
             .map_err(|e| unreachable(e.to_string()))?;
+        let tasks = TaskTracker::new();
+        let stop = CancellationToken::new();
+        let writers = Writers::start(
+            client.clone(),
+            prefix,
+            Arc::clone(&presence),
+            node.id(),
+            &tasks,
+            &stop,
+        )
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
         // Subscriptions are in force once the server answered a flush: what any node publishes
         // after `connect` returns reaches this one.
         client
@@ -199,9 +219,10 @@ impl NatsBus {
             changes: Mutex::new(Some(changes)),
             deaths: Mutex::new(Some(deaths)),
             counters,
+            writers,
             client,
-            stop: CancellationToken::new(),
-            tasks: TaskTracker::new(),
+            stop,
+            tasks,
         };
         this.tasks.spawn(send(
             this.client.clone(),
@@ -417,6 +438,22 @@ impl Bus for NatsBus {
 
     fn node_deaths(&self) -> Option<mpsc::UnboundedReceiver<NodeId>> {
         self.deaths.lock().expect("bus lock").take()
+    }
+
+    fn writer(&self, conv: ConvId) -> Option<NodeId> {
+        self.writers.writer(conv)
+    }
+
+    async fn forward_append(
+        &self,
+        node: NodeId,
+        message: &NewMessage,
+    ) -> Result<ForwardedReply, BusError> {
+        self.writers.forward(node, message).await
+    }
+
+    fn serve_appends(&self, writer: Arc<dyn AppendWriter>) {
+        self.writers.serve_with(writer);
     }
 
     fn ready(&self) -> bool {

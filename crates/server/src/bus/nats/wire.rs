@@ -9,7 +9,7 @@ use banter_protocol::CloseCode;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::bus::{Audience, ConnId, Delivery, Event, Invalidation, NodeId, RoomCount, RoomCounts};
-use crate::store::UserId;
+use crate::store::{Appended, EntryKind, NewMessage, StoredMessage, UserId};
 
 const DELIVER: u8 = 1;
 const KICK: u8 = 2;
@@ -216,6 +216,109 @@ pub fn decode_conns(mut bytes: Bytes) -> Result<Vec<ConnId>, Unreadable> {
     Ok(conns)
 }
 
+/// Encodes an append forwarded to its conversation's writer.
+pub fn encode_append(m: &NewMessage) -> Bytes {
+    let mut out = BytesMut::with_capacity(40 + m.client_msg_id.len() + m.text.len());
+    out.put_i64_le(m.conv);
+    out.put_i64_le(m.sender);
+    put_str(&mut out, &m.client_msg_id);
+    put_str(&mut out, &m.text);
+    out.put_u8(m.kind as u8);
+    out.freeze()
+}
+
+/// Decodes [`encode_append`].
+pub fn decode_append(mut b: Bytes) -> Result<NewMessage, Unreadable> {
+    let m = NewMessage {
+        conv: i64_(&mut b)?,
+        sender: i64_(&mut b)?,
+        client_msg_id: str_(&mut b)?,
+        text: str_(&mut b)?,
+        kind: kind(&mut b)?,
+    };
+    done(&b)?;
+    Ok(m)
+}
+
+/// Encodes the outcome of a forwarded append (the stored message and whether it was a repeat).
+pub fn encode_appended(a: &Appended) -> Bytes {
+    let m = &a.message;
+    let mut out = BytesMut::with_capacity(80 + m.client_msg_id.len() + m.text.len());
+    out.put_u8(u8::from(a.duplicate));
+    out.put_i64_le(m.id);
+    out.put_i64_le(m.conv);
+    out.put_u64_le(m.seq);
+    out.put_i64_le(m.sender);
+    put_str(&mut out, &m.client_msg_id);
+    out.put_u8(m.kind as u8);
+    put_str(&mut out, &m.text);
+    put_opt(&mut out, m.ref_seq);
+    put_opt(&mut out, m.edited_at.map(|t| t as u64));
+    out.put_u8(u8::from(m.recalled));
+    out.put_i64_le(m.ts);
+    out.freeze()
+}
+
+/// Decodes [`encode_appended`].
+pub fn decode_appended(mut b: Bytes) -> Result<Appended, Unreadable> {
+    let duplicate = flag(&mut b)?;
+    let message = StoredMessage {
+        id: i64_(&mut b)?,
+        conv: i64_(&mut b)?,
+        seq: u64_(&mut b)?,
+        sender: i64_(&mut b)?,
+        client_msg_id: str_(&mut b)?,
+        kind: kind(&mut b)?,
+        text: str_(&mut b)?,
+        ref_seq: opt(&mut b)?,
+        edited_at: opt(&mut b)?.map(|t| t as i64),
+        recalled: flag(&mut b)?,
+        ts: i64_(&mut b)?,
+    };
+    done(&b)?;
+    Ok(Appended { message, duplicate })
+}
+
+fn put_opt(out: &mut BytesMut, v: Option<u64>) {
+    match v {
+        Some(v) => {
+            out.put_u8(1);
+            out.put_u64_le(v);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn opt(b: &mut Bytes) -> Result<Option<u64>, Unreadable> {
+    Ok(if flag(b)? { Some(u64_(b)?) } else { None })
+}
+
+fn flag(b: &mut Bytes) -> Result<bool, Unreadable> {
+    match u8_(b)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        _ => Err(Unreadable),
+    }
+}
+
+fn kind(b: &mut Bytes) -> Result<EntryKind, Unreadable> {
+    let k = u8_(b)?;
+    let kind = EntryKind::from_i64(i64::from(k));
+    if kind as u8 == k {
+        Ok(kind)
+    } else {
+        Err(Unreadable)
+    }
+}
+
+fn done(b: &Bytes) -> Result<(), Unreadable> {
+    if b.has_remaining() {
+        Err(Unreadable)
+    } else {
+        Ok(())
+    }
+}
+
 fn put_users(out: &mut BytesMut, users: &[UserId]) {
     out.put_u32_le(u32::try_from(users.len()).expect("audiences are far below 2^32"));
     for &u in users {
@@ -378,5 +481,47 @@ mod tests {
             local: 2,
         }];
         assert_eq!(decode_conns(encode_conns(&conns)).unwrap(), conns);
+    }
+
+    #[test]
+    fn forwarded_appends_and_their_outcomes_survive_the_wire() {
+        let m = NewMessage {
+            conv: 7,
+            sender: -2,
+            client_msg_id: "k-1".into(),
+            text: "héllo".into(),
+            kind: EntryKind::Sticker,
+        };
+        let back = decode_append(encode_append(&m)).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{m:?}"));
+        let a = Appended {
+            message: StoredMessage {
+                id: 99,
+                conv: 7,
+                seq: u64::MAX,
+                sender: -2,
+                client_msg_id: "k-1".into(),
+                kind: EntryKind::Attachment,
+                text: "{}".into(),
+                ref_seq: Some(3),
+                edited_at: Some(1_700_000_000_000),
+                recalled: true,
+                ts: 1_700_000_000_001,
+            },
+            duplicate: true,
+        };
+        let whole = encode_appended(&a);
+        assert_eq!(decode_appended(whole.clone()).unwrap(), a);
+        for cut in 0..whole.len() {
+            assert!(decode_appended(whole.slice(..cut)).is_err(), "cut at {cut}");
+        }
+        let mut longer = BytesMut::from(&whole[..]);
+        longer.put_u8(0);
+        assert!(decode_appended(longer.freeze()).is_err());
+        // A kind this version does not know is refused, not read as text.
+        let mut foreign = BytesMut::from(&encode_append(&m)[..]);
+        let last = foreign.len() - 1;
+        foreign[last] = 200;
+        assert!(decode_append(foreign.freeze()).is_err());
     }
 }

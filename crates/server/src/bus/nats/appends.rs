@@ -1,0 +1,278 @@
+//! One writer per group conversation: a node hands a group's appends to the node that writes
+//! that group, which batches them with its own into one transaction.
+//!
+//! Without it, every node's batch to one group takes the group's row lock in turn, and each
+//! turn pays a commit: three nodes' senders in one busy group wait for three commits where one
+//! node's would wait for one (BENCHMARKS.md "Cluster (issue 13)"). So the nodes agree on a
+//! writer per group: of the nodes a node has heard from within [`HEARD_WITHIN`] (itself
+//! included), the one with the highest [`score`] for the conversation (rendezvous hashing: when
+//! a node joins or dies, only the groups it wins or held move).
+//!
+//! | subject | carries | published by | subscribed by |
+//! |---|---|---|---|
+//! | `P.appends.<node>` | an append for `node` to write ([`wire::encode_append`]), with a reply subject | a node a group member sent on | `node` |
+//! | `P.appended.<node>.<n>` | the outcome of `node`'s forward number `n` ([`wire::encode_appended`]; empty: not written) | the writer (or NATS: no responders) | `node` |
+//!
+//! The writer only commits; the node the member sent on still publishes the delivery, so the
+//! events a send causes are those of a local send plus these two messages. Nothing here is
+//! needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
+//! when the writer does not answer within [`FORWARD_TIMEOUT`] (or NATS says nobody listens on
+//! its subject, or it refused: a full queue, a failed commit), the sending node appends
+//! itself; if the writer had committed after all, the store answers the repeat with the
+//! original.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::presence::{HEARTBEAT, Presence};
+use super::wire;
+use crate::bus::{AppendWriter, BusError, ForwardedReply, NodeId};
+use crate::store::{Appended, ConvId, NewMessage};
+
+/// How long a node waits for a writer's answer before it appends itself.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
+/// Nodes heard from within this long share the groups (three missed heartbeats drop one).
+pub const HEARD_WITHIN: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
+/// How long a forward may wait for room in the NATS client's buffer.
+const SEND_WITHIN: Duration = Duration::from_secs(1);
+
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<Appended>>>>>;
+/// Held weakly: the writer (the messaging service) holds the bus.
+type Writer = Arc<OnceLock<Weak<dyn AppendWriter>>>;
+
+/// This node's side of forwarding: the appends it hands out and the ones it writes.
+pub(super) struct Writers {
+    client: async_nats::Client,
+    prefix: String,
+    me: NodeId,
+    presence: Arc<Presence>,
+    next: AtomicU64,
+    waiting: Waiting,
+    writer: Writer,
+}
+
+impl Writers {
+    /// Subscribes to this node's two subjects and starts their tasks on `tasks`.
+    pub(super) async fn start(
+        client: async_nats::Client,
+        prefix: &str,
+        presence: Arc<Presence>,
+        me: NodeId,
+        tasks: &TaskTracker,
+        stop: &CancellationToken,
+    ) -> Result<Self, async_nats::SubscribeError> {
+        let requests = client
+            .subscribe(format!("{prefix}.appends.{:016x}", me.0))
+            .await?;
+        let replies = client
+            .subscribe(format!("{prefix}.appended.{:016x}.*", me.0))
+            .await?;
+        let waiting = Waiting::default();
+        let writer = Writer::default();
+        tasks.spawn(serve(
+            client.clone(),
+            requests,
+            Arc::clone(&writer),
+            stop.clone(),
+        ));
+        tasks.spawn(collect(replies, Arc::clone(&waiting), stop.clone()));
+        Ok(Self {
+            client,
+            prefix: prefix.to_owned(),
+            me,
+            presence,
+            next: AtomicU64::new(0),
+            waiting,
+            writer,
+        })
+    }
+
+    /// The writer of `conv` when it is another node.
+    pub(super) fn writer(&self, conv: ConvId) -> Option<NodeId> {
+        let nodes = self.presence.live_nodes(HEARD_WITHIN);
+        let best = writer_among(&nodes, conv)?;
+        (best != self.me).then_some(best)
+    }
+
+    /// Sends `message` to `node`; the reply resolves to its outcome there.
+    pub(super) async fn forward(
+        &self,
+        node: NodeId,
+        message: &NewMessage,
+    ) -> Result<ForwardedReply, BusError> {
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::Unavailable);
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let pending = Pending {
+            n,
+            waiting: Arc::clone(&self.waiting),
+        };
+        pending.waiting.lock().expect("forward lock").insert(n, tx);
+        let subject = format!("{}.appends.{:016x}", self.prefix, node.0);
+        let reply = format!("{}.appended.{:016x}.{n}", self.prefix, self.me.0);
+        let sent = tokio::time::timeout(
+            SEND_WITHIN,
+            self.client
+                .publish_with_reply(subject, reply, wire::encode_append(message)),
+        )
+        .await;
+        if !matches!(sent, Ok(Ok(()))) {
+            return Err(BusError::Unavailable);
+        }
+        Ok(Box::pin(async move {
+            let outcome = tokio::time::timeout(FORWARD_TIMEOUT, rx).await;
+            drop(pending);
+            outcome.ok().and_then(Result::ok).flatten()
+        }))
+    }
+
+    /// Appends what other nodes forward to this one with `writer` from now on (the first
+    /// writer given stays).
+    pub(super) fn serve_with(&self, writer: Arc<dyn AppendWriter>) {
+        _ = self.writer.set(Arc::downgrade(&writer));
+    }
+}
+
+/// A forward waiting for its answer; forgotten however its wait ends.
+struct Pending {
+    n: u64,
+    waiting: Waiting,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.waiting.lock().expect("forward lock").remove(&self.n);
+    }
+}
+
+/// The writer of `conv` among `nodes`: the one with the highest score.
+pub fn writer_among(nodes: &[NodeId], conv: ConvId) -> Option<NodeId> {
+    nodes.iter().copied().max_by_key(|n| (score(*n, conv), n.0))
+}
+
+/// How much `node` wants to write `conv`: the same on every node, spread evenly.
+fn score(node: NodeId, conv: ConvId) -> u64 {
+    mix(node.0 ^ mix(conv as u64))
+}
+
+/// SplitMix64's finaliser: every input bit moves about half the output bits.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Queues the appends forwarded to this node with its writer, in arrival order (the order
+/// each forwarding node sent them), and publishes each outcome to the forward's reply subject
+/// once committed. Before a writer is given, or for an unreadable append, the answer is a
+/// refusal at once (the forwarder then appends itself).
+async fn serve(
+    client: async_nats::Client,
+    mut requests: async_nats::Subscriber,
+    writer: Writer,
+    stop: CancellationToken,
+) {
+    loop {
+        let request = tokio::select! {
+            () = stop.cancelled() => return,
+            m = requests.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let Some(reply) = request.reply else {
+            continue;
+        };
+        let writing = writer.get().and_then(Weak::upgrade);
+        let queued = match (writing, wire::decode_append(request.payload)) {
+            (Some(writer), Ok(message)) => writer.queue(message).await.ok(),
+            (_, Err(e)) => {
+                tracing::warn!(error = %e, "dropped a forwarded append");
+                None
+            }
+            (None, Ok(_)) => None,
+        };
+        let client = client.clone();
+        tokio::spawn(async move {
+            let outcome = match queued {
+                Some(pending) => pending.await.ok(),
+                None => None,
+            };
+            let bytes = outcome.map_or_else(Bytes::new, |a| wire::encode_appended(&a));
+            if let Err(e) = client.publish(reply, bytes).await {
+                tracing::warn!(error = %e, "forwarded append not answered");
+            }
+        });
+    }
+}
+
+/// Hands each answer to the forward waiting for it (`None` for a refusal or NATS's "no
+/// responders").
+async fn collect(mut replies: async_nats::Subscriber, waiting: Waiting, stop: CancellationToken) {
+    loop {
+        let reply = tokio::select! {
+            () = stop.cancelled() => return,
+            m = replies.next() => match m {
+                Some(m) => m,
+                None => return,
+            },
+        };
+        let Some(n) = reply
+            .subject
+            .rsplit('.')
+            .next()
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let outcome = if reply.status.is_some() || reply.payload.is_empty() {
+            None
+        } else {
+            wire::decode_appended(reply.payload).ok()
+        };
+        let waiter = waiting.lock().expect("forward lock").remove(&n);
+        if let Some(waiter) = waiter {
+            _ = waiter.send(outcome);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_node_picks_the_same_writer_and_few_groups_move() {
+        let nodes: Vec<NodeId> = [11, 22, 33].map(NodeId).to_vec();
+        let mut per_node = HashMap::new();
+        for conv in 0..3000 {
+            let w = writer_among(&nodes, conv).unwrap();
+            // In any order of the list.
+            let mut reversed = nodes.clone();
+            reversed.reverse();
+            assert_eq!(writer_among(&reversed, conv), Some(w));
+            *per_node.entry(w).or_insert(0) += 1;
+            // A node leaving moves only the groups it wrote.
+            let rest: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != NodeId(33)).collect();
+            if w != NodeId(33) {
+                assert_eq!(writer_among(&rest, conv), Some(w));
+            }
+        }
+        for n in &nodes {
+            let share = per_node[n];
+            assert!((800..1200).contains(&share), "{n:?} writes {share} of 3000");
+        }
+        assert_eq!(writer_among(&[], 1), None);
+    }
+}

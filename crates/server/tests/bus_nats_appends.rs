@@ -1,0 +1,163 @@
+//! Group appends forwarded to their writer over NATS (`bus::nats::appends`), between two real
+//! NATS buses on the NATS server of this machine (`BANTER_TEST_NATS`), the writer appending to
+//! a real SQLite store: outcomes come back in order, a repeat comes back as the duplicate, and
+//! a writer that is not serving (yet, or at all) is refused at once instead of waited for.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use banter_server::bus::nats::NatsBus;
+use banter_server::bus::nats::appends::FORWARD_TIMEOUT;
+use banter_server::bus::node::{Caches, Node};
+use banter_server::bus::{AppendWriter, Bus, Invalidation};
+use banter_server::config::SqliteSync;
+use banter_server::metrics::Metrics;
+use banter_server::registry::{NodeId, Registry};
+use banter_server::store::sqlite::{SqliteOptions, SqliteStore};
+use banter_server::store::{EntryKind, NewMessage, PendingAppend, Store, StoreResult, UserId};
+
+use common::nats;
+
+struct NoCaches;
+impl Caches for NoCaches {
+    fn invalidate(&self, _: &Invalidation) {}
+    fn invalidate_all(&self) {}
+}
+
+/// Appends to a store, as a node's messaging service does for its peers.
+struct StoreWriter(Arc<dyn Store>);
+
+#[async_trait]
+impl AppendWriter for StoreWriter {
+    async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend> {
+        self.0.queue_append(message).await
+    }
+}
+
+fn text(conv: i64, sender: UserId, key: &str) -> NewMessage {
+    NewMessage {
+        conv,
+        sender,
+        client_msg_id: key.to_owned(),
+        text: format!("text {key}"),
+        kind: EntryKind::Text,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_once() {
+    let cluster = nats::fresh_cluster();
+    let metrics = Arc::new(Metrics::default());
+    let mut buses = Vec::new();
+    for _ in 0..2 {
+        let node = Arc::new(Node::new(
+            NodeId::random(),
+            Registry::new(8, Arc::clone(&metrics)),
+            Arc::new(NoCaches),
+        ));
+        let bus = NatsBus::connect(&nats::url(), &cluster, node, 8)
+            .await
+            .unwrap_or_else(|e| {
+                panic!("{e}\nstart NATS with `scripts/services.sh` (or set BANTER_TEST_NATS)")
+            });
+        buses.push(Arc::new(bus));
+    }
+    let (a, b) = (&buses[0], &buses[1]);
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        write_batch_max: 256,
+        synchronous: SqliteSync::Normal,
+        readers: 2,
+        quick_check: true,
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(dir.path(), &options, Arc::clone(&metrics)).unwrap());
+    let alice = store.create_user("alice", "x").await.unwrap().id;
+    let bob = store.create_user("bob", "x").await.unwrap().id;
+    let conv = store.direct_conversation(alice, bob).await.unwrap();
+
+    // Not serving yet: refused at once, and nothing stored.
+    let started = Instant::now();
+    let reply = a
+        .forward_append(b.node(), &text(conv, alice, "early"))
+        .await;
+    assert!(
+        reply.unwrap().await.is_none(),
+        "a writer not serving refuses"
+    );
+    assert!(
+        started.elapsed() < FORWARD_TIMEOUT,
+        "refused, not timed out"
+    );
+    assert_eq!(store.last_seq(conv).await.unwrap(), 0);
+
+    let writer: Arc<dyn AppendWriter> = Arc::new(StoreWriter(Arc::clone(&store)));
+    b.serve_appends(Arc::clone(&writer));
+    // Twenty forwards made one after another, awaited only afterwards, commit in that order.
+    let mut replies = Vec::new();
+    for k in 0..20 {
+        let key = format!("k{k}");
+        replies.push(
+            a.forward_append(b.node(), &text(conv, alice, &key))
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seqs = Vec::new();
+    for r in replies {
+        let appended = r.await.expect("the writer answers");
+        assert!(!appended.duplicate);
+        assert_eq!(appended.message.conv, conv);
+        seqs.push(appended.message.seq);
+    }
+    assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    // A repeat comes back as the original.
+    let again = a
+        .forward_append(b.node(), &text(conv, alice, "k3"))
+        .await
+        .unwrap();
+    let again = again.await.expect("answered");
+    assert!(again.duplicate);
+    assert_eq!(
+        (again.message.seq, again.message.text.as_str()),
+        (4, "text k3")
+    );
+    assert_eq!(store.last_seq(conv).await.unwrap(), 20);
+
+    // A node nobody serves: NATS says so at once.
+    let started = Instant::now();
+    let gone = a
+        .forward_append(NodeId(0x5eed), &text(conv, alice, "lost"))
+        .await;
+    assert!(gone.unwrap().await.is_none());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "no responders, no wait"
+    );
+
+    // Both nodes name the same writer for every group, once they heard each other.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let agree = (0..200).all(|c| match (a.writer(c), b.writer(c)) {
+            (Some(w), None) => w == b.node(),
+            (None, Some(w)) => w == a.node(),
+            _ => false,
+        });
+        if agree {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the nodes never agreed on writers"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for bus in &buses {
+        bus.close().await;
+    }
+    store.close().await;
+    nats::remove_clusters(vec![cluster]);
+}
