@@ -1,7 +1,8 @@
 //! Group appends forwarded to their writer over NATS (`bus::nats::appends`), between two real
 //! NATS buses on the NATS server of this machine (`BANTER_TEST_NATS`), the writer appending to
 //! a real SQLite store: outcomes come back in order, a repeat comes back as the duplicate, and
-//! a writer that is not serving (yet, or at all) is refused at once instead of waited for.
+//! a writer that is not serving (yet, or at all) is refused at once instead of waited for, and
+//! is no group's writer until its heartbeats say it serves.
 
 mod common;
 
@@ -138,7 +139,17 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
         "no responders, no wait"
     );
 
-    // Both nodes name the same writer for every group, once they heard each other.
+    // A node that does not serve is nobody's writer: until `a` serves, `b` writes everything.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(0..200).all(|c| a.writer(c) == Some(b.node()) && b.writer(c).is_none()) {
+        assert!(
+            Instant::now() < deadline,
+            "b never became every group's writer"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.serve_appends(Arc::clone(&writer));
+    // Both nodes name the same writer for every group, once they heard each other serve.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let agree = (0..200).all(|c| match (a.writer(c), b.writer(c)) {
@@ -146,7 +157,8 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
             (None, Some(w)) => w == a.node(),
             _ => false,
         });
-        if agree {
+        let a_writes = (0..200).filter(|c| a.writer(*c).is_none()).count();
+        if agree && (50..150).contains(&a_writes) {
             break;
         }
         assert!(

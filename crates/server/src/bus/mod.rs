@@ -246,7 +246,7 @@ pub trait Bus: Send + Sync + 'static {
         None
     }
     /// The node that appends the entries of group conversation `conv`, when it is another one:
-    /// every node picks the same one of the nodes it hears (rendezvous hashing), so one node
+    /// every node picks the same one of the nodes it hears serving (rendezvous hashing), so one node
     /// batches a busy group's sends into one transaction instead of every node taking the
     /// group's row lock in turn. `None` when it is this node, or the bus has one node. Only
     /// speed depends on it: the store keeps every invariant whoever appends, so nodes that

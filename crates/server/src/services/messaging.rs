@@ -74,6 +74,8 @@ pub struct Messaging {
     budget: RequestBudget,
     /// One conversation list at a time per user (see `turns`).
     list_turns: Turns,
+    /// Where this node's group appends are in flight, in a cluster (see `writers`).
+    routes: Arc<writers::Routes>,
 }
 
 /// A send whose append is queued (see [`Messaging::queue_send`]).
@@ -240,6 +242,7 @@ impl Messaging {
             )),
             budget: RequestBudget::new(limits.requests),
             list_turns: Turns::default(),
+            routes: Arc::default(),
         }
     }
 

@@ -22,9 +22,9 @@
 //! original.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -32,28 +32,72 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::presence::{HEARTBEAT, Presence};
+use super::presence::HEARTBEAT;
 use super::wire;
 use crate::bus::{AppendWriter, BusError, ForwardedReply, NodeId};
-use crate::store::{Appended, ConvId, NewMessage};
+use crate::store::{Appended, ConvId, EntryKind, NewMessage};
 
 /// How long a node waits for a writer's answer before it appends itself.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
 /// Nodes heard from within this long share the groups (three missed heartbeats drop one).
-pub const HEARD_WITHIN: Duration = Duration::from_secs(3 * HEARTBEAT.as_secs());
+pub const HEARD_WITHIN: Duration = HEARTBEAT.saturating_mul(3);
 /// How long a forward may wait for room in the NATS client's buffer.
 const SEND_WITHIN: Duration = Duration::from_secs(1);
+/// How long the writer waits for room in its store's queue before it refuses a forward.
+const QUEUE_WITHIN: Duration = Duration::from_millis(500);
 
 type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<Appended>>>>>;
 /// Held weakly: the writer (the messaging service) holds the bus.
 type Writer = Arc<OnceLock<Weak<dyn AppendWriter>>>;
+
+/// Which nodes write groups: this one once it serves forwarded appends, and the others whose
+/// last heartbeat (within [`HEARD_WITHIN`]) said they do. A node that has started but does not
+/// serve yet (or a version without forwarding) is no group's writer.
+#[derive(Default)]
+pub(super) struct Writing {
+    serving: AtomicBool,
+    peers: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Writing {
+    /// This node's heartbeat: its id (8 bytes, little-endian), then 1 once it serves.
+    pub(super) fn beat(&self, me: NodeId) -> Bytes {
+        let mut beat = me.0.to_le_bytes().to_vec();
+        beat.push(u8::from(self.serving.load(Ordering::Relaxed)));
+        Bytes::from(beat)
+    }
+
+    /// Reads another node's heartbeat (`None` when unreadable), noting whether it serves.
+    pub(super) fn heard(&self, beat: &[u8]) -> Option<NodeId> {
+        let id = NodeId(u64::from_le_bytes(beat.get(..8)?.try_into().ok()?));
+        let mut peers = self.peers.lock().expect("writers lock");
+        if beat.get(8) == Some(&1) {
+            peers.insert(id, Instant::now());
+        } else {
+            peers.remove(&id);
+        }
+        Some(id)
+    }
+
+    /// The nodes that write groups now, this one included when it serves.
+    fn nodes(&self, me: NodeId) -> Vec<NodeId> {
+        let now = Instant::now();
+        let mut peers = self.peers.lock().expect("writers lock");
+        peers.retain(|_, t| now.duration_since(*t) < HEARD_WITHIN);
+        let mut nodes: Vec<NodeId> = peers.keys().copied().collect();
+        if self.serving.load(Ordering::Relaxed) {
+            nodes.push(me);
+        }
+        nodes
+    }
+}
 
 /// This node's side of forwarding: the appends it hands out and the ones it writes.
 pub(super) struct Writers {
     client: async_nats::Client,
     prefix: String,
     me: NodeId,
-    presence: Arc<Presence>,
+    writing: Arc<Writing>,
     next: AtomicU64,
     waiting: Waiting,
     writer: Writer,
@@ -64,7 +108,7 @@ impl Writers {
     pub(super) async fn start(
         client: async_nats::Client,
         prefix: &str,
-        presence: Arc<Presence>,
+        writing: Arc<Writing>,
         me: NodeId,
         tasks: &TaskTracker,
         stop: &CancellationToken,
@@ -88,7 +132,7 @@ impl Writers {
             client,
             prefix: prefix.to_owned(),
             me,
-            presence,
+            writing,
             next: AtomicU64::new(0),
             waiting,
             writer,
@@ -97,7 +141,7 @@ impl Writers {
 
     /// The writer of `conv` when it is another node.
     pub(super) fn writer(&self, conv: ConvId) -> Option<NodeId> {
-        let nodes = self.presence.live_nodes(HEARD_WITHIN);
+        let nodes = self.writing.nodes(self.me);
         let best = writer_among(&nodes, conv)?;
         (best != self.me).then_some(best)
     }
@@ -140,6 +184,7 @@ impl Writers {
     /// writer given stays).
     pub(super) fn serve_with(&self, writer: Arc<dyn AppendWriter>) {
         _ = self.writer.set(Arc::downgrade(&writer));
+        self.writing.serving.store(true, Ordering::Relaxed);
     }
 }
 
@@ -196,12 +241,19 @@ async fn serve(
         };
         let writing = writer.get().and_then(Weak::upgrade);
         let queued = match (writing, wire::decode_append(request.payload)) {
-            (Some(writer), Ok(message)) => writer.queue(message).await.ok(),
+            (Some(writer), Ok(message)) if forwardable(&message) => {
+                // A store queue that stays full is a refusal, not a wait: the forwarder then
+                // appends itself, and forwards behind this one are not held up.
+                match tokio::time::timeout(QUEUE_WITHIN, writer.queue(message)).await {
+                    Ok(queued) => queued.ok(),
+                    Err(_) => None,
+                }
+            }
             (_, Err(e)) => {
                 tracing::warn!(error = %e, "dropped a forwarded append");
                 None
             }
-            (None, Ok(_)) => None,
+            _ => None,
         };
         let client = client.clone();
         tokio::spawn(async move {
@@ -215,6 +267,14 @@ async fn serve(
             }
         });
     }
+}
+
+/// Whether `message` is what a member's send makes (the only appends that are forwarded).
+fn forwardable(message: &NewMessage) -> bool {
+    matches!(
+        message.kind,
+        EntryKind::Text | EntryKind::Attachment | EntryKind::Sticker
+    )
 }
 
 /// Hands each answer to the forward waiting for it (`None` for a refusal or NATS's "no
@@ -274,5 +334,29 @@ mod tests {
             assert!((800..1200).contains(&share), "{n:?} writes {share} of 3000");
         }
         assert_eq!(writer_among(&[], 1), None);
+    }
+
+    #[test]
+    fn a_node_writes_groups_once_its_heartbeat_says_it_serves() {
+        let writing = Writing::default();
+        let (me, peer) = (NodeId(1), NodeId(2));
+        assert_eq!(writing.beat(me)[8], 0, "not serving yet");
+        assert_eq!(writing.nodes(me), Vec::<NodeId>::new());
+        // An older node's 8-byte heartbeat: alive, but no writer.
+        assert_eq!(writing.heard(&peer.0.to_le_bytes()), Some(peer));
+        assert_eq!(writing.nodes(me), Vec::<NodeId>::new());
+        let mut serving = peer.0.to_le_bytes().to_vec();
+        serving.push(1);
+        assert_eq!(writing.heard(&serving), Some(peer));
+        assert_eq!(writing.nodes(me), vec![peer]);
+        writing.serving.store(true, Ordering::Relaxed);
+        assert_eq!(writing.beat(me)[8], 1);
+        let mut nodes = writing.nodes(me);
+        nodes.sort_unstable();
+        assert_eq!(nodes, vec![me, peer]);
+        // It stops serving (shutting down): it is dropped at its next heartbeat.
+        assert_eq!(writing.heard(&peer.0.to_le_bytes()), Some(peer));
+        assert_eq!(writing.nodes(me), vec![me]);
+        assert_eq!(writing.heard(&[1, 2, 3]), None);
     }
 }

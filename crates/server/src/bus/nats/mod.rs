@@ -6,7 +6,7 @@
 //! | subject | carries | published by | subscribed by |
 //! |---|---|---|---|
 //! | `P.events` | every [`Event`] (deliveries, kicks, invalidations), [`wire`]-encoded | the node whose request caused it | every node |
-//! | `P.heartbeats` | the node id, every [`presence::HEARTBEAT`] | every node | every node |
+//! | `P.heartbeats` | the node id, and whether it writes groups yet, every [`presence::HEARTBEAT`] | every node | every node |
 //! | `$KV.P-presence.<user>` | the user's connections (a JetStream key-value bucket) | the node that attaches or detaches one | every node (a watch) |
 //! | `$KV.P-rooms.<room>` | a chatroom's last `seq` ([`counter`]) | the node a message is sent on | nobody (read on demand) |
 //! | `P.appends.<node>`, `P.appended.<node>.<n>` | a group's appends forwarded to its writer, and the outcomes ([`appends`]) | a group member's node / the writer | `<node>` |
@@ -45,7 +45,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use self::appends::Writers;
+use self::appends::{Writers, Writing};
 use self::counter::Counters;
 use self::presence::{Presence, Refused};
 use super::node::Node;
@@ -195,10 +195,11 @@ impl NatsBus {
             .map_err(|e| unreachable(e.to_string()))?;
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
+        let writing = Arc::new(Writing::default());
         let writers = Writers::start(
             client.clone(),
             prefix,
-            Arc::clone(&presence),
+            Arc::clone(&writing),
             node.id(),
             &tasks,
             &stop,
@@ -238,11 +239,13 @@ impl NatsBus {
             this.client.clone(),
             heartbeats,
             this.node.id(),
+            Arc::clone(&writing),
             this.stop.clone(),
         ));
         this.tasks.spawn(heartbeat(
             beats,
             Arc::clone(&this.presence),
+            writing,
             Arc::clone(&this.node),
             this.stop.clone(),
         ));
@@ -319,13 +322,18 @@ async fn receive(node: Arc<Node>, mut incoming: async_nats::Subscriber, stop: Ca
     }
 }
 
-/// Says this node is alive, notes who else is, and lets presence do its periodic work.
-/// Says this node is alive, every [`presence::HEARTBEAT`], in a task of its own, so that
-/// presence's periodic work (however long it takes) never delays it.
-async fn beat(client: async_nats::Client, subject: Subject, me: NodeId, stop: CancellationToken) {
+/// Says this node is alive (and whether it writes groups yet: [`Writing::beat`]), every
+/// [`presence::HEARTBEAT`], in a task of its own, so that presence's periodic work (however
+/// long it takes) never delays it.
+async fn beat(
+    client: async_nats::Client,
+    subject: Subject,
+    me: NodeId,
+    writing: Arc<Writing>,
+    stop: CancellationToken,
+) {
     let mut every = tokio::time::interval(presence::HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let me = Bytes::copy_from_slice(&me.0.to_le_bytes());
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -333,7 +341,7 @@ async fn beat(client: async_nats::Client, subject: Subject, me: NodeId, stop: Ca
         }
         tokio::select! {
             () = stop.cancelled() => return,
-            _ = client.publish(subject.clone(), me.clone()) => {}
+            _ = client.publish(subject.clone(), writing.beat(me)) => {}
         }
     }
 }
@@ -342,6 +350,7 @@ async fn beat(client: async_nats::Client, subject: Subject, me: NodeId, stop: Ca
 async fn heartbeat(
     mut beats: async_nats::Subscriber,
     presence: Arc<Presence>,
+    writing: Arc<Writing>,
     node: Arc<Node>,
     stop: CancellationToken,
 ) {
@@ -357,8 +366,8 @@ async fn heartbeat(
                 }
             }
             beat = beats.next() => match beat {
-                Some(m) => if let Ok(id) = <[u8; 8]>::try_from(&m.payload[..]) {
-                    presence.heard(NodeId(u64::from_le_bytes(id)));
+                Some(m) => if let Some(id) = writing.heard(&m.payload) {
+                    presence.heard(id);
                 },
                 None => return,
             },

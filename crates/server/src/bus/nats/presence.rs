@@ -264,20 +264,6 @@ impl Presence {
         }
     }
 
-    /// This node and every node heard from within `within`, in id order.
-    pub fn live_nodes(&self, within: Duration) -> Vec<NodeId> {
-        let now = Instant::now();
-        let heard = self.heard.lock().expect("presence lock");
-        let mut nodes: Vec<NodeId> = heard
-            .iter()
-            .filter(|(_, t)| now.duration_since(**t) < within)
-            .map(|(n, _)| *n)
-            .chain(std::iter::once(self.node))
-            .collect();
-        nodes.sort_unstable_by_key(|n| n.0);
-        nodes
-    }
-
     /// The heartbeat's work: retries failed removals, removes dead nodes' connections, and
     /// now and then (and after a reconnect) audits this node's own, whose list is `local`.
     pub async fn tick(&self, local: impl FnOnce() -> Vec<(UserId, ConnId)>) {

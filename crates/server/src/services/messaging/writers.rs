@@ -2,54 +2,202 @@
 //! ([`Bus::writer`](crate::bus::Bus::writer)), which batches them with its own, instead of by
 //! every node in turn on the group's row lock. The node a member sent on checks the send and
 //! publishes its delivery as usual; only the append travels.
+//!
+//! **Order.** Sends queued one after another on one line (this node's store, or one writer
+//! over NATS) commit in that order. A group's sends change lines only when none of this
+//! node's are in flight on the old one ([`Routes`]): a writer that changes (a node joining or
+//! leaving) or fails never lets a later send commit before an earlier one. A send whose
+//! forward failed is appended here only after the group's sends before it were (each append
+//! waits for its predecessor's turn); the writer that failed then gets no forwards from this
+//! node for a few seconds, so the sends after it follow it here.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::Messaging;
-use crate::bus::AppendWriter;
-use crate::store::{NewMessage, PendingAppend, StoreError, StoreResult};
+use crate::bus::{AppendWriter, NodeId};
+use crate::metrics::Metrics;
+use crate::store::{Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult};
+
+/// Longest a send waits for the group's sends in flight on another line before it goes on
+/// anyway (the forwards' own timeout, their fallback's commit, and some slack).
+const SWITCH_WITHIN: Duration = Duration::from_secs(10);
+/// How long a writer that failed a forward gets none from this node.
+const SHUN_FOR: Duration = Duration::from_secs(3);
+/// Clock difference between nodes tolerated when telling a late commit of this send's own
+/// forward from an older message with the same key.
+const CLOCK_SLACK_MS: i64 = 1_000;
+
+/// Which line each group's appends of this node are on while some are in flight.
+#[derive(Default)]
+pub(super) struct Routes {
+    lines: Mutex<HashMap<ConvId, Line>>,
+    /// Writers that failed a forward lately, and until when they get none.
+    shunned: Mutex<HashMap<NodeId, Instant>>,
+}
+
+/// A group's appends in flight from this node.
+struct Line {
+    /// Where they go: a writer on another node, or this node's store (`None`).
+    writer: Option<NodeId>,
+    /// How many are in flight.
+    pending: usize,
+    /// The turn of the last append queued: it fires once that append committed on its writer
+    /// or was queued on this node's store.
+    last: Option<oneshot::Receiver<()>>,
+    /// Woken when the last append in flight is done.
+    idle: Arc<Notify>,
+}
+
+/// One append's place on its group's line.
+struct Place {
+    writer: Option<NodeId>,
+    before: Option<oneshot::Receiver<()>>,
+    turn: oneshot::Sender<()>,
+}
+
+impl Routes {
+    /// Takes a place for a send to `conv` whose writer is now `wanted` (this node's store
+    /// instead while `wanted` is shunned). Waits (at most [`SWITCH_WITHIN`]) when that is
+    /// another line than the one `conv`'s appends in flight are on.
+    async fn take(&self, conv: ConvId, wanted: Option<NodeId>) -> Place {
+        let deadline = tokio::time::Instant::now() + SWITCH_WITHIN;
+        loop {
+            let target = wanted.filter(|w| !self.shunned(*w));
+            let idle = {
+                let mut lines = self.lines.lock().expect("routes lock");
+                let line = lines.entry(conv).or_insert_with(|| Line {
+                    writer: wanted,
+                    pending: 0,
+                    last: None,
+                    idle: Arc::new(Notify::new()),
+                });
+                let late = tokio::time::Instant::now() >= deadline;
+                if line.pending == 0 || line.writer == target || late {
+                    line.writer = if line.pending == 0 {
+                        target
+                    } else {
+                        line.writer
+                    };
+                    line.pending += 1;
+                    let (turn, next) = oneshot::channel();
+                    let before = line.last.replace(next);
+                    return Place {
+                        writer: line.writer,
+                        before,
+                        turn,
+                    };
+                }
+                Arc::clone(&line.idle)
+            };
+            // Appends in flight on the old line: wait for them, then look again.
+            let woken = idle.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let still = self
+                .lines
+                .lock()
+                .expect("routes lock")
+                .get(&conv)
+                .is_some_and(|l| l.pending > 0);
+            if still {
+                _ = tokio::time::timeout_at(deadline, woken).await;
+            }
+        }
+    }
+
+    /// Notes that `writer` failed a forward: for [`SHUN_FOR`], this node appends the groups
+    /// it writes itself.
+    fn failed(&self, writer: NodeId) {
+        let until = Instant::now() + SHUN_FOR;
+        self.shunned
+            .lock()
+            .expect("routes lock")
+            .insert(writer, until);
+    }
+
+    fn shunned(&self, writer: NodeId) -> bool {
+        let mut shunned = self.shunned.lock().expect("routes lock");
+        let now = Instant::now();
+        shunned.retain(|_, until| *until > now);
+        shunned.contains_key(&writer)
+    }
+
+    /// One of `conv`'s appends is done; the line is forgotten once none is in flight.
+    fn done(&self, conv: ConvId) {
+        let mut lines = self.lines.lock().expect("routes lock");
+        if let Some(line) = lines.get_mut(&conv) {
+            line.pending -= 1;
+            if line.pending == 0 {
+                let idle = Arc::clone(&line.idle);
+                lines.remove(&conv);
+                idle.notify_waiters();
+            }
+        }
+    }
+}
 
 impl Messaging {
     /// Queues the append of a group message: on the group's writer when that is another node,
-    /// else (or when the writer cannot be reached) on this node's store. Appends queued one
-    /// after another by one caller reach the writer in that order, and each commits whether or
-    /// not anyone awaits it, as [`Store::queue_append`](crate::store::Store::queue_append)
-    /// promises.
+    /// else (or when the writer cannot be reached) on this node's store, keeping the order
+    /// described in the module docs. Each commits whether or not anyone awaits it, as
+    /// [`Store::queue_append`](crate::store::Store::queue_append) promises.
     pub(super) async fn queue_group_append(
         &self,
         message: NewMessage,
     ) -> StoreResult<PendingAppend> {
-        let Some(writer) = self.bus.writer(message.conv) else {
+        if !self.bus.clustered() {
             return self.store.queue_append(message).await;
+        }
+        let conv = message.conv;
+        let place = self.routes.take(conv, self.bus.writer(conv)).await;
+        let started = (Instant::now(), crate::clock::now_ms());
+        let reply = match place.writer {
+            Some(writer) => match self.bus.forward_append(writer, &message).await {
+                Ok(reply) => Some(reply),
+                Err(e) => {
+                    tracing::debug!(error = %e, "appending a group message here");
+                    None
+                }
+            },
+            None => None,
         };
-        let started = Instant::now();
-        let reply = match self.bus.forward_append(writer, &message).await {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::debug!(error = %e, "appending a group message here");
-                self.metrics.append_forward_failed();
-                return self.store.queue_append(message).await;
+        let (local, message) = if place.writer.is_none() {
+            // This node's own line: queued now, in the caller's order.
+            match self.store.queue_append(message).await {
+                Ok(pending) => (Some(pending), None),
+                Err(e) => {
+                    _ = place.turn.send(());
+                    self.routes.done(conv);
+                    return Err(e);
+                }
             }
+        } else {
+            (None, Some(message))
         };
-        let (store, metrics) = (Arc::clone(&self.store), Arc::clone(&self.metrics));
         let (tx, rx) = oneshot::channel();
+        let ctx = Finish {
+            store: Arc::clone(&self.store),
+            metrics: Arc::clone(&self.metrics),
+            routes: Arc::clone(&self.routes),
+            conv,
+            started,
+        };
         // Awaited here rather than by the caller, so that an append whose writer did not
-        // answer is still made when nobody waits for it any more. If the writer committed it
-        // after all, the store answers this repeat with the original.
+        // answer is still made when nobody waits for it any more.
         tokio::spawn(async move {
-            let outcome = match reply.await {
-                Some(appended) => {
-                    metrics.append_forwarded(started.elapsed());
-                    Ok(appended)
+            let outcome = match (local, message) {
+                (Some(pending), _) => {
+                    _ = place.turn.send(());
+                    let outcome = pending.await;
+                    ctx.routes.done(conv);
+                    outcome
                 }
-                None => {
-                    metrics.append_forward_failed();
-                    store.append(message).await
-                }
+                (None, message) => ctx.finish(place, reply, message).await,
             };
             _ = tx.send(outcome);
         });
@@ -59,11 +207,144 @@ impl Messaging {
     }
 }
 
+/// What finishing one group append needs.
+struct Finish {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    routes: Arc<Routes>,
+    conv: ConvId,
+    started: (Instant, i64),
+}
+
+impl Finish {
+    /// Waits for a forward's answer; without one, appends `message` here after the sends
+    /// before it.
+    async fn finish(
+        self,
+        place: Place,
+        reply: Option<crate::bus::ForwardedReply>,
+        message: Option<NewMessage>,
+    ) -> StoreResult<Appended> {
+        let answered = match reply {
+            Some(reply) => reply.await,
+            None => None,
+        };
+        let outcome = match (answered, message) {
+            (Some(appended), _) => {
+                self.metrics.append_forwarded(self.started.0.elapsed());
+                _ = place.turn.send(());
+                Ok(appended)
+            }
+            (None, Some(message)) => {
+                self.metrics.append_forward_failed();
+                if let Some(writer) = place.writer {
+                    self.routes.failed(writer);
+                }
+                // After the sends before it, wherever they went.
+                if let Some(before) = place.before {
+                    _ = before.await;
+                }
+                let queued = self.store.queue_append(message).await;
+                _ = place.turn.send(());
+                match queued {
+                    Ok(pending) => pending.await.map(|a| own_late_commit(a, self.started.1)),
+                    Err(e) => Err(e),
+                }
+            }
+            (None, None) => Err(StoreError::Closed),
+        };
+        self.routes.done(self.conv);
+        outcome
+    }
+}
+
+/// A "duplicate" found by the fallback that committed after this send's forward began is that
+/// forward's own commit, whose answer was lost or late: it is this send's, and is delivered as
+/// such (receivers drop a seq they already have, should it have been pushed after all).
+fn own_late_commit(mut appended: Appended, forwarded_at_ms: i64) -> Appended {
+    if appended.duplicate && appended.message.ts >= forwarded_at_ms - CLOCK_SLACK_MS {
+        appended.duplicate = false;
+    }
+    appended
+}
+
 /// The writer of the groups this node writes: appends what other nodes forward, counted.
 #[async_trait]
 impl AppendWriter for Messaging {
     async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend> {
         self.metrics.append_written_for_peer();
         self.store.queue_append(message).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{EntryKind, StoredMessage};
+
+    const ONE: Option<NodeId> = Some(NodeId(1));
+    const TWO: Option<NodeId> = Some(NodeId(2));
+
+    /// Whether `take` of `conv` towards `wanted` is still waiting after a while.
+    async fn waits(routes: &Arc<Routes>, conv: ConvId, wanted: Option<NodeId>) -> Place {
+        let r = Arc::clone(routes);
+        let mut taking = tokio::spawn(async move { r.take(conv, wanted).await });
+        let early = tokio::time::timeout(Duration::from_millis(50), &mut taking).await;
+        assert!(early.is_err(), "took a new line with appends in flight");
+        routes.done(conv);
+        taking.await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_line_changes_only_once_its_appends_in_flight_are_done() {
+        let routes = Arc::new(Routes::default());
+        // Sends to one line join it at once, each after the one before.
+        let first = routes.take(7, ONE).await;
+        let second = routes.take(7, ONE).await;
+        assert_eq!((first.writer, second.writer), (ONE, ONE));
+        assert!(first.before.is_none() && second.before.is_some());
+        routes.done(7);
+        // The writer changes while `second` is in flight: the next send waits for it.
+        let third = waits(&routes, 7, TWO).await;
+        assert_eq!(third.writer, TWO);
+        assert!(third.before.is_none(), "nothing in flight before it");
+        // After a failed forward the writer's groups come here, once the line drained.
+        routes.failed(NodeId(2));
+        let fourth = waits(&routes, 7, TWO).await;
+        assert_eq!(fourth.writer, None);
+        routes.done(7);
+        assert!(
+            routes.lines.lock().unwrap().is_empty(),
+            "forgotten when idle"
+        );
+        // Other groups are not held up by one in flight, and avoid the shunned writer.
+        let _busy = routes.take(8, ONE).await;
+        assert_eq!(routes.take(9, ONE).await.writer, ONE);
+        assert_eq!(routes.take(10, TWO).await.writer, None);
+    }
+
+    #[test]
+    fn a_late_commit_of_the_forward_is_this_sends_own() {
+        let appended = |ts, duplicate| Appended {
+            message: StoredMessage {
+                id: 1,
+                conv: 1,
+                seq: 5,
+                sender: 1,
+                client_msg_id: "k".into(),
+                kind: EntryKind::Text,
+                text: "t".into(),
+                ref_seq: None,
+                edited_at: None,
+                recalled: false,
+                ts,
+            },
+            duplicate,
+        };
+        let forwarded_at = 1_000_000;
+        assert!(!own_late_commit(appended(forwarded_at + 10, true), forwarded_at).duplicate);
+        assert!(!own_late_commit(appended(forwarded_at - 500, true), forwarded_at).duplicate);
+        assert!(own_late_commit(appended(forwarded_at - 5_000, true), forwarded_at).duplicate);
+        assert!(!own_late_commit(appended(forwarded_at - 5_000, false), forwarded_at).duplicate);
     }
 }
