@@ -27,13 +27,12 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::presence::HEARTBEAT;
-use super::wire;
+use super::{next_or_stop, wire};
 use crate::bus::{AppendWriter, BusError, ForwardedReply, NodeId};
 use crate::store::{Appended, ConvId, EntryKind, NewMessage};
 
@@ -228,14 +227,7 @@ async fn serve(
     writer: Writer,
     stop: CancellationToken,
 ) {
-    loop {
-        let request = tokio::select! {
-            () = stop.cancelled() => return,
-            m = requests.next() => match m {
-                Some(m) => m,
-                None => return,
-            },
-        };
+    while let Some(request) = next_or_stop(&mut requests, &stop).await {
         let Some(reply) = request.reply else {
             continue;
         };
@@ -280,14 +272,7 @@ fn forwardable(message: &NewMessage) -> bool {
 /// Hands each answer to the forward waiting for it (`None` for a refusal or NATS's "no
 /// responders").
 async fn collect(mut replies: async_nats::Subscriber, waiting: Waiting, stop: CancellationToken) {
-    loop {
-        let reply = tokio::select! {
-            () = stop.cancelled() => return,
-            m = replies.next() => match m {
-                Some(m) => m,
-                None => return,
-            },
-        };
+    while let Some(reply) = next_or_stop(&mut replies, &stop).await {
         let Some(n) = reply
             .subject
             .rsplit('.')

@@ -305,16 +305,20 @@ async fn send(
     }
 }
 
+/// The next message of `subscription`, or `None` once it ended or `stop` was cancelled.
+async fn next_or_stop(
+    subscription: &mut async_nats::Subscriber,
+    stop: &CancellationToken,
+) -> Option<async_nats::Message> {
+    tokio::select! {
+        () = stop.cancelled() => None,
+        m = subscription.next() => m,
+    }
+}
+
 /// Applies other nodes' events to this node.
 async fn receive(node: Arc<Node>, mut incoming: async_nats::Subscriber, stop: CancellationToken) {
-    loop {
-        let message = tokio::select! {
-            () = stop.cancelled() => return,
-            m = incoming.next() => match m {
-                Some(m) => m,
-                None => return,
-            },
-        };
+    while let Some(message) = next_or_stop(&mut incoming, &stop).await {
         match wire::decode(message.payload) {
             Ok(event) => node.receive(event),
             Err(e) => tracing::warn!(error = %e, "dropped a bus message"),
