@@ -53,18 +53,39 @@ struct Line {
     idle: Arc<Notify>,
 }
 
-/// One append's place on its group's line.
+/// One append's place on its group's line; the append counts as in flight until it is
+/// dropped (however the send ends: done, failed, or its caller gone before it was queued).
 struct Place {
     writer: Option<NodeId>,
+    /// The previous append's turn.
     before: Option<oneshot::Receiver<()>>,
-    turn: oneshot::Sender<()>,
+    /// This append's turn, given once it committed on its writer or was queued here.
+    turn: Option<oneshot::Sender<()>>,
+    routes: Arc<Routes>,
+    conv: ConvId,
+}
+
+impl Place {
+    /// Gives the next append of the group its turn.
+    fn pass(&mut self) {
+        if let Some(turn) = self.turn.take() {
+            _ = turn.send(());
+        }
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        self.pass();
+        self.routes.done(self.conv);
+    }
 }
 
 impl Routes {
     /// Takes a place for a send to `conv` whose writer is now `wanted` (this node's store
     /// instead while `wanted` is shunned). Waits (at most [`SWITCH_WITHIN`]) when that is
     /// another line than the one `conv`'s appends in flight are on.
-    async fn take(&self, conv: ConvId, wanted: Option<NodeId>) -> Place {
+    async fn take(self: &Arc<Self>, conv: ConvId, wanted: Option<NodeId>) -> Place {
         let deadline = tokio::time::Instant::now() + SWITCH_WITHIN;
         loop {
             let target = wanted.filter(|w| !self.shunned(*w));
@@ -89,7 +110,9 @@ impl Routes {
                     return Place {
                         writer: line.writer,
                         before,
-                        turn,
+                        turn: Some(turn),
+                        routes: Arc::clone(self),
+                        conv,
                     };
                 }
                 Arc::clone(&line.idle)
@@ -154,52 +177,38 @@ impl Messaging {
             return self.store.queue_append(message).await;
         }
         let conv = message.conv;
-        let place = self.routes.take(conv, self.bus.writer(conv)).await;
+        let mut place = self.routes.take(conv, self.bus.writer(conv)).await;
         let started = (Instant::now(), crate::clock::now_ms());
-        let reply = match place.writer {
-            Some(writer) => match self.bus.forward_append(writer, &message).await {
-                Ok(reply) => Some(reply),
-                Err(e) => {
-                    tracing::debug!(error = %e, "appending a group message here");
-                    None
-                }
-            },
-            None => None,
-        };
-        let (local, message) = if place.writer.is_none() {
-            // This node's own line: queued now, in the caller's order.
-            match self.store.queue_append(message).await {
-                Ok(pending) => (Some(pending), None),
-                Err(e) => {
-                    _ = place.turn.send(());
-                    self.routes.done(conv);
-                    return Err(e);
-                }
-            }
-        } else {
-            (None, Some(message))
-        };
         let (tx, rx) = oneshot::channel();
-        let ctx = Finish {
+        let Some(writer) = place.writer else {
+            // This node's own line: queued now, in the caller's order.
+            let pending = self.store.queue_append(message).await?;
+            place.pass();
+            tokio::spawn(async move {
+                _ = tx.send(pending.await);
+                drop(place);
+            });
+            return Ok(Box::pin(async move {
+                rx.await.unwrap_or(Err(StoreError::Closed))
+            }));
+        };
+        let reply = match self.bus.forward_append(writer, &message).await {
+            Ok(reply) => Some(reply),
+            Err(e) => {
+                tracing::debug!(error = %e, "appending a group message here");
+                None
+            }
+        };
+        let fallback = Fallback {
             store: Arc::clone(&self.store),
             metrics: Arc::clone(&self.metrics),
-            routes: Arc::clone(&self.routes),
-            conv,
+            message,
             started,
         };
         // Awaited here rather than by the caller, so that an append whose writer did not
         // answer is still made when nobody waits for it any more.
         tokio::spawn(async move {
-            let outcome = match (local, message) {
-                (Some(pending), _) => {
-                    _ = place.turn.send(());
-                    let outcome = pending.await;
-                    ctx.routes.done(conv);
-                    outcome
-                }
-                (None, message) => ctx.finish(place, reply, message).await,
-            };
-            _ = tx.send(outcome);
+            _ = tx.send(fallback.finish(place, reply).await);
         });
         Ok(Box::pin(async move {
             rx.await.unwrap_or(Err(StoreError::Closed))
@@ -207,54 +216,42 @@ impl Messaging {
     }
 }
 
-/// What finishing one group append needs.
-struct Finish {
+/// A forwarded append, kept for appending here if its writer does not take it.
+struct Fallback {
     store: Arc<dyn Store>,
     metrics: Arc<Metrics>,
-    routes: Arc<Routes>,
-    conv: ConvId,
+    message: NewMessage,
     started: (Instant, i64),
 }
 
-impl Finish {
-    /// Waits for a forward's answer; without one, appends `message` here after the sends
-    /// before it.
+impl Fallback {
+    /// Waits for the writer's answer; without one, appends the message here after the
+    /// group's sends before it.
     async fn finish(
         self,
-        place: Place,
+        mut place: Place,
         reply: Option<crate::bus::ForwardedReply>,
-        message: Option<NewMessage>,
     ) -> StoreResult<Appended> {
         let answered = match reply {
             Some(reply) => reply.await,
             None => None,
         };
-        let outcome = match (answered, message) {
-            (Some(appended), _) => {
-                self.metrics.append_forwarded(self.started.0.elapsed());
-                _ = place.turn.send(());
-                Ok(appended)
-            }
-            (None, Some(message)) => {
-                self.metrics.append_forward_failed();
-                if let Some(writer) = place.writer {
-                    self.routes.failed(writer);
-                }
-                // After the sends before it, wherever they went.
-                if let Some(before) = place.before {
-                    _ = before.await;
-                }
-                let queued = self.store.queue_append(message).await;
-                _ = place.turn.send(());
-                match queued {
-                    Ok(pending) => pending.await.map(|a| own_late_commit(a, self.started.1)),
-                    Err(e) => Err(e),
-                }
-            }
-            (None, None) => Err(StoreError::Closed),
-        };
-        self.routes.done(self.conv);
-        outcome
+        if let Some(appended) = answered {
+            self.metrics.append_forwarded(self.started.0.elapsed());
+            return Ok(appended);
+        }
+        self.metrics.append_forward_failed();
+        if let Some(writer) = place.writer {
+            place.routes.failed(writer);
+        }
+        // After the sends before it, wherever they went.
+        if let Some(before) = place.before.take() {
+            _ = before.await;
+        }
+        let pending = self.store.queue_append(self.message).await?;
+        place.pass();
+        let appended = pending.await?;
+        Ok(own_late_commit(appended, self.started.1))
     }
 }
 
@@ -285,13 +282,14 @@ mod tests {
     const ONE: Option<NodeId> = Some(NodeId(1));
     const TWO: Option<NodeId> = Some(NodeId(2));
 
-    /// Whether `take` of `conv` towards `wanted` is still waiting after a while.
-    async fn waits(routes: &Arc<Routes>, conv: ConvId, wanted: Option<NodeId>) -> Place {
-        let r = Arc::clone(routes);
+    /// Takes a place on `conv` towards `wanted`, checking that it waits while `in_flight`,
+    /// the group's last append in flight elsewhere, is not done.
+    async fn waits(routes: &Arc<Routes>, in_flight: Place, wanted: Option<NodeId>) -> Place {
+        let (r, conv) = (Arc::clone(routes), in_flight.conv);
         let mut taking = tokio::spawn(async move { r.take(conv, wanted).await });
         let early = tokio::time::timeout(Duration::from_millis(50), &mut taking).await;
         assert!(early.is_err(), "took a new line with appends in flight");
-        routes.done(conv);
+        drop(in_flight);
         taking.await.unwrap()
     }
 
@@ -299,20 +297,23 @@ mod tests {
     async fn a_line_changes_only_once_its_appends_in_flight_are_done() {
         let routes = Arc::new(Routes::default());
         // Sends to one line join it at once, each after the one before.
-        let first = routes.take(7, ONE).await;
-        let second = routes.take(7, ONE).await;
+        let mut first = routes.take(7, ONE).await;
+        let mut second = routes.take(7, ONE).await;
         assert_eq!((first.writer, second.writer), (ONE, ONE));
-        assert!(first.before.is_none() && second.before.is_some());
-        routes.done(7);
+        assert!(first.before.is_none());
+        let after_first = second.before.take().expect("second waits for first's turn");
+        first.pass();
+        after_first.await.expect("first gave its turn");
+        drop(first);
         // The writer changes while `second` is in flight: the next send waits for it.
-        let third = waits(&routes, 7, TWO).await;
+        let third = waits(&routes, second, TWO).await;
         assert_eq!(third.writer, TWO);
         assert!(third.before.is_none(), "nothing in flight before it");
         // After a failed forward the writer's groups come here, once the line drained.
         routes.failed(NodeId(2));
-        let fourth = waits(&routes, 7, TWO).await;
+        let fourth = waits(&routes, third, TWO).await;
         assert_eq!(fourth.writer, None);
-        routes.done(7);
+        drop(fourth);
         assert!(
             routes.lines.lock().unwrap().is_empty(),
             "forgotten when idle"
@@ -321,6 +322,22 @@ mod tests {
         let _busy = routes.take(8, ONE).await;
         assert_eq!(routes.take(9, ONE).await.writer, ONE);
         assert_eq!(routes.take(10, TWO).await.writer, None);
+    }
+
+    #[tokio::test]
+    async fn a_send_dropped_before_it_was_queued_frees_its_line() {
+        let routes = Arc::new(Routes::default());
+        let abandoned = routes.take(7, ONE).await;
+        let mut next = routes.take(7, ONE).await;
+        let turn = next.before.take().unwrap();
+        drop(abandoned);
+        turn.await.expect("a dropped place still gives its turn");
+        drop(next);
+        assert_eq!(
+            routes.take(7, TWO).await.writer,
+            TWO,
+            "no wait: nothing in flight"
+        );
     }
 
     #[test]
