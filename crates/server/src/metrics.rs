@@ -44,6 +44,11 @@ impl<const N: usize> Histogram<N> {
         self.sum.fetch_add(value, Relaxed);
     }
 
+    /// Observes a duration in µs.
+    fn observe_us(&self, took: Duration) {
+        self.observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+    }
+
     fn render(&self, out: &mut String, name: &str, help: &str, scale: f64) {
         _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
         let mut total = 0;
@@ -210,17 +215,14 @@ impl Metrics {
     /// A store transaction of `ops` writes committed in `took`.
     pub fn record_commit(&self, ops: usize, took: Duration) {
         self.commit_batch.observe(ops as u64);
-        self.commit_latency
-            .observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        self.commit_latency.observe_us(took);
     }
 
     /// A group append was made by the group's writer on another node, which answered after
     /// `took`.
     pub fn append_forwarded(&self, took: Duration) {
         self.writers.forwarded.fetch_add(1, Relaxed);
-        self.writers
-            .forward_latency
-            .observe(u64::try_from(took.as_micros()).unwrap_or(u64::MAX));
+        self.writers.forward_latency.observe_us(took);
     }
 
     /// A group append that should have gone to another node was made here instead (the
