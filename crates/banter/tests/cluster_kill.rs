@@ -177,7 +177,26 @@ async fn a_node_killed_under_load_loses_and_repeats_nothing() {
             }
         }
     };
+    // A counter of node 0's `/metrics`.
+    let metric = |name: &'static str| {
+        let api = Api::new(addrs[0].clone());
+        async move {
+            let (_, text) = api.get_text("/metrics").await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{name} in /metrics"))
+        }
+    };
     acked(BEFORE).await;
+    // Node 0 forwards to node 2 once it has heard node 2's heartbeat say it serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric("banter_appends_forwarded_total").await == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "node 0 never forwarded to the writer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut victim = nodes[2].take().unwrap();
     victim.child.kill().expect("SIGKILL");
     victim.child.wait().unwrap();
@@ -190,15 +209,6 @@ async fn a_node_killed_under_load_loses_and_repeats_nothing() {
     }
     assert!(sender_reconnects[1] > 0, "the sender on node 2 failed over");
     // Node 0 handed the group's appends to node 2 until it died, then made them itself.
-    let metric = |name: &'static str| {
-        let api = Api::new(addrs[0].clone());
-        async move {
-            let (_, text) = api.get_text("/metrics").await.unwrap();
-            text.lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
-                .unwrap_or_else(|| panic!("{name} in /metrics"))
-        }
-    };
     let forwarded = metric("banter_appends_forwarded_total").await;
     let fell_back = metric("banter_append_forward_failures_total").await;
     assert!(

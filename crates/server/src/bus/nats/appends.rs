@@ -56,9 +56,19 @@ type Writer = Arc<OnceLock<Weak<dyn AppendWriter>>>;
 pub(super) struct Writing {
     serving: AtomicBool,
     peers: Mutex<HashMap<NodeId, Instant>>,
+    /// Woken when this node starts serving, so that it says so at once, not a heartbeat later.
+    started: tokio::sync::Notify,
 }
 
 impl Writing {
+    /// Resolves once this node serves (at once if it does).
+    pub(super) async fn serving(&self) {
+        let started = self.started.notified();
+        if !self.serving.load(Ordering::Relaxed) {
+            started.await;
+        }
+    }
+
     /// This node's heartbeat: its id (8 bytes, little-endian), then 1 once it serves.
     pub(super) fn beat(&self, me: NodeId) -> Bytes {
         let mut beat = me.0.to_le_bytes().to_vec();
@@ -78,12 +88,29 @@ impl Writing {
         Some(id)
     }
 
+    /// Of the nodes that write groups now (this one, `me`, when it serves), the writer of
+    /// `conv`: looked up on every group send, so it allocates nothing.
+    fn writer(&self, me: NodeId, conv: ConvId) -> Option<NodeId> {
+        let now = Instant::now();
+        let peers = self.peers.lock().expect("writers lock");
+        let live = peers
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) < HEARD_WITHIN)
+            .map(|(n, _)| *n);
+        let me = self.serving.load(Ordering::Relaxed).then_some(me);
+        best_of(live.chain(me), conv)
+    }
+
     /// The nodes that write groups now, this one included when it serves.
+    #[cfg(test)]
     fn nodes(&self, me: NodeId) -> Vec<NodeId> {
         let now = Instant::now();
-        let mut peers = self.peers.lock().expect("writers lock");
-        peers.retain(|_, t| now.duration_since(*t) < HEARD_WITHIN);
-        let mut nodes: Vec<NodeId> = peers.keys().copied().collect();
+        let peers = self.peers.lock().expect("writers lock");
+        let mut nodes: Vec<NodeId> = peers
+            .iter()
+            .filter(|(_, t)| now.duration_since(**t) < HEARD_WITHIN)
+            .map(|(n, _)| *n)
+            .collect();
         if self.serving.load(Ordering::Relaxed) {
             nodes.push(me);
         }
@@ -140,8 +167,7 @@ impl Writers {
 
     /// The writer of `conv` when it is another node.
     pub(super) fn writer(&self, conv: ConvId) -> Option<NodeId> {
-        let nodes = self.writing.nodes(self.me);
-        let best = writer_among(&nodes, conv)?;
+        let best = self.writing.writer(self.me, conv)?;
         (best != self.me).then_some(best)
     }
 
@@ -184,6 +210,7 @@ impl Writers {
     pub(super) fn serve_with(&self, writer: Arc<dyn AppendWriter>) {
         _ = self.writer.set(Arc::downgrade(&writer));
         self.writing.serving.store(true, Ordering::Relaxed);
+        self.writing.started.notify_waiters();
     }
 }
 
@@ -201,7 +228,11 @@ impl Drop for Pending {
 
 /// The writer of `conv` among `nodes`: the one with the highest score.
 pub fn writer_among(nodes: &[NodeId], conv: ConvId) -> Option<NodeId> {
-    nodes.iter().copied().max_by_key(|n| (score(*n, conv), n.0))
+    best_of(nodes.iter().copied(), conv)
+}
+
+fn best_of(nodes: impl Iterator<Item = NodeId>, conv: ConvId) -> Option<NodeId> {
+    nodes.max_by_key(|n| (score(*n, conv), n.0))
 }
 
 /// How much `node` wants to write `conv`: the same on every node, spread evenly.

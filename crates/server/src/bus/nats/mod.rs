@@ -338,10 +338,13 @@ async fn beat(
 ) {
     let mut every = tokio::time::interval(presence::HEARTBEAT);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announced = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = every.tick() => {}
+            // The beat that says this node serves goes out at once.
+            () = writing.serving(), if !announced => announced = true,
         }
         tokio::select! {
             () = stop.cancelled() => return,
