@@ -1,24 +1,28 @@
 //! Group appends forwarded to their writer over NATS (`bus::nats::appends`), between two real
 //! NATS buses on the NATS server of this machine (`BANTER_TEST_NATS`), the writer appending to
-//! a real SQLite store: outcomes come back in order, a repeat comes back as the duplicate, and
-//! a writer that is not serving (yet, or at all) is refused at once instead of waited for, and
+//! a real SQLite store: outcomes come back in order, each new one delivered by the writer with
+//! the sender's connection left out (and the answer says whether it was), a repeat comes back
+//! as the duplicate and is not delivered again, and a writer that is not serving (yet, or at all) is refused at once instead of waited for, and
 //! is no group's writer until its heartbeats say it serves.
 
 mod common;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use banter_server::bus::nats::NatsBus;
 use banter_server::bus::nats::appends::FORWARD_TIMEOUT;
 use banter_server::bus::node::{Caches, Node};
-use banter_server::bus::{AppendWriter, Bus, Invalidation};
+use banter_server::bus::{AppendWriter, Bus, ConnId, Invalidation};
 use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
 use banter_server::registry::{NodeId, Registry};
 use banter_server::store::sqlite::{SqliteOptions, SqliteStore};
-use banter_server::store::{EntryKind, NewMessage, PendingAppend, Store, StoreResult, UserId};
+use banter_server::store::{
+    Appended, EntryKind, NewMessage, PendingAppend, Store, StoreResult, UserId,
+};
 
 use common::nats;
 
@@ -28,13 +32,29 @@ impl Caches for NoCaches {
     fn invalidate_all(&self) {}
 }
 
-/// Appends to a store, as a node's messaging service does for its peers.
-struct StoreWriter(Arc<dyn Store>);
+/// Appends to a store, as a node's messaging service does for its peers, and notes what it
+/// is asked to deliver: it knows the audience of every other entry.
+struct StoreWriter {
+    store: Arc<dyn Store>,
+    asked: AtomicUsize,
+    delivered: Mutex<Vec<(u64, Option<ConnId>)>>,
+}
 
 #[async_trait]
 impl AppendWriter for StoreWriter {
     async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend> {
-        self.0.queue_append(message).await
+        self.store.queue_append(message).await
+    }
+
+    async fn audience(&self, _conv: i64) -> Option<Arc<[UserId]>> {
+        let n = self.asked.fetch_add(1, Ordering::Relaxed);
+        n.is_multiple_of(2).then(|| Arc::from([1, 2]))
+    }
+
+    fn deliver(&self, appended: &Appended, audience: Arc<[UserId]>, except: Option<ConnId>) {
+        assert_eq!(&*audience, &[1, 2]);
+        let seq = appended.message.seq;
+        self.delivered.lock().unwrap().push((seq, except));
     }
 }
 
@@ -82,8 +102,12 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
 
     // Not serving yet: refused at once, and nothing stored.
     let started = Instant::now();
+    let sender = ConnId {
+        node: a.node(),
+        local: 7,
+    };
     let reply = a
-        .forward_append(b.node(), &text(conv, alice, "early"))
+        .forward_append(b.node(), &text(conv, alice, "early"), Some(sender))
         .await;
     assert!(
         reply.unwrap().await.is_none(),
@@ -95,32 +119,58 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
     );
     assert_eq!(store.last_seq(conv).await.unwrap(), 0);
 
-    let writer: Arc<dyn AppendWriter> = Arc::new(StoreWriter(Arc::clone(&store)));
-    b.serve_appends(Arc::clone(&writer));
+    let writer = Arc::new(StoreWriter {
+        store: Arc::clone(&store),
+        asked: AtomicUsize::new(0),
+        delivered: Mutex::default(),
+    });
+    b.serve_appends(Arc::clone(&writer) as Arc<dyn AppendWriter>);
     // Twenty forwards made one after another, awaited only afterwards, commit in that order.
     let mut replies = Vec::new();
     for k in 0..20 {
         let key = format!("k{k}");
         replies.push(
-            a.forward_append(b.node(), &text(conv, alice, &key))
+            a.forward_append(b.node(), &text(conv, alice, &key), Some(sender))
                 .await
                 .unwrap(),
         );
     }
-    let mut seqs = Vec::new();
+    let (mut seqs, mut said_delivered) = (Vec::new(), Vec::new());
     for r in replies {
-        let appended = r.await.expect("the writer answers");
+        let forwarded = r.await.expect("the writer answers");
+        let appended = forwarded.appended;
         assert!(!appended.duplicate);
         assert_eq!(appended.message.conv, conv);
+        if forwarded.delivered {
+            said_delivered.push((appended.message.seq, Some(sender)));
+        }
         seqs.push(appended.message.seq);
     }
     assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    // The writer's deliveries are published just after its answers.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut delivered = loop {
+        let delivered = writer.delivered.lock().unwrap().clone();
+        if delivered.len() >= 10 || Instant::now() > deadline {
+            break delivered;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    delivered.sort_unstable();
+    assert_eq!(said_delivered.len(), 10, "half the audiences were known");
+    assert_eq!(
+        delivered, said_delivered,
+        "each entry the writer said it delivered, once, but to its sender"
+    );
     // A repeat comes back as the original.
     let again = a
-        .forward_append(b.node(), &text(conv, alice, "k3"))
+        .forward_append(b.node(), &text(conv, alice, "k3"), None)
         .await
         .unwrap();
     let again = again.await.expect("answered");
+    assert!(!again.delivered, "a repeat is not delivered again");
+    assert_eq!(writer.delivered.lock().unwrap().len(), 10);
+    let again = again.appended;
     assert!(again.duplicate);
     assert_eq!(
         (again.message.seq, again.message.text.as_str()),
@@ -131,7 +181,7 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
     // A node nobody serves: NATS says so at once.
     let started = Instant::now();
     let gone = a
-        .forward_append(NodeId(0x5eed), &text(conv, alice, "lost"))
+        .forward_append(NodeId(0x5eed), &text(conv, alice, "lost"), None)
         .await;
     assert!(gone.unwrap().await.is_none());
     assert!(
@@ -148,7 +198,7 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    a.serve_appends(Arc::clone(&writer));
+    a.serve_appends(Arc::clone(&writer) as Arc<dyn AppendWriter>);
     // Both nodes name the same writer for every group, once they heard each other serve.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -183,7 +183,17 @@ pub enum AttachError {
 /// time, refused it (a full queue, a failed commit) or is gone. `None` says nothing about
 /// whether it committed: the caller appends it itself, and the store answers a repeat as the
 /// duplicate it is.
-pub type ForwardedReply = Pin<Box<dyn Future<Output = Option<Appended>> + Send>>;
+pub type ForwardedReply = Pin<Box<dyn Future<Output = Option<Forwarded>> + Send>>;
+
+/// What a writer answers for a forwarded append.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The outcome, as the writer's store gave it.
+    pub appended: Appended,
+    /// Whether the writer publishes the entry's delivery itself ([`AppendWriter::deliver`],
+    /// just after it answers); when not, the node the member sent on does.
+    pub delivered: bool,
+}
 
 /// What appends the group messages other nodes hand to this one, their writer (see
 /// [`Bus::serve_appends`]).
@@ -192,6 +202,14 @@ pub trait AppendWriter: Send + Sync + 'static {
     /// Queues `message` on this node's store, as
     /// [`Store::queue_append`](crate::store::Store::queue_append) does.
     async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend>;
+    /// Whom the delivery of a new entry of `conv` this writer just committed goes to (the
+    /// conversation's members); `None` when this writer cannot say, and the node the member
+    /// sent on delivers it instead.
+    async fn audience(&self, conv: ConvId) -> Option<Arc<[UserId]>>;
+    /// Publishes the delivery of `appended` to `audience` but the sender's connection
+    /// `except`. Publishing where the entry committed spares the delivery a hop through the
+    /// sender's node.
+    fn deliver(&self, appended: &Appended, audience: Arc<[UserId]>, except: Option<ConnId>);
 }
 
 /// Cross-node delivery, presence and connection accounting.
@@ -254,17 +272,19 @@ pub trait Bus: Send + Sync + 'static {
     fn writer(&self, _conv: ConvId) -> Option<NodeId> {
         None
     }
-    /// Hands `message` to `node` to append (see [`ForwardedReply`]). Forwards from one caller
-    /// reach `node` in the order they were made. `Err` when it could not even be sent.
+    /// Hands `message`, sent on connection `except`, to `node` to append and deliver (see
+    /// [`ForwardedReply`]). Forwards from one caller reach `node` in the order they were made.
+    /// `Err` when it could not even be sent.
     async fn forward_append(
         &self,
         _node: NodeId,
         _message: &NewMessage,
+        _except: Option<ConnId>,
     ) -> Result<ForwardedReply, BusError> {
         Err(BusError::Unavailable)
     }
     /// Appends what other nodes forward to this one with `writer`, in the order they arrive,
-    /// and answers each once committed. Until it is called, forwards to this node are refused
+    /// and answers each once committed and delivered. Until it is called, forwards to this node are refused
     /// (their senders append themselves). A bus with one node ignores it.
     fn serve_appends(&self, _writer: Arc<dyn AppendWriter>) {}
     /// Whether the bus reaches the other nodes now (`/readyz`).

@@ -240,7 +240,8 @@ impl Groups {
         });
         let mut audience = members.to_vec();
         audience.extend(also);
-        self.messaging.publish(caller, &stored, audience.into());
+        self.messaging
+            .publish(caller.conn, &stored, audience.into());
         Ok(())
     }
 
@@ -292,7 +293,7 @@ impl Groups {
             changed: Arc::clone(&everyone),
             members: Arc::clone(&everyone),
         });
-        self.messaging.publish(caller, &created, everyone);
+        self.messaging.publish(caller.conn, &created, everyone);
         Ok(group_view(&group))
     }
 

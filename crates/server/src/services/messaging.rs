@@ -80,8 +80,17 @@ pub struct Messaging {
 
 /// A send whose append is queued (see [`Messaging::queue_send`]).
 pub struct QueuedSend {
-    commit: PendingAppend,
+    commit: Commit,
     members: Arc<[UserId]>,
+}
+
+/// Where a queued send commits.
+enum Commit {
+    /// In this node's store.
+    Here(PendingAppend),
+    /// On its group's line, in a cluster (`writers`): in this node's store or on the group's
+    /// writer.
+    Group(writers::PendingGroupAppend),
 }
 
 /// What to send: text to a user or into a conversation.
@@ -271,8 +280,9 @@ impl Messaging {
         })
     }
 
-    /// Publishes an entry to `users`, in seq order within its conversation.
-    pub fn publish(&self, caller: &Caller, m: &StoredMessage, users: Arc<[UserId]>) {
+    /// Publishes an entry to `users` but connection `except`, in seq order within its
+    /// conversation.
+    pub fn publish(&self, except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) {
         let frame = encode(&ServerFrame::Message {
             message: message_view(m),
         });
@@ -282,7 +292,7 @@ impl Messaging {
                 audience: Audience::Users(users),
                 entry: Some((m.conv, m.seq)),
                 frame,
-                except: caller.conn,
+                except,
             }),
         );
     }
@@ -336,10 +346,10 @@ impl Messaging {
             text,
             kind,
         };
-        let commit = if group {
-            self.queue_group_append(message).await?
+        let commit = if group && self.bus.clustered() {
+            Commit::Group(self.queue_group_append(message, caller.conn).await?)
         } else {
-            self.store.queue_append(message).await?
+            Commit::Here(self.store.queue_append(message).await?)
         };
         Ok(QueuedSend { commit, members })
     }
@@ -347,7 +357,13 @@ impl Messaging {
     /// Waits for a queued send's commit, delivers it and returns the acknowledgement (the
     /// original one for a retried `client_msg_id`).
     pub async fn finish_send(&self, caller: &Caller, queued: QueuedSend) -> Result<SendAck> {
-        let appended = queued.commit.await?;
+        let (appended, delivered) = match queued.commit {
+            Commit::Here(pending) => (pending.await?, false),
+            Commit::Group(pending) => {
+                let written = pending.await?;
+                (written.appended, written.delivered)
+            }
+        };
         let sent_kind = matches!(
             appended.message.kind,
             EntryKind::Text | EntryKind::Attachment | EntryKind::Sticker
@@ -357,7 +373,9 @@ impl Messaging {
         }
         if !appended.duplicate {
             self.metrics.message_in();
-            self.publish(caller, &appended.message, queued.members);
+            if !delivered {
+                self.publish(caller.conn, &appended.message, queued.members);
+            }
         }
         Ok(ack(&appended))
     }

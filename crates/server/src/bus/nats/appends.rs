@@ -13,9 +13,10 @@
 //! | `P.appends.<node>` | an append for `node` to write ([`wire::encode_append`]), with a reply subject | a node a group member sent on | `node` |
 //! | `P.appended.<node>.<n>` | the outcome of `node`'s forward number `n` ([`wire::encode_appended`]; empty: not written) | the writer (or NATS: no responders) | `node` |
 //!
-//! The writer only commits; the node the member sent on still publishes the delivery, so the
-//! events a send causes are those of a local send plus these two messages. Nothing here is
-//! needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
+//! The writer commits, answers and publishes the delivery ([`AppendWriter::deliver`]), so the events a send causes are those of a local send plus these two messages,
+//! and the delivery leaves from where the entry committed instead of going back through the
+//! sender's node first (which publishes it only when the writer says it did not). Nothing
+//! here is needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
 //! when the writer does not answer within [`FORWARD_TIMEOUT`] (or NATS says nobody listens on
 //! its subject, or it refused: a full queue, a failed commit), the sending node appends
 //! itself; if the writer had committed after all, the store answers the repeat with the
@@ -33,8 +34,8 @@ use tokio_util::task::TaskTracker;
 
 use super::presence::HEARTBEAT;
 use super::{next_or_stop, wire};
-use crate::bus::{AppendWriter, BusError, ForwardedReply, NodeId};
-use crate::store::{Appended, ConvId, EntryKind, NewMessage};
+use crate::bus::{AppendWriter, BusError, ConnId, Forwarded, ForwardedReply, NodeId};
+use crate::store::{ConvId, EntryKind, NewMessage};
 
 /// How long a node waits for a writer's answer before it appends itself.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(3);
@@ -45,7 +46,7 @@ const SEND_WITHIN: Duration = Duration::from_secs(1);
 /// How long the writer waits for room in its store's queue before it refuses a forward.
 const QUEUE_WITHIN: Duration = Duration::from_millis(500);
 
-type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<Appended>>>>>;
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Option<Forwarded>>>>>;
 /// Held weakly: the writer (the messaging service) holds the bus.
 type Writer = Arc<OnceLock<Weak<dyn AppendWriter>>>;
 
@@ -171,11 +172,13 @@ impl Writers {
         (best != self.me).then_some(best)
     }
 
-    /// Sends `message` to `node`; the reply resolves to its outcome there.
+    /// Sends `message`, sent on connection `except`, to `node`; the reply resolves to its
+    /// outcome there.
     pub(super) async fn forward(
         &self,
         node: NodeId,
         message: &NewMessage,
+        except: Option<ConnId>,
     ) -> Result<ForwardedReply, BusError> {
         if self.client.connection_state() != async_nats::connection::State::Connected {
             return Err(BusError::Unavailable);
@@ -192,7 +195,7 @@ impl Writers {
         let sent = tokio::time::timeout(
             SEND_WITHIN,
             self.client
-                .publish_with_reply(subject, reply, wire::encode_append(message)),
+                .publish_with_reply(subject, reply, wire::encode_append(message, except)),
         )
         .await;
         if !matches!(sent, Ok(Ok(()))) {
@@ -250,7 +253,7 @@ fn mix(mut z: u64) -> u64 {
 
 /// Queues the appends forwarded to this node with its writer, in arrival order (the order
 /// each forwarding node sent them), and publishes each outcome to the forward's reply subject
-/// once committed. Before a writer is given, or for an unreadable append, the answer is a
+/// once committed and, when new, delivered. Before a writer is given, or for an unreadable append, the answer is a
 /// refusal at once (the forwarder then appends itself).
 async fn serve(
     client: async_nats::Client,
@@ -264,12 +267,12 @@ async fn serve(
         };
         let writing = writer.get().and_then(Weak::upgrade);
         let queued = match (writing, wire::decode_append(request.payload)) {
-            (Some(writer), Ok(message)) if forwardable(&message) => {
+            (Some(writer), Ok((message, except))) if forwardable(&message) => {
                 // A store queue that stays full is a refusal, not a wait: the forwarder then
                 // appends itself, and forwards behind this one are not held up.
                 match tokio::time::timeout(QUEUE_WITHIN, writer.queue(message)).await {
-                    Ok(queued) => queued.ok(),
-                    Err(_) => None,
+                    Ok(Ok(pending)) => Some((writer, pending, except)),
+                    _ => None,
                 }
             }
             (_, Err(e)) => {
@@ -280,13 +283,23 @@ async fn serve(
         };
         let client = client.clone();
         tokio::spawn(async move {
-            let outcome = match queued {
-                Some(pending) => pending.await.ok(),
-                None => None,
-            };
-            let bytes = outcome.map_or_else(Bytes::new, |a| wire::encode_appended(&a));
+            let (mut bytes, mut delivery) = (Bytes::new(), None);
+            if let Some((writer, pending, except)) = queued
+                && let Ok(appended) = pending.await
+            {
+                let audience = match appended.duplicate {
+                    false => writer.audience(appended.message.conv).await,
+                    true => None,
+                };
+                bytes = wire::encode_appended(&appended, audience.is_some());
+                delivery = audience.map(|a| (writer, appended, a, except));
+            }
             if let Err(e) = client.publish(reply, bytes).await {
                 tracing::warn!(error = %e, "forwarded append not answered");
+            }
+            // After the answer, which the sender waits for, is on its way.
+            if let Some((writer, appended, audience, except)) = delivery {
+                writer.deliver(&appended, audience, except);
             }
         });
     }

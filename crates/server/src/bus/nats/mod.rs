@@ -9,7 +9,7 @@
 //! | `P.heartbeats` | the node id, and whether it writes groups yet, every [`presence::HEARTBEAT`] | every node | every node |
 //! | `$KV.P-presence.<user>` | the user's connections (a JetStream key-value bucket) | the node that attaches or detaches one | every node (a watch) |
 //! | `$KV.P-rooms.<room>` | a chatroom's last `seq` ([`counter`]) | the node a message is sent on | nobody (read on demand) |
-//! | `P.appends.<node>`, `P.appended.<node>.<n>` | a group's appends forwarded to its writer, and the outcomes ([`appends`]) | a group member's node / the writer | `<node>` |
+//! | `P.appends.<node>`, `P.appended.<node>.<n>` | a group's appends forwarded to its writer (which publishes their deliveries), and the outcomes ([`appends`]) | a group member's node / the writer | `<node>` |
 //!
 //! So a 1:1 message, a message to a 500-member group and one to a 10,000-occupant room each
 //! cost one NATS message in and one out per other node, whatever the audience's size (a group
@@ -389,9 +389,10 @@ impl Bus for NatsBus {
     }
 
     fn publish(&self, event: Event) -> Result<(), BusError> {
-        let bytes = wire::encode(&event);
+        // Out to the other nodes first: they need not wait for this node's own fan-out.
+        let sent = self.out.try_send(wire::encode(&event));
         self.node.receive(event);
-        self.out.try_send(bytes).map_err(|e| match e {
+        sent.map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => BusError::Overflow,
             mpsc::error::TrySendError::Closed(_) => BusError::Unavailable,
         })
@@ -464,8 +465,9 @@ impl Bus for NatsBus {
         &self,
         node: NodeId,
         message: &NewMessage,
+        except: Option<ConnId>,
     ) -> Result<ForwardedReply, BusError> {
-        self.writers.forward(node, message).await
+        self.writers.forward(node, message, except).await
     }
 
     fn serve_appends(&self, writer: Arc<dyn AppendWriter>) {

@@ -8,7 +8,9 @@
 use banter_protocol::CloseCode;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
-use crate::bus::{Audience, ConnId, Delivery, Event, Invalidation, NodeId, RoomCount, RoomCounts};
+use crate::bus::{
+    Audience, ConnId, Delivery, Event, Forwarded, Invalidation, NodeId, RoomCount, RoomCounts,
+};
 use crate::store::{Appended, EntryKind, NewMessage, StoredMessage, UserId};
 
 const DELIVER: u8 = 1;
@@ -59,13 +61,7 @@ pub fn encode(event: &Event) -> Bytes {
                 }
                 None => out.put_u8(0),
             }
-            match d.except {
-                Some(conn) => {
-                    out.put_u8(1);
-                    put_conn(&mut out, conn);
-                }
-                None => out.put_u8(0),
-            }
+            put_except(&mut out, d.except);
             out.put_slice(&d.frame);
         }
         Event::Kick {
@@ -136,11 +132,7 @@ pub fn decode(mut bytes: Bytes) -> Result<Event, Unreadable> {
                 1 => Some((i64_(b)?, u64_(b)?)),
                 _ => return Err(Unreadable),
             };
-            let except = match u8_(b)? {
-                0 => None,
-                1 => Some(conn(b)?),
-                _ => return Err(Unreadable),
-            };
+            let except = except(b)?;
             Event::Deliver(Delivery {
                 audience,
                 entry,
@@ -216,19 +208,21 @@ pub fn decode_conns(mut bytes: Bytes) -> Result<Vec<ConnId>, Unreadable> {
     Ok(conns)
 }
 
-/// Encodes an append forwarded to its conversation's writer.
-pub fn encode_append(m: &NewMessage) -> Bytes {
-    let mut out = BytesMut::with_capacity(40 + m.client_msg_id.len() + m.text.len());
+/// Encodes an append forwarded to its conversation's writer, and the connection it was sent
+/// on (which its delivery skips).
+pub fn encode_append(m: &NewMessage, except: Option<ConnId>) -> Bytes {
+    let mut out = BytesMut::with_capacity(57 + m.client_msg_id.len() + m.text.len());
     out.put_i64_le(m.conv);
     out.put_i64_le(m.sender);
     put_str(&mut out, &m.client_msg_id);
     put_str(&mut out, &m.text);
     out.put_u8(m.kind as u8);
+    put_except(&mut out, except);
     out.freeze()
 }
 
 /// Decodes [`encode_append`].
-pub fn decode_append(mut b: Bytes) -> Result<NewMessage, Unreadable> {
+pub fn decode_append(mut b: Bytes) -> Result<(NewMessage, Option<ConnId>), Unreadable> {
     let m = NewMessage {
         conv: i64_(&mut b)?,
         sender: i64_(&mut b)?,
@@ -236,14 +230,17 @@ pub fn decode_append(mut b: Bytes) -> Result<NewMessage, Unreadable> {
         text: str_(&mut b)?,
         kind: kind(&mut b)?,
     };
+    let except = except(&mut b)?;
     done(&b)?;
-    Ok(m)
+    Ok((m, except))
 }
 
-/// Encodes the outcome of a forwarded append (the stored message and whether it was a repeat).
-pub fn encode_appended(a: &Appended) -> Bytes {
+/// Encodes the outcome of a forwarded append (the stored message, whether it was a repeat,
+/// whether the writer delivered it).
+pub fn encode_appended(a: &Appended, delivered: bool) -> Bytes {
     let m = &a.message;
-    let mut out = BytesMut::with_capacity(80 + m.client_msg_id.len() + m.text.len());
+    let mut out = BytesMut::with_capacity(81 + m.client_msg_id.len() + m.text.len());
+    out.put_u8(u8::from(delivered));
     out.put_u8(u8::from(a.duplicate));
     out.put_i64_le(m.id);
     out.put_i64_le(m.conv);
@@ -260,7 +257,8 @@ pub fn encode_appended(a: &Appended) -> Bytes {
 }
 
 /// Decodes [`encode_appended`].
-pub fn decode_appended(mut b: Bytes) -> Result<Appended, Unreadable> {
+pub fn decode_appended(mut b: Bytes) -> Result<Forwarded, Unreadable> {
+    let delivered = flag(&mut b)?;
     let duplicate = flag(&mut b)?;
     let message = StoredMessage {
         id: i64_(&mut b)?,
@@ -276,7 +274,10 @@ pub fn decode_appended(mut b: Bytes) -> Result<Appended, Unreadable> {
         ts: i64_(&mut b)?,
     };
     done(&b)?;
-    Ok(Appended { message, duplicate })
+    Ok(Forwarded {
+        appended: Appended { message, duplicate },
+        delivered,
+    })
 }
 
 fn put_opt(out: &mut BytesMut, v: Option<u64>) {
@@ -329,6 +330,20 @@ fn put_users(out: &mut BytesMut, users: &[UserId]) {
 fn put_str(out: &mut BytesMut, s: &str) {
     out.put_u32_le(u32::try_from(s.len()).expect("names are short"));
     out.put_slice(s.as_bytes());
+}
+
+fn put_except(out: &mut BytesMut, except: Option<ConnId>) {
+    match except {
+        Some(conn) => {
+            out.put_u8(1);
+            put_conn(out, conn);
+        }
+        None => out.put_u8(0),
+    }
+}
+
+fn except(b: &mut Bytes) -> Result<Option<ConnId>, Unreadable> {
+    Ok(if flag(b)? { Some(conn(b)?) } else { None })
 }
 
 fn put_conn(out: &mut BytesMut, conn: ConnId) {
@@ -492,25 +507,35 @@ mod tests {
             text: "héllo".into(),
             kind: EntryKind::Sticker,
         };
-        let back = decode_append(encode_append(&m)).unwrap();
-        assert_eq!(format!("{back:?}"), format!("{m:?}"));
-        let a = Appended {
-            message: StoredMessage {
-                id: 99,
-                conv: 7,
-                seq: u64::MAX,
-                sender: -2,
-                client_msg_id: "k-1".into(),
-                kind: EntryKind::Attachment,
-                text: "{}".into(),
-                ref_seq: Some(3),
-                edited_at: Some(1_700_000_000_000),
-                recalled: true,
-                ts: 1_700_000_000_001,
-            },
-            duplicate: true,
+        let sender = ConnId {
+            node: NodeId(u64::MAX),
+            local: 5,
         };
-        let whole = encode_appended(&a);
+        for except in [Some(sender), None] {
+            let (back, back_except) = decode_append(encode_append(&m, except)).unwrap();
+            assert_eq!(format!("{back:?}"), format!("{m:?}"));
+            assert_eq!(back_except, except);
+        }
+        let a = Forwarded {
+            appended: Appended {
+                message: StoredMessage {
+                    id: 99,
+                    conv: 7,
+                    seq: u64::MAX,
+                    sender: -2,
+                    client_msg_id: "k-1".into(),
+                    kind: EntryKind::Attachment,
+                    text: "{}".into(),
+                    ref_seq: Some(3),
+                    edited_at: Some(1_700_000_000_000),
+                    recalled: true,
+                    ts: 1_700_000_000_001,
+                },
+                duplicate: true,
+            },
+            delivered: true,
+        };
+        let whole = encode_appended(&a.appended, a.delivered);
         assert_eq!(decode_appended(whole.clone()).unwrap(), a);
         for cut in 0..whole.len() {
             assert!(decode_appended(whole.slice(..cut)).is_err(), "cut at {cut}");
@@ -519,9 +544,9 @@ mod tests {
         longer.put_u8(0);
         assert!(decode_appended(longer.freeze()).is_err());
         // A kind this version does not know is refused, not read as text.
-        let mut foreign = BytesMut::from(&encode_append(&m)[..]);
-        let last = foreign.len() - 1;
-        foreign[last] = 200;
+        let mut foreign = BytesMut::from(&encode_append(&m, None)[..]);
+        let kind_at = foreign.len() - 2;
+        foreign[kind_at] = 200;
         assert!(decode_append(foreign.freeze()).is_err());
     }
 }

@@ -65,7 +65,7 @@ impl Messaging {
         }
         if !appended.duplicate {
             let members = self.directory.members(conv).await?;
-            self.publish(caller, &appended.message, members);
+            self.publish(caller.conn, &appended.message, members);
         }
         Ok(ack(&appended))
     }

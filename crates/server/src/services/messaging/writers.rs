@@ -1,7 +1,8 @@
 //! One writer per group in a cluster: a group's sends are appended by the node the bus names
 //! ([`Bus::writer`](crate::bus::Bus::writer)), which batches them with its own, instead of by
-//! every node in turn on the group's row lock. The node a member sent on checks the send and
-//! publishes its delivery as usual; only the append travels.
+//! every node in turn on the group's row lock. The node a member sent on checks the send; the
+//! append travels, and the writer publishes the delivery once it committed (the node the
+//! member sent on does when the writer did not, or when it appended the send itself).
 //!
 //! **Order.** Sends queued one after another on one line (this node's store, or one writer
 //! over NATS) commit in that order. A group's sends change lines only when none of this
@@ -12,6 +13,8 @@
 //! node for a few seconds, so the sends after it follow it here.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,9 +22,11 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 
 use super::Messaging;
-use crate::bus::{AppendWriter, NodeId};
+use crate::bus::{AppendWriter, ConnId, Forwarded, NodeId};
 use crate::metrics::Metrics;
-use crate::store::{Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult};
+use crate::store::{
+    Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult, UserId,
+};
 
 /// Longest a send waits for the group's sends in flight on another line before it goes on
 /// anyway (the forwards' own timeout, their fallback's commit, and some slack).
@@ -31,6 +36,9 @@ const SHUN_FOR: Duration = Duration::from_secs(3);
 /// Clock difference between nodes tolerated when telling a late commit of this send's own
 /// forward from an older message with the same key.
 const CLOCK_SLACK_MS: i64 = 1_000;
+
+/// A group send's commit, and whether the writer that committed it delivered it.
+pub(super) type PendingGroupAppend = Pin<Box<dyn Future<Output = StoreResult<Forwarded>> + Send>>;
 
 /// Which line each group's appends of this node are on while some are in flight.
 #[derive(Default)]
@@ -163,17 +171,16 @@ impl Routes {
 }
 
 impl Messaging {
-    /// Queues the append of a group message: on the group's writer when that is another node,
-    /// else (or when the writer cannot be reached) on this node's store, keeping the order
-    /// described in the module docs. Each commits whether or not anyone awaits it, as
-    /// [`Store::queue_append`](crate::store::Store::queue_append) promises.
+    /// Queues the append of a group message sent on connection `except`: on the group's
+    /// writer when that is another node, else (or when the writer cannot be reached) on this
+    /// node's store, keeping the order described in the module docs. Each commits whether or
+    /// not anyone awaits it, as [`Store::queue_append`](crate::store::Store::queue_append)
+    /// promises.
     pub(super) async fn queue_group_append(
         &self,
         message: NewMessage,
-    ) -> StoreResult<PendingAppend> {
-        if !self.bus.clustered() {
-            return self.store.queue_append(message).await;
-        }
+        except: Option<ConnId>,
+    ) -> StoreResult<PendingGroupAppend> {
         let conv = message.conv;
         let mut place = self.routes.take(conv, self.bus.writer(conv)).await;
         let started = (Instant::now(), crate::clock::now_ms());
@@ -183,14 +190,17 @@ impl Messaging {
             let pending = self.store.queue_append(message).await?;
             place.pass();
             tokio::spawn(async move {
-                _ = tx.send(pending.await);
+                _ = tx.send(pending.await.map(|appended| Forwarded {
+                    appended,
+                    delivered: false,
+                }));
                 drop(place);
             });
             return Ok(Box::pin(async move {
                 rx.await.unwrap_or(Err(StoreError::Closed))
             }));
         };
-        let reply = match self.bus.forward_append(writer, &message).await {
+        let reply = match self.bus.forward_append(writer, &message, except).await {
             Ok(reply) => Some(reply),
             Err(e) => {
                 tracing::debug!(error = %e, "appending a group message here");
@@ -229,14 +239,14 @@ impl Fallback {
         self,
         mut place: Place,
         reply: Option<crate::bus::ForwardedReply>,
-    ) -> StoreResult<Appended> {
+    ) -> StoreResult<Forwarded> {
         let answered = match reply {
             Some(reply) => reply.await,
             None => None,
         };
-        if let Some(appended) = answered {
+        if let Some(forwarded) = answered {
             self.metrics.append_forwarded(self.started.0.elapsed());
-            return Ok(appended);
+            return Ok(forwarded);
         }
         self.metrics.append_forward_failed();
         if let Some(writer) = place.writer {
@@ -249,7 +259,10 @@ impl Fallback {
         let pending = self.store.queue_append(self.message).await?;
         place.pass();
         let appended = pending.await?;
-        Ok(own_late_commit(appended, self.started.1))
+        Ok(Forwarded {
+            appended: own_late_commit(appended, self.started.1),
+            delivered: false,
+        })
     }
 }
 
@@ -263,12 +276,25 @@ fn own_late_commit(mut appended: Appended, forwarded_at_ms: i64) -> Appended {
     appended
 }
 
-/// The writer of the groups this node writes: appends what other nodes forward, counted.
+/// The writer of the groups this node writes: appends what other nodes forward, counted, and
+/// delivers them to the group's members (as this node's directory knows them).
 #[async_trait]
 impl AppendWriter for Messaging {
     async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend> {
         self.metrics.append_written_for_peer();
         self.store.queue_append(message).await
+    }
+
+    async fn audience(&self, conv: ConvId) -> Option<Arc<[UserId]>> {
+        self.directory
+            .members(conv)
+            .await
+            .inspect_err(|e| tracing::debug!(error = %e, "the sender's node delivers"))
+            .ok()
+    }
+
+    fn deliver(&self, appended: &Appended, audience: Arc<[UserId]>, except: Option<ConnId>) {
+        self.publish(except, &appended.message, audience);
     }
 }
 
