@@ -281,8 +281,8 @@ impl Messaging {
     }
 
     /// Publishes an entry to `users` but connection `except`, in seq order within its
-    /// conversation.
-    pub fn publish(&self, except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) {
+    /// conversation; whether the bus took it.
+    pub fn publish(&self, except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) -> bool {
         let frame = encode(&ServerFrame::Message {
             message: message_view(m),
         });
@@ -294,7 +294,7 @@ impl Messaging {
                 frame,
                 except,
             }),
-        );
+        )
     }
 
     /// Tells every node that a cached answer is stale (after the change committed).

@@ -13,7 +13,7 @@
 //! | `P.appends.<node>` | an append for `node` to write ([`wire::encode_append`]), with a reply subject | a node a group member sent on | `node` |
 //! | `P.appended.<node>.<n>` | the outcome of `node`'s forward number `n` ([`wire::encode_appended`]; empty: not written) | the writer (or NATS: no responders) | `node` |
 //!
-//! The writer commits, answers and publishes the delivery ([`AppendWriter::deliver`]), so the events a send causes are those of a local send plus these two messages,
+//! The writer commits, publishes the delivery ([`AppendWriter::deliver`]) and answers, so the events a send causes are those of a local send plus these two messages,
 //! and the delivery leaves from where the entry committed instead of going back through the
 //! sender's node first (which publishes it only when the writer says it did not). Nothing
 //! here is needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
@@ -283,23 +283,17 @@ async fn serve(
         };
         let client = client.clone();
         tokio::spawn(async move {
-            let (mut bytes, mut delivery) = (Bytes::new(), None);
+            let mut bytes = Bytes::new();
             if let Some((writer, pending, except)) = queued
                 && let Ok(appended) = pending.await
             {
-                let audience = match appended.duplicate {
-                    false => writer.audience(appended.message.conv).await,
-                    true => None,
-                };
-                bytes = wire::encode_appended(&appended, audience.is_some());
-                delivery = audience.map(|a| (writer, appended, a, except));
+                // Published before the answer: once the answer says so, the delivery is on
+                // its way (a node shutting down publishes no more, and says so).
+                let delivered = !appended.duplicate && writer.deliver(&appended, except).await;
+                bytes = wire::encode_appended(&appended, delivered);
             }
             if let Err(e) = client.publish(reply, bytes).await {
                 tracing::warn!(error = %e, "forwarded append not answered");
-            }
-            // After the answer, which the sender waits for, is on its way.
-            if let Some((writer, appended, audience, except)) = delivery {
-                writer.deliver(&appended, audience, except);
             }
         });
     }

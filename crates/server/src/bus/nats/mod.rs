@@ -294,7 +294,9 @@ async fn send(
             () = stop.cancelled() => break,
         }
     }
-    while let Ok(bytes) = queue.try_recv() {
+    // Refuse what comes from now on (its publisher learns that), and send what was taken.
+    queue.close();
+    while let Some(bytes) = queue.recv().await {
         publish(bytes).await;
     }
     if tokio::time::timeout(Duration::from_secs(2), client.flush())

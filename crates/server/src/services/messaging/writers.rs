@@ -24,9 +24,7 @@ use tokio::sync::{Notify, oneshot};
 use super::Messaging;
 use crate::bus::{AppendWriter, ConnId, Forwarded, NodeId};
 use crate::metrics::Metrics;
-use crate::store::{
-    Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult, UserId,
-};
+use crate::store::{Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult};
 
 /// Longest a send waits for the group's sends in flight on another line before it goes on
 /// anyway (the forwards' own timeout, their fallback's commit, and some slack).
@@ -285,16 +283,15 @@ impl AppendWriter for Messaging {
         self.store.queue_append(message).await
     }
 
-    async fn audience(&self, conv: ConvId) -> Option<Arc<[UserId]>> {
-        self.directory
-            .members(conv)
-            .await
-            .inspect_err(|e| tracing::debug!(error = %e, "the sender's node delivers"))
-            .ok()
-    }
-
-    fn deliver(&self, appended: &Appended, audience: Arc<[UserId]>, except: Option<ConnId>) {
-        self.publish(except, &appended.message, audience);
+    async fn deliver(&self, appended: &Appended, except: Option<ConnId>) -> bool {
+        let m = &appended.message;
+        match self.directory.members(m.conv).await {
+            Ok(members) => self.publish(except, m, members),
+            Err(e) => {
+                tracing::debug!(error = %e, "the sender's node delivers");
+                false
+            }
+        }
     }
 }
 
