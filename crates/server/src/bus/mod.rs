@@ -10,8 +10,8 @@
 //! conversation entries pass a per-conversation ordering gate ([`node::Gate`]) just before
 //! [`Registry::deliver`](crate::registry::Registry::deliver), so entries published out of
 //! order (by two tasks, or two nodes) reach each connection in `seq` order; a gap that does not
-//! fill within [`node::GAP_TIMEOUT`] is released and clients `sync` it, as they do after any
-//! lost push. In embedded mode ([`LocalBus`]) the receiving side is this process's own;
+//! fill within [`node::GAP_TIMEOUT`], or holds more than [`node::MAX_WAITING`] entries behind
+//! it, is released and clients `sync` it, as they do after any lost push. In embedded mode ([`LocalBus`]) the receiving side is this process's own;
 //! a clustered bus also hands events to other nodes.
 //!
 //! **Calls never block.** `publish` is synchronous, so that callers can publish in order while

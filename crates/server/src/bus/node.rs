@@ -185,6 +185,11 @@ impl Node {
 
 /// How long an entry waits for its predecessor before it is published anyway.
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Entries that may wait behind one conversation's gap; one more releases them all (the gap is
+/// left to `sync`). Well under a connection's outbound queue (`outbound_queue_frames`, 1,024 by
+/// default), so that releasing them does not make every reader of a busy conversation a slow
+/// consumer, and a bound on what a gap holds.
+pub const MAX_WAITING: usize = 256;
 /// Conversations idle this long are forgotten (their next entry starts a fresh order).
 const IDLE: Duration = Duration::from_secs(60);
 /// Shards of the ordering state (a power of two).
@@ -200,6 +205,16 @@ struct Order {
     next: u64,
     waiting: BTreeMap<u64, Waiting>,
     touched: Instant,
+}
+
+impl Order {
+    /// Passes on every entry waiting, in order, giving up on the gaps before them.
+    fn release(&mut self, mut out: impl FnMut(&Delivery)) {
+        for (seq, w) in std::mem::take(&mut self.waiting) {
+            out(&w.delivery);
+            self.next = self.next.max(seq + 1);
+        }
+    }
 }
 
 /// The ordering gate of one node.
@@ -254,6 +269,9 @@ impl Gate {
                     since: now,
                 },
             );
+            if order.waiting.len() > MAX_WAITING {
+                order.release(out);
+            }
             return;
         }
         // The next one (or a straggler released late by a sweep): out, then its successors.
@@ -278,13 +296,51 @@ impl Gate {
                     .next()
                     .is_some_and(|w| now - w.since > GAP_TIMEOUT);
                 if stale {
-                    for (seq, w) in std::mem::take(&mut order.waiting) {
-                        out(&w.delivery);
-                        order.next = order.next.max(seq + 1);
-                    }
+                    order.release(&mut out);
                 }
             }
             shard.retain(|_, o| !o.waiting.is_empty() || now - o.touched < IDLE);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(seq: u64) -> Delivery {
+        Delivery {
+            audience: Audience::Users(Arc::from([])),
+            entry: Some((1, seq)),
+            frame: Bytes::new(),
+            except: None,
+        }
+    }
+
+    fn seq(d: &Delivery) -> u64 {
+        d.entry.expect("an entry").1
+    }
+
+    #[test]
+    fn a_gap_holds_at_most_max_waiting_entries() {
+        let gate = Gate::default();
+        let mut out = Vec::new();
+        gate.pass(Key::Conv(1), 1, entry(1), |d| out.push(seq(d)));
+        // 2 is lost: what follows waits, up to the bound.
+        let last = 2 + MAX_WAITING as u64;
+        for s in 3..=last {
+            gate.pass(Key::Conv(1), s, entry(s), |d| out.push(seq(d)));
+        }
+        assert_eq!(out, vec![1], "{MAX_WAITING} wait behind the gap");
+        gate.pass(Key::Conv(1), last + 1, entry(last + 1), |d| {
+            out.push(seq(d))
+        });
+        assert_eq!(out, [1].into_iter().chain(3..=last + 1).collect::<Vec<_>>());
+        // The order goes on from there; the lost one, should it come, still gets out.
+        gate.pass(Key::Conv(1), last + 2, entry(last + 2), |d| {
+            out.push(seq(d))
+        });
+        gate.pass(Key::Conv(1), 2, entry(2), |d| out.push(seq(d)));
+        assert_eq!(out[out.len() - 2..], [last + 2, 2]);
     }
 }
