@@ -122,3 +122,38 @@ async fn an_audit_counts_again_what_the_others_removed() {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Nodes of a new cluster that start at the same moment all open its buckets (their creates
+/// race on NATS), however many rounds of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_all_join() {
+    use banter_server::bus::node::Caches;
+    use banter_server::metrics::Metrics;
+    use banter_server::registry::{NodeId, Registry};
+
+    struct NoCaches;
+    impl Caches for NoCaches {
+        fn invalidate(&self, _: &banter_server::bus::Invalidation) {}
+        fn invalidate_all(&self) {}
+    }
+
+    let harness = Nats::default();
+    let metrics = Arc::new(Metrics::default());
+    let url = nats::url();
+    for _ in 0..5 {
+        let cluster = nats::fresh_cluster();
+        harness.clusters.lock().unwrap().push(cluster.clone());
+        let joins = (0..6).map(|_| {
+            let node = Arc::new(Node::new(
+                NodeId::random(),
+                Registry::new(MAX_PER_USER, Arc::clone(&metrics)),
+                Arc::new(NoCaches),
+            ));
+            NatsBus::connect(&url, &cluster, node, MAX_PER_USER)
+        });
+        for joined in futures_util::future::join_all(joins).await {
+            let bus = joined.unwrap_or_else(|e| panic!("a node starting with five others: {e}"));
+            bus.close().await;
+        }
+    }
+}

@@ -6,6 +6,9 @@ use async_nats::jetstream::stream::{self, StorageType};
 use async_nats::jetstream::{self};
 use bytes::Bytes;
 
+/// How many times opening a bucket tries to get or create its stream.
+const CREATE_TRIES: u32 = 3;
+
 /// Opens (creating it if needed) the key-value bucket `name`, one value per key. `limits` sets
 /// what else the stream bounds (age, count, discard policy).
 ///
@@ -18,7 +21,7 @@ pub(super) async fn open(
     description: &str,
     limits: stream::Config,
 ) -> Result<kv::Store, async_nats::Error> {
-    js.get_or_create_stream(stream::Config {
+    let config = stream::Config {
         name: format!("KV_{name}"),
         description: Some(description.to_owned()),
         subjects: vec![format!("$KV.{name}.>")],
@@ -29,8 +32,16 @@ pub(super) async fn open(
         allow_direct: true,
         num_replicas: 1,
         ..limits
-    })
-    .await?;
+    };
+    // Nodes starting together race to create it: NATS 2.9 refuses the loser's create ("subjects
+    // overlap with an existing stream"), and the stream is there to get on the next try.
+    let mut tries = 1;
+    while let Err(e) = js.get_or_create_stream(config.clone()).await {
+        if tries == CREATE_TRIES {
+            return Err(e.into());
+        }
+        tries += 1;
+    }
     Ok(js.get_key_value(name).await?)
 }
 
