@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use banter_server::bus::nats::NatsBus;
 use banter_server::bus::nats::appends::FORWARD_TIMEOUT;
 use banter_server::bus::node::{Caches, Node};
-use banter_server::bus::{AppendWriter, Bus, ConnId, Invalidation};
+use banter_server::bus::{AppendWriter, Bus, ConnId, Event, Invalidation};
 use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
 use banter_server::registry::{NodeId, Registry};
@@ -23,6 +23,7 @@ use banter_server::store::sqlite::{SqliteOptions, SqliteStore};
 use banter_server::store::{
     Appended, EntryKind, NewMessage, PendingAppend, Store, StoreResult, UserId,
 };
+use bytes::Bytes;
 
 use common::nats;
 
@@ -46,14 +47,14 @@ impl AppendWriter for StoreWriter {
         self.store.queue_append(message).await
     }
 
-    async fn deliver(&self, appended: &Appended, except: Option<ConnId>) -> bool {
+    async fn delivery(&self, appended: &Appended, except: Option<ConnId>) -> Option<Event> {
         let seq = appended.message.seq;
         let n = self.asked.fetch_add(1, Ordering::Relaxed);
-        let delivered = n.is_multiple_of(2);
-        if delivered {
-            self.delivered.lock().unwrap().push((seq, except));
+        if !n.is_multiple_of(2) {
+            return None;
         }
-        delivered
+        self.delivered.lock().unwrap().push((seq, except));
+        Some(Event::to_users(Vec::new(), Bytes::new(), except))
     }
 }
 

@@ -190,8 +190,8 @@ pub type ForwardedReply = Pin<Box<dyn Future<Output = Option<Forwarded>> + Send>
 pub struct Forwarded {
     /// The outcome, as the writer's store gave it.
     pub appended: Appended,
-    /// Whether the writer published the entry's delivery itself ([`AppendWriter::deliver`],
-    /// before it answered); when not, the node the member sent on does.
+    /// Whether the writer published the entry's delivery itself ([`AppendWriter::delivery`],
+    /// sent ahead of the answer); when not, the node the member sent on does.
     pub delivered: bool,
 }
 
@@ -202,11 +202,12 @@ pub trait AppendWriter: Send + Sync + 'static {
     /// Queues `message` on this node's store, as
     /// [`Store::queue_append`](crate::store::Store::queue_append) does.
     async fn queue(&self, message: NewMessage) -> StoreResult<PendingAppend>;
-    /// Publishes the delivery of `appended`, a new entry this writer just committed, to its
-    /// conversation's members but the sender's connection `except`; whether the bus took it
-    /// (when not, the node the member sent on delivers it). Publishing where the entry
-    /// committed spares the delivery a hop through the sender's node.
-    async fn deliver(&self, appended: &Appended, except: Option<ConnId>) -> bool;
+    /// The event that delivers `appended`, a new entry this writer just committed, to its
+    /// conversation's members but the sender's connection `except`; `None` when this writer
+    /// cannot say whom to (the node the member sent on delivers it then). The writer's bus
+    /// publishes it: from where the entry committed, sparing the delivery a hop through the
+    /// sender's node.
+    async fn delivery(&self, appended: &Appended, except: Option<ConnId>) -> Option<Event>;
 }
 
 /// Cross-node delivery, presence and connection accounting.
@@ -292,14 +293,12 @@ pub trait Bus: Send + Sync + 'static {
     async fn close(&self) {}
 }
 
-/// Publishes `event`, logging a refusal (and saying whether it was taken): the policy for callers that cannot do
+/// Publishes `event`, counting and logging a refusal: the policy for callers that cannot do
 /// better than let receivers recover (entries by `sync`; see the module docs).
-pub fn publish(bus: &dyn Bus, event: Event) -> bool {
-    let published = bus.publish(event);
-    if let Err(e) = &published {
+pub fn publish(bus: &dyn Bus, event: Event) {
+    if let Err(e) = bus.publish(event) {
         tracing::warn!(error = %e, "bus refused an event");
     }
-    published.is_ok()
 }
 
 /// Which bus to run on.

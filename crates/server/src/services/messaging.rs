@@ -204,6 +204,19 @@ pub fn encode(frame: &ServerFrame) -> Bytes {
 }
 
 /// The acknowledgement of an appended entry.
+/// The event that delivers entry `m` to `users` but connection `except`.
+fn entry_event(except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) -> Event {
+    let frame = encode(&ServerFrame::Message {
+        message: message_view(m),
+    });
+    Event::Deliver(Delivery {
+        audience: Audience::Users(users),
+        entry: Some((m.conv, m.seq)),
+        frame,
+        except,
+    })
+}
+
 fn ack(appended: &Appended) -> SendAck {
     let m = &appended.message;
     SendAck {
@@ -281,20 +294,9 @@ impl Messaging {
     }
 
     /// Publishes an entry to `users` but connection `except`, in seq order within its
-    /// conversation; whether the bus took it.
-    pub fn publish(&self, except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) -> bool {
-        let frame = encode(&ServerFrame::Message {
-            message: message_view(m),
-        });
-        bus::publish(
-            &*self.bus,
-            Event::Deliver(Delivery {
-                audience: Audience::Users(users),
-                entry: Some((m.conv, m.seq)),
-                frame,
-                except,
-            }),
-        )
+    /// conversation.
+    pub fn publish(&self, except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) {
+        bus::publish(&*self.bus, entry_event(except, m, users));
     }
 
     /// Tells every node that a cached answer is stale (after the change committed).

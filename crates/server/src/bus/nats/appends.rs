@@ -13,7 +13,8 @@
 //! | `P.appends.<node>` | an append for `node` to write ([`wire::encode_append`]), with a reply subject | a node a group member sent on | `node` |
 //! | `P.appended.<node>.<n>` | the outcome of `node`'s forward number `n` ([`wire::encode_appended`]; empty: not written) | the writer (or NATS: no responders) | `node` |
 //!
-//! The writer commits, publishes the delivery ([`AppendWriter::deliver`]) and answers, so the events a send causes are those of a local send plus these two messages,
+//! The writer commits, queues the delivery ([`AppendWriter::delivery`]) and then its answer
+//! for NATS, and only then fans the delivery out to its own connections, so the events a send causes are those of a local send plus these two messages,
 //! and the delivery leaves from where the entry committed instead of going back through the
 //! sender's node first (which publishes it only when the writer says it did not). Nothing
 //! here is needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
@@ -28,13 +29,14 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::presence::HEARTBEAT;
-use super::{next_or_stop, wire};
-use crate::bus::{AppendWriter, BusError, ConnId, Forwarded, ForwardedReply, NodeId};
+use super::{Outgoing, next_or_stop, wire};
+use crate::bus::node::Node;
+use crate::bus::{AppendWriter, BusError, ConnId, Event, Forwarded, ForwardedReply, NodeId};
 use crate::store::{ConvId, EntryKind, NewMessage};
 
 /// How long a node waits for a writer's answer before it appends itself.
@@ -131,15 +133,17 @@ pub(super) struct Writers {
 }
 
 impl Writers {
-    /// Subscribes to this node's two subjects and starts their tasks on `tasks`.
+    /// Subscribes to this node's two subjects and starts their tasks on `tasks`; the node's
+    /// deliveries and answers go out through `node` and its bus's queue `out`.
     pub(super) async fn start(
         client: async_nats::Client,
         prefix: &str,
         writing: Arc<Writing>,
-        me: NodeId,
+        (node, out): (Arc<Node>, mpsc::Sender<Outgoing>),
         tasks: &TaskTracker,
         stop: &CancellationToken,
     ) -> Result<Self, async_nats::SubscribeError> {
+        let me = node.id();
         let requests = client
             .subscribe(format!("{prefix}.appends.{:016x}", me.0))
             .await?;
@@ -149,7 +153,11 @@ impl Writers {
         let waiting = Waiting::default();
         let writer = Writer::default();
         tasks.spawn(serve(
-            client.clone(),
+            Sending {
+                client: client.clone(),
+                out,
+                node,
+            },
             requests,
             Arc::clone(&writer),
             stop.clone(),
@@ -256,7 +264,7 @@ fn mix(mut z: u64) -> u64 {
 /// once committed and, when new, delivered. Before a writer is given, or for an unreadable append, the answer is a
 /// refusal at once (the forwarder then appends itself).
 async fn serve(
-    client: async_nats::Client,
+    sending: Sending,
     mut requests: async_nats::Subscriber,
     writer: Writer,
     stop: CancellationToken,
@@ -281,21 +289,58 @@ async fn serve(
             }
             _ => None,
         };
-        let client = client.clone();
+        let sending = sending.clone();
         tokio::spawn(async move {
-            let mut bytes = Bytes::new();
+            let (mut answer, mut local) = (Bytes::new(), None);
             if let Some((writer, pending, except)) = queued
                 && let Ok(appended) = pending.await
             {
-                // Published before the answer: once the answer says so, the delivery is on
-                // its way (a node shutting down publishes no more, and says so).
-                let delivered = !appended.duplicate && writer.deliver(&appended, except).await;
-                bytes = wire::encode_appended(&appended, delivered);
+                let event = match appended.duplicate {
+                    false => writer.delivery(&appended, except).await,
+                    true => None,
+                };
+                let delivered = event.as_ref().is_some_and(|e| sending.queue(e));
+                answer = wire::encode_appended(&appended, delivered);
+                local = event.filter(|_| delivered);
             }
-            if let Err(e) = client.publish(reply, bytes).await {
-                tracing::warn!(error = %e, "forwarded append not answered");
+            sending.answer(reply, answer).await;
+            // This node's own connections last: the answer does not wait for them.
+            if let Some(event) = local {
+                sending.node.receive(event);
             }
         });
+    }
+}
+
+/// How the writer's deliveries and answers leave.
+#[derive(Clone)]
+struct Sending {
+    client: async_nats::Client,
+    out: mpsc::Sender<Outgoing>,
+    node: Arc<Node>,
+}
+
+impl Sending {
+    /// Queues `event` for the other nodes, ahead of the answer; whether the bus took it (not
+    /// once it is closing, or while its queue is full).
+    fn queue(&self, event: &Event) -> bool {
+        self.out
+            .try_send(Outgoing::Event(wire::encode(event)))
+            .is_ok()
+    }
+
+    /// Sends the answer to a forward after the delivery queued before it (so an answer that
+    /// says "delivered" is behind its delivery on the wire), or at once when the queue does not
+    /// take it.
+    async fn answer(&self, reply: async_nats::Subject, answer: Bytes) {
+        let queued = self
+            .out
+            .try_send(Outgoing::Answer(reply.clone(), answer.clone()));
+        if queued.is_err()
+            && let Err(e) = self.client.publish(reply, answer).await
+        {
+            tracing::warn!(error = %e, "forwarded append not answered");
+        }
     }
 }
 

@@ -79,7 +79,7 @@ pub enum NatsError {
 /// Connection to NATS of one node.
 pub struct NatsBus {
     node: Arc<Node>,
-    out: mpsc::Sender<Bytes>,
+    out: mpsc::Sender<Outgoing>,
     presence: Arc<Presence>,
     changes: Mutex<Option<mpsc::UnboundedReceiver<(UserId, bool)>>>,
     deaths: Mutex<Option<mpsc::UnboundedReceiver<NodeId>>>,
@@ -88,6 +88,14 @@ pub struct NatsBus {
     client: async_nats::Client,
     stop: CancellationToken,
     tasks: TaskTracker,
+}
+
+/// What the sending task publishes, in the order queued.
+pub(super) enum Outgoing {
+    /// An event, on `P.events`.
+    Event(Bytes),
+    /// The answer to a forwarded append, on its reply subject ([`appends`]).
+    Answer(Subject, Bytes),
 }
 
 /// Whether `prefix` may name a cluster.
@@ -196,11 +204,12 @@ impl NatsBus {
         let tasks = TaskTracker::new();
         let stop = CancellationToken::new();
         let writing = Arc::new(Writing::default());
+        let (out, outgoing) = mpsc::channel(QUEUE);
         let writers = Writers::start(
             client.clone(),
             prefix,
             Arc::clone(&writing),
-            node.id(),
+            (Arc::clone(&node), out.clone()),
             &tasks,
             &stop,
         )
@@ -212,7 +221,6 @@ impl NatsBus {
             .flush()
             .await
             .map_err(|e| unreachable(e.to_string()))?;
-        let (out, outgoing) = mpsc::channel(QUEUE);
         let this = Self {
             node,
             out,
@@ -272,15 +280,20 @@ async fn presence_bucket(
     .await
 }
 
-/// Sends queued events in order until the bus closes; then sends what is still queued.
+/// Sends queued events (and answers) in order until the bus closes; then sends what is still
+/// queued.
 async fn send(
     client: async_nats::Client,
-    subject: Subject,
-    mut queue: mpsc::Receiver<Bytes>,
+    events: Subject,
+    mut queue: mpsc::Receiver<Outgoing>,
     stop: CancellationToken,
 ) {
-    let publish = async |bytes| {
-        if let Err(e) = client.publish(subject.clone(), bytes).await {
+    let publish = async |outgoing| {
+        let (subject, bytes) = match outgoing {
+            Outgoing::Event(bytes) => (events.clone(), bytes),
+            Outgoing::Answer(subject, bytes) => (subject, bytes),
+        };
+        if let Err(e) = client.publish(subject, bytes).await {
             tracing::warn!(error = %e, "bus event not sent");
         }
     };
@@ -392,7 +405,7 @@ impl Bus for NatsBus {
 
     fn publish(&self, event: Event) -> Result<(), BusError> {
         // Out to the other nodes first: they need not wait for this node's own fan-out.
-        let sent = self.out.try_send(wire::encode(&event));
+        let sent = self.out.try_send(Outgoing::Event(wire::encode(&event)));
         self.node.receive(event);
         sent.map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => BusError::Overflow,

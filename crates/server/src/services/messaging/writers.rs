@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use tokio::sync::{Notify, oneshot};
 
 use super::Messaging;
-use crate::bus::{AppendWriter, ConnId, Forwarded, NodeId};
+use crate::bus::{AppendWriter, ConnId, Event, Forwarded, NodeId};
 use crate::metrics::Metrics;
 use crate::store::{Appended, ConvId, NewMessage, PendingAppend, Store, StoreError, StoreResult};
 
@@ -283,13 +283,13 @@ impl AppendWriter for Messaging {
         self.store.queue_append(message).await
     }
 
-    async fn deliver(&self, appended: &Appended, except: Option<ConnId>) -> bool {
+    async fn delivery(&self, appended: &Appended, except: Option<ConnId>) -> Option<Event> {
         let m = &appended.message;
         match self.directory.members(m.conv).await {
-            Ok(members) => self.publish(except, m, members),
+            Ok(members) => Some(super::entry_event(except, m, members)),
             Err(e) => {
                 tracing::debug!(error = %e, "the sender's node delivers");
-                false
+                None
             }
         }
     }
