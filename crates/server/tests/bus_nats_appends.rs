@@ -2,8 +2,9 @@
 //! NATS buses on the NATS server of this machine (`BANTER_TEST_NATS`), the writer appending to
 //! a real SQLite store: outcomes come back in order, each new one delivered by the writer with
 //! the sender's connection left out (and the answer says whether it was), a repeat comes back
-//! as the duplicate and is not delivered again, and a writer that is not serving (yet, or at all) is refused at once instead of waited for, and
-//! is no group's writer until its heartbeats say it serves.
+//! as the duplicate and is not delivered again, and a writer that is not serving (yet, or at
+//! all) is refused at once instead of waited for, and is no group's writer until its
+//! heartbeats say it serves.
 
 mod common;
 

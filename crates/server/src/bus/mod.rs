@@ -11,8 +11,9 @@
 //! [`Registry::deliver`](crate::registry::Registry::deliver), so entries published out of
 //! order (by two tasks, or two nodes) reach each connection in `seq` order; a gap that does not
 //! fill within [`node::GAP_TIMEOUT`], or holds more than [`node::MAX_WAITING`] entries behind
-//! it, is released and clients `sync` it, as they do after any lost push. In embedded mode ([`LocalBus`]) the receiving side is this process's own;
-//! a clustered bus also hands events to other nodes.
+//! it, is released and clients `sync` it, as they do after any lost push. In embedded mode
+//! ([`LocalBus`]) the receiving side is this process's own; a clustered bus also hands events
+//! to other nodes.
 //!
 //! **Calls never block.** `publish` is synchronous, so that callers can publish in order while
 //! holding an ordering lock (a room's). Overflow policy: a bus that talks to a network enqueues
@@ -282,8 +283,8 @@ pub trait Bus: Send + Sync + 'static {
         Err(BusError::Unavailable)
     }
     /// Appends what other nodes forward to this one with `writer`, in the order they arrive,
-    /// and answers each once committed and delivered. Until it is called, forwards to this node are refused
-    /// (their senders append themselves). A bus with one node ignores it.
+    /// and answers each once committed (and its delivery sent). Until it is called, forwards to
+    /// this node are refused (their senders append themselves). A bus with one node ignores it.
     fn serve_appends(&self, _writer: Arc<dyn AppendWriter>) {}
     /// Whether the bus reaches the other nodes now (`/readyz`).
     fn ready(&self) -> bool {

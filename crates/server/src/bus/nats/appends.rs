@@ -14,10 +14,11 @@
 //! | `P.appended.<node>.<n>` | the outcome of `node`'s forward number `n` ([`wire::encode_appended`]; empty: not written) | the writer (or NATS: no responders) | `node` |
 //!
 //! The writer commits, queues the delivery ([`AppendWriter::delivery`]) and then its answer
-//! for NATS, and only then fans the delivery out to its own connections, so the events a send causes are those of a local send plus these two messages,
-//! and the delivery leaves from where the entry committed instead of going back through the
-//! sender's node first (which publishes it only when the writer says it did not). Nothing
-//! here is needed for correctness: the store keeps seqs gap-free and keys unique whoever appends, so
+//! for NATS, and only then fans the delivery out to its own connections. So the events a send
+//! causes are those of a local send plus these two messages, and the delivery leaves from
+//! where the entry committed instead of going back through the sender's node first (which
+//! publishes it only when the writer says it did not). Nothing here is needed for
+//! correctness: the store keeps seqs gap-free and keys unique whoever appends, so
 //! when the writer does not answer within [`FORWARD_TIMEOUT`] (or NATS says nobody listens on
 //! its subject, or it refused: a full queue, a failed commit), the sending node appends
 //! itself; if the writer had committed after all, the store answers the repeat with the
@@ -261,8 +262,8 @@ fn mix(mut z: u64) -> u64 {
 
 /// Queues the appends forwarded to this node with its writer, in arrival order (the order
 /// each forwarding node sent them), and publishes each outcome to the forward's reply subject
-/// once committed and, when new, delivered. Before a writer is given, or for an unreadable append, the answer is a
-/// refusal at once (the forwarder then appends itself).
+/// once committed (behind its delivery, when new). Before a writer is given, or for an
+/// unreadable append, the answer is a refusal at once (the forwarder then appends itself).
 async fn serve(
     sending: Sending,
     mut requests: async_nats::Subscriber,
