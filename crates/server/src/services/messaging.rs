@@ -203,7 +203,6 @@ pub fn encode(frame: &ServerFrame) -> Bytes {
     Bytes::from(bytes)
 }
 
-/// The acknowledgement of an appended entry.
 /// The event that delivers entry `m` to `users` but connection `except`.
 fn entry_event(except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) -> Event {
     let frame = encode(&ServerFrame::Message {
@@ -217,6 +216,7 @@ fn entry_event(except: Option<ConnId>, m: &StoredMessage, users: Arc<[UserId]>) 
     })
 }
 
+/// The acknowledgement of an appended entry.
 fn ack(appended: &Appended) -> SendAck {
     let m = &appended.message;
     SendAck {
