@@ -77,23 +77,6 @@ async fn pipeline(
     (acks, stop_seen.map_or(0, |(_, n)| n))
 }
 
-/// Waits until counter `name` of `node` reaches `goal` (at most `within`); its last value.
-async fn counter_reaches(
-    node: &common::TestServer,
-    name: &str,
-    goal: u64,
-    within: Duration,
-) -> u64 {
-    let deadline = Instant::now() + within;
-    loop {
-        let now = node.metric(name).await;
-        if now >= goal || Instant::now() >= deadline {
-            return now;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pipelined_sends_keep_each_connections_order_through_a_change_of_writer() {
     let mut cluster = TestCluster::start(3).await;
@@ -146,13 +129,10 @@ async fn pipelined_sends_keep_each_connections_order_through_a_change_of_writer(
         .await;
     let goal = forwarded + 4 * WINDOW as u64;
     let within = Duration::from_secs(20);
-    let now = counter_reaches(
-        cluster.node(0),
-        "banter_appends_forwarded_total",
-        goal,
-        within,
-    )
-    .await;
+    let now = cluster
+        .node(0)
+        .metric_until("banter_appends_forwarded_total", |n| n >= goal, within)
+        .await;
     assert!(now >= goal, "node 0 forwarded only {now} of {goal} appends");
     let mut nodes = std::mem::take(&mut cluster.nodes);
     let writer = nodes.pop().expect("node 2");

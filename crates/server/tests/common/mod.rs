@@ -144,10 +144,21 @@ impl TestServer {
     /// Polls the metric `name` until it equals `want`, for at most `within`; returns the last
     /// value read (so the caller's assertion shows what it was).
     pub async fn metric_becomes(&self, name: &str, want: u64, within: Duration) -> u64 {
+        self.metric_until(name, |now| now == want, within).await
+    }
+
+    /// Polls the metric `name` until `done` says so of its value, for at most `within`;
+    /// returns the last value read.
+    pub async fn metric_until(
+        &self,
+        name: &str,
+        done: impl Fn(u64) -> bool,
+        within: Duration,
+    ) -> u64 {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let now = self.metric(name).await;
-            if now == want || tokio::time::Instant::now() >= deadline {
+            if done(now) || tokio::time::Instant::now() >= deadline {
                 return now;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
