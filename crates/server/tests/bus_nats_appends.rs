@@ -15,8 +15,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use banter_server::bus::nats::NatsBus;
 use banter_server::bus::nats::appends::FORWARD_TIMEOUT;
+use banter_server::bus::nats::wire;
 use banter_server::bus::node::{Caches, Node};
-use banter_server::bus::{AppendWriter, Bus, ConnId, Event, Invalidation};
+use banter_server::bus::{AppendWriter, Audience, Bus, ConnId, Delivery, Event, Invalidation};
 use banter_server::config::SqliteSync;
 use banter_server::metrics::Metrics;
 use banter_server::registry::{NodeId, Registry};
@@ -25,6 +26,7 @@ use banter_server::store::{
     Appended, EntryKind, NewMessage, PendingAppend, Store, StoreResult, UserId,
 };
 use bytes::Bytes;
+use futures_util::StreamExt;
 
 use common::nats;
 
@@ -55,7 +57,12 @@ impl AppendWriter for StoreWriter {
             return None;
         }
         self.delivered.lock().unwrap().push((seq, except));
-        Some(Event::to_users(Vec::new(), Bytes::new(), except))
+        Some(Event::Deliver(Delivery {
+            audience: Audience::Users(Arc::from([])),
+            entry: Some((appended.message.conv, seq)),
+            frame: Bytes::new(),
+            except,
+        }))
     }
 }
 
@@ -126,6 +133,10 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
         delivered: Mutex::default(),
     });
     b.serve_appends(Arc::clone(&writer) as Arc<dyn AppendWriter>);
+    // A bystander sees the writer's deliveries and answers in the order they left it.
+    let bystander = nats::connect().await;
+    let mut seen = bystander.subscribe(format!("{cluster}.>")).await.unwrap();
+    bystander.flush().await.unwrap();
     // Twenty forwards made one after another, awaited only afterwards, commit in that order.
     let mut replies = Vec::new();
     for k in 0..20 {
@@ -155,6 +166,35 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
         delivered, said_delivered,
         "each entry the writer said it delivered, once, but to its sender"
     );
+    // Each answer that says "delivered" comes after its delivery.
+    let (mut events, mut answers) = (Vec::new(), 0);
+    while answers < 20 {
+        let m = tokio::time::timeout(Duration::from_secs(5), seen.next())
+            .await
+            .expect("the bystander sees all twenty answers")
+            .unwrap();
+        if m.subject.ends_with(".events") {
+            if let Ok(Event::Deliver(d)) = wire::decode(m.payload) {
+                events.push(d.entry.unwrap().1);
+            }
+        } else if m.subject.contains(".appended.") {
+            answers += 1;
+            let answer = wire::decode_appended(m.payload).unwrap();
+            if answer.delivered {
+                let seq = answer.appended.message.seq;
+                assert!(
+                    events.contains(&seq),
+                    "the answer for {seq} overtook its delivery"
+                );
+            }
+        }
+    }
+    events.sort_unstable();
+    let want: Vec<u64> = said_delivered.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(events, want, "one event per delivered entry");
+    // Gone, so that the subjects of nodes nobody serves have no responders again.
+    seen.unsubscribe().await.unwrap();
+    bystander.flush().await.unwrap();
     // A repeat comes back as the original.
     let again = a
         .forward_append(b.node(), &text(conv, alice, "k3"), None)
