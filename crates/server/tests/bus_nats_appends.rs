@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use banter_server::bus::nats::NatsBus;
 use banter_server::bus::nats::appends::FORWARD_TIMEOUT;
 use banter_server::bus::nats::wire;
+use banter_server::bus::nats::{NatsBus, settle};
 use banter_server::bus::node::{Caches, Node};
 use banter_server::bus::{AppendWriter, Audience, Bus, ConnId, Delivery, Event, Invalidation};
 use banter_server::config::SqliteSync;
@@ -136,7 +136,7 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
     // A bystander sees the writer's deliveries and answers in the order they left it.
     let bystander = nats::connect().await;
     let mut seen = bystander.subscribe(format!("{cluster}.>")).await.unwrap();
-    bystander.flush().await.unwrap();
+    settle(&bystander).await.unwrap();
     // Twenty forwards made one after another, awaited only afterwards, commit in that order.
     let mut replies = Vec::new();
     for k in 0..20 {
@@ -194,7 +194,7 @@ async fn forwarded_appends_come_back_in_order_and_a_silent_writer_is_refused_at_
     assert_eq!(events, want, "one event per delivered entry");
     // Gone, so that the subjects of nodes nobody serves have no responders again.
     seen.unsubscribe().await.unwrap();
-    bystander.flush().await.unwrap();
+    settle(&bystander).await.unwrap();
     // A repeat comes back as the original.
     let again = a
         .forward_append(b.node(), &text(conv, alice, "k3"), None)

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use banter_client::protocol::{ClientRequest as R, RoomAck, RoomJoined};
 use banter_client::{Connection, Event};
-use banter_server::bus::nats::{presence, wire};
+use banter_server::bus::nats::{presence, settle, wire};
 use banter_server::bus::{self, NodeId, RoomCount, RoomCounts};
 use banter_server::services::rooms::cluster::STALE;
 use common::cluster::TestCluster;
@@ -119,7 +119,7 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
             (deliveries, all)
         }));
     }
-    nats.flush().await.unwrap();
+    settle(&nats).await.unwrap();
 
     // Senders on every node send at once; everyone else (the senders too) reads.
     let senders: Vec<(usize, Connection)> = conns.drain(..SENDERS).collect();
@@ -274,7 +274,7 @@ async fn a_dead_nodes_occupants_are_dropped_from_every_count() {
     nats.publish(format!("{}.events", cluster.name), wire::encode(&counts))
         .await
         .unwrap();
-    nats.flush().await.unwrap();
+    settle(&nats).await.unwrap();
     let silent = Instant::now();
     for conn in &mut conns {
         count_becomes(conn, 102).await;

@@ -215,10 +215,8 @@ impl NatsBus {
         )
         .await
         .map_err(|e| unreachable(e.to_string()))?;
-        // Subscriptions are in force once the server answered a flush: what any node publishes
-        // after `connect` returns reaches this one.
-        client
-            .flush()
+        // What any node publishes after `connect` returns reaches this one.
+        settle(&client)
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         let this = Self {
@@ -259,6 +257,20 @@ impl NatsBus {
         ));
         this.tasks.close();
         Ok(this)
+    }
+}
+
+/// Returns once the NATS server has read everything `client` sent before, so that the
+/// subscriptions made so far are in force: the server reads a connection in order and answers a
+/// request on a subject nobody serves with "no responders". ([`async_nats::Client::flush`] only
+/// writes the socket: a message another client publishes right after it can reach the server
+/// first, and miss a subscription.)
+pub async fn settle(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    use async_nats::client::RequestErrorKind;
+    match client.request(client.new_inbox(), Bytes::new()).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == RequestErrorKind::NoResponders => Ok(()),
+        Err(e) => Err(e.into()),
     }
 }
 
