@@ -190,3 +190,60 @@ async fn queued_appends_share_transactions() {
     );
     store.close().await;
 }
+
+/// A batch's duplicate check probes the key index, however young the table was when the
+/// connection planned the statement: a prepared statement's generic plan is made on its sixth
+/// run, and on a database that new the planner sees a messages table of a few pages, where
+/// hashing all of it is cheapest; that plan would stay until the first autoanalyze, scanning
+/// the whole table on every batch while it grows (as the group bench's fresh database did).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_never_scan_the_messages_table() {
+    const ROUNDS: i64 = 60;
+    const APPENDS: i64 = ROUNDS * 8;
+    let backend = Postgres::default();
+    let db = backend.create().await;
+    let store = backend.open(&db).await;
+    let (a, conv) = alice_and_bob(&*store).await;
+    // Batches of several appends, as a busy group's are.
+    for round in 0..ROUNDS {
+        let mut queued = Vec::new();
+        for i in 0..8 {
+            let key = format!("m{round}-{i}");
+            queued.push(store.queue_append(text(conv, a, &key)).await.unwrap());
+        }
+        for pending in queued {
+            pending.await.unwrap();
+        }
+    }
+    // A backend reports its table counts when it exits: close the pool, then wait for them.
+    store.close().await;
+    let client = connect(&db.url).await;
+    let counts = "SELECT n_tup_ins, seq_scan FROM pg_stat_user_tables WHERE relname = 'messages'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (inserted, scans) = loop {
+        let row = client.query_one(counts, &[]).await.unwrap();
+        let (inserted, scans): (i64, i64) = (row.get(0), row.get(1));
+        if inserted >= APPENDS || std::time::Instant::now() > deadline {
+            break (inserted, scans);
+        }
+        client.batch_execute("SELECT pg_sleep(0.05)").await.unwrap();
+    };
+    assert_eq!(
+        inserted, APPENDS,
+        "the store's backends reported their inserts"
+    );
+    // Building an index reads the table once: the migrations' builds are the only scans.
+    let indexes: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'messages'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        scans - indexes,
+        0,
+        "sequential scans of messages in {APPENDS} appends (besides {indexes} index builds)"
+    );
+}

@@ -234,6 +234,12 @@ enum Got {
 /// key stored meanwhile in a conversation outside the batch (the same key sent to two
 /// conversations) fails the statement with a unique violation instead of leaving a gap.
 ///
+/// The check for a stored key is a `LATERAL … LIMIT 1` lookup, which can only be one probe of
+/// `messages_by_client_id` per append. As `NOT EXISTS` the planner may make it a hash anti join
+/// over the whole table, and does in the plan a pooled connection keeps for this statement
+/// when it was made while the table was a few pages (a new database): that plan then reads
+/// every message on every batch until the first autoanalyze replaces it.
+///
 /// `$1` conversations, `$2` senders, `$3` keys, `$4` bodies, `$5` kinds, in batch order;
 /// `$6` ts.
 /// Returns `id, seq, client_msg_id, sender` of each row inserted (the first three as
@@ -246,9 +252,11 @@ WITH input AS (
     SELECT i.conv, i.sender, i.key, i.body, i.kind, i.ord,
            c.last_seq + row_number() OVER (PARTITION BY i.conv ORDER BY i.ord) AS seq
     FROM input i JOIN conversations c ON c.id = i.conv
-    WHERE NOT EXISTS (
-        SELECT 1 FROM messages m WHERE m.sender = i.sender AND m.client_msg_id = i.key
-    )
+    LEFT JOIN LATERAL (
+        SELECT 1 AS stored FROM messages m WHERE m.sender = i.sender AND m.client_msg_id = i.key
+        LIMIT 1
+    ) d ON TRUE
+    WHERE d.stored IS NULL
 ), ins AS (
     INSERT INTO messages (conv_id, seq, id, sender, client_msg_id, kind, body, ref_seq, ts)
     SELECT f.conv, f.seq, nextval('message_ids'), f.sender, f.key, f.kind, f.body, NULL,
