@@ -345,7 +345,8 @@ impl Background {
             stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
-        // Entries stuck behind a publishing gap are released after `bus::node::GAP_TIMEOUT`.
+        // Entries stuck behind a publishing gap are released after `bus::node::GAP_TIMEOUT`
+        // (room messages after `ROOM_GAP_TIMEOUT`).
         let n = Arc::clone(node);
         this.every(SWEEP_EVERY, move || n.sweep());
         // Idle rate-limiter state is pruned.

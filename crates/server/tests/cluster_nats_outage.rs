@@ -1,9 +1,10 @@
 //! NATS goes away under traffic and comes back: two nodes on a NATS server of the test's own
 //! (killed and started again on the same port and storage). Meanwhile sends are still
 //! acknowledged (the store is fine), `/readyz` says `bus_unavailable` and new connections are
-//! refused with it; the nodes reconnect by themselves, and a receiver on the other node ends
-//! with every acknowledged message once and in order, by push or by sync. Nobody is marked
-//! offline because the nodes could not hear each other.
+//! refused with it, as are room sends and a room's first join on a node; the nodes reconnect
+//! by themselves, and a receiver on the other node ends with every acknowledged message once
+//! and in order, by push or by sync. Nobody is marked offline because the nodes could not hear
+//! each other.
 //!
 //! Needs PostgreSQL (`BANTER_TEST_POSTGRES`) and `nats-server` (Debian's); without them the test
 //! fails, it never skips.
@@ -12,11 +13,13 @@ mod common;
 
 use std::time::Duration;
 
-use banter_client::protocol::{ClientRequest as R, ErrorCode, GroupInfo, PresenceResult};
+use banter_client::protocol::{
+    ClientRequest as R, ErrorCode, GroupInfo, PresenceResult, RoomJoined,
+};
 use banter_client::{ClientError, Connection, Target};
 use banter_server::bus::nats::presence::NODE_TIMEOUT;
 use common::cluster::TestCluster;
-use common::{TestServer, create_group, nats, ok};
+use common::{TestServer, create_group, nats, ok, refused};
 use tokio::time::Instant;
 
 /// Polls `/readyz` of `node` until it answers `want`; returns the body.
@@ -68,6 +71,13 @@ async fn nats_restarted_under_traffic_loses_nothing() {
         send(format!("before {k}")).await;
     }
     assert!(bob_online(&a, &bob.id).await);
+    let _: RoomJoined = ok(
+        &a,
+        R::RoomJoin {
+            room: "lobby".into(),
+        },
+    )
+    .await;
 
     nats.stop();
     for node in [one, two] {
@@ -79,11 +89,22 @@ async fn nats_restarted_under_traffic_loses_nothing() {
         send(format!("during {k}")).await;
     }
     // A node that cannot count a connection cluster-wide does not take it.
-    let refused = Connection::connect(&two.addr, &carol.token).await.err();
+    let turned_away = Connection::connect(&two.addr, &carol.token).await.err();
     assert!(
-        matches!(&refused, Some(ClientError::Api { status: 503, body }) if body.code == ErrorCode::BusUnavailable),
-        "{refused:?}"
+        matches!(&turned_away, Some(ClientError::Api { status: 503, body }) if body.code == ErrorCode::BusUnavailable),
+        "{turned_away:?}"
     );
+    // Nor can it give a room's message a seq, or start a room's order on this node.
+    let room_send = R::RoomSend {
+        room: "lobby".into(),
+        client_msg_id: "r1".into(),
+        text: "hi".into(),
+    };
+    assert_eq!(refused(&a, room_send).await, ErrorCode::BusUnavailable);
+    let join = R::RoomJoin {
+        room: "hall".into(),
+    };
+    assert_eq!(refused(&a, join).await, ErrorCode::BusUnavailable);
 
     nats.resume();
     for node in [one, two] {

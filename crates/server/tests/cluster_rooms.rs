@@ -102,11 +102,22 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
         format!("$JS.API.DIRECT.GET.KV_{bucket}.>"),
     ];
     let mut tallies = Vec::new();
+    // Set once every message was delivered: each tally then ends after 3 s of silence.
+    let (delivered_all, _) = tokio::sync::watch::channel(false);
     for subject in watched {
         let mut sub = nats.subscribe(subject).await.unwrap();
+        let mut done = delivered_all.subscribe();
         tallies.push(tokio::spawn(async move {
             let (mut deliveries, mut all) = (0usize, 0usize);
-            while let Ok(Some(m)) = tokio::time::timeout(Duration::from_secs(3), sub.next()).await {
+            loop {
+                let quiet = async {
+                    _ = done.wait_for(|d| *d).await;
+                    tokio::time::sleep(Duration::from_secs(3)).await;
+                };
+                let m = tokio::select! {
+                    m = sub.next() => m.expect("the bystander's subscription stays open"),
+                    () = quiet => break,
+                };
                 all += 1;
                 // A room message (with its seq); occupancy notices, which a node also
                 // broadcasts when a count changes, are other events.
@@ -186,6 +197,7 @@ async fn two_thousand_occupants_on_three_nodes_agree_on_seq_order_window_and_cou
         "the room's seqs are given out once each, without gaps"
     );
     let delivered = started.elapsed();
+    delivered_all.send_replace(true);
     let mut tallied = Vec::new();
     for t in tallies {
         tallied.push(t.await.unwrap());

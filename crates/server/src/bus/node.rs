@@ -12,7 +12,8 @@
 //! that arrives first waits in a small buffer. Every committed entry is published by the
 //! request that committed it, so a gap fills within microseconds; should one never fill (a
 //! task died between commit and publish, or a node before it published), [`Gate::sweep`]
-//! releases what waited longer than [`GAP_TIMEOUT`], and clients sync the missing entry.
+//! releases what waited longer than [`GAP_TIMEOUT`], and clients sync the missing entry (a
+//! room, which has no sync, waits [`ROOM_GAP_TIMEOUT`]).
 //!
 //! A conversation's order starts at the first entry the node sees of it (there is nothing to
 //! wait for before that) and is forgotten after a minute without entries.
@@ -160,7 +161,12 @@ impl Node {
 
     /// Releases entries that waited too long for a predecessor (see [`Gate::sweep`]).
     pub fn sweep(&self) {
-        self.gate.sweep(|d| self.deliver(d));
+        self.sweep_at(Instant::now());
+    }
+
+    /// [`Node::sweep`] as if it were `now`.
+    pub(crate) fn sweep_at(&self, now: Instant) {
+        self.gate.sweep(now, |d| self.deliver(d));
     }
 
     fn deliver(&self, d: &Delivery) {
@@ -183,15 +189,21 @@ impl Node {
     }
 }
 
-/// How long an entry waits for its predecessor before it is published anyway.
+/// How long a conversation's entry waits for its predecessor before it is published anyway
+/// (its receivers `sync` what the gap left out).
 pub const GAP_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a room's message waits for its predecessor. Longer than a conversation's: a room
+/// has no `sync`, so a release puts the late one after its successors for every occupant of
+/// this node, and on a node pressed for CPU a send can take over a second from its `seq` to
+/// its publication.
+pub const ROOM_GAP_TIMEOUT: Duration = Duration::from_secs(5);
 /// Entries that may wait behind one conversation's gap; one more releases them all (the gap is
 /// left to `sync`). Well under a connection's outbound queue (`outbound_queue_frames`, 1,024 by
 /// default), so that releasing them does not make every reader of a busy conversation a slow
 /// consumer, and a bound on what a gap holds.
 pub const MAX_WAITING: usize = 256;
 /// Conversations idle this long are forgotten (their next entry starts a fresh order).
-const IDLE: Duration = Duration::from_secs(60);
+pub(crate) const IDLE: Duration = Duration::from_secs(60);
 /// Shards of the ordering state (a power of two).
 const SHARDS: usize = 16;
 
@@ -283,18 +295,21 @@ impl Gate {
         }
     }
 
-    /// Releases to `out` the entries that waited longer than [`GAP_TIMEOUT`], and forgets
-    /// idle conversations.
-    pub fn sweep(&self, mut out: impl FnMut(&Delivery)) {
-        let now = Instant::now();
+    /// Releases to `out` the entries that waited longer than [`GAP_TIMEOUT`] at `now` (a
+    /// room's, [`ROOM_GAP_TIMEOUT`]), and forgets idle conversations.
+    pub fn sweep(&self, now: Instant, mut out: impl FnMut(&Delivery)) {
         for shard in &self.shards {
             let mut shard = shard.lock().expect("gate shard lock");
-            for order in shard.values_mut() {
+            for (key, order) in shard.iter_mut() {
+                let timeout = match key {
+                    Key::Conv(_) => GAP_TIMEOUT,
+                    Key::Room(_) => ROOM_GAP_TIMEOUT,
+                };
                 let stale = order
                     .waiting
                     .values()
                     .next()
-                    .is_some_and(|w| now - w.since > GAP_TIMEOUT);
+                    .is_some_and(|w| now - w.since > timeout);
                 if stale {
                     order.release(&mut out);
                 }
@@ -319,6 +334,28 @@ mod tests {
 
     fn seq(d: &Delivery) -> u64 {
         d.entry.expect("an entry").1
+    }
+
+    #[test]
+    fn a_rooms_gap_waits_longer_than_a_conversations() {
+        let gate = Gate::default();
+        let room = Key::Room(Arc::from("lobby"));
+        let mut out = Vec::new();
+        for key in [Key::Conv(1), room.clone()] {
+            gate.pass(key.clone(), 1, entry(1), |d| out.push(seq(d)));
+            gate.pass(key, 3, entry(3), |d| out.push(seq(d)));
+        }
+        assert_eq!(out, [1, 1], "3 waits for 2 in both");
+        let start = Instant::now();
+        let after = |t: Duration| start + t + Duration::from_millis(10);
+        gate.sweep(after(GAP_TIMEOUT), |d| out.push(seq(d)));
+        assert_eq!(out, [1, 1, 3], "the conversation's gap is given up on");
+        gate.sweep(after(ROOM_GAP_TIMEOUT - Duration::from_millis(20)), |d| {
+            out.push(seq(d))
+        });
+        assert_eq!(out, [1, 1, 3], "the room's still waits");
+        gate.sweep(after(ROOM_GAP_TIMEOUT), |d| out.push(seq(d)));
+        assert_eq!(out, [1, 1, 3, 3]);
     }
 
     #[test]

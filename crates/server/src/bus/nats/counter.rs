@@ -6,7 +6,7 @@
 //! `seq` at the same moment one wins, the other re-reads and retries, so every `seq` is given
 //! out once and a room's seqs have no gaps (but for a send whose node failed between taking
 //! its `seq` and publishing the message: receivers release the gap after
-//! [`GAP_TIMEOUT`](crate::bus::node::GAP_TIMEOUT)). Each node remembers the revision and value
+//! [`ROOM_GAP_TIMEOUT`](crate::bus::node::ROOM_GAP_TIMEOUT)). Each node remembers the revision and value
 //! it last saw per room, so a send costs one round trip to NATS when no other node sent to the
 //! room since.
 //!

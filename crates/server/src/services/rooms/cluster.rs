@@ -133,8 +133,13 @@ impl Rooms {
     /// Announces this node's changed counts (all of them when a refresh is due); on a refresh,
     /// also drops stale counts of other nodes and keeps every live room's order in the gate.
     pub(super) fn announce(&self) {
+        self.announce_changes(self.announcements.refresh_due());
+    }
+
+    /// [`Rooms::announce`], refreshing if `refresh`.
+    pub(super) fn announce_changes(&self, refresh: bool) {
         let mut pending = self.announcements.take();
-        if self.announcements.refresh_due() {
+        if refresh {
             let now = Instant::now();
             for room in self.all() {
                 let (count, seq, emptied) = {
@@ -152,7 +157,10 @@ impl Rooms {
                     self.free_if_empty(&room);
                     continue;
                 }
-                if seq > 0 {
+                // A room hosted here keeps its order even before its first message (its
+                // join read where the order starts), or the gate would forget it after a
+                // quiet minute and start it again at whichever message came first.
+                if seq > 0 || count > 0 {
                     self.node.expect_room(&room.name, seq + 1);
                 }
                 if count > 0 {

@@ -78,7 +78,8 @@ pub struct RoomLimits {
 
 #[derive(Default)]
 struct RoomState {
-    /// The last `seq`: given out here (one node), or passed by the gate (a cluster).
+    /// The last `seq`: given out here (one node); in a cluster, passed by the gate, or the
+    /// cluster's last when the room started on this node.
     seq: u64,
     /// The recent window, each message with its encoded size, in `seq` order.
     recent: VecDeque<(RoomMessage, usize)>,
@@ -318,22 +319,31 @@ impl Rooms {
         let hosted = self
             .existing(name)
             .is_some_and(|r| !r.state.lock().expect("room lock").occupants.is_empty());
-        if self.clustered && !hosted {
-            // The room starts on this node: its order here starts after the cluster's last
-            // seq (unless the gate already follows it), so that two messages sent on two nodes
-            // at once reach this node's occupants in order from the first on.
-            match self.bus.room_seq(name).await {
-                Ok(Some(last)) => self.node.expect_room(&Arc::from(name), last + 1),
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, room = name, "room seq unknown"),
-            }
-        }
+        // The room starts on this node: its order here starts after the cluster's last seq
+        // (unless the gate already follows it), so that two messages sent on two nodes at once
+        // reach this node's occupants in order from the first on. Without that seq the order
+        // would start at whichever message came first, so a join that cannot read it is
+        // refused (retryable). From here on each refresh keeps the order (`announce`).
+        let last = if self.clustered && !hosted {
+            let last = self.bus.room_seq(name).await.map_err(|e| {
+                tracing::warn!(error = %e, room = name, "room seq unknown");
+                unreachable_room()
+            })?;
+            let last = last.unwrap_or(0);
+            self.node.expect_room(&Arc::from(name), last + 1);
+            Some(last)
+        } else {
+            None
+        };
         loop {
             let room = self.room(name, true)?;
             let mut state = room.state.lock().expect("room lock");
             if state.freed {
                 // Freed between the lookup and the lock: look the name up again.
                 continue;
+            }
+            if let Some(last) = last {
+                state.seq = state.seq.max(last);
             }
             if !state.occupants.contains_key(&conn.conn) {
                 if state.occupants.is_empty() {
@@ -431,12 +441,7 @@ impl Rooms {
         // keeps it when it passes this node's gate, before `publish` returns.
         let seq = match self.bus.next_room_seq(name).await {
             Ok(Some(seq)) => seq,
-            Ok(None) | Err(_) => {
-                return Err(Error::new(
-                    ErrorCode::BusUnavailable,
-                    "the room cannot be reached now; retry later",
-                ));
-            }
+            Ok(None) | Err(_) => return Err(unreachable_room()),
         };
         let message = self.message(seq, sender, client_msg_id, text);
         let frame = room_frame(name, &message);
@@ -489,6 +494,14 @@ fn room_ack(room: &str, message: &RoomMessage, duplicate: bool) -> RoomAck {
 
 fn not_in_room() -> Error {
     Error::new(ErrorCode::NotInRoom, "you have not joined that room")
+}
+
+/// A cluster's room whose counter this node cannot reach now (NATS is away).
+fn unreachable_room() -> Error {
+    Error::new(
+        ErrorCode::BusUnavailable,
+        "the room cannot be reached now; retry later",
+    )
 }
 
 fn too_many_rooms() -> Error {

@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use banter_protocol::{RoomMessage, ServerFrame};
+use banter_protocol::{RoomJoined, RoomMessage, ServerFrame};
 use tokio::sync::mpsc;
 
 use super::{RoomLimits, Rooms, cluster};
-use crate::bus::node::{Caches, Node};
+use crate::bus::node::{Caches, IDLE, Node};
 use crate::bus::{
     AttachError, Attached, Audience, Bus, BusError, ConnHandle, ConnId, Delivery, Event,
     Invalidation, LocalBus, NodeId, RoomCount, RoomCounts,
@@ -250,4 +250,30 @@ async fn the_window_is_what_passed_the_gate_in_seq_order() {
         .await
         .unwrap();
     assert!(again.duplicate && again.seq == 5);
+}
+
+#[tokio::test]
+async fn a_quiet_hosted_room_keeps_its_order_from_its_first_message() {
+    let mut f = fixture(4);
+    let reader = f.conn();
+    f.rooms.join(1, &reader, "lobby").await.unwrap();
+    // Over a minute without messages: the gate forgets the room's order, and the next refresh
+    // puts it back where the join found it (nothing sent yet, so at 1).
+    f.node
+        .sweep_at(Instant::now() + IDLE + Duration::from_secs(1));
+    f.rooms.announce_changes(true);
+    // Seq 2 (sent on one node) arrives before seq 1 (sent on another at the same moment): it
+    // waits for 1 instead of starting the order.
+    f.node.receive(remote_message("lobby", 2));
+    let window = |joined: RoomJoined| joined.recent.iter().map(|m| m.seq).collect::<Vec<_>>();
+    let peek = f.conn();
+    assert_eq!(
+        window(f.rooms.join(2, &peek, "lobby").await.unwrap()),
+        [0u64; 0]
+    );
+    f.node.receive(remote_message("lobby", 1));
+    assert_eq!(
+        window(f.rooms.join(2, &peek, "lobby").await.unwrap()),
+        [1, 2]
+    );
 }
