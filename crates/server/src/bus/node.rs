@@ -7,9 +7,9 @@
 //! **The ordering gate** ([`Gate`]). Appends commit in seq order, but the tasks that publish
 //! them wake in any order, and in a cluster two nodes publish entries of one conversation
 //! independently, so entry 6 can arrive after 7. Clients would cope (they sync on a gap), but
-//! every reordering costs them a round trip. So every entry a node receives passes through here just before the registry: per
-//! conversation, an entry is delivered only once its predecessor has been, and a later one
-//! that arrives first waits in a small buffer. Every committed entry is published by the
+//! every reordering costs them a round trip. So every entry a node receives passes through
+//! here just before the registry: per conversation, an entry is delivered only once its
+//! predecessor has been, and a later one that arrives first waits in a small buffer. Every committed entry is published by the
 //! request that committed it, so a gap fills within microseconds; should one never fill (a
 //! task died between commit and publish, or a node before it published), [`Gate::sweep`]
 //! releases what waited longer than [`GAP_TIMEOUT`], and clients sync the missing entry (a

@@ -6,9 +6,9 @@
 //! `seq` at the same moment one wins, the other re-reads and retries, so every `seq` is given
 //! out once and a room's seqs have no gaps (but for a send whose node failed between taking
 //! its `seq` and publishing the message: receivers release the gap after
-//! [`ROOM_GAP_TIMEOUT`](crate::bus::node::ROOM_GAP_TIMEOUT)). Each node remembers the revision and value
-//! it last saw per room, so a send costs one round trip to NATS when no other node sent to the
-//! room since.
+//! [`ROOM_GAP_TIMEOUT`](crate::bus::node::ROOM_GAP_TIMEOUT)). Each node remembers the
+//! revision and value it last saw per room, so a send costs one round trip to NATS when no
+//! other node sent to the room since.
 //!
 //! Counters outlive their rooms (a room that empties keeps counting where it was); the bucket
 //! forgets a counter after [`IDLE`] without a send, and keeps at most [`ROOMS_MAX`] of them,
