@@ -68,6 +68,24 @@ fn group_smoke() {
     );
     assert_lossless(&r, 20 * 100);
     assert_eq!(figure(&r, "messages sent"), 100.0);
+    // One node's store took every send, nothing forwarded.
+    let (appends, forwards) = store_totals(&r, 1);
+    assert!(appends >= 100.0, "{r}");
+    assert_eq!(forwards, 0, "{r}");
+}
+
+/// The appends committed and the appends forwarded, summed over the `nodes` nodes the report
+/// must list under `server.store`.
+fn store_totals(report: &serde_json::Value, nodes: usize) -> (f64, u64) {
+    let store = report["server"]["store"].as_array().expect("server.store");
+    assert_eq!(store.len(), nodes, "{report}");
+    let appends = store
+        .iter()
+        .map(|s| s["commits"].as_f64().unwrap() * s["appends_per_commit"].as_f64().unwrap_or(0.0))
+        .sum::<f64>()
+        .round();
+    let forwards = store.iter().map(|s| s["forwards"].as_u64().unwrap()).sum();
+    (appends, forwards)
 }
 
 #[test]
@@ -267,6 +285,11 @@ fn cluster_group_and_connections_smoke() {
     // Sender j and member i on nodes j % 3 and i % 3: two of three deliveries cross.
     let cross = figure(&r, "deliveries crossing nodes (share)");
     assert!((cross - 0.667).abs() < 0.001, "{cross}");
+    // The group's writer committed every send; the senders on the two other nodes forwarded
+    // theirs to it.
+    let (appends, forwards) = store_totals(&r, 3);
+    assert!(appends >= 60.0, "{r}");
+    assert!(forwards > 0, "{r}");
 
     let dir = tempfile::tempdir().unwrap();
     let r = cluster_bench(

@@ -7,6 +7,7 @@
 
 pub mod chart;
 pub mod cluster;
+pub mod commits;
 pub mod connections;
 pub mod load;
 pub mod logins;

@@ -190,6 +190,9 @@ pub struct ServerUse {
     /// Each node's share, when there is more than one.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeUse>,
+    /// What each node's store did (the message scenarios, without `--ramp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub store: Vec<crate::commits::NodeStore>,
 }
 
 /// One node's resource use during the run.
@@ -239,6 +242,7 @@ impl ServerUse {
             rss_bytes: target.rss_bytes(),
             peak_rss_bytes: target.peak_rss_bytes(),
             nodes,
+            store: Vec::new(),
         }
     }
 }
@@ -342,6 +346,27 @@ impl Report {
                     })
                     .collect::<Vec<_>>()
                     .join(", "),
+            ));
+        }
+        if !self.server.store.is_empty() {
+            let ms = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"));
+            rows.push((
+                "store per node: commits / appends each / ms; forwards / ms".to_owned(),
+                self.server
+                    .store
+                    .iter()
+                    .map(|s| {
+                        format!(
+                            "{} / {} / {}; {} / {}",
+                            s.commits,
+                            ms(s.appends_per_commit),
+                            ms(s.commit_ms_mean),
+                            s.forwards,
+                            ms(s.forward_ms_mean)
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
             ));
         }
         let width = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);

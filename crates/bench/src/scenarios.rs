@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use banter_client::protocol::{ClientRequest, GroupInfo, RoomJoined};
 use banter_client::{Api, Connection, Target as To};
 
+use crate::commits;
 use crate::load::{Dest, Plan, Sender};
 use crate::measure::{Report, ServerUse};
 use crate::phase::{self, Outcome};
@@ -348,14 +349,20 @@ async fn execute(
     let rate = load.rate.unwrap_or(default_rate);
     let seconds = load.seconds.unwrap_or(default_seconds);
     let mut figures = Vec::new();
-    let (outcome, cpu_before, started) = if load.ramp {
-        ramp(&mut setup, load, &target, rate, epoch, &mut figures).await?
+    let (outcome, cpu_before, started, store_before) = if load.ramp {
+        let (outcome, cpu_before, started) =
+            ramp(&mut setup, load, &target, rate, epoch, &mut figures).await?;
+        (outcome, cpu_before, started, None)
     } else {
+        let store_before = commits::read(&target).await;
         let (cpu_before, started) = (target.cpu_seconds(), Instant::now());
         let outcome = phase_at(&mut setup, load, rate, seconds, 0, epoch).await;
-        (outcome, cpu_before, started)
+        (outcome, cpu_before, started, Some(store_before))
     };
-    let server = ServerUse::measure(&target, cpu_before, started.elapsed());
+    let mut server = ServerUse::measure(&target, cpu_before, started.elapsed());
+    if let Some(before) = store_before {
+        server.store = commits::since(&target, &before, &commits::read(&target).await);
+    }
     let sent = outcome.acks.summary().samples;
     figures.push(("messages sent".into(), sent as f64));
     figures.push(("send errors".into(), outcome.send_errors as f64));
