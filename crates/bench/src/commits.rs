@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::measure;
 use crate::target::Target;
 
 /// The counters of one node at one moment (totals since it started).
@@ -77,27 +78,16 @@ pub fn since(
         .collect()
 }
 
-/// Picks the counters out of Prometheus text.
+/// Picks the counters out of Prometheus text (0 for one it lacks).
 fn parse(text: &str) -> Counters {
-    let mut c = Counters::default();
-    for line in text.lines() {
-        let Some((name, value)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let slot = match name {
-            "banter_commit_seconds_count" => &mut c.commits,
-            "banter_commit_seconds_sum" => &mut c.commit_seconds,
-            "banter_commit_batch_size_sum" => &mut c.appends,
-            "banter_append_forward_seconds_count" => &mut c.forwards,
-            "banter_append_forward_seconds_sum" => &mut c.forward_seconds,
-            _ => continue,
-        };
-        *slot = value;
+    let m = |name: &str| measure::metric(text, name).unwrap_or(0.0);
+    Counters {
+        commits: m("banter_commit_seconds_count"),
+        commit_seconds: m("banter_commit_seconds_sum"),
+        appends: m("banter_commit_batch_size_sum"),
+        forwards: m("banter_append_forward_seconds_count"),
+        forward_seconds: m("banter_append_forward_seconds_sum"),
     }
-    c
 }
 
 #[cfg(test)]

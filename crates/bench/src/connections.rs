@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use banter_client::{Api, Connection};
 use futures_util::{StreamExt as _, stream};
 
-use crate::measure::{Report, ServerUse};
+use crate::measure::{self, Report, ServerUse};
 use crate::population;
 use crate::target::{Machine, OutputArgs, Target, TargetArgs};
 
@@ -283,11 +283,8 @@ async fn wait_until_closed(api: &Api) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (_, metrics) = api.get_text("/metrics").await?;
-        let open = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("banter_connections "))
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .context("banter_connections in /metrics")?;
+        let open = measure::metric(&metrics, "banter_connections")
+            .context("banter_connections in /metrics")? as u64;
         if open == 0 {
             return Ok(());
         }

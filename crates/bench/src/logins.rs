@@ -19,7 +19,7 @@ use banter_client::protocol::{ClientRequest, ErrorCode};
 use banter_client::{Api, ClientError};
 use tokio::sync::Mutex;
 
-use crate::measure::{Latencies, Report, ServerUse};
+use crate::measure::{self, Latencies, Report, ServerUse};
 use crate::population;
 use crate::target::{Machine, OutputArgs, Target, TargetArgs};
 
@@ -218,13 +218,7 @@ async fn ping(
 impl Tally {
     /// The attack's figures, with the server's counters from its `/metrics` text.
     fn figures(&self, metrics: &str, elapsed: Duration) -> Vec<(String, f64)> {
-        let metric = |name: &str| -> f64 {
-            metrics
-                .lines()
-                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(f64::NAN)
-        };
+        let metric = |name: &str| measure::metric(metrics, name).unwrap_or(f64::NAN);
         let guesses = self.victim_guesses.load(Ordering::Relaxed) as f64;
         let mut figures = vec![
             ("victim guesses hashed".to_owned(), guesses),

@@ -98,6 +98,14 @@ impl Latencies {
     }
 }
 
+/// The value of metric `name` (without labels) in a server's `/metrics` text.
+pub fn metric(metrics: &str, name: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Records `samples` (µs) in `hist` (past its 60 s bound, as 60 s).
 fn add(hist: &mut Histogram<u64>, samples: &[u32]) {
     for &us in samples {
